@@ -1,0 +1,6 @@
+"""mmsim command line (placeholder until the experiments layer lands)."""
+
+
+def main() -> int:
+    """Entry point."""
+    return 0

@@ -1,0 +1,233 @@
+"""Page faults (mm/memory.c handle_mm_fault and friends) and user memory access.
+
+An access checks the pte first, exactly as the MMU would; only a missing or insufficient
+pte enters the fault handler. The handler finds the vma, checks its permissions
+(x86 access_error()), and then takes one of the kernel's paths:
+
+* pte_none in a private vma: ``do_anonymous_page`` (zero page on read, new page on write);
+* pte_none in a shared anonymous vma: ``do_shared_fault`` through the shmem object;
+* a swap pte: ``do_swap_page``;
+* a present read-only pte on write: ``do_wp_page`` (reuse if exclusive, else copy).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .constants import PAGE_SHIFT, VM_EXEC, VM_READ, VM_WRITE
+from .errors import SegmentationFault
+from .page import PG_ANON, PG_ANON_EXCLUSIVE, PG_ZERO, Page
+from .pagetable import (
+    is_swap_pte,
+    mk_pte,
+    pte_mkwrite,
+    pte_mkyoung,
+    pte_pfn,
+    pte_swp_exclusive,
+    pte_write,
+    swp_slot,
+)
+
+if TYPE_CHECKING:
+    from .mm import Mm
+    from .vma import Vma
+
+
+def access_page(mm: Mm, addr: int, write: bool) -> Page:
+    """Translate ``addr`` for a read or write, faulting as needed; return the page.
+
+    The fast path is a present pte that allows the access: it only sets the accessed and
+    dirty bits, as the hardware does.
+    """
+    ptes = mm.pgtable.ptes
+    vpn = addr >> PAGE_SHIFT
+    pte = ptes.get(vpn, 0)
+    if not (pte & 1) or (write and not pte_write(pte)):
+        pte = handle_mm_fault(mm, addr, write)
+    elif not pte & 0x20 or (write and not pte & 0x40):
+        ptes[vpn] = pte_mkyoung(pte, write)
+    page = mm.machine.physmem.pages[pte_pfn(pte)]
+    assert page is not None
+    return page
+
+
+def handle_mm_fault(mm: Mm, addr: int, write: bool) -> int:
+    """Handle a fault at ``addr``: find the vma, check access, fix the pte; return it.
+
+    Raises :class:`SegmentationFault` (SEGV_MAPERR with no vma, SEGV_ACCERR when the vma
+    forbids the access), as lock_mm_and_find_vma() and access_error() decide.
+    """
+    vma = mm.vmas.lookup(addr)
+    if vma is None:
+        raise SegmentationFault(mm.owner_pid, addr, "SEGV_MAPERR", write)
+    if write:
+        if not vma.flags & VM_WRITE:
+            raise SegmentationFault(mm.owner_pid, addr, "SEGV_ACCERR", write)
+    elif not vma.flags & (VM_READ | VM_WRITE | VM_EXEC):
+        raise SegmentationFault(mm.owner_pid, addr, "SEGV_ACCERR", write)
+    return handle_pte_fault(vma, addr & ~0xFFF, write)
+
+
+def handle_pte_fault(vma: Vma, addr: int, write: bool) -> int:
+    """handle_pte_fault(): dispatch on the pte's state. ``vma`` allows the access."""
+    pte = vma.mm.pgtable.lookup(addr)
+    if pte == 0:
+        if vma.file is not None:
+            return do_shared_fault(vma, addr, write)
+        return do_anonymous_page(vma, addr, write)
+    if is_swap_pte(pte):
+        return do_swap_page(vma, addr, pte, write)
+    if write and not pte_write(pte):
+        return do_wp_page(vma, addr, pte)
+    return pte  # raced: already fixed (cannot happen single-threaded, kept for clarity)
+
+
+def anon_vma_prepare(vma: Vma) -> None:
+    """anon_vma_prepare(): give ``vma`` its anon rmap object before its first anon page."""
+    if vma.anon_vma is None:
+        anon = vma.mm.machine.hook.rmap_anon_prepare(vma=vma)
+        if anon is None:
+            from .errors import PluginError
+            raise PluginError("rmap_anon_prepare returned None")
+        vma.anon_vma = anon
+
+
+def map_new_anon_page(vma: Vma, addr: int, page: Page, writable: bool,
+                      exclusive: bool = True) -> int:
+    """Install a freshly allocated anonymous ``page`` at ``addr`` and register its rmap.
+
+    Mirrors the tail of do_anonymous_page()/wp_page_copy(): folio_add_new_anon_rmap()
+    then set_pte_at(). Returns the new pte.
+    """
+    m = vma.mm.machine
+    page.flags |= PG_ANON | (PG_ANON_EXCLUSIVE if exclusive else 0)
+    page.mapcount = 1
+    page.refcount += 1
+    m.rmap_page_new_anon(page, vma, addr, exclusive)
+    pte = mk_pte(page.pfn, writable, dirty=writable)
+    vma.mm.pgtable.set(addr, pte)
+    vma.mm.rss += 1
+    return pte
+
+
+def do_anonymous_page(vma: Vma, addr: int, write: bool) -> int:
+    """do_anonymous_page(): a read maps the shared zero page (no rmap, mapcount stays 0);
+    a write prepares the anon_vma and maps a new zeroed page."""
+    m = vma.mm.machine
+    if not write:
+        pte = mk_pte(m.physmem.ZERO_PFN, writable=False)
+        vma.mm.pgtable.set(addr, pte)
+        m.counters.fault_zero_page += 1
+        m.emit("fault", vma.mm.owner_pid, type="zero_page", address=addr)
+        return pte
+    anon_vma_prepare(vma)
+    page = m.alloc_page()
+    pte = map_new_anon_page(vma, addr, page, writable=True)
+    m.counters.fault_anon += 1
+    m.emit("fault", vma.mm.owner_pid, type="anon", address=addr, pfn=page.pfn)
+    return pte
+
+
+def do_wp_page(vma: Vma, addr: int, pte: int) -> int:
+    """do_wp_page(): a write hit a read-only pte in a writable vma.
+
+    Shared mappings are simply made writable. A private anonymous page that only this pte
+    maps (wp_can_reuse_anon_folio(): refcount 1, or 2 with the swap cache holding it and
+    the swap slot freeable) is reused in place; otherwise the page is copied (wp_page_copy).
+    """
+    mm = vma.mm
+    m = mm.machine
+    page = m.physmem.pages[pte_pfn(pte)]
+    assert page is not None
+    if vma.is_shared:
+        new = pte_mkwrite(pte)
+        mm.pgtable.set(addr, new)
+        return new
+    if page.flags & PG_ANON and _can_reuse_anon(page):
+        page.flags |= PG_ANON_EXCLUSIVE
+        new = pte_mkwrite(pte)
+        mm.pgtable.set(addr, new)
+        m.counters.fault_cow_reuse += 1
+        m.emit("fault", mm.owner_pid, type="cow_reuse", address=addr, pfn=page.pfn)
+        return new
+    # wp_page_copy(): a private copy for this pte.
+    anon_vma_prepare(vma)
+    new_page = m.alloc_page()
+    if not page.flags & PG_ZERO:
+        new_page.copy_from(page)
+    mm.pgtable.clear(addr)
+    mm.rss -= 0 if page.flags & PG_ZERO else 1
+    new_pte = map_new_anon_page(vma, addr, new_page, writable=True)
+    if not page.flags & PG_ZERO:
+        m.unmap_page_pte(page, vma, addr)
+    m.counters.fault_cow_copy += 1
+    m.counters.tlb_flushes += 1
+    m.emit("fault", mm.owner_pid, type="cow_copy", address=addr, old_pfn=page.pfn,
+           pfn=new_page.pfn)
+    return new_pte
+
+
+def _can_reuse_anon(page: Page) -> bool:
+    """wp_can_reuse_anon_folio(): no reference but this pte. A page still in the swap
+    cache is referenced by other processes' swap ptes (the slot is freed, and the page
+    leaves the cache, as soon as the last one is swapped in), so it is never reused."""
+    return page.refcount == 1
+
+
+def do_swap_page(vma: Vma, addr: int, pte: int, write: bool) -> int:
+    """do_swap_page(): bring the page back from swap (or find it in the swap cache).
+
+    A page still in the swap cache is mapped again (a minor fault, folio_add_anon_rmap);
+    otherwise a new page is read from the slot (a major fault) and set up with
+    folio_add_new_anon_rmap(), exclusive only if the swap pte was exclusive.
+    """
+    mm = vma.mm
+    m = mm.machine
+    slot = swp_slot(pte)
+    swap = m.swap
+    page = swap.cache_lookup(slot)
+    anon_vma_prepare(vma)
+    exclusive = pte_swp_exclusive(pte)
+    if page is None:
+        page = m.alloc_page()
+        page.data = swap.read(slot)
+        swap.add_to_cache(slot, page)
+        mm.pgtable.clear(addr)
+        new = map_new_anon_page(vma, addr, page, writable=False, exclusive=exclusive)
+        m.counters.fault_swapin_major += 1
+        kind = "swapin_major"
+    else:
+        mm.pgtable.clear(addr)
+        page.mapcount += 1
+        page.refcount += 1
+        if exclusive:
+            page.flags |= PG_ANON_EXCLUSIVE
+        m.rmap_page_dup(page, vma, addr)
+        new = mk_pte(page.pfn, writable=False)
+        mm.pgtable.set(addr, new)
+        mm.rss += 1
+        m.counters.fault_swapin_minor += 1
+        kind = "swapin_minor"
+    swap.free_entry(slot)  # this pte no longer references the slot
+    m.emit("fault", mm.owner_pid, type=kind, address=addr, pfn=page.pfn)
+    if write:
+        return do_wp_page(vma, addr, new)
+    return new
+
+
+def do_shared_fault(vma: Vma, addr: int, write: bool) -> int:
+    """do_read_fault()/do_shared_fault() for a shared anonymous (shmem) vma: find or create
+    the page in the object's page cache and map it; no anon rmap is involved."""
+    mm = vma.mm
+    m = mm.machine
+    obj = vma.file
+    assert obj is not None
+    page = m.shmem_get_page(obj, vma.linear_page_index(addr))
+    page.mapcount += 1
+    page.refcount += 1
+    pte = mk_pte(page.pfn, writable=write and bool(vma.flags & VM_WRITE), dirty=write)
+    mm.pgtable.set(addr, pte)
+    mm.rss += 1
+    m.counters.fault_shmem += 1
+    m.emit("fault", mm.owner_pid, type="shmem", address=addr, pfn=page.pfn)
+    return pte

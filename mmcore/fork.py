@@ -1,0 +1,53 @@
+"""fork's copy of an address space (kernel/fork.c dup_mmap) and exit_mmap."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .constants import VM_DONTCOPY, VM_LOCKED_MASK, VM_WIPEONFORK
+from .memory import copy_page_range, zap_pte_range
+from .vma_ops import remove_vma
+
+if TYPE_CHECKING:
+    from .mm import Mm
+
+
+def dup_mmap(parent: Mm, child: Mm) -> None:
+    """dup_mmap(): copy every vma of ``parent`` into ``child``.
+
+    VM_DONTCOPY vmas are skipped; VM_LOCKED is not inherited; a VM_WIPEONFORK vma is copied
+    empty (no anon_vma, no ptes). Otherwise anon_vma_fork links the child's vma, the
+    shared-file vma is inserted right after the parent's in i_mmap, and page tables are
+    copied only for vmas that have anon rmap state (vma_needs_copy()): unfaulted and
+    shared vmas fault their pages in again in the child.
+    """
+    m = parent.machine
+    m.hook.rmap_mm_init(mm=child, parent=parent)
+    child.start_brk, child.brk = parent.start_brk, parent.brk
+    for vma in parent.vmas:
+        if vma.flags & VM_DONTCOPY:
+            continue
+        new = vma.copy()
+        new.mm = child
+        new.flags &= ~VM_LOCKED_MASK
+        new.anon_vma = None
+        wipe = bool(vma.flags & VM_WIPEONFORK)
+        if not wipe and vma.anon_vma is not None:
+            m.hook.rmap_vma_fork(src=vma, dst=new)
+            if new.anon_vma is None:
+                from .errors import PluginError
+                raise PluginError("rmap_vma_fork left the child's anon_vma unset")
+        child.vmas.insert(new)
+        if new.file is not None:
+            m.i_mmap_insert(new, after=vma)
+        if not wipe and vma.anon_vma is not None:
+            copy_page_range(new, vma)
+
+
+def exit_mmap(mm: Mm) -> None:
+    """exit_mmap(): unmap every vma, unlink its rmap, then let the scheme drop the mm."""
+    for vma in mm.vmas:
+        zap_pte_range(vma, vma.start, vma.end)
+        remove_vma(vma)
+    mm.machine.hook.rmap_mm_exit(mm=mm)
+    mm.dead = True

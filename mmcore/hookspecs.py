@@ -1,0 +1,325 @@
+"""The hook specifications every mmcore plugin implements a subset of.
+
+Hooks are grouped by lifecycle stage. Names follow the kernel functions they stand for, so
+a reader of mm/rmap.c finds the matching hook at once. A plugin implements hooks as methods
+decorated with :data:`mmcore.hookimpl`; it may accept any subset of a spec's arguments.
+
+Per-page hooks (``rmap_page_*`` and ``rmap_walk``) run on every fault, fork copy and unmap.
+The Machine binds their single implementation once when it is built and calls it directly,
+so they must have exactly one implementation (the rmap scheme's) and no wrappers.
+
+Order of hooks over a process's life (see docs/hooks.md for the diagram)::
+
+    spawn/exec   rmap_mm_init(mm, parent=None)
+    first write  rmap_anon_prepare(vma)          -> rmap_page_new_anon(page, vma, addr, True)
+    fork         rmap_mm_init(child_mm, parent)  -> per vma: rmap_vma_fork(src, dst)
+                                                 -> per pte: rmap_page_dup(page, dst, addr)
+    COW          rmap_page_new_anon(new, ...)    -> rmap_page_remove(old, vma, addr)
+    mprotect     rmap_vma_split(vma, new) / rmap_vma_can_merge(...) -> rmap_vma_merge(...)
+    mremap       rmap_vma_copy(src, new) -> per pte: mremap_move_pte(...) -> rmap_page_move
+    munmap/exit  rmap_page_remove(...) per pte   -> rmap_vma_unlink(vma) -> rmap_mm_exit(mm)
+    reclaim      rmap_walk(page, cost)           -> rmap_page_remove(...) per pte
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .costs import WalkCost
+    from .events import Event
+    from .mm import Mm
+    from .page import Page
+    from .vma import Vma
+
+PROJECT = "mmcore"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: Hooks the Machine binds directly (one implementation, no pluggy dispatch per call).
+PER_PAGE_HOOKS = (
+    "rmap_page_new_anon",
+    "rmap_page_dup",
+    "rmap_page_remove",
+    "rmap_page_move",
+    "rmap_walk",
+)
+
+
+# --------------------------------------------------------------------------------------
+# rmap, per page (hot path)
+# --------------------------------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def rmap_page_new_anon(page: Page, vma: Vma, address: int, exclusive: bool) -> None:
+    """folio_add_new_anon_rmap(): a freshly allocated anonymous page was mapped.
+
+    Runs after a demand-zero write fault, a COW copy, or the swap-in of a page that is no
+    longer in the swap cache. ``vma.anon_vma`` is already prepared. The scheme sets
+    ``page.mapping`` and ``page.index`` and any per-page state; the core has already set
+    the page's mapcount to 1. ``exclusive`` is False only for a swap-in of a page that
+    several processes still share (the kernel then uses the root anon_vma).
+
+    Example::
+
+        @hookimpl
+        def rmap_page_new_anon(self, page, vma, address):
+            page.mapping = vma.anon_vma
+            page.index = vma.linear_page_index(address)
+    """
+
+
+@hookspec(firstresult=True)
+def rmap_page_dup(page: Page, vma: Vma, address: int) -> None:
+    """folio_try_dup_anon_rmap_pte()/folio_add_anon_rmap_pte(): one more pte maps an
+    existing anonymous page, in ``vma`` at ``address``.
+
+    Runs when fork copies a present pte into the child and when a process swaps in a page
+    another process already brought back into the swap cache. The core has already raised
+    the mapcount.
+
+    Example (pte_chains)::
+
+        @hookimpl
+        def rmap_page_dup(self, page, vma, address):
+            self.chain_add(page, vma.mm, address)
+    """
+
+
+@hookspec(firstresult=True)
+def rmap_page_remove(page: Page, vma: Vma, address: int) -> None:
+    """folio_remove_rmap_pte(): the pte in ``vma`` at ``address`` no longer maps ``page``.
+
+    Runs on munmap/exit (zap), on COW replacement, MADV_DONTNEED and try_to_unmap. The core
+    has already lowered the mapcount.
+
+    Example::
+
+        @hookimpl
+        def rmap_page_remove(self, page, vma, address):
+            self.chain_del(page, vma.mm, address)
+    """
+
+
+@hookspec(firstresult=True)
+def rmap_page_move(page: Page, old_vma: Vma, old_address: int, new_vma: Vma,
+                   new_address: int) -> None:
+    """move_ptes(): mremap moved the pte mapping ``page`` to ``new_vma``/``new_address``.
+
+    Schemes keyed by linear index (anon_vma, anon_vma_chain) need nothing; pte_chains
+    rewrites the chain entry; anonmm rewrites page.index for an exclusive page.
+
+    Example::
+
+        @hookimpl
+        def rmap_page_move(self, page, old_vma, old_address, new_vma, new_address):
+            self.chain_del(page, old_vma.mm, old_address)
+            self.chain_add(page, new_vma.mm, new_address)
+    """
+
+
+@hookspec(firstresult=True)
+def rmap_walk(page: Page, cost: WalkCost) -> Iterator[tuple[Vma, int]]:
+    """rmap_walk_anon(): yield every (vma, address) at which ``page`` may be mapped.
+
+    Runs for try_to_unmap, page_referenced and :meth:`Machine.rmap_walk`. Candidates may be
+    wrong (the core probes the page table for each and counts a wasted probe); a mapping
+    that is never yielded is a bug the conformance kit reports. The core stops consuming
+    the iterator once it has found ``page.mapcount`` mappings. The scheme counts its own
+    effort on ``cost``: ``mms_visited``, ``vmas_visited``, ``find_vma``, ``tree_steps``.
+
+    Example::
+
+        @hookimpl
+        def rmap_walk(self, page, cost):
+            for vma in page.mapping.vmas:
+                cost.vmas_visited += 1
+                addr = vma.address_of(page.index)
+                if addr >= 0:
+                    yield vma, addr
+    """
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------
+# rmap, per vma and mm (pluggy dispatch: rare compared with faults)
+# --------------------------------------------------------------------------------------
+
+@hookspec
+def rmap_mm_init(mm: Mm, parent: Mm | None) -> None:
+    """A new address space: at spawn and execve (``parent`` None) or at fork (dup_mmap,
+    before any vma is copied). anonmm creates or joins its group here (exec_rmap/dup_rmap).
+
+    Example::
+
+        @hookimpl
+        def rmap_mm_init(self, mm, parent):
+            mm.rmap = AnonMM(group=parent.rmap.group if parent else None)
+    """
+
+
+@hookspec
+def rmap_mm_exit(mm: Mm) -> None:
+    """exit_rmap(): the address space is gone; every vma was unlinked before this runs.
+
+    Example::
+
+        @hookimpl
+        def rmap_mm_exit(self, mm):
+            mm.rmap.leave_group()
+    """
+
+
+@hookspec(firstresult=True)
+def rmap_anon_prepare(vma: Vma) -> object:
+    """anon_vma_prepare(): the first anonymous page is about to enter ``vma``.
+
+    Called only while ``vma.anon_vma`` is None. Return the object to store in
+    ``vma.anon_vma`` (it must not be None); link the vma to it as the scheme requires.
+    A read fault that maps the zero page does not call this.
+
+    Example::
+
+        @hookimpl
+        def rmap_anon_prepare(self, vma):
+            return find_mergeable_anon_vma(vma) or AnonVma()
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def rmap_vma_fork(src: Vma, dst: Vma) -> None:
+    """anon_vma_fork(): fork copied ``src`` (parent) into ``dst`` (child).
+
+    Runs only when ``src.anon_vma`` is set and the vma is not VM_WIPEONFORK. ``dst.anon_vma``
+    is None on entry; the scheme must set it (to src's object or a new one).
+
+    Example::
+
+        @hookimpl
+        def rmap_vma_fork(self, src, dst):
+            dst.anon_vma = src.anon_vma
+            src.anon_vma.vmas.append(dst)
+    """
+
+
+@hookspec
+def rmap_vma_split(vma: Vma, new: Vma) -> None:
+    """__split_vma(): ``new`` was cut off ``vma`` and shares its anon_vma (anon_vma_clone).
+
+    ``new.anon_vma`` equals ``vma.anon_vma`` on entry; link ``new`` where ``vma`` is linked.
+
+    Example::
+
+        @hookimpl
+        def rmap_vma_split(self, vma, new):
+            if vma.anon_vma is not None:
+                vma.anon_vma.vmas.append(new)
+    """
+
+
+@hookspec
+def rmap_vma_copy(src: Vma, new: Vma) -> None:
+    """copy_vma(): mremap made ``new`` (a copy of ``src`` at the destination) because no
+    merge at the destination was possible; link it like ``src`` (anon_vma_clone).
+
+    Example::
+
+        @hookimpl
+        def rmap_vma_copy(self, src, new):
+            if src.anon_vma is not None:
+                src.anon_vma.vmas.append(new)
+    """
+
+
+@hookspec(firstresult=True)
+def rmap_vma_can_merge(target: Vma, src: Vma | None, anon: object | None,
+                       copied_from: Vma | None) -> bool:
+    """is_mergeable_anon_vma(): may a range whose anon object is ``anon`` merge into
+    ``target``? ``src`` is the existing vma being changed (None for a new range) and
+    ``copied_from`` the vma mremap is copying (else None).
+
+    Flags, file and pgoff continuity were already checked by the core. Return False to
+    refuse (anon_vma: the two anon_vmas differ; anon_vma_chain: a fork child is involved).
+
+    Example::
+
+        @hookimpl
+        def rmap_vma_can_merge(self, target, anon):
+            return target.anon_vma is None or anon is None or target.anon_vma is anon
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def rmap_vma_merge(target: Vma, src: Vma) -> None:
+    """dup_anon_vma(): ``target`` grows over (part of) ``src`` in a merge and has no anon
+    object while ``src`` has one; make ``target`` share it. The core sets
+    ``target.anon_vma`` to ``src.anon_vma`` before calling.
+
+    Example::
+
+        @hookimpl
+        def rmap_vma_merge(self, target, src):
+            src.anon_vma.vmas.append(target)
+    """
+
+
+@hookspec
+def rmap_vma_unlink(vma: Vma) -> None:
+    """unlink_anon_vmas(): ``vma`` is going away (munmap, exit, removal by a merge, or the
+    source of an MREMAP_DONTUNMAP move). Its ptes are already gone. The core clears
+    ``vma.anon_vma`` afterwards.
+
+    Example::
+
+        @hookimpl
+        def rmap_vma_unlink(self, vma):
+            if vma.anon_vma is not None:
+                vma.anon_vma.vmas.remove(vma)
+    """
+
+
+# --------------------------------------------------------------------------------------
+# mremap policy
+# --------------------------------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def mremap_move_pte(page: Page, vma: Vma, old_address: int, new_vma: Vma,
+                    new_address: int) -> str | None:
+    """move_ptes(): decide what to do with one present pte that mremap is moving.
+
+    Return ``"move"`` to move the pte (the kernel's behaviour) or ``"copy"`` to unshare the
+    page: the core gives the destination a private copy mapped as a new anonymous page,
+    and the source pte is dropped (Linus's 2004 proposal). None means "move".
+
+    Example (Linus's policy)::
+
+        @hookimpl
+        def mremap_move_pte(self, page):
+            return "copy" if page.is_anon and page.refcount > 1 else "move"
+    """
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------
+# observers
+# --------------------------------------------------------------------------------------
+
+@hookspec
+def mmcore_event(event: Event) -> None:
+    """An observable step: a fault, a COW, a split or merge, an rmap walk, an unmap.
+
+    Called only when at least one observer plugin is registered, so it costs nothing
+    otherwise. Must not change machine state.
+
+    Example::
+
+        @hookimpl
+        def mmcore_event(self, event):
+            if event.kind == "cow":
+                self.cows += 1
+    """

@@ -1,0 +1,249 @@
+"""madvise(2), mlock(2)/munlock(2) and mseal(2) (mm/madvise.c, mm/mlock.c, mm/mseal.c)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .constants import (
+    MADV_COLD,
+    MADV_DODUMP,
+    MADV_DOFORK,
+    MADV_DONTDUMP,
+    MADV_DONTFORK,
+    MADV_DONTNEED,
+    MADV_FREE,
+    MADV_HUGEPAGE,
+    MADV_KEEPONFORK,
+    MADV_MERGEABLE,
+    MADV_NOHUGEPAGE,
+    MADV_NORMAL,
+    MADV_PAGEOUT,
+    MADV_POPULATE_READ,
+    MADV_POPULATE_WRITE,
+    MADV_RANDOM,
+    MADV_SEQUENTIAL,
+    MADV_UNMERGEABLE,
+    MADV_WILLNEED,
+    MADV_WIPEONFORK,
+    MLOCK_ONFAULT,
+    PAGE_MASK,
+    PAGE_SIZE,
+    VM_DONTCOPY,
+    VM_DONTDUMP,
+    VM_HUGEPAGE,
+    VM_HUGETLB,
+    VM_IO,
+    VM_LOCKED,
+    VM_LOCKED_MASK,
+    VM_LOCKONFAULT,
+    VM_MERGEABLE,
+    VM_NOHUGEPAGE,
+    VM_PFNMAP,
+    VM_RAND_READ,
+    VM_READ,
+    VM_SEALED,
+    VM_SEQ_READ,
+    VM_SHARED,
+    VM_SPECIAL,
+    VM_WIPEONFORK,
+    VM_WRITE,
+    offset_in_page,
+    page_align,
+)
+from .errors import EINVAL, ENOMEM, EPERM, syscall_error
+from .memory import zap_pte_range
+from .mmap import populate_range
+from .pagetable import is_swap_pte, pte_pfn, pte_present, swp_slot
+from .vma_ops import vma_modify
+
+if TYPE_CHECKING:
+    from .mm import Mm
+    from .vma import Vma
+
+#: Advice that only changes vm_flags: (bits to set, bits to clear).
+_FLAG_ADVICE: dict[int, tuple[int, int]] = {
+    MADV_NORMAL: (0, VM_RAND_READ | VM_SEQ_READ),
+    MADV_RANDOM: (VM_RAND_READ, VM_SEQ_READ),
+    MADV_SEQUENTIAL: (VM_SEQ_READ, VM_RAND_READ),
+    MADV_DONTFORK: (VM_DONTCOPY, 0),
+    MADV_DOFORK: (0, VM_DONTCOPY),
+    MADV_WIPEONFORK: (VM_WIPEONFORK, 0),
+    MADV_KEEPONFORK: (0, VM_WIPEONFORK),
+    MADV_DONTDUMP: (VM_DONTDUMP, 0),
+    MADV_DODUMP: (0, VM_DONTDUMP),
+    MADV_MERGEABLE: (VM_MERGEABLE, 0),
+    MADV_UNMERGEABLE: (0, VM_MERGEABLE),
+    MADV_HUGEPAGE: (VM_HUGEPAGE, VM_NOHUGEPAGE),
+    MADV_NOHUGEPAGE: (VM_NOHUGEPAGE, VM_HUGEPAGE),
+}
+_OTHER_ADVICE = (MADV_WILLNEED, MADV_DONTNEED, MADV_FREE, MADV_COLD, MADV_PAGEOUT,
+                 MADV_POPULATE_READ, MADV_POPULATE_WRITE)
+#: is_madv_discard() (mm/mseal.c): refused on sealed read-only anonymous memory.
+_DISCARD = (MADV_DONTNEED, MADV_FREE, MADV_DONTFORK, MADV_WIPEONFORK)
+
+
+def do_madvise(mm: Mm, start: int, len_in: int, advice: int) -> None:
+    """do_madvise(): apply ``advice`` to every vma in the range; a hole in the range does
+    not stop the walk but makes the call fail with ENOMEM at the end."""
+    if advice not in _FLAG_ADVICE and advice not in _OTHER_ADVICE:
+        raise syscall_error(EINVAL, "madvise")
+    if offset_in_page(start):
+        raise syscall_error(EINVAL, "madvise")
+    length = page_align(len_in)
+    if len_in and not length:
+        raise syscall_error(EINVAL, "madvise")
+    end = start + length
+    if end == start:
+        return
+    if advice in _DISCARD:
+        for vma in mm.vmas.intersecting(start, end):
+            if vma.flags & VM_SEALED and _is_ro_anon(vma):
+                raise syscall_error(EPERM, "madvise")
+    unmapped = _walk_range(mm, start, end, lambda vma, s, e: _madvise_vma(vma, s, e, advice),
+                           stop_at_hole=False)
+    if unmapped:
+        raise syscall_error(ENOMEM, "madvise")
+
+
+def _is_ro_anon(vma: Vma) -> bool:
+    """is_ro_anon() (mm/mseal.c): private anonymous memory that cannot be written."""
+    return vma.file is None and not vma.flags & VM_SHARED and not vma.flags & VM_WRITE
+
+
+def _walk_range(mm: Mm, start: int, end: int, fn: Callable[[Vma, int, int], Vma],
+                stop_at_hole: bool) -> bool:
+    """Call ``fn(vma, s, e)`` for each mapped piece of [start, end) in address order.
+
+    ``fn`` returns the vma now covering the piece (it may have merged); returns True if a
+    hole was seen. With ``stop_at_hole`` a hole raises ENOMEM at once (mlock, mprotect).
+    """
+    addr = start
+    hole = False
+    while addr < end:
+        vma = mm.vmas.find(addr)
+        if vma is None or vma.start >= end:
+            return True
+        if vma.start > addr:
+            if stop_at_hole:
+                raise syscall_error(ENOMEM, "mlock")
+            hole = True
+            addr = vma.start
+        vma = fn(vma, addr, min(vma.end, end))
+        addr = max(vma.end, addr + PAGE_SIZE) if vma.end <= addr else vma.end
+    return hole
+
+
+def _madvise_vma(vma: Vma, start: int, end: int, advice: int) -> Vma:
+    """madvise_vma_behavior(): one vma's share of the advice."""
+    if advice in _FLAG_ADVICE:
+        if advice in (MADV_DONTFORK, MADV_DOFORK) and vma.flags & VM_IO:
+            raise syscall_error(EINVAL, "madvise")
+        if advice == MADV_WIPEONFORK and (vma.file is not None or vma.flags & VM_SHARED):
+            raise syscall_error(EINVAL, "madvise")
+        if advice == MADV_DODUMP and vma.flags & VM_SPECIAL and not vma.flags & VM_HUGETLB:
+            raise syscall_error(EINVAL, "madvise")
+        setbits, clearbits = _FLAG_ADVICE[advice]
+        flags = (vma.flags | setbits) & ~clearbits
+        if flags == vma.flags:
+            return vma
+        return vma_modify(vma, start, end, flags)
+    if advice == MADV_DONTNEED:
+        if vma.flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):
+            raise syscall_error(EINVAL, "madvise")
+        zap_pte_range(vma, start, end)
+    elif advice == MADV_FREE:
+        if vma.file is not None or vma.flags & (VM_SHARED | VM_LOCKED | VM_PFNMAP):
+            raise syscall_error(EINVAL, "madvise")
+        _madvise_free(vma, start, end)
+    elif advice in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
+        write = advice == MADV_POPULATE_WRITE
+        if not vma.flags & (VM_WRITE if write else VM_READ | VM_WRITE):
+            raise syscall_error(EINVAL, "madvise")
+        populate_range(vma.mm, start, end, write=write)
+    elif advice == MADV_PAGEOUT:
+        _madvise_pageout(vma, start, end)
+    # MADV_WILLNEED and MADV_COLD only steer readahead and LRU order: nothing to model.
+    return vma
+
+
+def _madvise_free(vma: Vma, start: int, end: int) -> None:
+    """madvise_free_pte_range(): swap entries are dropped at once; exclusively mapped
+    pages are marked clean and lazily freeable (until written again their content may be
+    reclaimed; without memory pressure it stays)."""
+    m = vma.mm.machine
+    pt = vma.mm.pgtable
+    for addr, pte in list(pt.range(start, end)):
+        if is_swap_pte(pte):
+            pt.clear(addr)
+            m.swap.free_entry(swp_slot(pte))
+        elif pte_present(pte):
+            page = m.physmem.pages[pte_pfn(pte)]
+            if page is not None and page.mapcount == 1:
+                pt.set(addr, pte & ~0x40)  # pte_mkclean
+
+
+def _madvise_pageout(vma: Vma, start: int, end: int) -> None:
+    """madvise_pageout(): reclaim exclusively mapped private anonymous pages now."""
+    m = vma.mm.machine
+    for _addr, pte in list(vma.mm.pgtable.range(start, end)):
+        if pte_present(pte):
+            page = m.physmem.pages[pte_pfn(pte)]
+            if page is not None and page.is_anon and page.mapcount == 1:
+                m.try_to_unmap(page.pfn)
+
+
+def do_mlock(mm: Mm, start: int, length: int, flags: int, lock: bool) -> None:
+    """do_mlock()/sys_munlock(): set or clear VM_LOCKED on [start, start + len) and
+    populate the range (unless MLOCK_ONFAULT). A hole stops with ENOMEM; vmas before it
+    keep their new flags (apply_vma_lock_flags)."""
+    if flags & ~MLOCK_ONFAULT:
+        raise syscall_error(EINVAL, "mlock2")
+    length = page_align(length + offset_in_page(start))
+    start &= PAGE_MASK
+    end = start + length
+    if end < start:
+        raise syscall_error(EINVAL, "mlock")
+    if end == start:
+        return
+    newbits = 0
+    if lock:
+        newbits = VM_LOCKED | (VM_LOCKONFAULT if flags & MLOCK_ONFAULT else 0)
+    if mm.vmas.lookup(start) is None:
+        raise syscall_error(ENOMEM, "mlock")
+
+    def fixup(vma: Vma, s: int, e: int) -> Vma:
+        flags_new = (vma.flags & ~VM_LOCKED_MASK) | newbits
+        if flags_new == vma.flags or vma.flags & VM_SPECIAL:
+            return vma
+        return vma_modify(vma, s, e, flags_new)
+
+    _walk_range(mm, start, end, fixup, stop_at_hole=True)
+    if lock and not flags & MLOCK_ONFAULT:
+        populate_range(mm, start, end)
+
+
+def do_mseal(mm: Mm, start: int, length: int, flags: int) -> None:
+    """do_mseal(): seal [start, start + len) against munmap, mremap, mprotect and
+    destructive madvise. The whole range must be mapped (ENOMEM otherwise, no change)."""
+    if flags:
+        raise syscall_error(EINVAL, "mseal")
+    if offset_in_page(start):
+        raise syscall_error(EINVAL, "mseal")
+    length = page_align(length)
+    end = start + length
+    if end < start:
+        raise syscall_error(EINVAL, "mseal")
+    if end == start:
+        return
+    addr = start
+    for vma in mm.vmas.intersecting(start, end):
+        if vma.start > addr:
+            raise syscall_error(ENOMEM, "mseal")
+        addr = vma.end
+    if addr < end:
+        raise syscall_error(ENOMEM, "mseal")
+    _walk_range(mm, start, end,
+                lambda vma, s, e: vma if vma.flags & VM_SEALED
+                else vma_modify(vma, s, e, vma.flags | VM_SEALED),
+                stop_at_hole=True)

@@ -1,0 +1,88 @@
+"""Page-table range operations of mm/memory.c: zap (unmap) and copy (fork)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .page import PG_ANON, PG_ANON_EXCLUSIVE, PG_ZERO
+from .pagetable import (
+    is_swap_pte,
+    pte_mkold,
+    pte_pfn,
+    pte_present,
+    pte_swp_clear_exclusive,
+    pte_swp_exclusive,
+    pte_wrprotect,
+    swp_slot,
+)
+from .vma import is_cow_mapping
+
+if TYPE_CHECKING:
+    from .vma import Vma
+
+
+def zap_pte_range(vma: Vma, start: int, end: int) -> int:
+    """zap_pte_range(): remove every pte in [start, end) of ``vma``.
+
+    Present pages lose a mapping (folio_remove_rmap_pte + put); swap ptes release their
+    slot reference (free_swap_and_cache). Returns the number of ptes removed.
+    """
+    mm = vma.mm
+    m = mm.machine
+    pt = mm.pgtable
+    n = 0
+    for addr, pte in list(pt.range(start, end)):
+        pt.clear(addr)
+        n += 1
+        if pte_present(pte):
+            page = m.physmem.pages[pte_pfn(pte)]
+            assert page is not None
+            if not page.flags & PG_ZERO:
+                mm.rss -= 1
+                m.unmap_page_pte(page, vma, addr)
+        elif is_swap_pte(pte):
+            m.swap.free_entry(swp_slot(pte))
+    if n:
+        m.counters.tlb_flushes += 1
+    return n
+
+
+def copy_page_range(dst: Vma, src: Vma) -> int:
+    """copy_page_range(): fork copies ``src``'s ptes into the child's ``dst``.
+
+    Anonymous pages become shared copy-on-write: both ptes are write-protected in a COW
+    mapping, the page loses PG_anon_exclusive (folio_try_dup_anon_rmap_pte) and gains a
+    mapcount; the child's pte is old (copy_present_pte: pte_mkold). Swap ptes gain a swap
+    reference and lose their exclusive mark on both sides (copy_nonpresent_pte).
+    Returns the number of ptes copied.
+    """
+    m = src.mm.machine
+    spt, dpt = src.mm.pgtable, dst.mm.pgtable
+    cow = is_cow_mapping(src.flags)
+    n = 0
+    for addr, pte in list(spt.range(src.start, src.end)):
+        if is_swap_pte(pte):
+            m.swap.dup(swp_slot(pte))
+            if pte_swp_exclusive(pte):
+                pte = pte_swp_clear_exclusive(pte)
+                spt.set(addr, pte)
+            dpt.set(addr, pte)
+            n += 1
+            continue
+        page = m.physmem.pages[pte_pfn(pte)]
+        assert page is not None
+        if cow:
+            pte = pte_wrprotect(pte)
+            spt.set(addr, pte)
+        dpt.set(addr, pte_mkold(pte))
+        n += 1
+        if page.flags & PG_ZERO:
+            continue
+        page.mapcount += 1
+        page.refcount += 1
+        dst.mm.rss += 1
+        if page.flags & PG_ANON:
+            page.flags &= ~PG_ANON_EXCLUSIVE
+            m.rmap_page_dup(page, dst, addr)
+    m.counters.fork_ptes_copied += n
+    return n

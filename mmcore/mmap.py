@@ -1,0 +1,271 @@
+"""mmap, munmap and brk (mm/mmap.c, mm/vma.c), with get_unmapped_area and populate."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .constants import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_FIXED_NOREPLACE,
+    MAP_GROWSDOWN,
+    MAP_LOCKED,
+    MAP_NONBLOCK,
+    MAP_NORESERVE,
+    MAP_POPULATE,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    MAP_TYPE,
+    MMAP_BASE,
+    MMAP_MIN_ADDR,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+    TASK_SIZE,
+    VM_ACCOUNT,
+    VM_DATA_DEFAULT_FLAGS,
+    VM_EXEC,
+    VM_GROWSDOWN,
+    VM_LOCKED,
+    VM_MAYEXEC,
+    VM_MAYREAD,
+    VM_MAYSHARE,
+    VM_MAYWRITE,
+    VM_NORESERVE,
+    VM_READ,
+    VM_SEALED,
+    VM_SHARED,
+    VM_WRITE,
+    offset_in_page,
+    page_align,
+)
+from .errors import EBADF, EEXIST, EINVAL, ENOMEM, EPERM, syscall_error
+from .fault import handle_pte_fault
+from .memory import zap_pte_range
+from .pagetable import pte_present, pte_write
+from .vma import Vma
+from .vma_ops import (
+    MergeRange,
+    remove_vma,
+    split_vma,
+    vma_link,
+    vma_merge_new_range,
+)
+
+if TYPE_CHECKING:
+    from .mm import Mm
+
+
+def calc_vm_prot_bits(prot: int) -> int:
+    """calc_vm_prot_bits(): PROT_* to VM_READ/VM_WRITE/VM_EXEC."""
+    return ((VM_READ if prot & PROT_READ else 0) | (VM_WRITE if prot & PROT_WRITE else 0)
+            | (VM_EXEC if prot & PROT_EXEC else 0))
+
+
+def accountable_mapping(vm_flags: int) -> bool:
+    """accountable_mapping(): private writable memory is charged (gets VM_ACCOUNT)."""
+    return (vm_flags & (VM_NORESERVE | VM_SHARED | VM_WRITE)) == VM_WRITE
+
+
+def get_unmapped_area(mm: Mm, addr: int, length: int, flags: int) -> int:
+    """arch_get_unmapped_area_topdown(): honour a free hint, else take the highest gap
+    below mmap_base that fits; MAP_FIXED returns ``addr`` as is."""
+    if length > TASK_SIZE - MMAP_MIN_ADDR:
+        raise syscall_error(ENOMEM, "mmap")
+    if flags & MAP_FIXED:
+        return addr
+    if addr:
+        addr = page_align(addr)
+        if TASK_SIZE - length >= addr and addr >= MMAP_MIN_ADDR \
+                and not mm.vmas.intersecting(addr, addr + length):
+            return addr
+    for low, high in mm.vmas.gaps_top_down(max(PAGE_SIZE, MMAP_MIN_ADDR), MMAP_BASE):
+        if high - low >= length:
+            return high - length
+    # Fallback bottom-up search above mmap_base (arch_get_unmapped_area).
+    for vma_end, nxt in _gaps_bottom_up(mm, MMAP_BASE, TASK_SIZE):
+        if nxt - vma_end >= length:
+            return vma_end
+    raise syscall_error(ENOMEM, "mmap")
+
+
+def _gaps_bottom_up(mm: Mm, low: int, high: int) -> list[tuple[int, int]]:
+    gaps = []
+    cur = low
+    for vma in mm.vmas.intersecting(low, high):
+        if vma.start > cur:
+            gaps.append((cur, vma.start))
+        cur = max(cur, vma.end)
+    if cur < high:
+        gaps.append((cur, high))
+    return gaps
+
+
+def do_mmap(mm: Mm, addr: int, length: int, prot: int, flags: int, fd: int = -1,
+            offset: int = 0) -> int:
+    """do_mmap(): create a mapping; returns its address or raises OSError.
+
+    Anonymous private mappings get ``vm_pgoff = addr >> PAGE_SHIFT`` ("Set pgoff according
+    to addr for anon_vma"); shared anonymous ones are backed by a new shmem object.
+    File mappings are not modelled yet, so a mapping without MAP_ANONYMOUS fails with
+    EBADF, as it would for a closed fd. Processes are modelled unprivileged, so MAP_FIXED below
+    vm.mmap_min_addr is EPERM (cap_mmap_addr()).
+    """
+    if offset_in_page(offset):
+        raise syscall_error(EINVAL, "mmap")
+    if not flags & MAP_ANONYMOUS:
+        raise syscall_error(EBADF, "mmap")
+    # do_mmap() for !file: only MAP_SHARED and MAP_PRIVATE are valid types (even
+    # MAP_SHARED_VALIDATE is EINVAL for anonymous memory; EOPNOTSUPP is for files).
+    map_type = flags & MAP_TYPE
+    if map_type not in (MAP_SHARED, MAP_PRIVATE):
+        raise syscall_error(EINVAL, "mmap")
+    if not length:
+        raise syscall_error(EINVAL, "mmap")
+    if flags & MAP_FIXED_NOREPLACE:
+        flags |= MAP_FIXED
+    if not flags & MAP_FIXED:
+        addr &= ~(PAGE_SIZE - 1)
+        if addr and addr < MMAP_MIN_ADDR:
+            addr = page_align(MMAP_MIN_ADDR)
+    length = page_align(length)
+    if length == 0 or length > TASK_SIZE:
+        raise syscall_error(ENOMEM, "mmap")
+    if mm.map_count > mm.machine.max_map_count:
+        raise syscall_error(ENOMEM, "mmap")
+    addr = get_unmapped_area(mm, addr, length, flags)
+    if addr > TASK_SIZE - length:
+        raise syscall_error(ENOMEM, "mmap")
+    if offset_in_page(addr):
+        raise syscall_error(EINVAL, "mmap")
+    if addr < MMAP_MIN_ADDR:
+        raise syscall_error(EPERM, "mmap")
+    if flags & MAP_FIXED_NOREPLACE and mm.vmas.intersecting(addr, addr + length):
+        raise syscall_error(EEXIST, "mmap")
+
+    vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
+    if flags & MAP_GROWSDOWN:
+        vm_flags |= VM_GROWSDOWN
+    if flags & MAP_LOCKED:
+        vm_flags |= VM_LOCKED
+    shared = map_type == MAP_SHARED
+    if shared:
+        if vm_flags & VM_GROWSDOWN:
+            raise syscall_error(EINVAL, "mmap")
+        vm_flags |= VM_SHARED | VM_MAYSHARE
+        pgoff = 0
+    else:
+        pgoff = addr >> PAGE_SHIFT
+    if flags & MAP_NORESERVE:
+        vm_flags |= VM_NORESERVE  # overcommit heuristic mode (sysctl 0) honours it
+    mmap_region(mm, addr, length, vm_flags, pgoff, shared)
+    if vm_flags & VM_LOCKED or (flags & (MAP_POPULATE | MAP_NONBLOCK)) == MAP_POPULATE:
+        populate_range(mm, addr, addr + length)
+    return addr
+
+
+def mmap_region(mm: Mm, addr: int, length: int, vm_flags: int, pgoff: int,
+                shared: bool) -> Vma:
+    """__mmap_region(): unmap what the range overlaps (MAP_FIXED), then merge the new range
+    with its neighbours or create a vma."""
+    end = addr + length
+    if mm.vmas.intersecting(addr, end):
+        do_munmap(mm, addr, length)
+    if accountable_mapping(vm_flags):
+        vm_flags |= VM_ACCOUNT
+    if not shared:
+        r = MergeRange(mm, addr, end, vm_flags, pgoff, None,
+                       prev=mm.vmas.prev_of(addr), next=mm.vmas.next_from(end))
+        merged = vma_merge_new_range(r)
+        if merged is not None:
+            return merged
+    vma = Vma(mm, addr, end, vm_flags, pgoff,
+              mm.machine.new_shmem(length) if shared else None)
+    vma_link(mm, vma)
+    return vma
+
+
+def populate_range(mm: Mm, start: int, end: int, write: bool | None = None) -> None:
+    """populate_vma_page_range(): fault in every page, as a write for private writable
+    vmas (FOLL_WRITE breaks COW) and as a read otherwise; ``write`` forces the kind
+    (MADV_POPULATE_READ/WRITE)."""
+    for vma in mm.vmas.intersecting(start, end):
+        if not vma.flags & (VM_READ | VM_WRITE | VM_EXEC):
+            continue
+        w = (vma.flags & (VM_WRITE | VM_SHARED)) == VM_WRITE if write is None else write
+        for addr in range(max(start, vma.start), min(end, vma.end), PAGE_SIZE):
+            pte = mm.pgtable.lookup(addr)
+            if pte_present(pte) and (not w or pte_write(pte)):
+                continue
+            handle_pte_fault(vma, addr, w)
+
+
+def do_munmap(mm: Mm, start: int, length: int) -> None:
+    """do_vmi_munmap(): unmap [start, start + length); raises OSError as Linux does.
+
+    Sealed vmas make the whole call fail with EPERM before anything changes; splitting a
+    vma in two fails with ENOMEM when map_count has reached vm.max_map_count.
+    """
+    if offset_in_page(start) or start > TASK_SIZE or length > TASK_SIZE - start:
+        raise syscall_error(EINVAL, "munmap")
+    length = page_align(length)
+    if length == 0:
+        raise syscall_error(EINVAL, "munmap")
+    end = start + length
+    vmas = mm.vmas.intersecting(start, end)
+    if not vmas:
+        return
+    if any(v.flags & VM_SEALED for v in vmas):
+        raise syscall_error(EPERM, "munmap")
+    first, last = vmas[0], vmas[-1]
+    if first.start < start:
+        if first.end > end and mm.map_count >= mm.machine.max_map_count:
+            raise syscall_error(ENOMEM, "munmap")
+        split_vma(first, start, new_below=True, check_limit=False)
+    if last.end > end:
+        split_vma(last, end, new_below=False, check_limit=False)
+    for vma in mm.vmas.intersecting(start, end):
+        unmap_vma(vma)
+
+
+def unmap_vma(vma: Vma) -> None:
+    """unmap_vmas() + free_pgtables() + remove_vma() for one whole vma."""
+    zap_pte_range(vma, vma.start, vma.end)
+    remove_vma(vma)
+
+
+def do_brk(mm: Mm, brk: int) -> int:
+    """brk(): move the program break; returns the new break, or the old one on failure.
+
+    Shrinking unmaps; growing expands the heap vma when it can (do_brk_flags) or maps a
+    new VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT vma with the anonymous linear pgoff.
+    """
+    if brk < mm.start_brk:
+        return mm.brk
+    newbrk, oldbrk = page_align(brk), page_align(mm.brk)
+    if oldbrk == newbrk:
+        mm.brk = brk
+        return brk
+    if brk <= mm.brk:
+        try:
+            do_munmap(mm, newbrk, oldbrk - newbrk)
+        except OSError:
+            return mm.brk
+        mm.brk = brk
+        return brk
+    if mm.vmas.intersecting(oldbrk, newbrk + PAGE_SIZE) or newbrk > TASK_SIZE:
+        return mm.brk  # check_brk_limits / the next vma plus a guard gap is in the way
+    flags = VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT
+    prev = mm.vmas.prev_of(oldbrk)
+    if prev is not None and prev.end == oldbrk and prev.flags == flags \
+            and prev.file is None and prev.anon_name is None:
+        mm.vmas.set_range(prev, prev.start, newbrk, prev.pgoff)
+    else:
+        if mm.map_count > mm.machine.max_map_count:
+            return mm.brk
+        vma_link(mm, Vma(mm, oldbrk, newbrk, flags, oldbrk >> PAGE_SHIFT))
+    mm.brk = brk
+    return brk
+

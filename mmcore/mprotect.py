@@ -1,0 +1,110 @@
+"""mprotect(2) (mm/mprotect.c do_mprotect_pkey, mprotect_fixup, change_protection)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .constants import (
+    PROT_EXEC,
+    PROT_GROWSDOWN,
+    PROT_GROWSUP,
+    PROT_READ,
+    PROT_SEM,
+    PROT_WRITE,
+    VM_ACCESS_FLAGS,
+    VM_ACCOUNT,
+    VM_HUGETLB,
+    VM_NORESERVE,
+    VM_SEALED,
+    VM_SHARED,
+    VM_WRITE,
+    page_align,
+)
+from .errors import EACCES, EINVAL, ENOMEM, EPERM, syscall_error
+from .mmap import calc_vm_prot_bits
+from .pagetable import pte_modify_write, pte_present, pte_write
+from .vma_ops import vma_modify
+
+if TYPE_CHECKING:
+    from .mm import Mm
+    from .vma import Vma
+
+
+def do_mprotect(mm: Mm, start: int, length: int, prot: int) -> None:
+    """do_mprotect_pkey(): change protection of [start, start + len).
+
+    vmas are changed one after another; a hole (ENOMEM), a permission the vma may not have
+    (EACCES) or a sealed vma (EPERM) stops the walk, and the vmas already changed stay
+    changed, exactly as in Linux.
+    """
+    if start & 0xFFF:
+        raise syscall_error(EINVAL, "mprotect")
+    if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM | PROT_GROWSDOWN
+                | PROT_GROWSUP):
+        raise syscall_error(EINVAL, "mprotect")
+    if prot & (PROT_GROWSDOWN | PROT_GROWSUP) == (PROT_GROWSDOWN | PROT_GROWSUP):
+        raise syscall_error(EINVAL, "mprotect")
+    if not length:
+        return
+    length = page_align(length)
+    end = start + length
+    if end <= start:
+        raise syscall_error(ENOMEM, "mprotect")
+    newprot = calc_vm_prot_bits(prot)
+    addr = start
+    while addr < end:
+        vma = mm.vmas.lookup(addr)
+        if vma is None:  # a hole: the vmas before it keep their new protection
+            raise syscall_error(ENOMEM, "mprotect")
+        newflags = newprot | (vma.flags & ~VM_ACCESS_FLAGS)
+        # newflags >> 4 shifts VM_MAY* into the place of VM_*.
+        if (newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS:
+            raise syscall_error(EACCES, "mprotect")
+        vma = mprotect_fixup(vma, addr, min(vma.end, end), newflags)
+        addr = vma.end  # vma_iter_end(): a merge may have covered more of the range
+
+
+def mprotect_fixup(vma: Vma, start: int, end: int, newflags: int) -> Vma:
+    """mprotect_fixup(): account, merge or split, then change the ptes.
+
+    Making private memory writable charges it (VM_ACCOUNT); making an unfaulted private
+    anonymous vma read-only drops VM_ACCOUNT again (since 6.6, so it can merge with
+    read-only neighbours).
+    """
+    if vma.flags & VM_SEALED:
+        raise syscall_error(EPERM, "mprotect")
+    oldflags = vma.flags
+    if newflags == oldflags:
+        return vma
+    if newflags & VM_WRITE:
+        if not oldflags & (VM_ACCOUNT | VM_WRITE | VM_HUGETLB | VM_SHARED | VM_NORESERVE):
+            newflags |= VM_ACCOUNT
+    elif oldflags & VM_ACCOUNT and vma.is_anonymous and vma.anon_vma is None:
+        newflags &= ~VM_ACCOUNT
+    vma = vma_modify(vma, start, end, newflags)
+    change_protection(vma, start, end)
+    return vma
+
+
+def change_protection(vma: Vma, start: int, end: int) -> None:
+    """change_pte_range(): make present ptes match the vma's permissions.
+
+    Write permission is removed when the vma loses VM_WRITE; it is added back only for
+    shared mappings (private pages regain it through a write fault, which decides between
+    reuse and copy), and only on a dirty shared pte, as vma_wants_writenotify would.
+    """
+    pt = vma.mm.pgtable
+    writable = bool(vma.flags & VM_WRITE)
+    changed = False
+    for addr, pte in list(pt.range(start, end)):
+        if not pte_present(pte):
+            continue
+        if pte_write(pte) and not writable:
+            pt.set(addr, pte_modify_write(pte, False))
+            changed = True
+        elif writable and vma.is_shared and not pte_write(pte) and pte & 0x40:
+            pt.set(addr, pte_modify_write(pte, True))
+            changed = True
+    if changed:
+        vma.mm.machine.counters.tlb_flushes += 1
+

@@ -1,0 +1,145 @@
+"""Physical memory: ``struct page`` and the frame allocator.
+
+A :class:`Page` mirrors the fields of the kernel's struct page/folio that reverse mapping
+uses: ``_refcount``, ``_mapcount``, ``mapping`` and ``index``, the page flags, and one slot
+(``rmap``) that belongs to the rmap plugin (pte_chains keeps its chain there). A small
+content payload lets tests prove that no byte is lost or leaked across COW, mremap and swap.
+"""
+
+from __future__ import annotations
+
+from .errors import OutOfMemory
+
+# Page flags (a subset of include/linux/page-flags.h).
+PG_ANON = 1 << 0  # PAGE_MAPPING_ANON: mapping is an anon rmap object
+PG_ANON_EXCLUSIVE = 1 << 1  # PG_anon_exclusive: mapped by exactly one process, may be reused
+PG_SWAPCACHE = 1 << 2  # the page is in the swap cache (private = swap slot)
+PG_DIRTY = 1 << 3
+PG_SHMEM = 1 << 4  # page-cache page of a shmem object (MAP_SHARED anonymous)
+PG_ZERO = 1 << 5  # the shared zero page
+PG_REFERENCED = 1 << 6
+PG_ACTIVE = 1 << 7
+
+
+class Page:
+    """One physical frame (struct page).
+
+    ``refcount`` counts every reference: one per pte mapping, one for the swap cache, one
+    for a page cache. ``mapcount`` counts pte mappings only (page_mapcount()); the zero page
+    keeps mapcount 0 however often it is mapped, as in Linux.
+    """
+
+    __slots__ = (
+        "data",
+        "flags",
+        "index",
+        "mapcount",
+        "mapping",
+        "pfn",
+        "refcount",
+        "rmap",
+        "swap_slot",
+    )
+
+    def __init__(self, pfn: int) -> None:
+        self.pfn = pfn
+        self.flags = 0
+        self.refcount = 0
+        self.mapcount = 0
+        #: page->mapping: the scheme's anon object (anon_vma, anonmm...) or an AddressSpace.
+        self.mapping: object | None = None
+        #: page->index: linear page index (anon_vma schemes), virtual address (anonmm) or
+        #: file offset in pages (page cache).
+        self.index = 0
+        #: The rmap plugin's per-page slot (pte_chains: the direct pointer or chain).
+        self.rmap: object | None = None
+        #: Content; trailing zero bytes are implicit so a page costs only what was written.
+        self.data = b""
+        #: Swap slot while PG_SWAPCACHE is set (page->private).
+        self.swap_slot = -1
+
+    @property
+    def is_anon(self) -> bool:
+        """PageAnon(): the page belongs to an anonymous rmap object."""
+        return bool(self.flags & PG_ANON)
+
+    def read(self, offset: int, n: int) -> bytes:
+        """Return ``n`` bytes of content from ``offset`` (implicit zeros past the payload)."""
+        chunk = self.data[offset:offset + n]
+        return chunk + bytes(n - len(chunk))
+
+    def write(self, offset: int, payload: bytes) -> None:
+        """Store ``payload`` at ``offset``, growing the explicit part of the content."""
+        data = self.data
+        if len(data) < offset:
+            data = data + bytes(offset - len(data))
+        self.data = data[:offset] + payload + data[offset + len(payload):]
+
+    def copy_from(self, other: Page) -> None:
+        """copy_user_highpage(): take ``other``'s content."""
+        self.data = other.data
+
+    def __repr__(self) -> str:
+        return (f"Page(pfn={self.pfn}, ref={self.refcount}, map={self.mapcount}, "
+                f"flags={self.flags:#x}, index={self.index:#x})")
+
+
+class PhysMem:
+    """A fixed number of frames with a deterministic LIFO free list.
+
+    Frame 0 is the shared zero page (ZERO_PAGE(0)); it is never allocated or freed.
+    """
+
+    ZERO_PFN = 0
+
+    def __init__(self, nr_frames: int) -> None:
+        if nr_frames < 2:
+            raise ValueError("physical memory needs at least 2 frames")
+        self.nr_frames = nr_frames
+        self.pages: list[Page | None] = [None] * nr_frames
+        zero = Page(self.ZERO_PFN)
+        zero.flags = PG_ZERO
+        zero.refcount = 1
+        self.pages[self.ZERO_PFN] = zero
+        self.zero_page = zero
+        # Highest pfn on top so that the first allocation is pfn 1 (deterministic layout).
+        self._free = list(range(nr_frames - 1, 0, -1))
+
+    @property
+    def nr_free(self) -> int:
+        """Number of frames on the free list."""
+        return len(self._free)
+
+    @property
+    def nr_used(self) -> int:
+        """Frames in use, not counting the zero page."""
+        return self.nr_frames - 1 - len(self._free)
+
+    def alloc(self) -> Page:
+        """alloc_page(): take a free frame; raises :class:`OutOfMemory` when none is left."""
+        if not self._free:
+            raise OutOfMemory("no free page frame")
+        pfn = self._free.pop()
+        page = Page(pfn)
+        self.pages[pfn] = page
+        return page
+
+    def free(self, page: Page) -> None:
+        """__free_page(): return a frame whose last reference was dropped."""
+        if page.refcount != 0 or page.mapcount != 0:
+            raise AssertionError(f"freeing a page still in use: {page!r}")
+        if page.flags & PG_ZERO:
+            raise AssertionError("freeing the zero page")
+        self.pages[page.pfn] = None
+        self._free.append(page.pfn)
+
+    def page(self, pfn: int) -> Page | None:
+        """pfn_to_page(): the page at ``pfn`` if it is allocated."""
+        if 0 <= pfn < self.nr_frames:
+            return self.pages[pfn]
+        return None
+
+    def used_pages(self) -> list[Page]:
+        """Every allocated page except the zero page, in pfn order."""
+        return [p for p in self.pages[1:] if p is not None]
+

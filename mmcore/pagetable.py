@@ -1,0 +1,186 @@
+"""The MMU's page tables: x86-style PTEs and a per-mm 4-level table.
+
+A PTE is an ``int``. When ``_PAGE_PRESENT`` is set it holds the pfn and the x86 bits
+(arch/x86/include/asm/pgtable_types.h); when it is clear and non-zero it is a swap entry
+(the swap slot and the "exclusive" bit that pte_swp_exclusive() reports). Zero is pte_none.
+
+The table is stored flat (a dict from virtual page number to PTE), while the page-table
+pages a 4-level x86-64 walk would need are counted, so that metadata and walk cost match a
+real radix table: every :meth:`PageTable.lookup` is one walk of ``LEVELS`` levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .constants import PAGE_SHIFT
+
+_PAGE_PRESENT = 1 << 0
+_PAGE_RW = 1 << 1
+_PAGE_USER = 1 << 2
+_PAGE_ACCESSED = 1 << 5
+_PAGE_DIRTY = 1 << 6
+PFN_SHIFT = 12
+_FLAGS_MASK = (1 << PFN_SHIFT) - 1
+
+# Swap PTE layout (non-present): bit 1 = exclusive, slot in the pfn field.
+_SWP_EXCLUSIVE = 1 << 1
+_SWP_MARK = 1 << 2  # keeps swap slot 0 distinguishable from pte_none
+
+LEVELS = 4
+#: Entries per page-table page on x86-64 (PTRS_PER_PTE and friends).
+PTRS_PER_TABLE = 512
+
+
+def mk_pte(pfn: int, writable: bool, dirty: bool = False, accessed: bool = True) -> int:
+    """mk_pte(): a present user PTE for ``pfn``."""
+    pte = (pfn << PFN_SHIFT) | _PAGE_PRESENT | _PAGE_USER
+    if writable:
+        pte |= _PAGE_RW
+    if dirty:
+        pte |= _PAGE_DIRTY
+    if accessed:
+        pte |= _PAGE_ACCESSED
+    return pte
+
+
+def pte_present(pte: int) -> bool:
+    """pte_present()."""
+    return bool(pte & _PAGE_PRESENT)
+
+
+def pte_pfn(pte: int) -> int:
+    """pte_pfn(): the frame a present PTE maps."""
+    return pte >> PFN_SHIFT
+
+
+def pte_write(pte: int) -> bool:
+    """pte_write()."""
+    return bool(pte & _PAGE_RW)
+
+
+def pte_dirty(pte: int) -> bool:
+    """pte_dirty()."""
+    return bool(pte & _PAGE_DIRTY)
+
+
+def pte_young(pte: int) -> bool:
+    """pte_young(): the accessed bit."""
+    return bool(pte & _PAGE_ACCESSED)
+
+
+def pte_wrprotect(pte: int) -> int:
+    """pte_wrprotect()."""
+    return pte & ~_PAGE_RW
+
+
+def pte_mkwrite(pte: int) -> int:
+    """pte_mkwrite() + pte_mkdirty(): used when a write fault makes the PTE writable."""
+    return pte | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED
+
+
+def pte_mkold(pte: int) -> int:
+    """pte_mkold(): clear the accessed bit."""
+    return pte & ~_PAGE_ACCESSED
+
+
+def pte_mkyoung(pte: int, dirty: bool) -> int:
+    """Set the accessed bit (and the dirty bit on a write), as the hardware does."""
+    return pte | _PAGE_ACCESSED | (_PAGE_DIRTY if dirty else 0)
+
+
+def pte_modify_write(pte: int, writable: bool) -> int:
+    """change_pte_range(): keep the pfn and bits, set or clear write permission."""
+    return pte | _PAGE_RW if writable else pte & ~_PAGE_RW
+
+
+def swp_entry_to_pte(slot: int, exclusive: bool) -> int:
+    """swp_entry_to_pte(): a non-present PTE naming swap ``slot``."""
+    return (slot << PFN_SHIFT) | _SWP_MARK | (_SWP_EXCLUSIVE if exclusive else 0)
+
+
+def is_swap_pte(pte: int) -> bool:
+    """is_swap_pte(): non-present and not pte_none."""
+    return pte != 0 and not pte & _PAGE_PRESENT
+
+
+def swp_slot(pte: int) -> int:
+    """swp_offset(): the swap slot of a swap PTE."""
+    return pte >> PFN_SHIFT
+
+
+def pte_swp_exclusive(pte: int) -> bool:
+    """pte_swp_exclusive(): the page was exclusive to this mapping when swapped out."""
+    return bool(pte & _SWP_EXCLUSIVE)
+
+
+def pte_swp_clear_exclusive(pte: int) -> int:
+    """pte_swp_clear_exclusive()."""
+    return pte & ~_SWP_EXCLUSIVE
+
+
+class PageTable:
+    """One mm's page table (pgd). ``walks`` counts lookups; table pages are accounted."""
+
+    __slots__ = ("_tables", "ptes", "walks")
+
+    def __init__(self) -> None:
+        self.ptes: dict[int, int] = {}
+        self.walks = 0
+        # Number of populated entries in each lower-level table, keyed (level, index).
+        self._tables: dict[tuple[int, int], int] = {}
+
+    def lookup(self, addr: int) -> int:
+        """Walk the table for ``addr``: the PTE, or 0 (pte_none). Counts one walk."""
+        self.walks += 1
+        return self.ptes.get(addr >> PAGE_SHIFT, 0)
+
+    def set(self, addr: int, pte: int) -> None:
+        """set_pte_at(): install ``pte`` (non-zero) for ``addr``, allocating tables."""
+        vpn = addr >> PAGE_SHIFT
+        if vpn not in self.ptes:
+            self._account(vpn, +1)
+        self.ptes[vpn] = pte
+
+    def clear(self, addr: int) -> int:
+        """ptep_get_and_clear(): remove and return the PTE for ``addr`` (0 if none)."""
+        vpn = addr >> PAGE_SHIFT
+        pte = self.ptes.pop(vpn, 0)
+        if pte:
+            self._account(vpn, -1)
+        return pte
+
+    def _account(self, vpn: int, delta: int) -> None:
+        # PTE page covers 512 pages, PMD page 512 PTE pages, PUD page 512 PMD pages.
+        for level, shift in ((1, 9), (2, 18), (3, 27)):
+            key = (level, vpn >> shift)
+            count = self._tables.get(key, 0) + delta
+            if count:
+                self._tables[key] = count
+            else:
+                del self._tables[key]
+
+    def range(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """Yield ``(addr, pte)`` for every non-none PTE in [start, end), in address order.
+
+        Sparse ranges are scanned through the populated entries, dense ones directly, so the
+        cost follows what a walk over populated page tables would touch.
+        """
+        first, last = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+        if last - first <= len(self.ptes):
+            get = self.ptes.get
+            for vpn in range(first, last):
+                pte = get(vpn)
+                if pte:
+                    yield vpn << PAGE_SHIFT, pte
+        else:
+            for vpn in sorted(v for v in self.ptes if first <= v < last):
+                yield vpn << PAGE_SHIFT, self.ptes[vpn]
+
+    @property
+    def nr_table_pages(self) -> int:
+        """Page-table pages in use: the pgd plus every populated PUD, PMD and PTE page."""
+        return 1 + len(self._tables)
+
+    def __len__(self) -> int:
+        return len(self.ptes)

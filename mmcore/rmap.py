@@ -1,0 +1,136 @@
+"""The core side of reverse mapping: driving a scheme's walk, the brute-force truth, and
+try_to_unmap (mm/rmap.c rmap_walk, try_to_unmap_one).
+
+The scheme only proposes candidates; the core probes each candidate's page table, counts
+hits and wasted probes, and stops as soon as every mapping (``page.mapcount``) was found,
+as the kernel's ``done()`` callback does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dataclasses_json import DataClassJsonMixin
+
+from .constants import VM_LOCKED
+from .costs import WalkCost
+from .page import PG_ANON_EXCLUSIVE, PG_SHMEM, PG_ZERO, Page
+from .pagetable import pte_pfn, pte_present, swp_entry_to_pte
+from .shmem import ShmemObject
+
+if TYPE_CHECKING:
+    from .machine import Machine
+    from .vma import Vma
+
+
+@dataclass
+class WalkResult(DataClassJsonMixin):
+    """What :meth:`Machine.rmap_walk` returns: the mappings found and the walk's cost."""
+
+    pfn: int
+    mappings: list[tuple[int, int]] = field(default_factory=list)
+    cost: WalkCost = field(default_factory=WalkCost)
+
+
+@dataclass
+class UnmapResult(DataClassJsonMixin):
+    """What :meth:`Machine.try_to_unmap` returns."""
+
+    pfn: int
+    success: bool
+    unmapped: list[tuple[int, int]] = field(default_factory=list)
+    swap_slot: int = -1
+    reason: str = ""
+    cost: WalkCost = field(default_factory=WalkCost)
+
+
+def file_walk(page: Page, cost: WalkCost) -> Iterator[tuple[Vma, int]]:
+    """rmap_walk_file() over a plain i_mmap list: every vma of the object is visited."""
+    obj = page.mapping
+    assert isinstance(obj, ShmemObject)
+    for vma in list(obj.i_mmap):
+        cost.vmas_visited += 1
+        addr = vma.address_of(page.index)
+        if addr >= 0:
+            yield vma, addr
+
+
+def find_mappings(m: Machine, page: Page) -> tuple[list[tuple[Vma, int]], WalkCost]:
+    """Run the walk for ``page``; return the (vma, address) pairs whose pte maps it."""
+    cost = WalkCost(walks=1)
+    hits: list[tuple[Vma, int]] = []
+    want = page.mapcount
+    if want == 0:
+        return hits, cost
+    candidates = m.rmap_walk_impl(page, cost) if page.is_anon else file_walk(page, cost)
+    for vma, addr in candidates:
+        cost.ptes_probed += 1
+        pte = vma.mm.pgtable.lookup(addr)
+        if pte_present(pte) and pte_pfn(pte) == page.pfn:
+            cost.hits += 1
+            hits.append((vma, addr))
+            if len(hits) == want:
+                break
+        else:
+            cost.wasted += 1
+    m.walk_cost.add(cost)
+    return hits, cost
+
+
+def rmap_truth(m: Machine, pfn: int) -> list[tuple[int, int]]:
+    """Brute force: every (pid, address) whose present pte maps ``pfn``, sorted."""
+    out = []
+    for proc in m.live_processes():
+        for vpn, pte in proc.mm.pgtable.ptes.items():
+            if pte_present(pte) and pte_pfn(pte) == pfn:
+                out.append((proc.pid, vpn << 12))
+    return sorted(out)
+
+
+def try_to_unmap(m: Machine, page: Page) -> UnmapResult:
+    """try_to_unmap(): remove every pte that maps ``page``, found through the rmap walk.
+
+    Anonymous pages are written to swap first (add_to_swap) and each pte becomes a swap
+    entry, exclusive if the page was PG_anon_exclusive; when the last pte is gone the page
+    leaves the swap cache and is freed. Shared (shmem) pages are only unmapped. A mapping
+    in a VM_LOCKED vma makes the attempt fail with nothing changed (the kernel's
+    try_to_unmap_one() stops there and mlocks the page).
+    """
+    result = UnmapResult(pfn=page.pfn, success=False)
+    if page.flags & PG_ZERO:
+        result.reason = "the zero page is never unmapped"
+        return result
+    hits, cost = find_mappings(m, page)
+    result.cost = cost
+    if any(vma.flags & VM_LOCKED for vma, _ in hits):
+        result.reason = "mapped in a VM_LOCKED vma"
+        return result
+    slot = -1
+    anon = page.is_anon
+    if anon and hits:
+        slot = m.swap.alloc(page)
+    exclusive = bool(page.flags & PG_ANON_EXCLUSIVE)
+    for vma, addr in hits:
+        mm = vma.mm
+        mm.pgtable.clear(addr)
+        if anon:
+            mm.pgtable.set(addr, swp_entry_to_pte(slot, exclusive))
+            m.swap.dup(slot)
+        mm.rss -= 1
+        m.unmap_page_pte(page, vma, addr)
+        result.unmapped.append((mm.owner_pid, addr))
+    m.counters.pages_unmapped += len(hits)
+    if hits:
+        m.counters.tlb_flushes += 1
+    result.success = page.mapcount == 0
+    if not result.success:
+        result.reason = f"{page.mapcount} mapping(s) not found by the rmap walk"
+    if anon and slot >= 0 and page.mapcount == 0:
+        m.counters.pages_swapped_out += 1
+        m.swap.delete_from_cache(page)  # pageout done: __remove_mapping()
+    result.swap_slot = slot
+    result.unmapped.sort()
+    m.emit("unmap", 0, pfn=page.pfn, ptes=len(hits), shmem=bool(page.flags & PG_SHMEM))
+    return result

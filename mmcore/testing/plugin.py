@@ -1,0 +1,1 @@
+"""pytest plugin entry point (the conformance kit lands here)."""
