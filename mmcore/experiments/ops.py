@@ -1,0 +1,161 @@
+"""The operation vocabulary shared by workloads and traces, and its replay on a Machine.
+
+An :class:`Op` is plain data (one JSON object per line in a trace). ``pid`` and ``child``
+are the trace's own process ids; the :class:`Player` maps them to simulated processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dataclasses_json import DataClassJsonMixin
+
+from ..constants import MAP_FIXED, PAGE_SIZE
+from ..errors import SegmentationFault
+from ..machine import Machine
+from ..process import Process
+
+#: Every operation name with the Op fields it uses.
+OP_FIELDS: dict[str, tuple[str, ...]] = {
+    "spawn": ("pid",),
+    "fork": ("pid", "child"),
+    "exec": ("pid",),
+    "exit": ("pid",),
+    "mmap": ("pid", "addr", "length", "prot", "flags", "ret"),
+    "munmap": ("pid", "addr", "length"),
+    "mprotect": ("pid", "addr", "length", "prot"),
+    "mremap": ("pid", "addr", "length", "new_len", "flags", "new_addr", "ret"),
+    "madvise": ("pid", "addr", "length", "advice"),
+    "mlock": ("pid", "addr", "length", "flags"),
+    "munlock": ("pid", "addr", "length"),
+    "brk": ("pid", "addr", "ret"),
+    "write": ("pid", "addr", "length", "data"),
+    "read": ("pid", "addr", "length"),
+    "reclaim": ("pid", "addr", "length"),
+}
+
+
+@dataclass
+class Op(DataClassJsonMixin):
+    """One step: a syscall, a memory access, or ``reclaim`` (try_to_unmap every page
+    mapped in [addr, addr + length) of ``pid``; length 0 means every anonymous page of
+    every process)."""
+
+    op: str
+    pid: int = 1
+    addr: int = 0
+    length: int = 0
+    prot: int = 0
+    flags: int = 0
+    new_len: int = 0
+    new_addr: int = 0
+    advice: int = 0
+    child: int = 0
+    data: str = ""
+    #: What the kernel returned (traces): mmap/mremap/brk results are replayed there.
+    ret: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Player:
+    """Apply ops to a Machine, keeping the trace-pid to process map.
+
+    ``strict`` re-raises syscall errors; otherwise they are counted in ``errors`` (a
+    replayed trace may contain calls that failed in the real run too).
+    """
+
+    def __init__(self, machine: Machine, strict: bool = True) -> None:
+        self.machine = machine
+        self.procs: dict[int, Process] = {}
+        self.strict = strict
+        self.errors: dict[str, int] = {}
+        self.segfaults = 0
+
+    def proc(self, pid: int) -> Process:
+        """The simulated process standing for trace pid ``pid``."""
+        try:
+            return self.procs[pid]
+        except KeyError:
+            raise KeyError(f"pid {pid} is not running in this replay") from None
+
+    def apply(self, op: Op) -> int | bytes | None:
+        """Run one op and return its result (an address, bytes read, or None)."""
+        try:
+            return self._apply(op)
+        except OSError as exc:
+            if self.strict:
+                raise
+            key = f"{op.op}:{exc.errno}"
+            self.errors[key] = self.errors.get(key, 0) + 1
+            return None
+        except SegmentationFault:
+            if self.strict:
+                raise
+            self.segfaults += 1
+            return None
+
+    def _apply(self, op: Op) -> int | bytes | None:
+        name = op.op
+        if name == "spawn":
+            self.procs[op.pid] = self.machine.spawn()
+            return None
+        p = self.proc(op.pid)
+        if name == "fork":
+            self.procs[op.child] = p.fork()
+            return None
+        if name == "exec":
+            p.execve()
+            return None
+        if name == "exit":
+            p.exit(0)
+            if p.parent is not None:
+                p.parent.waitpid(p.pid)
+            del self.procs[op.pid]
+            return None
+        if name == "mmap":
+            if op.ret is not None:
+                return p.mmap(op.ret, op.length, op.prot, op.flags | MAP_FIXED)
+            return p.mmap(op.addr, op.length, op.prot, op.flags)
+        if name == "munmap":
+            p.munmap(op.addr, op.length)
+        elif name == "mprotect":
+            p.mprotect(op.addr, op.length, op.prot)
+        elif name == "mremap":
+            return p.mremap(op.addr, op.length, op.new_len, op.flags, op.new_addr)
+        elif name == "madvise":
+            p.madvise(op.addr, op.length, op.advice)
+        elif name == "mlock":
+            p.mlock(op.addr, op.length, op.flags)
+        elif name == "munlock":
+            p.munlock(op.addr, op.length)
+        elif name == "brk":
+            return p.brk(op.addr)
+        elif name == "write":
+            payload = op.data.encode() if op.data else b"\x01"
+            for a in range(op.addr, op.addr + max(op.length, 1), PAGE_SIZE):
+                p.write(a, payload)
+        elif name == "read":
+            return p.read(op.addr, max(op.length, 1))
+        elif name == "reclaim":
+            self.reclaim(op)
+        else:
+            raise ValueError(f"unknown op {name!r}: choose one of: " + ", ".join(OP_FIELDS))
+        return None
+
+    def reclaim(self, op: Op) -> None:
+        """try_to_unmap every anonymous page in the range (or everywhere)."""
+        m = self.machine
+        if op.length == 0:
+            pfns = [pg.pfn for pg in m.pages_in_use() if pg.is_anon and pg.mapcount]
+        else:
+            p = self.proc(op.pid)
+            pfns = []
+            for a in range(op.addr, op.addr + op.length, PAGE_SIZE):
+                e = p.pagemap(a)
+                if e.present and e.pfn != m.physmem.ZERO_PFN:
+                    pfns.append(e.pfn)
+        for pfn in dict.fromkeys(pfns):
+            page = m.physmem.page(pfn)
+            if page is not None and page.mapcount:
+                m.try_to_unmap(pfn)
