@@ -65,12 +65,18 @@ def handle_mm_fault(mm: Mm, addr: int, write: bool) -> int:
             raise SegmentationFault(mm.owner_pid, addr, "SEGV_ACCERR", write)
     elif not vma.flags & (VM_READ | VM_WRITE | VM_EXEC):
         raise SegmentationFault(mm.owner_pid, addr, "SEGV_ACCERR", write)
-    return handle_pte_fault(vma, addr & ~0xFFF, write)
+    addr &= ~0xFFF
+    pte = mm.pgtable.lookup(addr)
+    if pte == 0 and write and vma.file is None:
+        return do_anonymous_write(vma, addr)
+    return handle_pte_fault(vma, addr, write, pte)
 
 
-def handle_pte_fault(vma: Vma, addr: int, write: bool) -> int:
-    """handle_pte_fault(): dispatch on the pte's state. ``vma`` allows the access."""
-    pte = vma.mm.pgtable.lookup(addr)
+def handle_pte_fault(vma: Vma, addr: int, write: bool, pte: int | None = None) -> int:
+    """handle_pte_fault(): dispatch on the pte's state. ``vma`` allows the access;
+    ``pte`` is the entry the caller already read, if any."""
+    if pte is None:
+        pte = vma.mm.pgtable.lookup(addr)
     if pte == 0:
         if vma.file is not None:
             return do_shared_fault(vma, addr, write)
@@ -113,18 +119,34 @@ def map_new_anon_page(vma: Vma, addr: int, page: Page, writable: bool,
 def do_anonymous_page(vma: Vma, addr: int, write: bool) -> int:
     """do_anonymous_page(): a read maps the shared zero page (no rmap, mapcount stays 0);
     a write prepares the anon_vma and maps a new zeroed page."""
+    if write:
+        return do_anonymous_write(vma, addr)
     m = vma.mm.machine
-    if not write:
-        pte = mk_pte(m.physmem.ZERO_PFN, writable=False)
-        vma.mm.pgtable.set(addr, pte)
-        m.counters.fault_zero_page += 1
+    pte = mk_pte(m.physmem.ZERO_PFN, writable=False)
+    vma.mm.pgtable.set(addr, pte)
+    m.counters.fault_zero_page += 1
+    if m.observed:
         m.emit("fault", vma.mm.owner_pid, type="zero_page", address=addr)
-        return pte
-    anon_vma_prepare(vma)
-    page = m.alloc_page()
-    pte = map_new_anon_page(vma, addr, page, writable=True)
+    return pte
+
+
+def do_anonymous_write(vma: Vma, addr: int) -> int:
+    """do_anonymous_page() for a write: the demand-zero fault, the hottest path of all."""
+    mm = vma.mm
+    m = mm.machine
+    if vma.anon_vma is None:
+        anon_vma_prepare(vma)
+    page = m.physmem.alloc()
+    page.flags = PG_ANON | PG_ANON_EXCLUSIVE
+    page.mapcount = 1
+    page.refcount = 1
+    m.rmap_page_new_anon(page, vma, addr, True)
+    pte = (page.pfn << 12) | 0x67  # present, rw, user, accessed, dirty (mk_pte)
+    mm.pgtable.set(addr, pte)
+    mm.rss += 1
     m.counters.fault_anon += 1
-    m.emit("fault", vma.mm.owner_pid, type="anon", address=addr, pfn=page.pfn)
+    if m.observed:
+        m.emit("fault", mm.owner_pid, type="anon", address=addr, pfn=page.pfn)
     return pte
 
 

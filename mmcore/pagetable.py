@@ -122,13 +122,13 @@ def pte_swp_clear_exclusive(pte: int) -> int:
 class PageTable:
     """One mm's page table (pgd). ``walks`` counts lookups; table pages are accounted."""
 
-    __slots__ = ("_tables", "ptes", "walks")
+    __slots__ = ("_pte_pages", "ptes", "walks")
 
     def __init__(self) -> None:
         self.ptes: dict[int, int] = {}
         self.walks = 0
-        # Number of populated entries in each lower-level table, keyed (level, index).
-        self._tables: dict[tuple[int, int], int] = {}
+        # Populated entries per PTE page (512 pages each); upper levels are derived.
+        self._pte_pages: dict[int, int] = {}
 
     def lookup(self, addr: int) -> int:
         """Walk the table for ``addr``: the PTE, or 0 (pte_none). Counts one walk."""
@@ -138,27 +138,26 @@ class PageTable:
     def set(self, addr: int, pte: int) -> None:
         """set_pte_at(): install ``pte`` (non-zero) for ``addr``, allocating tables."""
         vpn = addr >> PAGE_SHIFT
-        if vpn not in self.ptes:
-            self._account(vpn, +1)
-        self.ptes[vpn] = pte
+        ptes = self.ptes
+        if vpn not in ptes:
+            pages = self._pte_pages
+            key = vpn >> 9
+            pages[key] = pages.get(key, 0) + 1
+        ptes[vpn] = pte
 
     def clear(self, addr: int) -> int:
         """ptep_get_and_clear(): remove and return the PTE for ``addr`` (0 if none)."""
         vpn = addr >> PAGE_SHIFT
         pte = self.ptes.pop(vpn, 0)
         if pte:
-            self._account(vpn, -1)
-        return pte
-
-    def _account(self, vpn: int, delta: int) -> None:
-        # PTE page covers 512 pages, PMD page 512 PTE pages, PUD page 512 PMD pages.
-        for level, shift in ((1, 9), (2, 18), (3, 27)):
-            key = (level, vpn >> shift)
-            count = self._tables.get(key, 0) + delta
+            pages = self._pte_pages
+            key = vpn >> 9
+            count = pages[key] - 1
             if count:
-                self._tables[key] = count
+                pages[key] = count
             else:
-                del self._tables[key]
+                del pages[key]  # free_pte_range(): an empty PTE page is freed
+        return pte
 
     def range(self, start: int, end: int) -> Iterator[tuple[int, int]]:
         """Yield ``(addr, pte)`` for every non-none PTE in [start, end), in address order.
@@ -175,12 +174,17 @@ class PageTable:
                     yield vpn << PAGE_SHIFT, pte
         else:
             for vpn in sorted(v for v in self.ptes if first <= v < last):
-                yield vpn << PAGE_SHIFT, self.ptes[vpn]
+                pte = self.ptes.get(vpn, 0)
+                if pte:
+                    yield vpn << PAGE_SHIFT, pte
 
     @property
     def nr_table_pages(self) -> int:
         """Page-table pages in use: the pgd plus every populated PUD, PMD and PTE page."""
-        return 1 + len(self._tables)
+        pte_pages = self._pte_pages.keys()
+        pmd_pages = {k >> 9 for k in pte_pages}
+        pud_pages = {k >> 9 for k in pmd_pages}
+        return 1 + len(pud_pages) + len(pmd_pages) + len(pte_pages)
 
     def __len__(self) -> int:
         return len(self.ptes)

@@ -170,7 +170,12 @@ class PluginManager(pluggy.PluginManager):
             if argnames == spec_args:
                 return fn  # type: ignore[no-any-return]
             index = [spec_args.index(a) for a in argnames]
-            return lambda *args: fn(*[args[i] for i in index])
+
+            def adapter(*args: Any) -> Any:
+                return fn(*[args[i] for i in index])
+
+            adapter.__wrapped__ = fn  # type: ignore[attr-defined]
+            return adapter
         if not impls:
             raise PluginError(f"no plugin implements {name}")
         return lambda *args: caller(**dict(zip(spec_args, args, strict=True)))

@@ -99,26 +99,32 @@ class Process:
         Raises :class:`mmcore.SegmentationFault` where the access is not allowed.
         """
         self._check_alive("write")
+        self.machine.syscall(self._write, addr, data)
+
+    def _write(self, addr: int, data: bytes) -> None:
+        mm = self.mm
         pos = 0
         while pos < len(data):
             a = addr + pos
             off = a & (PAGE_SIZE - 1)
             n = min(PAGE_SIZE - off, len(data) - pos)
-            page = self.machine.syscall(access_page, self.mm, a, True)
-            page.write(off, data[pos:pos + n])
+            access_page(mm, a, True).write(off, data[pos:pos + n])
             pos += n
 
     def read(self, addr: int, n: int) -> bytes:
         """Load ``n`` bytes from ``addr`` as the CPU would, faulting page by page."""
         self._check_alive("read")
+        return self.machine.syscall(self._read, addr, n)
+
+    def _read(self, addr: int, n: int) -> bytes:
+        mm = self.mm
         out = []
         pos = 0
         while pos < n:
             a = addr + pos
             off = a & (PAGE_SIZE - 1)
             k = min(PAGE_SIZE - off, n - pos)
-            page = self.machine.syscall(access_page, self.mm, a, False)
-            out.append(page.read(off, k))
+            out.append(access_page(mm, a, False).read(off, k))
             pos += k
         return b"".join(out)
 
@@ -148,13 +154,14 @@ class Process:
         self.machine.syscall(self.machine._exit, self, status)
 
     def waitpid(self, pid: int) -> tuple[int, int]:
-        """waitpid(2) for an exited child: returns ``(pid, status)``; ECHILD if ``pid`` is
-        not a child, EAGAIN-free: a live child is an error here (WNOHANG semantics)."""
+        """waitpid(2) with WNOHANG: ``(pid, status)`` for an exited child, which is reaped;
+        ``(0, 0)`` while the child still runs (blocking is meaningless in a single-threaded
+        simulation); ECHILD if ``pid`` is not a child of this process."""
         child = self.children.get(pid)
         if child is None:
             raise syscall_error(ECHILD, "waitpid")
         if child.alive:
-            raise syscall_error(ECHILD, "waitpid: child has not exited")
+            return 0, 0
         del self.children[pid]
         self.machine._reap(child)
         assert child.exit_status is not None

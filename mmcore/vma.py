@@ -122,6 +122,9 @@ class VmaTree:
 
     def __init__(self) -> None:
         self._list: SortedKeyList = SortedKeyList(key=_vma_start)
+        # The last vma found (the kernel's mm->mmap_cache / per-thread vmacache, before
+        # the maple tree): most faults hit the vma of the previous one.
+        self._cache: Vma | None = None
 
     def __len__(self) -> int:
         return len(self._list)
@@ -131,14 +134,17 @@ class VmaTree:
 
     def insert(self, vma: Vma) -> None:
         """vma_link()/vma_iter_store(): add a vma (caller guarantees no overlap)."""
+        self._cache = None
         self._list.add(vma)
 
     def remove(self, vma: Vma) -> None:
         """vma_iter_clear(): remove a vma."""
+        self._cache = None
         self._list.remove(vma)
 
     def set_range(self, vma: Vma, start: int, end: int, pgoff: int) -> None:
         """vma_set_range(): change a linked vma's bounds, keeping the order consistent."""
+        self._cache = None
         if start != vma.start:
             self._list.remove(vma)
             vma.start, vma.end, vma.pgoff = start, end, pgoff
@@ -161,11 +167,15 @@ class VmaTree:
 
     def lookup(self, addr: int) -> Vma | None:
         """vma_lookup(): the vma containing ``addr``, or None."""
+        cached = self._cache
+        if cached is not None and cached.start <= addr < cached.end:
+            return cached
         lst = self._list
         i = lst.bisect_key_right(addr) - 1
         if i >= 0:
             vma: Vma = lst[i]
             if vma.end > addr:
+                self._cache = vma
                 return vma
         return None
 

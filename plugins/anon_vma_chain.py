@@ -220,7 +220,7 @@ class AnonVmaChainScheme:
         """__folio_set_anon(): the vma's anon_vma, or the root for a shared page."""
         anon_vma: AnonVma = vma.anon_vma  # type: ignore[assignment]
         page.mapping = anon_vma if exclusive else anon_vma.root
-        page.index = vma.linear_page_index(address)
+        page.index = ((address - vma.start) >> 12) + vma.pgoff  # linear_page_index()
 
     @hookimpl
     def rmap_page_dup(self) -> None:

@@ -1,0 +1,105 @@
+"""Benchmarks: simulated fault and fork cost as ratios to a plain dict insert.
+
+Run with ``python benchmarks/bench.py`` (or ``nox -s bench``). Every figure is a ratio to
+a dict insert timed in the same run, so results compare across machines; absolute times
+are printed too but mean little on a noisy machine. Not a test: nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+
+from mmcore import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, Machine
+from mmcore.fault import handle_mm_fault
+from mmcore.plugins import valid_configurations
+
+PAGE = 4096
+
+
+def best_of(fn: Callable[[], float], repeat: int) -> float:
+    """The smallest of ``repeat`` timings (seconds per operation)."""
+    return min(fn() for _ in range(repeat))
+
+
+def dict_insert(n: int) -> float:
+    """Seconds per ``d[k] = v`` insert of a fresh int key (the unit of every ratio)."""
+    d: dict[int, int] = {}
+    t = time.perf_counter()
+    for i in range(n):
+        d[i] = i
+    return (time.perf_counter() - t) / n
+
+
+def demand_zero_fault(rmap: str, policy: str | None, n: int) -> float:
+    """Seconds per demand-zero write fault: handle_mm_fault() on an untouched page."""
+    m = Machine(rmap=rmap, mremap_policy=policy, ram_pages=n + 64)
+    p = m.spawn()
+    a = p.mmap(0, n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    mm = p.mm
+    t = time.perf_counter()
+    for i in range(n):
+        handle_mm_fault(mm, a + i * PAGE, True)
+    return (time.perf_counter() - t) / n
+
+
+def first_write(rmap: str, policy: str | None, n: int) -> float:
+    """Seconds per ``Process.write`` of one byte to an untouched page (fault included)."""
+    m = Machine(rmap=rmap, mremap_policy=policy, ram_pages=n + 64)
+    p = m.spawn()
+    a = p.mmap(0, n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    write = p.write
+    t = time.perf_counter()
+    for i in range(n):
+        write(a + i * PAGE, b"x")
+    return (time.perf_counter() - t) / n
+
+
+def fork_cost(rmap: str, policy: str | None, pages: int) -> float:
+    """Seconds per fork of a process with ``pages`` faulted anonymous pages, per page."""
+    m = Machine(rmap=rmap, mremap_policy=policy, ram_pages=pages * 4 + 64)
+    p = m.spawn()
+    a = p.mmap(0, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    for i in range(pages):
+        p.write(a + i * PAGE, b"x")
+    t = time.perf_counter()
+    c = p.fork()
+    elapsed = time.perf_counter() - t
+    c.exit(0)
+    return elapsed / pages
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print (or write as JSON) the ratios for every valid configuration."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--pages", type=int, default=20000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", help="also write the figures to this file")
+    args = ap.parse_args(argv)
+    unit = best_of(lambda: dict_insert(200_000), args.repeat)
+    rows = []
+    for rmap, policy in valid_configurations():
+        fault = best_of(lambda: demand_zero_fault(rmap, policy, args.pages), args.repeat)
+        write = best_of(lambda: first_write(rmap, policy, args.pages), args.repeat)
+        fork = best_of(lambda: fork_cost(rmap, policy, args.pages // 4), args.repeat)
+        rows.append({"rmap": rmap, "policy": policy, "fault_ratio": fault / unit,
+                     "first_write_ratio": write / unit,
+                     "fork_per_page_ratio": fork / unit, "fault_us": fault * 1e6,
+                     "faults_per_second": 1 / fault, "fork_per_page_us": fork * 1e6})
+    print(f"dict insert: {unit * 1e9:.1f} ns (the unit)")
+    print(f"{'configuration':28} {'fault/dict':>10} {'faults/s':>10} {'write/dict':>10} "
+          f"{'fork per page/dict':>19}")
+    for r in rows:
+        name = r["rmap"] + (f"+{r['policy']}" if r["policy"] else "")
+        print(f"{name:28} {r['fault_ratio']:10.1f} {r['faults_per_second']:10.0f} "
+              f"{r['first_write_ratio']:10.1f} {r['fork_per_page_ratio']:19.1f}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"dict_insert_ns": unit * 1e9, "rows": rows}, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
