@@ -36,6 +36,9 @@ ARCH_PROFILES: dict[str, dict[str, int]] = {
         # + radix/heap indices) and a per-mm root.
         "prio_tree_node": 20,
         "prio_tree_root": 8,
+        # 2.6.6 vma shared.vm_set list_head on i_mmap (8); 3.7+ shared.rb (12) + last (4).
+        "vma_i_mmap_list": 8,
+        "vma_i_mmap_rb": 16,
         "page_table_page": 4096,
     },
     "x86_64": {
@@ -52,6 +55,8 @@ ARCH_PROFILES: dict[str, dict[str, int]] = {
         "pte_chain": 64,
         "prio_tree_node": 40,
         "prio_tree_root": 16,
+        "vma_i_mmap_list": 16,
+        "vma_i_mmap_rb": 32,
         "page_table_page": 4096,
     },
 }
@@ -69,6 +74,8 @@ PROFILE_SOURCES = {
     "pte_chain": "mm/rmap.c (2.6.6) struct pte_chain and NRPTE",
     "prio_tree_node": "include/linux/prio_tree.h (2.6.7) struct prio_tree_node",
     "prio_tree_root": "include/linux/prio_tree.h (2.6.7) struct prio_tree_root",
+    "vma_i_mmap_list": "include/linux/mm.h (2.6.6) vm_area_struct shared.vm_set.list",
+    "vma_i_mmap_rb": "include/linux/mm_types.h vm_area_struct shared.rb, rb_subtree_last",
     "page_table_page": "one 4 KiB page per page-table page (PGD/PUD/PMD/PTE)",
 }
 
@@ -152,6 +159,15 @@ class Counters(DataClassJsonMixin):
     tlb_flushes: int = 0
     vma_splits: int = 0
     vma_merges: int = 0
+    fault_file_major: int = 0
+    fault_file_minor: int = 0
+    fault_around_mapped: int = 0
+    pswpout: int = 0
+    pages_written_back: int = 0
+    reclaim_referenced_walks: int = 0
+    kswapd_runs: int = 0
+    direct_reclaims: int = 0
+    oom_kills: int = 0
 
 
 @dataclass
@@ -165,6 +181,9 @@ class Costs(DataClassJsonMixin):
     metadata_objects: dict[str, int] = field(default_factory=dict)
     page_table_bytes: int = 0
     walk: WalkCost = field(default_factory=WalkCost)
+    #: The part of ``walk`` spent by reclaim (page_referenced and try_to_unmap).
+    reclaim_walk: WalkCost = field(default_factory=WalkCost)
+    reclaim_decisions: dict[str, int] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
 
     @property

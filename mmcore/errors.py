@@ -36,6 +36,15 @@ class BusError(Exception):
         self.address = address
 
 
+class ProcessKilled(Exception):
+    """The calling process was killed (by the OOM killer) during its operation; the
+    machine stays consistent and the process is gone."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(f"pid {pid} was killed by the OOM killer")
+        self.pid = pid
+
+
 class OutOfMemory(MemoryError):
     """No physical frame or swap slot could be found for an allocation."""
 
@@ -64,3 +73,4 @@ EOPNOTSUPP = _errno.EOPNOTSUPP
 EBADF = _errno.EBADF
 ENOENT = _errno.ENOENT
 ESRCH = _errno.ESRCH
+EBUSY = _errno.EBUSY

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .constants import PAGE_SHIFT, VM_EXEC, VM_READ, VM_WRITE
+from .constants import PAGE_SHIFT, PAGE_SIZE, VM_EXEC, VM_READ, VM_WRITE
 from .errors import SegmentationFault
-from .page import PG_ANON, PG_ANON_EXCLUSIVE, PG_ZERO, Page
+from .page import PG_ANON, PG_ANON_EXCLUSIVE, PG_DIRTY, PG_ZERO, Page
+from .pagecache import check_eof, find_get_page
 from .pagetable import (
     is_swap_pte,
     mk_pte,
@@ -29,6 +30,7 @@ from .pagetable import (
 )
 
 if TYPE_CHECKING:
+    from .machine import Machine
     from .mm import Mm
     from .vma import Vma
 
@@ -79,7 +81,7 @@ def handle_pte_fault(vma: Vma, addr: int, write: bool, pte: int | None = None) -
         pte = vma.mm.pgtable.lookup(addr)
     if pte == 0:
         if vma.file is not None:
-            return do_shared_fault(vma, addr, write)
+            return do_fault(vma, addr, write)
         return do_anonymous_page(vma, addr, write)
     if is_swap_pte(pte):
         return do_swap_page(vma, addr, pte, write)
@@ -136,7 +138,7 @@ def do_anonymous_write(vma: Vma, addr: int) -> int:
     m = mm.machine
     if vma.anon_vma is None:
         anon_vma_prepare(vma)
-    page = m.physmem.alloc()
+    page = m.alloc_page()
     page.flags = PG_ANON | PG_ANON_EXCLUSIVE
     page.mapcount = 1
     page.refcount = 1
@@ -162,6 +164,7 @@ def do_wp_page(vma: Vma, addr: int, pte: int) -> int:
     page = m.physmem.pages[pte_pfn(pte)]
     assert page is not None
     if vma.is_shared:
+        page.flags |= PG_DIRTY  # wp_page_shared(): the first write after a clean map
         new = pte_mkwrite(pte)
         mm.pgtable.set(addr, new)
         return new
@@ -174,7 +177,11 @@ def do_wp_page(vma: Vma, addr: int, pte: int) -> int:
         return new
     # wp_page_copy(): a private copy for this pte.
     anon_vma_prepare(vma)
-    new_page = m.alloc_page()
+    page.refcount += 1  # folio_get(): reclaim must not take it while we allocate
+    try:
+        new_page = m.alloc_page()
+    finally:
+        m.put_page(page)
     if not page.flags & PG_ZERO:
         new_page.copy_from(page)
     mm.pgtable.clear(addr)
@@ -237,19 +244,84 @@ def do_swap_page(vma: Vma, addr: int, pte: int, write: bool) -> int:
     return new
 
 
-def do_shared_fault(vma: Vma, addr: int, write: bool) -> int:
-    """do_read_fault()/do_shared_fault() for a shared anonymous (shmem) vma: find or create
-    the page in the object's page cache and map it; no anon rmap is involved."""
+def do_fault(vma: Vma, addr: int, write: bool) -> int:
+    """do_fault() for a file or shmem vma: an access past EOF is SIGBUS; a private write
+    copies the cached page into a new anonymous page (do_cow_fault); otherwise the cached
+    page is mapped (do_read_fault with fault-around, or do_shared_fault, which dirties it).
+    Shared mappings are mapped read-only on a read so that the first write faults and
+    dirties the page (writenotify)."""
     mm = vma.mm
     m = mm.machine
-    obj = vma.file
-    assert obj is not None
-    page = m.shmem_get_page(obj, vma.linear_page_index(addr))
+    assert vma.file is not None
+    inode = vma.file.inode
+    index = vma.linear_page_index(addr)
+    check_eof(inode, index, mm.owner_pid, addr)
+    if write and not vma.is_shared:
+        anon_vma_prepare(vma)
+        src, major = find_get_page(m, inode, index)
+        src.refcount += 1  # folio_get(): keep it while the copy is allocated
+        try:
+            new = m.alloc_page()
+        finally:
+            m.put_page(src)
+        new.copy_from(src)
+        _count_file_fault(m, inode.shmem, major)
+        m.counters.fault_cow_copy += 1
+        if m.observed:
+            m.emit("fault", mm.owner_pid, type="cow_file", address=addr, pfn=new.pfn)
+        return map_new_anon_page(vma, addr, new, writable=True)
+    page, major = find_get_page(m, inode, index)
     page.mapcount += 1
     page.refcount += 1
-    pte = mk_pte(page.pfn, writable=write and bool(vma.flags & VM_WRITE), dirty=write)
+    if write:
+        page.flags |= PG_DIRTY
+    pte = mk_pte(page.pfn, writable=write, dirty=write)
     mm.pgtable.set(addr, pte)
     mm.rss += 1
-    m.counters.fault_shmem += 1
-    m.emit("fault", mm.owner_pid, type="shmem", address=addr, pfn=page.pfn)
+    _count_file_fault(m, inode.shmem, major)
+    if m.observed:
+        m.emit("fault", mm.owner_pid, type="shmem" if inode.shmem else "file",
+               address=addr, pfn=page.pfn, major=major)
+    if not write:
+        do_fault_around(vma, addr)
     return pte
+
+
+def _count_file_fault(m: Machine, shmem: bool, major: bool) -> None:
+    if shmem:
+        m.counters.fault_shmem += 1
+    elif major:
+        m.counters.fault_file_major += 1
+    else:
+        m.counters.fault_file_minor += 1
+
+
+#: fault_around_bytes default: 64 KiB.
+FAULT_AROUND_PAGES = 16
+
+
+def do_fault_around(vma: Vma, addr: int) -> None:
+    """do_fault_around() / filemap_map_pages(): map the pages of the 64 KiB window around
+    a read fault that are already in the page cache (read-only and old), so that
+    neighbouring reads do not fault."""
+    mm = vma.mm
+    assert vma.file is not None
+    inode = vma.file.inode
+    span = FAULT_AROUND_PAGES * PAGE_SIZE
+    start = max(vma.start, addr & ~(span - 1))
+    end = min(vma.end, (addr & ~(span - 1)) + span)
+    ptes = mm.pgtable.ptes
+    mapped = 0
+    for a in range(start, end, PAGE_SIZE):
+        if a == addr or ptes.get(a >> PAGE_SHIFT, 0):
+            continue
+        index = vma.linear_page_index(a)
+        page = inode.pages.get(index)
+        if page is None or index >= inode.nr_pages:
+            continue
+        page.mapcount += 1
+        page.refcount += 1
+        mm.pgtable.set(a, mk_pte(page.pfn, writable=False, accessed=False))
+        mm.rss += 1
+        mapped += 1
+    mm.machine.counters.fault_around_mapped += mapped

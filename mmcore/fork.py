@@ -39,7 +39,7 @@ def dup_mmap(parent: Mm, child: Mm) -> None:
                 raise PluginError("rmap_vma_fork left the child's anon_vma unset")
         child.vmas.insert(new)
         if new.file is not None:
-            m.i_mmap_insert(new, after=vma)
+            m.file_vma_link(new, after=vma)
         if not wipe and vma.anon_vma is not None:
             copy_page_range(new, vma)
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .events import Event
     from .mm import Mm
     from .page import Page
+    from .reclaim import ReclaimContext
     from .vma import Vma
 
 PROJECT = "mmcore"
@@ -46,6 +47,10 @@ PER_PAGE_HOOKS = (
     "rmap_page_remove",
     "rmap_page_move",
     "rmap_walk",
+    "file_rmap_walk",
+    "reclaim_lru_add",
+    "reclaim_lru_del",
+    "reclaim_mark_accessed",
 )
 
 
@@ -323,3 +328,115 @@ def mmcore_event(event: Event) -> None:
             if event.kind == "cow":
                 self.cows += 1
     """
+
+
+# --------------------------------------------------------------------------------------
+# file rmap: the i_mmap of an address_space (file pages and shmem)
+# --------------------------------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def file_rmap_insert(vma: Vma, after: Vma | None) -> None:
+    """vma_interval_tree_insert(): ``vma`` now maps ``vma.file.inode``; with ``after`` (fork,
+    vma_interval_tree_insert_after) place it right after the parent's vma.
+
+    Example (2.6.6 objrmap list)::
+
+        @hookimpl
+        def file_rmap_insert(self, vma, after):
+            vma.file.inode.i_mmap.append(vma)
+    """
+
+
+@hookspec(firstresult=True)
+def file_rmap_remove(vma: Vma) -> None:
+    """vma_interval_tree_remove(): ``vma`` no longer maps its file (munmap, exit, merge).
+
+    Example::
+
+        @hookimpl
+        def file_rmap_remove(self, vma):
+            vma.file.inode.i_mmap.remove(vma)
+    """
+
+
+@hookspec(firstresult=True)
+def file_rmap_walk(page: Page, cost: WalkCost) -> Iterator[tuple[Vma, int]]:
+    """rmap_walk_file(): yield the (vma, address) pairs at which page-cache ``page`` may be
+    mapped; same contract as :func:`rmap_walk`. ``page.mapping`` is the Inode.
+
+    Example::
+
+        @hookimpl
+        def file_rmap_walk(self, page, cost):
+            for vma in page.mapping.i_mmap:
+                cost.vmas_visited += 1
+                addr = vma.address_of(page.index)
+                if addr >= 0:
+                    yield vma, addr
+    """
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------
+# reclaim policy: the LRU lists and the choice of victims
+# --------------------------------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def reclaim_lru_add(page: Page) -> None:
+    """folio_add_lru(): a new user page (anonymous or page cache) enters the LRU.
+
+    Example::
+
+        @hookimpl
+        def reclaim_lru_add(self, page):
+            self.inactive[page.pfn] = page
+    """
+
+
+@hookspec(firstresult=True)
+def reclaim_lru_del(page: Page) -> None:
+    """The page is being freed: forget it.
+
+    Example::
+
+        @hookimpl
+        def reclaim_lru_del(self, page):
+            self.inactive.pop(page.pfn, None) or self.active.pop(page.pfn, None)
+    """
+
+
+@hookspec(firstresult=True)
+def reclaim_mark_accessed(page: Page) -> None:
+    """mark_page_accessed(): read()/write() touched a page-cache page (no pte to age).
+
+    Example::
+
+        @hookimpl
+        def reclaim_mark_accessed(self, page):
+            self.referenced.add(page.pfn)
+    """
+
+
+@hookspec(firstresult=True)
+def reclaim_shrink(nr_to_reclaim: int, ctx: ReclaimContext) -> int:
+    """shrink_node(): free about ``nr_to_reclaim`` pages; return how many were freed.
+
+    The policy picks candidates from its lists and asks the core, through ``ctx``, to test
+    references (``ctx.page_referenced(page)``: an rmap walk that test-and-clears accessed
+    bits) and to reclaim (``ctx.reclaim(page)``: unmap through the rmap walk, write back
+    or swap out, free). Every decision should be reported with ``ctx.decide(...)``.
+
+    Example (CLOCK)::
+
+        @hookimpl
+        def reclaim_shrink(self, nr_to_reclaim, ctx):
+            freed = 0
+            for page in self.sweep():
+                if ctx.page_referenced(page):
+                    continue
+                freed += ctx.reclaim(page) == "freed"
+                if freed >= nr_to_reclaim:
+                    break
+            return freed
+    """
+    raise NotImplementedError

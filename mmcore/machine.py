@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from .constants import DEFAULT_BRK_START, DEFAULT_MAX_MAP_COUNT
+from .constants import DEFAULT_BRK_START, DEFAULT_MAX_MAP_COUNT, PAGE_SIZE
 from .costs import Costs, Counters, Metadata, WalkCost
 from .errors import (
     BusError,
     ConfigError,
     MachineBroken,
+    OutOfMemory,
     PluginError,
+    ProcessKilled,
     SegmentationFault,
 )
 from .events import Event
 from .fork import dup_mmap, exit_mmap
+from .fs import FS_DEV, SHMEM_DEV, Inode, OpenFile
 from .mm import Mm
-from .page import PG_SHMEM, Page, PhysMem
+from .page import Page, PhysMem
+from .pagecache import delete_from_page_cache, release_inode_pages, truncate_pages, write_inode
+from .pagetable import is_swap_pte
 from .plugins import PluginManager, instantiate, missing_needs, plugin_info, resolve
 from .process import Process
+from .reclaim import shrink
 from .rmap import UnmapResult, WalkResult, find_mappings, rmap_truth, try_to_unmap
-from .shmem import ShmemObject
 from .swap import SwapArea
 from .vma import Vma
 
@@ -32,8 +38,11 @@ class Machine:
     """One simulated computer running one rmap scheme.
 
     ``rmap`` names an installed rmap plugin (or passes its class); ``mremap_policy``
-    optionally names an mremap policy plugin (e.g. ``"unshare"``); ``observers`` are extra
-    observer plugins (names or classes). ``arch`` selects the metadata size profile.
+    optionally names an mremap policy plugin (e.g. ``"unshare"``); ``file_rmap`` chooses
+    how a file's mappings are found (``i_mmap_tree`` or ``i_mmap_list``); ``reclaim`` the
+    reclaim policy (``lru2`` or ``clock``); ``observers`` are extra observer plugins.
+    ``arch`` selects the metadata size profile; ``ram_pages`` and ``swap_pages`` size
+    physical memory and the swap device.
 
     >>> m = Machine(rmap="anon_vma_chain")
     >>> p = m.spawn()
@@ -41,12 +50,15 @@ class Machine:
 
     def __init__(self, rmap: str | type = "anon_vma_chain", *,
                  mremap_policy: str | type | None = None,
+                 file_rmap: str | type = "i_mmap_tree", reclaim: str | type = "lru2",
                  observers: Iterable[str | type] = (),
                  arch: str = "x86_64", ram_pages: int = 1 << 16, swap_pages: int = 1 << 16,
                  max_map_count: int = DEFAULT_MAX_MAP_COUNT) -> None:
         classes = [resolve(rmap, "rmap")]
         if mremap_policy is not None:
             classes.append(resolve(mremap_policy, "mremap_policy"))
+        file_rmap_cls, reclaim_cls = resolve(file_rmap, "file_rmap"), resolve(reclaim, "reclaim")
+        classes += [file_rmap_cls, reclaim_cls]
         classes += [resolve(o, "observer") for o in observers]
         problems = missing_needs(classes)
         if problems:
@@ -63,15 +75,25 @@ class Machine:
         self.arch = arch
         self.rmap_name = infos[0].name
         self.mremap_policy_name = infos[1].name if mremap_policy is not None else None
+        self.file_rmap_name = plugin_info(file_rmap_cls).name
+        self.reclaim_name = plugin_info(reclaim_cls).name
         self.max_map_count = max_map_count
         self.physmem = PhysMem(ram_pages)
         self.swap = SwapArea(swap_pages, self.put_page)
         self.counters = Counters()
         self.walk_cost = WalkCost()
+        self.reclaim_walk_cost = WalkCost()
+        self.reclaim_decisions: dict[str, int] = {}
         self.processes: dict[int, Process] = {}
+        self.files: dict[str, Inode] = {}
         self._next_pid = 1
         self._next_inode = 1
         self.broken: str | None = None
+        self.current: Process | None = None
+        self.in_reclaim = False
+        # Watermarks in free pages (min/low/high as __setup_per_zone_wmarks spaces them).
+        wmin = max(2, ram_pages // 128)
+        self.watermarks = (wmin, wmin + wmin // 4 + 1, wmin + wmin // 2 + 2)
 
         self.pm = PluginManager()
         self.plugins = instantiate(classes, self)
@@ -83,6 +105,10 @@ class Machine:
         self.rmap_page_remove = self.pm.bind_direct("rmap_page_remove")
         self.rmap_page_move = self.pm.bind_direct("rmap_page_move")
         self.rmap_walk_impl = self.pm.bind_direct("rmap_walk")
+        self.file_rmap_walk_impl = self.pm.bind_direct("file_rmap_walk")
+        self.lru_add = self.pm.bind_direct("reclaim_lru_add")
+        self.lru_del = self.pm.bind_direct("reclaim_lru_del")
+        self.mark_accessed = self.pm.bind_direct("reclaim_mark_accessed")
         self.mremap_policy: Callable[..., Any] | None = None
         if self.hook.mremap_move_pte.get_hookimpls():
             self.mremap_policy = self.pm.bind_direct("mremap_move_pte")
@@ -109,6 +135,9 @@ class Machine:
         child = Process(self, self._alloc_pid(), parent, mm)
         self.processes[child.pid] = child
         parent.children[child.pid] = child
+        for fd, file in parent.files.fds.items():  # dup_fd(): same open files
+            child.files.fds[fd] = file
+            file.refs += 1
         dup_mmap(parent.mm, mm)
         self.counters.forks += 1
         self.emit("fork", parent.pid, child=child.pid)
@@ -122,6 +151,9 @@ class Machine:
 
     def _exit(self, proc: Process, status: int) -> None:
         exit_mmap(proc.mm)
+        for file in proc.files.fds.values():  # exit_files()
+            self.fput(file)
+        proc.files.fds.clear()
         proc.exit_status = status
         for child in list(proc.children.values()):
             child.parent = None
@@ -142,8 +174,50 @@ class Machine:
     # --- physical pages ------------------------------------------------------------------
 
     def alloc_page(self) -> Page:
-        """alloc_page() for a user page."""
-        return self.physmem.alloc()
+        """alloc_page() for a user page, put on the LRU.
+
+        Below the low watermark kswapd reclaims up to the high one first; with no free
+        frame, direct reclaim runs, and when it frees nothing the OOM killer ends the
+        process with the largest footprint (:meth:`oom_kill`).
+        """
+        pm = self.physmem
+        if pm.nr_free <= self.watermarks[1] and not self.in_reclaim:
+            self._reclaim(self.watermarks[2] - pm.nr_free, "kswapd")
+        while not pm.nr_free:
+            if self.in_reclaim or not self._reclaim(32, "direct"):
+                self.oom_kill()
+        page = pm.alloc()
+        self.lru_add(page)
+        return page
+
+    def _reclaim(self, nr: int, reason: str) -> int:
+        if reason == "kswapd":
+            self.counters.kswapd_runs += 1
+        else:
+            self.counters.direct_reclaims += 1
+        self.in_reclaim = True
+        try:
+            return shrink(self, nr, reason)
+        finally:
+            self.in_reclaim = False
+
+    def oom_kill(self) -> None:
+        """out_of_memory(): kill the process with the highest badness (resident pages plus
+        swap entries, oom_badness()). Raises :class:`ProcessKilled` if that is the
+        process whose operation is running, :class:`OutOfMemory` if no process is left."""
+        def badness(p: Process) -> int:
+            swapped = sum(1 for pte in p.mm.pgtable.ptes.values() if is_swap_pte(pte))
+            return p.mm.rss + swapped
+        victims = [p for p in self.live_processes() if badness(p) > 0]
+        if not victims:
+            raise OutOfMemory("out of memory and no process to kill")
+        victim = max(victims, key=badness)
+        self.counters.oom_kills += 1
+        self.emit("oom_kill", victim.pid, badness=badness(victim))
+        self._exit(victim, 128 + 9)  # killed by SIGKILL
+        victim.killed = True
+        if victim is self.current:
+            raise ProcessKilled(victim.pid)
 
     def put_page(self, page: Page) -> None:
         """put_page(): drop one reference, freeing the frame with the last one."""
@@ -152,6 +226,7 @@ class Machine:
             if page.rmap is not None:
                 raise PluginError(f"rmap scheme left per-page state on freed {page!r}")
             page.mapping = None
+            self.lru_del(page)
             self.physmem.free(page)
 
     def unmap_page_pte(self, page: Page, vma: Vma, addr: int) -> None:
@@ -161,45 +236,66 @@ class Machine:
             self.rmap_page_remove(page, vma, addr)
         self.put_page(page)
 
-    # --- shared anonymous memory -----------------------------------------------------------
+    # --- files -------------------------------------------------------------------------------
 
-    def new_shmem(self, size: int) -> ShmemObject:
-        """shmem_zero_setup(): a new object backing a shared anonymous mapping."""
-        obj = ShmemObject(self._next_inode, size)
-        self._next_inode += 1
-        return obj
-
-    def shmem_get_page(self, obj: object, index: int) -> Page:
-        """shmem_get_folio(): the object's page at ``index``, allocated zeroed if absent."""
-        assert isinstance(obj, ShmemObject)
-        page = obj.pages.get(index)
-        if page is None:
-            page = self.alloc_page()
-            page.flags |= PG_SHMEM
-            page.mapping = obj
-            page.index = index
-            page.refcount = 1  # the page cache's reference
-            obj.pages[index] = page
-        return page
-
-    def i_mmap_insert(self, vma: Vma, after: Vma | None = None) -> None:
-        """vma_interval_tree_insert(_after): add a file vma to its object's i_mmap."""
-        obj = vma.file
-        assert isinstance(obj, ShmemObject)
-        if after is not None and after in obj.i_mmap:
-            obj.i_mmap.insert(obj.i_mmap.index(after) + 1, vma)
+    def create_file(self, path: str, data: bytes = b"") -> Inode:
+        """Create (or replace the content of) a file in the in-memory filesystem."""
+        inode = self.files.get(path)
+        if inode is None:
+            inode = Inode(self._next_inode, path, FS_DEV)
+            self._next_inode += 1
+            self.files[path] = inode
         else:
-            obj.i_mmap.append(vma)
+            truncate_pages(self, inode, 0)
+        for i in range(0, len(data), PAGE_SIZE):
+            chunk = data[i:i + PAGE_SIZE].rstrip(b"\0")
+            if chunk:
+                inode.disk[i // PAGE_SIZE] = chunk
+        inode.size = len(data)
+        return inode
 
-    def i_mmap_remove(self, vma: Vma) -> None:
-        """vma_interval_tree_remove(); the object dies with its last mapping."""
-        obj = vma.file
-        assert isinstance(obj, ShmemObject)
-        obj.i_mmap.remove(vma)
-        if not obj.i_mmap:
-            for page in list(obj.pages.values()):
-                del obj.pages[page.index]
-                self.put_page(page)
+    def new_shmem(self, size: int) -> OpenFile:
+        """shmem_zero_setup(): an unlinked shmem file backing a shared anonymous mapping."""
+        inode = Inode(self._next_inode, "/dev/zero (deleted)", SHMEM_DEV, shmem=True)
+        self._next_inode += 1
+        inode.size = size
+        return OpenFile(inode, os.O_RDWR)
+
+    def file_vma_link(self, vma: Vma, after: Vma | None = None) -> None:
+        """get_file() + vma_interval_tree_insert(_after) for a file vma."""
+        assert vma.file is not None
+        vma.file.refs += 1
+        vma.file.inode.nr_mmaps += 1
+        self.hook.file_rmap_insert(vma=vma, after=after)
+
+    def file_vma_unlink(self, vma: Vma) -> None:
+        """vma_interval_tree_remove() + fput(); an unlinked shmem file dies with its last
+        mapping."""
+        file = vma.file
+        assert file is not None
+        self.hook.file_rmap_remove(vma=vma)
+        file.inode.nr_mmaps -= 1
+        self.fput(file)
+
+    def fput(self, file: OpenFile) -> None:
+        """Drop a reference to an open file description."""
+        file.refs -= 1
+        if file.refs == 0 and file.inode.shmem:
+            file.inode.users -= 1
+            if file.inode.users <= 0 and not file.inode.nr_mmaps:
+                release_inode_pages(self, file.inode)
+
+    def drop_caches(self) -> int:
+        """echo 3 > /proc/sys/vm/drop_caches: write back, then free every unmapped
+        page-cache page of regular files; returns the number freed."""
+        freed = 0
+        for inode in self.files.values():
+            write_inode(self, inode)
+            for page in [pg for pg in inode.pages.values() if not pg.mapcount]:
+                if page.refcount == 1:
+                    delete_from_page_cache(self, page)
+                    freed += 1
+        return freed
 
     # --- reverse mapping -------------------------------------------------------------------
 
@@ -208,6 +304,10 @@ class Machine:
         if page is None:
             raise ValueError(f"pfn {pfn} is not an allocated page")
         return page
+
+    def cached_pages(self) -> int:
+        """Pages held by the page caches of regular files (not leaks: reclaimable)."""
+        return sum(len(i.pages) for i in self.files.values())
 
     def rmap_walk(self, pfn: int) -> WalkResult:
         """The scheme's answer to "who maps this page?": (pid, vaddr) pairs and the cost."""
@@ -246,6 +346,8 @@ class Machine:
             metadata_objects={k: v for k, v in sorted(self.meta.live.items()) if v},
             page_table_bytes=tables * self.meta.sizes["page_table_page"],
             walk=WalkCost(**vars(self.walk_cost)),
+            reclaim_walk=WalkCost(**vars(self.reclaim_walk_cost)),
+            reclaim_decisions=dict(sorted(self.reclaim_decisions.items())),
             counters=Counters(**vars(self.counters)),
         )
 
@@ -260,14 +362,23 @@ class Machine:
         if self.broken is not None:
             raise MachineBroken(f"machine is broken: {self.broken}")
 
+    def run(self, proc: Process, fn: Callable[..., T], *args: Any) -> T:
+        """Run one operation on behalf of ``proc`` (the OOM killer needs to know whom)."""
+        previous, self.current = self.current, proc
+        try:
+            return self.syscall(fn, *args)
+        finally:
+            self.current = previous
+
     def syscall(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run one operation. Errors Linux reports (OSError, signals) pass through and leave
-        the machine consistent; anything else (a plugin bug, an exhausted resource) marks
-        the machine broken, since its state may be half-changed."""
+        """Run one operation. Errors Linux reports (OSError, signals, an OOM kill of the
+        calling process) pass through and leave the machine consistent; anything else (a
+        plugin bug, memory exhausted with nothing left to kill) marks the machine broken,
+        since its state may be half-changed."""
         self._check_usable()
         try:
             return fn(*args)
-        except (OSError, SegmentationFault, BusError):
+        except (OSError, SegmentationFault, BusError, ProcessKilled):
             raise
         except Exception as exc:
             self.broken = f"{type(exc).__name__}: {exc}"

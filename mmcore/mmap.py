@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .constants import (
+    LEGACY_MAP_MASK,
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
@@ -15,6 +16,7 @@ from .constants import (
     MAP_POPULATE,
     MAP_PRIVATE,
     MAP_SHARED,
+    MAP_SHARED_VALIDATE,
     MAP_TYPE,
     MMAP_BASE,
     MMAP_MIN_ADDR,
@@ -41,7 +43,7 @@ from .constants import (
     offset_in_page,
     page_align,
 )
-from .errors import EBADF, EEXIST, EINVAL, ENOMEM, EPERM, syscall_error
+from .errors import EACCES, EBUSY, EEXIST, EINVAL, ENOMEM, EOPNOTSUPP, EPERM, syscall_error
 from .fault import handle_pte_fault
 from .memory import zap_pte_range
 from .pagetable import pte_present, pte_write
@@ -55,6 +57,7 @@ from .vma_ops import (
 )
 
 if TYPE_CHECKING:
+    from .fs import OpenFile
     from .mm import Mm
 
 
@@ -103,25 +106,22 @@ def _gaps_bottom_up(mm: Mm, low: int, high: int) -> list[tuple[int, int]]:
     return gaps
 
 
-def do_mmap(mm: Mm, addr: int, length: int, prot: int, flags: int, fd: int = -1,
-            offset: int = 0) -> int:
+def do_mmap(mm: Mm, addr: int, length: int, prot: int, flags: int,
+            file: OpenFile | None = None, offset: int = 0) -> int:
     """do_mmap(): create a mapping; returns its address or raises OSError.
 
     Anonymous private mappings get ``vm_pgoff = addr >> PAGE_SHIFT`` ("Set pgoff according
-    to addr for anon_vma"); shared anonymous ones are backed by a new shmem object.
-    File mappings are not modelled yet, so a mapping without MAP_ANONYMOUS fails with
-    EBADF, as it would for a closed fd. Processes are modelled unprivileged, so MAP_FIXED below
-    vm.mmap_min_addr is EPERM (cap_mmap_addr()).
+    to addr for anon_vma"); shared anonymous ones are backed by a new shmem file; file
+    mappings get ``vm_pgoff = offset >> PAGE_SHIFT``. ``file`` is the open file
+    description of the fd (the caller resolved the fd: EBADF is its to raise). Processes
+    are modelled unprivileged, so MAP_FIXED below vm.mmap_min_addr is EPERM
+    (cap_mmap_addr()).
     """
     if offset_in_page(offset):
         raise syscall_error(EINVAL, "mmap")
-    if not flags & MAP_ANONYMOUS:
-        raise syscall_error(EBADF, "mmap")
-    # do_mmap() for !file: only MAP_SHARED and MAP_PRIVATE are valid types (even
-    # MAP_SHARED_VALIDATE is EINVAL for anonymous memory; EOPNOTSUPP is for files).
+    if flags & MAP_ANONYMOUS:
+        file = None
     map_type = flags & MAP_TYPE
-    if map_type not in (MAP_SHARED, MAP_PRIVATE):
-        raise syscall_error(EINVAL, "mmap")
     if not length:
         raise syscall_error(EINVAL, "mmap")
     if flags & MAP_FIXED_NOREPLACE:
@@ -135,6 +135,41 @@ def do_mmap(mm: Mm, addr: int, length: int, prot: int, flags: int, fd: int = -1,
         raise syscall_error(ENOMEM, "mmap")
     if mm.map_count > mm.machine.max_map_count:
         raise syscall_error(ENOMEM, "mmap")
+
+    vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
+    if flags & MAP_GROWSDOWN:
+        vm_flags |= VM_GROWSDOWN
+    if flags & MAP_LOCKED:
+        vm_flags |= VM_LOCKED
+    if file is not None:
+        # do_mmap() for a file: MAP_SHARED_VALIDATE is valid and rejects unknown flags.
+        if map_type == MAP_SHARED:
+            flags &= LEGACY_MAP_MASK
+        if map_type in (MAP_SHARED, MAP_SHARED_VALIDATE):
+            if flags & ~(LEGACY_MAP_MASK | MAP_SHARED_VALIDATE | MAP_FIXED_NOREPLACE):
+                raise syscall_error(EOPNOTSUPP, "mmap")
+            if prot & PROT_WRITE and not file.writable:
+                raise syscall_error(EACCES, "mmap")
+            vm_flags |= VM_SHARED | VM_MAYSHARE
+            if not file.writable:
+                vm_flags &= ~(VM_MAYWRITE | VM_SHARED)
+        elif map_type != MAP_PRIVATE:
+            raise syscall_error(EINVAL, "mmap")
+        if not file.readable:
+            raise syscall_error(EACCES, "mmap")
+        pgoff = offset >> PAGE_SHIFT
+    elif map_type == MAP_SHARED:
+        # Only MAP_SHARED and MAP_PRIVATE are valid for anonymous memory (even
+        # MAP_SHARED_VALIDATE is EINVAL; EOPNOTSUPP is for files).
+        if vm_flags & VM_GROWSDOWN:
+            raise syscall_error(EINVAL, "mmap")
+        vm_flags |= VM_SHARED | VM_MAYSHARE
+        pgoff = 0
+    elif map_type == MAP_PRIVATE:
+        pgoff = -1  # addr >> PAGE_SHIFT once the address is known
+    else:
+        raise syscall_error(EINVAL, "mmap")
+
     addr = get_unmapped_area(mm, addr, length, flags)
     if addr > TASK_SIZE - length:
         raise syscall_error(ENOMEM, "mmap")
@@ -144,45 +179,34 @@ def do_mmap(mm: Mm, addr: int, length: int, prot: int, flags: int, fd: int = -1,
         raise syscall_error(EPERM, "mmap")
     if flags & MAP_FIXED_NOREPLACE and mm.vmas.intersecting(addr, addr + length):
         raise syscall_error(EEXIST, "mmap")
-
-    vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
-    if flags & MAP_GROWSDOWN:
-        vm_flags |= VM_GROWSDOWN
-    if flags & MAP_LOCKED:
-        vm_flags |= VM_LOCKED
-    shared = map_type == MAP_SHARED
-    if shared:
-        if vm_flags & VM_GROWSDOWN:
-            raise syscall_error(EINVAL, "mmap")
-        vm_flags |= VM_SHARED | VM_MAYSHARE
-        pgoff = 0
-    else:
+    if pgoff < 0:
         pgoff = addr >> PAGE_SHIFT
     if flags & MAP_NORESERVE:
         vm_flags |= VM_NORESERVE  # overcommit heuristic mode (sysctl 0) honours it
-    mmap_region(mm, addr, length, vm_flags, pgoff, shared)
+    if file is None and map_type == MAP_SHARED:
+        file = mm.machine.new_shmem(length)
+    mmap_region(mm, addr, length, vm_flags, pgoff, file)
     if vm_flags & VM_LOCKED or (flags & (MAP_POPULATE | MAP_NONBLOCK)) == MAP_POPULATE:
         populate_range(mm, addr, addr + length)
     return addr
 
 
 def mmap_region(mm: Mm, addr: int, length: int, vm_flags: int, pgoff: int,
-                shared: bool) -> Vma:
+                file: OpenFile | None) -> Vma:
     """__mmap_region(): unmap what the range overlaps (MAP_FIXED), then merge the new range
     with its neighbours or create a vma."""
     end = addr + length
     if mm.vmas.intersecting(addr, end):
         do_munmap(mm, addr, length)
-    if accountable_mapping(vm_flags):
-        vm_flags |= VM_ACCOUNT
-    if not shared:
-        r = MergeRange(mm, addr, end, vm_flags, pgoff, None,
+    if file is None or not file.inode.shmem:
+        if accountable_mapping(vm_flags):
+            vm_flags |= VM_ACCOUNT
+        r = MergeRange(mm, addr, end, vm_flags, pgoff, file,
                        prev=mm.vmas.prev_of(addr), next=mm.vmas.next_from(end))
         merged = vma_merge_new_range(r)
         if merged is not None:
             return merged
-    vma = Vma(mm, addr, end, vm_flags, pgoff,
-              mm.machine.new_shmem(length) if shared else None)
+    vma = Vma(mm, addr, end, vm_flags, pgoff, file)
     vma_link(mm, vma)
     return vma
 
@@ -269,3 +293,42 @@ def do_brk(mm: Mm, brk: int) -> int:
     mm.brk = brk
     return brk
 
+
+
+MS_ASYNC = 1
+MS_INVALIDATE = 2
+MS_SYNC = 4
+
+
+def do_msync(mm: Mm, start: int, length: int, flags: int) -> None:
+    """sys_msync(): MS_SYNC writes back, through vfs_fsync_range(), the file range that
+    each shared file vma in [start, start + len) maps; a hole makes the call fail with
+    ENOMEM after the mapped parts were synced (MS_ASYNC alone stops at the hole)."""
+    from .pagecache import write_inode
+    if flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC) or offset_in_page(start) \
+            or (flags & MS_ASYNC and flags & MS_SYNC):
+        raise syscall_error(EINVAL, "msync")
+    end = start + page_align(length)
+    if end < start:
+        raise syscall_error(ENOMEM, "msync")
+    unmapped = False
+    while start < end:
+        vma = mm.vmas.find(start)
+        if vma is None:
+            raise syscall_error(ENOMEM, "msync")
+        if start < vma.start:
+            if flags == MS_ASYNC:
+                break
+            start = vma.start
+            if start >= end:
+                break
+            unmapped = True
+        if flags & MS_INVALIDATE and vma.flags & VM_LOCKED:
+            raise syscall_error(EBUSY, "msync")
+        if flags & MS_SYNC and vma.file is not None and vma.flags & VM_SHARED:
+            first = vma.linear_page_index(start)
+            last = vma.linear_page_index(min(end, vma.end) - 1)
+            write_inode(mm.machine, vma.file.inode, first, last)
+        start = vma.end
+    if unmapped:
+        raise syscall_error(ENOMEM, "msync")

@@ -227,7 +227,10 @@ def move_page_tables(vma: Vma, old_addr: int, new_vma: Vma, new_addr: int,
     pt = mm.pgtable
     policy = m.mremap_policy
     delta = new_addr - old_addr
-    for addr, pte in list(pt.range(old_addr, old_addr + length)):
+    for addr, _ in list(pt.range(old_addr, old_addr + length)):
+        pte = pt.ptes.get(addr >> PAGE_SHIFT, 0)  # reclaim may have changed it meanwhile
+        if not pte:
+            continue
         dst = addr + delta
         page = m.physmem.pages[pte >> 12] if pte_present(pte) else None
         if page is not None and page.flags & PG_ANON and not page.flags & PG_ZERO \
@@ -248,7 +251,11 @@ def _unshare_pte(vma: Vma, addr: int, new_vma: Vma, dst: int, page: Page) -> Non
     mm = vma.mm
     m = mm.machine
     anon_vma_prepare(new_vma)
-    copy = m.alloc_page()
+    page.refcount += 1  # pinned while the copy is allocated (reclaim skips it)
+    try:
+        copy = m.alloc_page()
+    finally:
+        m.put_page(page)
     copy.copy_from(page)
     mm.pgtable.clear(addr)
     mm.rss -= 1

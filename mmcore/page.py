@@ -15,7 +15,7 @@ PG_ANON = 1 << 0  # PAGE_MAPPING_ANON: mapping is an anon rmap object
 PG_ANON_EXCLUSIVE = 1 << 1  # PG_anon_exclusive: mapped by exactly one process, may be reused
 PG_SWAPCACHE = 1 << 2  # the page is in the swap cache (private = swap slot)
 PG_DIRTY = 1 << 3
-PG_SHMEM = 1 << 4  # page-cache page of a shmem object (MAP_SHARED anonymous)
+PG_CACHE = 1 << 4  # in a page cache (a file's or a shmem object's)
 PG_ZERO = 1 << 5  # the shared zero page
 PG_REFERENCED = 1 << 6
 PG_ACTIVE = 1 << 7

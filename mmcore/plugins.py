@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .machine import Machine
 
 ENTRY_POINT_GROUP = "mmcore"
-KINDS = ("rmap", "mremap_policy", "observer")
+KINDS = ("rmap", "mremap_policy", "file_rmap", "reclaim", "observer")
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def maps_entry(mm: Mm, vma: Vma) -> MapsEntry:
     perms = ("r" if f & VM_READ else "-") + ("w" if f & VM_WRITE else "-") \
         + ("x" if f & VM_EXEC else "-") + ("s" if f & VM_MAYSHARE else "p")
     if vma.file is not None:
-        offset, dev, inode = vma.pgoff << PAGE_SHIFT, vma.file.dev, vma.file.inode
+        offset, dev, inode = vma.pgoff << PAGE_SHIFT, vma.file.dev, vma.file.ino
     else:
         offset, dev, inode = 0, "00:00", 0
     return MapsEntry(vma.start, vma.end, perms, offset, dev, inode, vma_name(mm, vma),

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
-from .constants import DEFAULT_BRK_START, PAGE_SIZE
-from .errors import ECHILD, ESRCH, syscall_error
+from .constants import DEFAULT_BRK_START, MAP_ANONYMOUS, PAGE_SIZE
+from .errors import EBADF, ECHILD, EINVAL, ENOENT, ESRCH, syscall_error
 from .fault import access_page
+from .fs import FileTable, OpenFile
 from .madvise import do_madvise, do_mlock, do_mseal
 from .mm import Mm
-from .mmap import do_brk, do_mmap, do_munmap
+from .mmap import do_brk, do_mmap, do_msync, do_munmap
 from .mprotect import do_mprotect
 from .mremap import do_mremap
+from .pagecache import file_read, file_write, truncate_pages, write_inode
 from .proc import MapsEntry, PagemapEntry, maps_entry, pagemap_entry
 
 if TYPE_CHECKING:
@@ -31,6 +34,9 @@ class Process:
         self.mm = mm
         mm.owner_pid = pid
         self.exit_status: int | None = None
+        #: True once the OOM killer ended this process.
+        self.killed = False
+        self.files = FileTable()
 
     @property
     def alive(self) -> bool:
@@ -45,51 +51,130 @@ class Process:
 
     def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int = -1,
              offset: int = 0) -> int:
-        """mmap(2): returns the mapping's address."""
+        """mmap(2): returns the mapping's address. ``fd`` is ignored with MAP_ANONYMOUS."""
         self._check_alive("mmap")
-        return self.machine.syscall(do_mmap, self.mm, addr, length, prot, flags, fd, offset)
+        file = None
+        if not flags & MAP_ANONYMOUS and not offset & (PAGE_SIZE - 1):
+            file = self._file(fd, "mmap")
+        return self.machine.run(self, do_mmap, self.mm, addr, length, prot, flags, file,
+                                offset)
+
+    # --- files -------------------------------------------------------------------------
+
+    def _file(self, fd: int, call: str) -> OpenFile:
+        file = self.files.get(fd)
+        if file is None:
+            raise syscall_error(EBADF, call)
+        return file
+
+    def open(self, path: str, flags: int = os.O_RDONLY) -> int:
+        """open(2) with ``os`` flag values: O_CREAT creates, O_TRUNC truncates (when
+        writable); ENOENT for a missing file without O_CREAT."""
+        self._check_alive("open")
+        inode = self.machine.files.get(path)
+        if inode is None:
+            if not flags & os.O_CREAT:
+                raise syscall_error(ENOENT, "open")
+            inode = self.machine.create_file(path)
+        file = OpenFile(inode, flags)
+        if flags & os.O_TRUNC and file.writable:
+            self.machine.run(self, truncate_pages, self.machine, inode, 0)
+        return self.files.install(file)
+
+    def close(self, fd: int) -> None:
+        """close(2): mappings keep their own reference to the open file."""
+        self._check_alive("close")
+        file = self._file(fd, "close")
+        del self.files.fds[fd]
+        self.machine.fput(file)
+
+    def dup(self, fd: int) -> int:
+        """dup(2): a new descriptor for the same open file description."""
+        self._check_alive("dup")
+        return self.files.install(self._file(fd, "dup"))
+
+    def pread(self, fd: int, n: int, offset: int) -> bytes:
+        """pread(2) through the page cache (sees shared-mapping writes)."""
+        self._check_alive("pread")
+        file = self._file(fd, "pread")
+        if not file.readable:
+            raise syscall_error(EBADF, "pread")
+        if offset < 0 or n < 0:
+            raise syscall_error(EINVAL, "pread")
+        return self.machine.run(self, file_read, self.machine, file.inode, n, offset)
+
+    def pwrite(self, fd: int, data: bytes, offset: int) -> int:
+        """pwrite(2) into the page cache; the pages become dirty."""
+        self._check_alive("pwrite")
+        file = self._file(fd, "pwrite")
+        if not file.writable:
+            raise syscall_error(EBADF, "pwrite")
+        if offset < 0:
+            raise syscall_error(EINVAL, "pwrite")
+        return self.machine.run(self, file_write, self.machine, file.inode, data, offset)
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        """ftruncate(2): EINVAL unless open for writing; shrinking unmaps what lies past
+        the new EOF from every mapping (a later access there is SIGBUS)."""
+        self._check_alive("ftruncate")
+        file = self._file(fd, "ftruncate")
+        if not file.writable or length < 0:
+            raise syscall_error(EINVAL, "ftruncate")
+        self.machine.run(self, truncate_pages, self.machine, file.inode, length)
+
+    def fsync(self, fd: int) -> None:
+        """fsync(2): write back every dirty page of the file."""
+        self._check_alive("fsync")
+        file = self._file(fd, "fsync")
+        self.machine.run(self, write_inode, self.machine, file.inode)
+
+    def msync(self, addr: int, length: int, flags: int) -> None:
+        """msync(2): MS_SYNC writes back the dirty pages of shared file mappings in the
+        range; MS_ASYNC does nothing (as since 2.6.19); a hole gives ENOMEM."""
+        self._check_alive("msync")
+        self.machine.run(self, do_msync, self.mm, addr, length, flags)
 
     def munmap(self, addr: int, length: int) -> None:
         """munmap(2)."""
         self._check_alive("munmap")
-        self.machine.syscall(do_munmap, self.mm, addr, length)
+        self.machine.run(self, do_munmap, self.mm, addr, length)
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
         """mprotect(2) (partially applied up to a hole, as in Linux)."""
         self._check_alive("mprotect")
-        self.machine.syscall(do_mprotect, self.mm, addr, length, prot)
+        self.machine.run(self, do_mprotect, self.mm, addr, length, prot)
 
     def mremap(self, old_addr: int, old_len: int, new_len: int, flags: int = 0,
                new_addr: int = 0) -> int:
         """mremap(2): returns the (possibly new) address."""
         self._check_alive("mremap")
-        return self.machine.syscall(do_mremap, self.mm, old_addr, old_len, new_len, flags,
+        return self.machine.run(self, do_mremap, self.mm, old_addr, old_len, new_len, flags,
                                     new_addr)
 
     def brk(self, addr: int) -> int:
         """brk(2): returns the new program break (the old one if the request failed)."""
         self._check_alive("brk")
-        return self.machine.syscall(do_brk, self.mm, addr)
+        return self.machine.run(self, do_brk, self.mm, addr)
 
     def madvise(self, addr: int, length: int, advice: int) -> None:
         """madvise(2)."""
         self._check_alive("madvise")
-        self.machine.syscall(do_madvise, self.mm, addr, length, advice)
+        self.machine.run(self, do_madvise, self.mm, addr, length, advice)
 
     def mlock(self, addr: int, length: int, flags: int = 0) -> None:
         """mlock2(2) (``flags=0`` is mlock(2))."""
         self._check_alive("mlock")
-        self.machine.syscall(do_mlock, self.mm, addr, length, flags, True)
+        self.machine.run(self, do_mlock, self.mm, addr, length, flags, True)
 
     def munlock(self, addr: int, length: int) -> None:
         """munlock(2)."""
         self._check_alive("munlock")
-        self.machine.syscall(do_mlock, self.mm, addr, length, 0, False)
+        self.machine.run(self, do_mlock, self.mm, addr, length, 0, False)
 
     def mseal(self, addr: int, length: int, flags: int = 0) -> None:
         """mseal(2)."""
         self._check_alive("mseal")
-        self.machine.syscall(do_mseal, self.mm, addr, length, flags)
+        self.machine.run(self, do_mseal, self.mm, addr, length, flags)
 
     # --- memory access -----------------------------------------------------------------
 
@@ -99,7 +184,7 @@ class Process:
         Raises :class:`mmcore.SegmentationFault` where the access is not allowed.
         """
         self._check_alive("write")
-        self.machine.syscall(self._write, addr, data)
+        self.machine.run(self, self._write, addr, data)
 
     def _write(self, addr: int, data: bytes) -> None:
         mm = self.mm
@@ -114,7 +199,7 @@ class Process:
     def read(self, addr: int, n: int) -> bytes:
         """Load ``n`` bytes from ``addr`` as the CPU would, faulting page by page."""
         self._check_alive("read")
-        return self.machine.syscall(self._read, addr, n)
+        return self.machine.run(self, self._read, addr, n)
 
     def _read(self, addr: int, n: int) -> bytes:
         mm = self.mm
@@ -140,18 +225,18 @@ class Process:
     def fork(self) -> Process:
         """fork(2): a child with a copy-on-write copy of this address space."""
         self._check_alive("fork")
-        return self.machine.syscall(self.machine._fork, self)
+        return self.machine.run(self, self.machine._fork, self)
 
     def execve(self, brk_start: int = DEFAULT_BRK_START) -> None:
         """execve(2): replace the address space with a fresh, empty one."""
         self._check_alive("execve")
-        self.machine.syscall(self.machine._exec, self, brk_start)
+        self.machine.run(self, self.machine._exec, self, brk_start)
 
     def exit(self, status: int = 0) -> None:
         """exit(2): free the whole address space; the process stays a zombie until its
         parent calls :meth:`waitpid` (a parentless process is reaped at once)."""
         self._check_alive("exit")
-        self.machine.syscall(self.machine._exit, self, status)
+        self.machine.run(self, self.machine._exit, self, status)
 
     def waitpid(self, pid: int) -> tuple[int, int]:
         """waitpid(2) with WNOHANG: ``(pid, status)`` for an exited child, which is reaped;

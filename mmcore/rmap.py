@@ -8,7 +8,6 @@ as the kernel's ``done()`` callback does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,9 +15,8 @@ from dataclasses_json import DataClassJsonMixin
 
 from .constants import VM_LOCKED
 from .costs import WalkCost
-from .page import PG_ANON_EXCLUSIVE, PG_SHMEM, PG_ZERO, Page
-from .pagetable import pte_pfn, pte_present, swp_entry_to_pte
-from .shmem import ShmemObject
+from .page import PG_ANON_EXCLUSIVE, PG_DIRTY, PG_SWAPCACHE, PG_ZERO, Page
+from .pagetable import pte_dirty, pte_pfn, pte_present, swp_entry_to_pte
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -46,17 +44,6 @@ class UnmapResult(DataClassJsonMixin):
     cost: WalkCost = field(default_factory=WalkCost)
 
 
-def file_walk(page: Page, cost: WalkCost) -> Iterator[tuple[Vma, int]]:
-    """rmap_walk_file() over a plain i_mmap list: every vma of the object is visited."""
-    obj = page.mapping
-    assert isinstance(obj, ShmemObject)
-    for vma in list(obj.i_mmap):
-        cost.vmas_visited += 1
-        addr = vma.address_of(page.index)
-        if addr >= 0:
-            yield vma, addr
-
-
 def find_mappings(m: Machine, page: Page) -> tuple[list[tuple[Vma, int]], WalkCost]:
     """Run the walk for ``page``; return the (vma, address) pairs whose pte maps it."""
     cost = WalkCost(walks=1)
@@ -64,7 +51,8 @@ def find_mappings(m: Machine, page: Page) -> tuple[list[tuple[Vma, int]], WalkCo
     want = page.mapcount
     if want == 0:
         return hits, cost
-    candidates = m.rmap_walk_impl(page, cost) if page.is_anon else file_walk(page, cost)
+    walk = m.rmap_walk_impl if page.is_anon else m.file_rmap_walk_impl
+    candidates = walk(page, cost)
     for vma, addr in candidates:
         cost.ptes_probed += 1
         pte = vma.mm.pgtable.lookup(addr)
@@ -94,9 +82,11 @@ def try_to_unmap(m: Machine, page: Page) -> UnmapResult:
 
     Anonymous pages are written to swap first (add_to_swap) and each pte becomes a swap
     entry, exclusive if the page was PG_anon_exclusive; when the last pte is gone the page
-    leaves the swap cache and is freed. Shared (shmem) pages are only unmapped. A mapping
+    leaves the swap cache and is freed. Page-cache pages (files, shmem) are only unmapped
+    here, a dirty pte dirtying the page; reclaim then writes them out. A mapping
     in a VM_LOCKED vma makes the attempt fail with nothing changed (the kernel's
-    try_to_unmap_one() stops there and mlocks the page).
+    try_to_unmap_one() stops there and mlocks the page). The walk effort is added to
+    the reclaim share when reclaim is running.
     """
     result = UnmapResult(pfn=page.pfn, success=False)
     if page.flags & PG_ZERO:
@@ -104,17 +94,24 @@ def try_to_unmap(m: Machine, page: Page) -> UnmapResult:
         return result
     hits, cost = find_mappings(m, page)
     result.cost = cost
+    if m.in_reclaim:
+        m.reclaim_walk_cost.add(cost)
     if any(vma.flags & VM_LOCKED for vma, _ in hits):
         result.reason = "mapped in a VM_LOCKED vma"
         return result
     slot = -1
     anon = page.is_anon
     if anon and hits:
-        slot = m.swap.alloc(page)
+        if page.flags & PG_SWAPCACHE:  # add_to_swap() only for a page not yet in swap
+            slot = page.swap_slot
+            m.swap.data[slot] = page.data
+        else:
+            slot = m.swap.alloc(page)
     exclusive = bool(page.flags & PG_ANON_EXCLUSIVE)
     for vma, addr in hits:
         mm = vma.mm
-        mm.pgtable.clear(addr)
+        if pte_dirty(mm.pgtable.clear(addr)):
+            page.flags |= PG_DIRTY  # the hardware dirty bit moves to the page
         if anon:
             mm.pgtable.set(addr, swp_entry_to_pte(slot, exclusive))
             m.swap.dup(slot)
@@ -132,5 +129,5 @@ def try_to_unmap(m: Machine, page: Page) -> UnmapResult:
         m.swap.delete_from_cache(page)  # pageout done: __remove_mapping()
     result.swap_slot = slot
     result.unmapped.sort()
-    m.emit("unmap", 0, pfn=page.pfn, ptes=len(hits), shmem=bool(page.flags & PG_SHMEM))
+    m.emit("unmap", 0, pfn=page.pfn, ptes=len(hits), anon=anon)
     return result

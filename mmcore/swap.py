@@ -44,6 +44,28 @@ class SwapArea:
         self.add_to_cache(slot, page)
         return slot
 
+    def store(self, data: bytes) -> int:
+        """shmem_writepage(): write ``data`` to a new slot owned by a shmem inode (one
+        reference, no swap cache); raises :class:`OutOfMemory` when swap is full."""
+        if not self._free:
+            raise OutOfMemory("swap space exhausted")
+        slot = self._free.pop()
+        self.data[slot] = data
+        self.count[slot] = 1
+        self.writes += 1
+        return slot
+
+    def take(self, slot: int) -> bytes:
+        """shmem_swapin_folio(): read a shmem slot back and free it."""
+        data = self.read(slot)
+        self.free_entry(slot)
+        return data
+
+    @property
+    def nr_free(self) -> int:
+        """Free slots."""
+        return len(self._free)
+
     def dup(self, slot: int) -> None:
         """swap_duplicate(): one more swap pte names ``slot``."""
         self.count[slot] += 1

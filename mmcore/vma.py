@@ -7,7 +7,7 @@ same O(log n) find_vma(). Merge and split rules live in :mod:`mmcore.vma_merge`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedKeyList
 
@@ -20,15 +20,8 @@ from .constants import (
 )
 
 if TYPE_CHECKING:
+    from .fs import OpenFile
     from .mm import Mm
-
-
-class MappedObject(Protocol):
-    """What a vma's ``vm_file`` must offer: a name for /proc and an identity for merges."""
-
-    path: str
-    inode: int
-    dev: str
 
 
 class Vma:
@@ -53,7 +46,7 @@ class Vma:
     )
 
     def __init__(self, mm: Mm, start: int, end: int, flags: int, pgoff: int,
-                 file: MappedObject | None = None) -> None:
+                 file: OpenFile | None = None) -> None:
         self.mm = mm
         self.start = start
         self.end = end

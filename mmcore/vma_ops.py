@@ -15,15 +15,16 @@ from .constants import PAGE_SHIFT, VM_IGNORE_MERGE, VM_SPECIAL
 from .errors import ENOMEM, syscall_error
 
 if TYPE_CHECKING:
+    from .fs import OpenFile
     from .mm import Mm
-    from .vma import MappedObject, Vma
+    from .vma import Vma
 
 
 def vma_link(mm: Mm, vma: Vma) -> None:
     """vma_link(): insert a new vma into the mm and its file's i_mmap."""
     mm.vmas.insert(vma)
     if vma.file is not None:
-        mm.machine.i_mmap_insert(vma)
+        mm.machine.file_vma_link(vma)
 
 
 def unlink_anon(vma: Vma) -> None:
@@ -38,7 +39,7 @@ def remove_vma(vma: Vma) -> None:
     mm = vma.mm
     unlink_anon(vma)
     if vma.file is not None:
-        mm.machine.i_mmap_remove(vma)
+        mm.machine.file_vma_unlink(vma)
     mm.vmas.remove(vma)
 
 
@@ -81,7 +82,7 @@ class MergeRange:
     end: int
     flags: int
     pgoff: int
-    file: MappedObject | None
+    file: OpenFile | None
     anon: object | None = None
     anon_name: str | None = None
     prev: Vma | None = None
@@ -140,8 +141,15 @@ def dup_anon_vma(dst: Vma, src: Vma | None) -> None:
         dst.mm.machine.hook.rmap_vma_merge(target=dst, src=src)
 
 
-def _merged(mm: Mm, target: Vma) -> Vma:
-    """Count and report a merge whose survivor is ``target``."""
+def _merged(mm: Mm, target: Vma, sticky: int = 0) -> Vma:
+    """Count and report a merge whose survivor is ``target``.
+
+    ``sticky`` are the VM_STICKY bits of every piece the merge absorbed (the range's own
+    flags, the target, a deleted next): a sticky flag never prevents a merge
+    (is_mergeable_vma() ignores VM_IGNORE_MERGE = VM_STICKY) and the merged vma keeps it
+    (vma_expand() / vma_merge_existing_range(): ``vm_flags_set(target, sticky_flags)``).
+    """
+    target.flags |= sticky & VM_IGNORE_MERGE
     m = mm.machine
     m.counters.vma_merges += 1
     m.emit("merge", mm.owner_pid, start=target.start, end=target.end)
@@ -167,20 +175,21 @@ def vma_merge_new_range(r: MergeRange) -> Vma | None:
         dup_anon_vma(prev, nxt)
         if prev.anon_vma is None:
             dup_anon_vma(prev, r.copied_from)
+        sticky = r.flags | prev.flags | nxt.flags
         remove_vma(nxt)
         mm.vmas.set_range(prev, prev.start, nxt.end, prev.pgoff)
-        return _merged(mm, prev)
+        return _merged(mm, prev, sticky)
     if left:
         assert prev is not None
         if prev.anon_vma is None:
             dup_anon_vma(prev, r.copied_from)
         mm.vmas.set_range(prev, prev.start, r.end, prev.pgoff)
-        return _merged(mm, prev)
+        return _merged(mm, prev, r.flags)
     assert nxt is not None
     if nxt.anon_vma is None:
         dup_anon_vma(nxt, r.copied_from)
     mm.vmas.set_range(nxt, r.start, nxt.end, r.pgoff)
-    return _merged(mm, nxt)
+    return _merged(mm, nxt, r.flags)
 
 
 def vma_merge_existing_range(r: MergeRange) -> Vma | None:
@@ -210,10 +219,11 @@ def vma_merge_existing_range(r: MergeRange) -> Vma | None:
         assert prev is not None and nxt is not None
         dup_anon_vma(prev, nxt if nxt.anon_vma is not None else middle)
         end = nxt.end
+        sticky = r.flags | prev.flags | nxt.flags
         remove_vma(middle)
         remove_vma(nxt)
         mm.vmas.set_range(prev, prev.start, end, prev.pgoff)
-        return _merged(mm, prev)
+        return _merged(mm, prev, sticky)
     if merge_left:
         assert prev is not None
         dup_anon_vma(prev, middle)
@@ -223,7 +233,7 @@ def vma_merge_existing_range(r: MergeRange) -> Vma | None:
             mm.vmas.set_range(middle, r.end, middle.end,
                               middle.pgoff + ((r.end - middle.start) >> PAGE_SHIFT))
         mm.vmas.set_range(prev, prev.start, r.end, prev.pgoff)
-        return _merged(mm, prev)
+        return _merged(mm, prev, r.flags)
     assert nxt is not None
     dup_anon_vma(nxt, middle)
     if delete_middle:
@@ -231,7 +241,7 @@ def vma_merge_existing_range(r: MergeRange) -> Vma | None:
     else:
         mm.vmas.set_range(middle, middle.start, r.start, middle.pgoff)
     mm.vmas.set_range(nxt, r.start, nxt.end, r.pgoff)
-    return _merged(mm, nxt)
+    return _merged(mm, nxt, r.flags)
 
 
 def vma_modify(vma: Vma, start: int, end: int, flags: int,
@@ -248,7 +258,8 @@ def vma_modify(vma: Vma, start: int, end: int, flags: int,
                    prev=mm.vmas.prev(vma), next=mm.vmas.next(vma))
     merged = vma_merge_existing_range(r)
     if merged is not None:
-        merged.flags = flags
+        # vma_modify_flags(): "sticky flags may have been retained, so propagate them".
+        merged.flags = flags | (merged.flags & VM_IGNORE_MERGE)
         merged.anon_name = name
         return merged
     if vma.start < start:
@@ -261,7 +272,7 @@ def vma_modify(vma: Vma, start: int, end: int, flags: int,
 
 
 def new_anon_vma_merge_range(mm: Mm, start: int, end: int, flags: int, pgoff: int,
-                             file: MappedObject | None) -> MergeRange:
+                             file: OpenFile | None) -> MergeRange:
     """A MergeRange for a brand-new mapping at [start, end), neighbours filled in."""
     prev = mm.vmas.prev_of(start)
     nxt = mm.vmas.next_from(end)

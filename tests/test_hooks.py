@@ -6,6 +6,8 @@ from collections.abc import Generator
 from typing import Any, ClassVar
 
 import pytest
+from mmcore_plugins.anon_vma_chain import AnonVmaChainScheme
+from mmcore_plugins.pte_chains import PteChains
 
 from mmcore import (
     MAP_ANONYMOUS,
@@ -19,8 +21,6 @@ from mmcore import (
     PluginInfo,
     hookimpl,
 )
-from mmcore_plugins.anon_vma_chain import AnonVmaChainScheme
-from mmcore_plugins.pte_chains import PteChains
 
 RW = PROT_READ | PROT_WRITE
 ANON = MAP_PRIVATE | MAP_ANONYMOUS
@@ -29,7 +29,7 @@ PAGE = 4096
 
 def test_unknown_scheme_lists_the_choices() -> None:
     """Machine(rmap=unknown) fails with "choose one of: ..." naming installed schemes."""
-    with pytest.raises(ConfigError, match="choose one of: .*anon_vma_chain.*pte_chains"):
+    with pytest.raises(ConfigError, match=r"choose one of: .*anon_vma_chain.*pte_chains"):
         Machine(rmap="no_such_scheme")
 
 
@@ -137,7 +137,7 @@ def test_hooks_fire_in_the_documented_order() -> None:
     munmap removes ptes before unlinking, exit unlinks before mm_exit. A wrapper on a
     per-page hook also proves the Machine falls back to the hook caller when needed."""
     m = Machine(rmap="anon_vma_chain", observers=[Recorder])
-    rec = m.plugins[1]
+    rec = m.pm.get_plugin("recorder")
     p = m.spawn()
     a = p.mmap(0, 2 * PAGE, RW, ANON)
     p.write(a, b"1")

@@ -1,0 +1,128 @@
+"""An in-memory filesystem: inodes with a page cache, open file descriptions, fd tables.
+
+``Inode`` is struct inode together with its struct address_space (the page cache and the
+i_mmap of the vmas mapping it). ``OpenFile`` is struct file, the open file description: a
+vma's ``vm_file`` points at one, which is why two separate open() calls of one file give
+mappings that never merge while a dup()'ed descriptor's do (is_mergeable_vma compares
+vm_file pointers).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from .constants import PAGE_SHIFT, PAGE_SIZE
+
+if TYPE_CHECKING:
+    from .page import Page
+
+#: The device number /proc/PID/maps shows for this filesystem and for shmem.
+FS_DEV = "00:1f"
+SHMEM_DEV = "00:01"
+
+
+class Inode:
+    """A file: its size, its backing store (``disk``, per page index), its page cache
+    (``pages``), the file rmap plugin's i_mmap structure, and shmem swap slots."""
+
+    __slots__ = (
+        "dev",
+        "disk",
+        "i_mmap",
+        "ino",
+        "nr_mmaps",
+        "pages",
+        "path",
+        "shmem",
+        "size",
+        "swapped",
+        "users",
+    )
+
+    def __init__(self, ino: int, path: str, dev: str, shmem: bool = False) -> None:
+        self.ino = ino
+        self.path = path
+        self.dev = dev
+        self.size = 0
+        self.shmem = shmem
+        #: What a read from the device returns, per page index (absent: zeros).
+        self.disk: dict[int, bytes] = {}
+        #: The page cache (address_space i_pages), by page index.
+        self.pages: dict[int, Page] = {}
+        #: The file rmap plugin's structure of mapping vmas (address_space i_mmap).
+        self.i_mmap: object | None = None
+        #: shmem pages written to swap (index -> swap slot), as shmem_writepage() does.
+        self.swapped: dict[int, int] = {}
+        #: Number of vmas mapping the inode (i_mmap_writable-like bookkeeping).
+        self.nr_mmaps = 0
+        #: Open file descriptions referring to the inode (a shmem inode dies with the last).
+        self.users = 0
+
+    @property
+    def nr_pages(self) -> int:
+        """Pages needed to hold ``size`` bytes (the first index past EOF)."""
+        return (self.size + PAGE_SIZE - 1) >> PAGE_SHIFT
+
+    def __repr__(self) -> str:
+        return f"Inode({self.path!r}, size={self.size}, cached={len(self.pages)})"
+
+
+class OpenFile:
+    """An open file description (struct file): the inode and the access mode."""
+
+    __slots__ = ("flags", "inode", "refs")
+
+    def __init__(self, inode: Inode, flags: int) -> None:
+        self.inode = inode
+        self.flags = flags
+        #: References from fd table slots and vmas (get_file/fput).
+        self.refs = 0
+
+    @property
+    def readable(self) -> bool:
+        """FMODE_READ."""
+        return (self.flags & os.O_ACCMODE) in (os.O_RDONLY, os.O_RDWR)
+
+    @property
+    def writable(self) -> bool:
+        """FMODE_WRITE."""
+        return (self.flags & os.O_ACCMODE) in (os.O_WRONLY, os.O_RDWR)
+
+    @property
+    def path(self) -> str:
+        """The name /proc/PID/maps shows."""
+        return self.inode.path
+
+    @property
+    def dev(self) -> str:
+        """The device column of /proc/PID/maps."""
+        return self.inode.dev
+
+    @property
+    def ino(self) -> int:
+        """The inode column of /proc/PID/maps."""
+        return self.inode.ino
+
+    def __repr__(self) -> str:
+        return f"OpenFile({self.inode.path!r}, flags={self.flags:#o})"
+
+
+class FileTable:
+    """A process's descriptor table (struct files_struct)."""
+
+    def __init__(self) -> None:
+        self.fds: dict[int, OpenFile] = {}
+
+    def install(self, file: OpenFile) -> int:
+        """fd_install() at the lowest free descriptor."""
+        fd = 0
+        while fd in self.fds:
+            fd += 1
+        self.fds[fd] = file
+        file.refs += 1
+        return fd
+
+    def get(self, fd: int) -> OpenFile | None:
+        """fget()."""
+        return self.fds.get(fd)

@@ -1,0 +1,133 @@
+"""Page reclaim (mm/vmscan.c): the reason rmap exists.
+
+The reclaim *policy* is a plugin that owns the LRU lists and decides whom to scan; the
+core provides the two rmap-driven operations it needs, through :class:`ReclaimContext`:
+
+* ``page_referenced`` (folio_referenced): walk every mapping, test-and-clear its accessed
+  bit, and count the young ones;
+* ``reclaim`` (shrink_folio_list for one page): unmap it everywhere through the rmap walk
+  (try_to_unmap), then swap it out (anonymous, shmem) or write it back if dirty and drop
+  it from the page cache (file), and free it.
+
+The allocator calls reclaim below the watermarks (kswapd) and when no frame is left
+(direct reclaim); when nothing can be freed, the OOM killer ends the largest process.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .constants import VM_LOCKED
+from .page import PG_CACHE, PG_DIRTY, PG_REFERENCED, PG_SWAPCACHE, Page
+from .pagetable import pte_mkold, pte_present, pte_young
+
+if TYPE_CHECKING:
+    from .fs import Inode
+    from .machine import Machine
+
+
+class ReclaimContext:
+    """What a reclaim policy may ask of the core during one shrink."""
+
+    def __init__(self, machine: Machine, reason: str) -> None:
+        self.machine = machine
+        self.reason = reason
+        self.freed = 0
+
+    def page_referenced(self, page: Page) -> int:
+        """folio_referenced(): young ptes found (and cleared) through the rmap walk, plus
+        one for PG_referenced (set by read()/write()); -1 if mapped in a VM_LOCKED vma."""
+        m = self.machine
+        m.counters.reclaim_referenced_walks += 1
+        refs = 1 if page.flags & PG_REFERENCED else 0
+        page.flags &= ~PG_REFERENCED
+        if not page.mapcount:
+            return refs
+        from .rmap import find_mappings
+        hits, cost = find_mappings(m, page)
+        m.reclaim_walk_cost.add(cost)
+        for vma, addr in hits:
+            if vma.flags & VM_LOCKED:
+                return -1
+            pt = vma.mm.pgtable
+            pte = pt.ptes.get(addr >> 12, 0)
+            if pte_present(pte) and pte_young(pte):
+                pt.ptes[addr >> 12] = pte_mkold(pte)
+                refs += 1
+        return refs
+
+    def reclaim(self, page: Page) -> str:
+        """Try to free ``page``; returns ``"freed"``, ``"busy"`` (someone holds an extra
+        reference), ``"locked"`` (mlocked), ``"no_swap"`` or ``"unmap_failed"``."""
+        result = reclaim_page(self.machine, page)
+        if result == "freed":
+            self.freed += 1
+        return result
+
+    def decide(self, page: Page, decision: str) -> None:
+        """Record a policy decision (activate, deactivate, keep, reclaim...) as an event."""
+        m = self.machine
+        key = f"reclaim_{decision}"
+        m.reclaim_decisions[key] = m.reclaim_decisions.get(key, 0) + 1
+        if m.observed:
+            m.emit("reclaim", 0, pfn=page.pfn, decision=decision, reason=self.reason)
+
+
+def expected_refs(page: Page) -> int:
+    """The references reclaim can account for: mappings, swap cache, page cache."""
+    return page.mapcount + (1 if page.flags & PG_SWAPCACHE else 0) \
+        + (1 if page.flags & PG_CACHE else 0)
+
+
+def reclaim_page(m: Machine, page: Page) -> str:
+    """shrink_folio_list() for one page: unmap, write out, free. Returns ``"freed"`` only
+    if the frame really went back to the free list."""
+    result = _reclaim_page(m, page)
+    if result == "freed" and m.physmem.page(page.pfn) is page:
+        return "busy"  # still referenced by someone the LRU does not know about
+    return result
+
+
+def _reclaim_page(m: Machine, page: Page) -> str:
+    from .pagecache import delete_from_page_cache, writeback_page
+    from .rmap import try_to_unmap
+    if page.refcount > expected_refs(page):
+        return "busy"  # pinned by an operation in progress (folio_ref_freeze fails)
+    if page.is_anon:
+        if page.mapcount:
+            if not page.flags & PG_SWAPCACHE and not m.swap.nr_free:
+                return "no_swap"
+            result = try_to_unmap(m, page)
+            if not result.success:
+                return "locked" if "VM_LOCKED" in result.reason else "unmap_failed"
+            m.counters.pswpout += 1
+            return "freed"
+        if page.flags & PG_SWAPCACHE:
+            m.swap.delete_from_cache(page)
+            return "freed"
+        return "busy"
+    if page.flags & PG_CACHE:
+        inode: Inode = page.mapping  # type: ignore[assignment]
+        if inode.shmem and not m.swap.nr_free:
+            return "no_swap"
+        if page.mapcount:
+            result = try_to_unmap(m, page)
+            if not result.success:
+                return "locked" if "VM_LOCKED" in result.reason else "unmap_failed"
+        if inode.shmem:
+            inode.swapped[page.index] = m.swap.store(page.data)
+            m.counters.pswpout += 1
+        elif page.flags & PG_DIRTY:
+            writeback_page(m, page)
+        delete_from_page_cache(m, page)
+        return "freed"
+    return "busy"
+
+
+def shrink(m: Machine, nr_to_reclaim: int, reason: str) -> int:
+    """Ask the reclaim policy for ``nr_to_reclaim`` pages; returns how many it freed."""
+    ctx = ReclaimContext(m, reason)
+    before = m.physmem.nr_free
+    m.hook.reclaim_shrink(nr_to_reclaim=nr_to_reclaim, ctx=ctx)
+    return m.physmem.nr_free - before
+

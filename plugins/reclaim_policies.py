@@ -1,0 +1,143 @@
+"""Reclaim policies: the default two-list LRU and CLOCK.
+
+``lru2`` is the 2.6 active/inactive design (mm/vmscan.c before the 2.6.28 split LRU):
+new pages enter the inactive list; a page found referenced on the inactive list is
+activated, an unreferenced one is reclaimed; when the active list outgrows the inactive
+one, its oldest pages are aged (their accessed bits cleared through the rmap walk) and
+moved back. ``clock`` is the textbook second-chance algorithm over one circular list; it
+exists to prove the hook surface, and as a baseline for teaching.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from mmcore import PluginInfo, hookimpl
+from mmcore.page import PG_REFERENCED
+
+if TYPE_CHECKING:
+    from mmcore import Machine, Page
+    from mmcore.reclaim import ReclaimContext
+
+_RETRY = ("busy",)
+
+
+class TwoListLRU:
+    """Active and inactive lists, oldest first (dicts keep insertion order)."""
+
+    info: ClassVar[PluginInfo] = PluginInfo(
+        name="lru2", kind="reclaim",
+        summary="2.6 active/inactive LRU with rmap-driven referenced checks",
+        description=("The default: pages age from the inactive list's tail; referenced "
+                     "pages are promoted, the rest unmapped through the rmap walk."),
+    )
+
+    def __init__(self, machine: Machine) -> None:
+        self.inactive: dict[int, Page] = {}
+        self.active: dict[int, Page] = {}
+
+    @hookimpl
+    def reclaim_lru_add(self, page: Page) -> None:
+        """lru_cache_add(): new pages start inactive."""
+        self.inactive[page.pfn] = page
+
+    @hookimpl
+    def reclaim_lru_del(self, page: Page) -> None:
+        """The page is freed."""
+        if self.inactive.pop(page.pfn, None) is None:
+            self.active.pop(page.pfn, None)
+
+    @hookimpl
+    def reclaim_mark_accessed(self, page: Page) -> None:
+        """mark_page_accessed(): the second touch of an inactive page activates it."""
+        if page.flags & PG_REFERENCED and page.pfn in self.inactive:
+            del self.inactive[page.pfn]
+            self.active[page.pfn] = page
+            page.flags &= ~PG_REFERENCED
+        else:
+            page.flags |= PG_REFERENCED
+
+    def _age_active(self, ctx: ReclaimContext, batch: int) -> None:
+        """refill_inactive_zone(): move the oldest active pages to the inactive list,
+        clearing their accessed bits; a page still referenced stays active once."""
+        for pfn in list(self.active)[:batch]:
+            page = self.active.pop(pfn)
+            if ctx.page_referenced(page) != 0:
+                self.active[pfn] = page
+                ctx.decide(page, "keep_active")
+            else:
+                self.inactive[pfn] = page
+                ctx.decide(page, "deactivate")
+
+    @hookimpl
+    def reclaim_shrink(self, nr_to_reclaim: int, ctx: ReclaimContext) -> int:
+        """shrink_zone(): scan the inactive tail until enough pages are freed."""
+        budget = 2 * (len(self.inactive) + len(self.active)) + 8
+        while ctx.freed < nr_to_reclaim and budget > 0:
+            if len(self.active) > len(self.inactive) or not self.inactive:
+                if not self.active:
+                    break
+                self._age_active(ctx, 32)
+                budget -= 1
+                continue
+            pfn = next(iter(self.inactive))
+            page = self.inactive.pop(pfn)
+            budget -= 1
+            refs = ctx.page_referenced(page)
+            if refs != 0:
+                self.active[pfn] = page
+                ctx.decide(page, "activate")
+                continue
+            result = ctx.reclaim(page)
+            ctx.decide(page, "reclaim" if result == "freed" else result)
+            if result in _RETRY:
+                self.inactive[pfn] = page
+            elif result != "freed":
+                self.active[pfn] = page
+        return ctx.freed
+
+
+class Clock:
+    """CLOCK (second chance): one circular list; the hand skips referenced pages once."""
+
+    info: ClassVar[PluginInfo] = PluginInfo(
+        name="clock", kind="reclaim",
+        summary="CLOCK / second chance over one list",
+        description="A textbook baseline: referenced pages get one more turn of the hand.",
+    )
+
+    def __init__(self, machine: Machine) -> None:
+        self.ring: dict[int, Page] = {}
+
+    @hookimpl
+    def reclaim_lru_add(self, page: Page) -> None:
+        """New pages go behind the hand."""
+        self.ring[page.pfn] = page
+
+    @hookimpl
+    def reclaim_lru_del(self, page: Page) -> None:
+        """The page is freed."""
+        self.ring.pop(page.pfn, None)
+
+    @hookimpl
+    def reclaim_mark_accessed(self, page: Page) -> None:
+        """read()/write() set the reference bit."""
+        page.flags |= PG_REFERENCED
+
+    @hookimpl
+    def reclaim_shrink(self, nr_to_reclaim: int, ctx: ReclaimContext) -> int:
+        """Advance the hand: clear and skip referenced pages, reclaim the others."""
+        budget = 2 * len(self.ring) + 8
+        while ctx.freed < nr_to_reclaim and self.ring and budget > 0:
+            budget -= 1
+            pfn = next(iter(self.ring))
+            page = self.ring.pop(pfn)
+            if ctx.page_referenced(page) != 0:
+                self.ring[pfn] = page
+                ctx.decide(page, "second_chance")
+                continue
+            result = ctx.reclaim(page)
+            ctx.decide(page, "reclaim" if result == "freed" else result)
+            if result != "freed":
+                self.ring[pfn] = page
+        return ctx.freed
