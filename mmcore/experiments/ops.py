@@ -33,6 +33,14 @@ OP_FIELDS: dict[str, tuple[str, ...]] = {
     "write": ("pid", "addr", "length", "data"),
     "read": ("pid", "addr", "length"),
     "reclaim": ("pid", "addr", "length"),
+    "create": ("path", "length", "data"),
+    "open": ("pid", "path", "flags", "fd"),
+    "close": ("pid", "fd"),
+    "pread": ("pid", "fd", "length", "offset"),
+    "pwrite": ("pid", "fd", "data", "offset"),
+    "ftruncate": ("pid", "fd", "length"),
+    "msync": ("pid", "addr", "length", "flags"),
+    "fsync": ("pid", "fd"),
 }
 
 
@@ -40,7 +48,8 @@ OP_FIELDS: dict[str, tuple[str, ...]] = {
 class Op(DataClassJsonMixin):
     """One step: a syscall, a memory access, or ``reclaim`` (try_to_unmap every page
     mapped in [addr, addr + length) of ``pid``; length 0 means every anonymous page of
-    every process)."""
+    every process). ``create`` makes a file of ``length`` bytes (``data`` repeated, or
+    zeros) before any process opens it. An ``mmap`` with ``fd >= 0`` maps that file."""
 
     op: str
     pid: int = 1
@@ -53,6 +62,11 @@ class Op(DataClassJsonMixin):
     advice: int = 0
     child: int = 0
     data: str = ""
+    #: Files: the path (create, open), the trace's descriptor number (open, close, pread,
+    #: pwrite, ftruncate, fsync, and mmap of a file), and the file offset.
+    path: str = ""
+    fd: int = -1
+    offset: int = 0
     #: What the kernel returned (traces): mmap/mremap/brk results are replayed there.
     ret: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -68,6 +82,8 @@ class Player:
     def __init__(self, machine: Machine, strict: bool = True) -> None:
         self.machine = machine
         self.procs: dict[int, Process] = {}
+        #: (trace pid, trace fd) -> simulated fd.
+        self.fds: dict[tuple[int, int], int] = {}
         self.strict = strict
         self.errors: dict[str, int] = {}
         self.segfaults = 0
@@ -100,10 +116,20 @@ class Player:
         if name == "spawn":
             self.procs[op.pid] = self.machine.spawn()
             return None
+        if name == "create":
+            pattern = op.data.encode() or b"\0"
+            body = (pattern * (op.length // len(pattern) + 1))[:op.length]
+            self.machine.create_file(op.path, body)
+            return None
         p = self.proc(op.pid)
         if name == "fork":
             self.procs[op.child] = p.fork()
+            for (pid, tfd), fd in list(self.fds.items()):
+                if pid == op.pid:
+                    self.fds[(op.child, tfd)] = fd
             return None
+        if name in ("open", "close", "pread", "pwrite", "ftruncate", "fsync"):
+            return self._file_op(p, op)
         if name == "exec":
             p.execve()
             return None
@@ -114,9 +140,10 @@ class Player:
             del self.procs[op.pid]
             return None
         if name == "mmap":
+            fd = self.fds.get((op.pid, op.fd), -1) if op.fd >= 0 else -1
             if op.ret is not None:
-                return p.mmap(op.ret, op.length, op.prot, op.flags | MAP_FIXED)
-            return p.mmap(op.addr, op.length, op.prot, op.flags)
+                return p.mmap(op.ret, op.length, op.prot, op.flags | MAP_FIXED, fd, op.offset)
+            return p.mmap(op.addr, op.length, op.prot, op.flags, fd, op.offset)
         if name == "munmap":
             p.munmap(op.addr, op.length)
         elif name == "mprotect":
@@ -139,8 +166,30 @@ class Player:
             return p.read(op.addr, max(op.length, 1))
         elif name == "reclaim":
             self.reclaim(op)
+        elif name == "msync":
+            p.msync(op.addr, op.length, op.flags)
         else:
             raise ValueError(f"unknown op {name!r}: choose one of: " + ", ".join(OP_FIELDS))
+        return None
+
+    def _file_op(self, p: Process, op: Op) -> int | bytes | None:
+        name = op.op
+        if name == "open":
+            fd = p.open(op.path, op.flags)
+            self.fds[(op.pid, op.fd if op.fd >= 0 else fd)] = fd
+            return fd
+        fd = self.fds.get((op.pid, op.fd), -1)
+        if name == "close":
+            p.close(fd)
+            self.fds.pop((op.pid, op.fd), None)
+        elif name == "pread":
+            return p.pread(fd, op.length, op.offset)
+        elif name == "pwrite":
+            return p.pwrite(fd, op.data.encode(), op.offset)
+        elif name == "ftruncate":
+            p.ftruncate(fd, op.length)
+        else:
+            p.fsync(fd)
         return None
 
     def reclaim(self, op: Op) -> None:
