@@ -19,9 +19,9 @@ from mmcore.plugins import valid_configurations
 PAGE = 4096
 
 
-def best_of(fn: Callable[[], float], repeat: int) -> float:
-    """The smallest of ``repeat`` timings (seconds per operation)."""
-    return min(fn() for _ in range(repeat))
+def best_of(repeat: int, fn: Callable[..., float], *args: object) -> float:
+    """The smallest of ``repeat`` timings of ``fn(*args)`` (seconds per operation)."""
+    return min(fn(*args) for _ in range(repeat))
 
 
 def dict_insert(n: int) -> float:
@@ -35,7 +35,7 @@ def dict_insert(n: int) -> float:
 
 def demand_zero_fault(rmap: str, policy: str | None, n: int) -> float:
     """Seconds per demand-zero write fault: handle_mm_fault() on an untouched page."""
-    m = Machine(rmap=rmap, mremap_policy=policy, ram_pages=n + 64)
+    m = Machine(rmap=rmap, mremap_policy=policy, ram_pages=2 * n + 1024)
     p = m.spawn()
     a = p.mmap(0, n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
     mm = p.mm
@@ -47,7 +47,7 @@ def demand_zero_fault(rmap: str, policy: str | None, n: int) -> float:
 
 def first_write(rmap: str, policy: str | None, n: int) -> float:
     """Seconds per ``Process.write`` of one byte to an untouched page (fault included)."""
-    m = Machine(rmap=rmap, mremap_policy=policy, ram_pages=n + 64)
+    m = Machine(rmap=rmap, mremap_policy=policy, ram_pages=2 * n + 1024)
     p = m.spawn()
     a = p.mmap(0, n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
     write = p.write
@@ -59,7 +59,7 @@ def first_write(rmap: str, policy: str | None, n: int) -> float:
 
 def fork_cost(rmap: str, policy: str | None, pages: int) -> float:
     """Seconds per fork of a process with ``pages`` faulted anonymous pages, per page."""
-    m = Machine(rmap=rmap, mremap_policy=policy, ram_pages=pages * 4 + 64)
+    m = Machine(rmap=rmap, mremap_policy=policy, ram_pages=pages * 4 + 1024)
     p = m.spawn()
     a = p.mmap(0, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
     for i in range(pages):
@@ -78,12 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
-    unit = best_of(lambda: dict_insert(200_000), args.repeat)
+    unit = best_of(args.repeat, dict_insert, 200_000)
     rows = []
     for rmap, policy in valid_configurations():
-        fault = best_of(lambda: demand_zero_fault(rmap, policy, args.pages), args.repeat)
-        write = best_of(lambda: first_write(rmap, policy, args.pages), args.repeat)
-        fork = best_of(lambda: fork_cost(rmap, policy, args.pages // 4), args.repeat)
+        fault = best_of(args.repeat, demand_zero_fault, rmap, policy, args.pages)
+        write = best_of(args.repeat, first_write, rmap, policy, args.pages)
+        fork = best_of(args.repeat, fork_cost, rmap, policy, args.pages // 4)
         rows.append({"rmap": rmap, "policy": policy, "fault_ratio": fault / unit,
                      "first_write_ratio": write / unit,
                      "fork_per_page_ratio": fork / unit, "fault_us": fault * 1e6,

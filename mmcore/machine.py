@@ -181,9 +181,10 @@ class Machine:
         process with the largest footprint (:meth:`oom_kill`).
         """
         pm = self.physmem
-        if pm.nr_free <= self.watermarks[1] and not self.in_reclaim:
-            self._reclaim(self.watermarks[2] - pm.nr_free, "kswapd")
-        while not pm.nr_free:
+        free = pm.free_list
+        if len(free) <= self.watermarks[1] and not self.in_reclaim:
+            self._reclaim(self.watermarks[2] - len(free), "kswapd")
+        while not free:
             if self.in_reclaim or not self._reclaim(32, "direct"):
                 self.oom_kill()
         page = pm.alloc()

@@ -102,24 +102,24 @@ class PhysMem:
         zero.refcount = 1
         self.pages[self.ZERO_PFN] = zero
         self.zero_page = zero
-        # Highest pfn on top so that the first allocation is pfn 1 (deterministic layout).
-        self._free = list(range(nr_frames - 1, 0, -1))
+        #: Free frames, highest pfn at the bottom so the first allocation is pfn 1.
+        self.free_list = list(range(nr_frames - 1, 0, -1))
 
     @property
     def nr_free(self) -> int:
         """Number of frames on the free list."""
-        return len(self._free)
+        return len(self.free_list)
 
     @property
     def nr_used(self) -> int:
         """Frames in use, not counting the zero page."""
-        return self.nr_frames - 1 - len(self._free)
+        return self.nr_frames - 1 - len(self.free_list)
 
     def alloc(self) -> Page:
         """alloc_page(): take a free frame; raises :class:`OutOfMemory` when none is left."""
-        if not self._free:
+        if not self.free_list:
             raise OutOfMemory("no free page frame")
-        pfn = self._free.pop()
+        pfn = self.free_list.pop()
         page = Page(pfn)
         self.pages[pfn] = page
         return page
@@ -131,7 +131,7 @@ class PhysMem:
         if page.flags & PG_ZERO:
             raise AssertionError("freeing the zero page")
         self.pages[page.pfn] = None
-        self._free.append(page.pfn)
+        self.free_list.append(page.pfn)
 
     def page(self, pfn: int) -> Page | None:
         """pfn_to_page(): the page at ``pfn`` if it is allocated."""
