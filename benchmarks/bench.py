@@ -11,6 +11,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 from mmcore import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, Machine
 from mmcore.fault import handle_mm_fault
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
     unit = best_of(args.repeat, dict_insert, 200_000)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for rmap, policy in valid_configurations():
         fault = best_of(args.repeat, demand_zero_fault, rmap, policy, args.pages)
         write = best_of(args.repeat, first_write, rmap, policy, args.pages)
