@@ -1,0 +1,149 @@
+"""What one run produced, with the configuration that produced it.
+
+A :class:`Result` is plain data (dataclasses-json): the full configuration (workload,
+parameters, seed, rmap, mremap policy, arch, memory sizes), the versions of mmcore and of
+the plugins used, the raw :class:`~mmcore.costs.Costs`, and the derived per-scheme figures
+that comparisons use. Everything except ``wall_time_s`` is deterministic: rerunning the
+configuration (:func:`mmcore.experiments.runner.rerun`) gives the same
+:meth:`Result.reproducible_json` byte for byte.
+
+Serialisation goes through this module only (``to_json``/``from_json`` here), so the JSON
+library can be swapped without touching the runner or the CLI.
+"""
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from dataclasses_json import DataClassJsonMixin
+
+from ..costs import Costs
+from .ops import Op
+
+#: ``RunConfig.workload`` of a run made from an explicit op list (the ops are kept).
+OPS_WORKLOAD = "<ops>"
+
+
+@dataclass
+class RunConfig(DataClassJsonMixin):
+    """Everything that determines a run's numbers."""
+
+    workload: str
+    params: dict[str, Any]
+    seed: int
+    rmap: str
+    policy: str | None
+    arch: str
+    ram_pages: int
+    swap_pages: int
+
+    @property
+    def label(self) -> str:
+        """``rmap`` or ``rmap+policy``: how tables and plots name the configuration."""
+        return self.rmap if self.policy is None else f"{self.rmap}+{self.policy}"
+
+
+@dataclass
+class Derived(DataClassJsonMixin):
+    """Per-scheme figures computed from the costs and the final machine state.
+
+    "Per page" means per rmap walk: each reclaimed page is walked once (try_to_unmap).
+    ``walk_visits`` counts the vmas or mms the scheme offered (rmap-reference §7 metric W);
+    ``ptes_probed`` the page-table probes the core made for them, ``wasted`` those that did
+    not map the page. The ``*_before_reclaim`` figures are taken at the first reclaim op
+    (at the end of a run without one): they are what per-vma and per-pte costs divide by.
+    ``reclaim_missed`` counts pages still mapped after a reclaim op (a
+    scheme that cannot find a mapping leaves the page unswappable).
+    """
+
+    rmap_bytes: int = 0
+    rmap_peak_bytes: int = 0
+    rmap_bytes_before_reclaim: int = 0
+    vmas_before_reclaim: int = 0
+    anon_vmas_before_reclaim: int = 0
+    mapped_ptes_before_reclaim: int = 0
+    metadata_objects: dict[str, int] = field(default_factory=dict)
+    walks: int = 0
+    walk_visits: int = 0
+    visits_per_page: float = 0.0
+    ptes_probed: int = 0
+    probes_per_page: float = 0.0
+    wasted: int = 0
+    wasted_per_page: float = 0.0
+    find_vma: int = 0
+    tree_steps: int = 0
+    pages_unmapped: int = 0
+    reclaim_missed: int = 0
+    cow_copies: int = 0
+    mremap_copies: int = 0
+    page_copies: int = 0
+    fork_ptes_copied: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    final_vmas: int = 0
+    live_processes: int = 0
+    page_table_bytes: int = 0
+
+
+@dataclass
+class Result(DataClassJsonMixin):
+    """One workload run on one configuration."""
+
+    config: RunConfig
+    mmcore_version: str
+    plugin_versions: dict[str, str]
+    costs: Costs
+    derived: Derived
+    ops_applied: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    segfaults: int = 0
+    #: The ops themselves, for runs made from an op list (workload runs regenerate them).
+    ops: list[Op] | None = None
+    #: Seconds of real time: not reproducible, excluded from :meth:`reproducible_json`.
+    wall_time_s: float = 0.0
+
+    @property
+    def label(self) -> str:
+        """The configuration's label (``rmap`` or ``rmap+policy``)."""
+        return self.config.label
+
+    def reproducible_dict(self) -> dict[str, Any]:
+        """The result as plain data without the wall time."""
+        d = self.to_dict(encode_json=True)
+        d.pop("wall_time_s", None)
+        return d
+
+    def reproducible_json(self) -> str:
+        """Canonical JSON (sorted keys) of everything a rerun must reproduce exactly."""
+        return json.dumps(self.reproducible_dict(), sort_keys=True, indent=1)
+
+
+def dumps(results: list[Result]) -> str:
+    """A list of results as one JSON document (what ``--json`` prints)."""
+    return json.dumps([r.to_dict(encode_json=True) for r in results], sort_keys=True,
+                      indent=1)
+
+
+def load(text: str) -> Result:
+    """Parse one result from JSON, validating types through the schema."""
+    data = json.loads(text)
+    if isinstance(data, list):
+        if len(data) != 1:
+            raise ValueError(f"expected one result, found a list of {len(data)}")
+        data = data[0]
+    return _from_dict(data)
+
+
+def load_many(text: str) -> list[Result]:
+    """Parse a JSON list of results (or a single result)."""
+    data = json.loads(text)
+    items = data if isinstance(data, list) else [data]
+    return [_from_dict(item) for item in items]
+
+
+def _from_dict(data: Any) -> Result:
+    # dataclasses-json's marshmallow schema cannot see the postponed annotations of
+    # mmcore.costs, so results are decoded with from_dict after a shape check.
+    if not isinstance(data, dict) or not {"config", "costs", "derived"} <= data.keys():
+        raise ValueError("not an mmcore result: expected an object with config, costs "
+                         "and derived")
+    return Result.from_dict(data)

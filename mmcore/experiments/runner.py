@@ -1,0 +1,209 @@
+"""Run a workload (or an op list) on a Machine for one configuration.
+
+>>> from mmcore.experiments.runner import run
+>>> r = run("forking-server", {"pages": 8, "children": 2}, rmap="pte_chains")
+>>> r.derived.walks, r.derived.reclaim_missed
+(24, 0)
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import structlog
+from dataclasses_json import DataClassJsonMixin
+
+from .. import __version__
+from ..costs import Costs
+from ..machine import Machine
+from ..plugins import installed_plugins, plugin_info, valid_configurations
+from . import workloads
+from .ops import Op, Player
+from .results import OPS_WORKLOAD, Derived, Result, RunConfig, load
+
+#: Frames and swap slots of the simulated machine: large enough for every default workload
+#: and for sweeps several times bigger (the frame table is a plain list).
+DEFAULT_RAM_PAGES = 1 << 18
+DEFAULT_SWAP_PAGES = 1 << 18
+
+log = structlog.get_logger(__name__)
+
+
+def configurations() -> list[tuple[str, str | None]]:
+    """The plugin matrix: every valid (rmap, mremap_policy) pair, from the registry."""
+    return valid_configurations()
+
+
+def plugin_versions(rmap: str, policy: str | None) -> dict[str, str]:
+    """``PluginInfo.version`` of each plugin of a configuration, by name."""
+    found = installed_plugins()
+    out = {}
+    for name in (rmap, policy):
+        if name is not None and name in found:
+            out[name] = plugin_info(found[name]).version
+    return out
+
+
+def run(workload: str, params: Mapping[str, Any] | DataClassJsonMixin | None = None, *,
+        rmap: str, policy: str | None = None, seed: int = 0, arch: str = "x86_64",
+        ram_pages: int = DEFAULT_RAM_PAGES, swap_pages: int = DEFAULT_SWAP_PAGES) -> Result:
+    """Run built-in ``workload`` with ``params`` on one configuration.
+
+    Raises :class:`mmcore.ConfigError` for an unknown workload, bad parameters or an
+    invalid configuration (an unknown scheme, or anonmm without an mremap policy).
+    """
+    w = workloads.get(workload)
+    p = workloads.make_params(workload, params)
+    config = RunConfig(workload=workload, params=p.to_dict(), seed=seed, rmap=rmap,
+                       policy=policy, arch=arch, ram_pages=ram_pages, swap_pages=swap_pages)
+    return execute(w.generator(p, random.Random(seed)), config, strict=w.strict)
+
+
+def run_ops(ops: Iterable[Op], *, rmap: str, policy: str | None = None,
+            arch: str = "x86_64", strict: bool = True, ram_pages: int = DEFAULT_RAM_PAGES,
+            swap_pages: int = DEFAULT_SWAP_PAGES) -> Result:
+    """Run an explicit op list (a trace); the ops are kept in the result for :func:`rerun`.
+    """
+    kept = list(ops)
+    config = RunConfig(workload=OPS_WORKLOAD, params={"strict": strict}, seed=0, rmap=rmap,
+                       policy=policy, arch=arch, ram_pages=ram_pages, swap_pages=swap_pages)
+    result = execute(kept, config, strict=strict)
+    result.ops = kept
+    return result
+
+
+def rerun(result_json: str) -> Result:
+    """Run again the configuration recorded in ``result_json`` (one result, as written by
+    ``mmsim run --json``); the new result's :meth:`Result.reproducible_json` equals the
+    old one's when mmcore and the plugins are the versions recorded there."""
+    old = load(result_json)
+    c = old.config
+    if c.workload == OPS_WORKLOAD:
+        return run_ops(old.ops or [], rmap=c.rmap, policy=c.policy, arch=c.arch,
+                       strict=bool(c.params.get("strict", True)), ram_pages=c.ram_pages,
+                       swap_pages=c.swap_pages)
+    return run(c.workload, c.params, rmap=c.rmap, policy=c.policy, seed=c.seed,
+               arch=c.arch, ram_pages=c.ram_pages, swap_pages=c.swap_pages)
+
+
+def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True) -> Result:
+    """Replay ``ops`` on a fresh Machine built from ``config`` and measure it."""
+    start = time.perf_counter()
+    machine = Machine(rmap=config.rmap, mremap_policy=config.policy, arch=config.arch,
+                      ram_pages=config.ram_pages, swap_pages=config.swap_pages)
+    player = Player(machine, strict=strict)
+    before_reclaim: Snapshot | None = None
+    missed = 0
+    applied = 0
+    for op in ops:
+        if op.op == "reclaim" and before_reclaim is None:
+            before_reclaim = snapshot(machine)
+        player.apply(op)
+        if op.op == "reclaim":
+            missed += still_mapped(player, op)
+        applied += 1
+    costs = machine.costs()
+    derived = derive(machine, costs, before_reclaim or snapshot(machine), missed)
+    wall = time.perf_counter() - start
+    if structlog.is_configured():  # the library never prints on its own
+        log.info("run.done", workload=config.workload, config=config.label, ops=applied,
+                 seconds=round(wall, 3))
+    return Result(config=config, mmcore_version=__version__,
+                  plugin_versions={plugin_info(type(x)).name: plugin_info(type(x)).version
+                                   for x in machine.plugins}, costs=costs,
+                  derived=derived, ops_applied=applied, errors=dict(sorted(
+                      player.errors.items())), segfaults=player.segfaults, wall_time_s=wall)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The state compared per vma and per pte: taken at the first reclaim op (or at the
+    end of a run without one)."""
+
+    rmap_bytes: int
+    vmas: int
+    anon_vmas: int
+    mapped_ptes: int
+
+
+def snapshot(machine: Machine) -> Snapshot:
+    """rmap bytes, vmas, anonymous vmas and ptes mapping anonymous pages, right now."""
+    live = machine.live_processes()
+    return Snapshot(
+        rmap_bytes=machine.costs().rmap_bytes,
+        vmas=sum(p.mm.map_count for p in live),
+        anon_vmas=sum(1 for p in live for v in p.mm.vmas if v.is_anonymous),
+        mapped_ptes=sum(pg.mapcount for pg in machine.pages_in_use() if pg.is_anon),
+    )
+
+
+def still_mapped(player: Player, op: Op) -> int:
+    """Pages a reclaim op should have unmapped that are still mapped."""
+    m = player.machine
+    if op.length == 0:
+        return sum(1 for pg in m.pages_in_use() if pg.is_anon and pg.mapcount)
+    proc = player.procs.get(op.pid)
+    if proc is None or not proc.alive:
+        return 0
+    n = 0
+    for a in range(op.addr, op.addr + op.length, 4096):
+        e = proc.pagemap(a)
+        if e.present and e.pfn != m.physmem.ZERO_PFN:
+            page = m.physmem.page(e.pfn)
+            n += page is not None and page.is_anon
+    return n
+
+
+def _ratio(a: int, b: int) -> float:
+    return round(a / b, 4) if b else 0.0
+
+
+def derive(machine: Machine, costs: Costs, before: Snapshot, missed: int) -> Derived:
+    """The comparison figures of one finished run."""
+    w = costs.walk
+    c = costs.counters
+    visits = w.mms_visited + w.vmas_visited
+    live = machine.live_processes()
+    faults = {f.name.removeprefix("fault_"): int(getattr(c, f.name)) for f in fields(c)
+              if f.name.startswith("fault_")}
+    return Derived(
+        rmap_bytes=costs.rmap_bytes,
+        rmap_peak_bytes=costs.rmap_peak_bytes,
+        rmap_bytes_before_reclaim=before.rmap_bytes,
+        vmas_before_reclaim=before.vmas,
+        anon_vmas_before_reclaim=before.anon_vmas,
+        mapped_ptes_before_reclaim=before.mapped_ptes,
+        metadata_objects=dict(costs.metadata_objects),
+        walks=w.walks,
+        walk_visits=visits,
+        visits_per_page=_ratio(visits, w.walks),
+        ptes_probed=w.ptes_probed,
+        probes_per_page=_ratio(w.ptes_probed, w.walks),
+        wasted=w.wasted,
+        wasted_per_page=_ratio(w.wasted, w.walks),
+        find_vma=w.find_vma,
+        tree_steps=w.tree_steps,
+        pages_unmapped=c.pages_unmapped,
+        reclaim_missed=missed,
+        cow_copies=c.fault_cow_copy,
+        mremap_copies=c.mremap_page_copies,
+        page_copies=c.fault_cow_copy + c.mremap_page_copies,
+        fork_ptes_copied=c.fork_ptes_copied,
+        faults=faults,
+        final_vmas=sum(p.mm.map_count for p in live),
+        live_processes=len(live),
+        page_table_bytes=costs.page_table_bytes,
+    )
+
+
+def run_matrix(workload: str, params: Mapping[str, Any] | None = None, *, seed: int = 0,
+               arch: str = "x86_64",
+               configs: Sequence[tuple[str, str | None]] | None = None) -> list[Result]:
+    """Run ``workload`` on every valid configuration (or on ``configs``), in matrix order.
+    """
+    return [run(workload, params, rmap=r, policy=p, seed=seed, arch=arch)
+            for r, p in (configs if configs is not None else configurations())]
