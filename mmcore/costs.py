@@ -151,6 +151,7 @@ class Counters(DataClassJsonMixin):
     fault_swapin_minor: int = 0
     fault_shmem: int = 0
     mremap_page_copies: int = 0
+    swapin_copies: int = 0
     mremap_ptes_moved: int = 0
     fork_ptes_copied: int = 0
     forks: int = 0

@@ -206,9 +206,10 @@ def _can_reuse_anon(page: Page) -> bool:
 def do_swap_page(vma: Vma, addr: int, pte: int, write: bool) -> int:
     """do_swap_page(): bring the page back from swap (or find it in the swap cache).
 
-    A page still in the swap cache is mapped again (a minor fault, folio_add_anon_rmap);
-    otherwise a new page is read from the slot (a major fault) and set up with
-    folio_add_new_anon_rmap(), exclusive only if the swap pte was exclusive.
+    A page still in the swap cache is mapped again (a minor fault, folio_add_anon_rmap),
+    unless the scheme asks for a private copy (``rmap_swapin_copy``); otherwise a new page
+    is read from the slot (a major fault) and set up with folio_add_new_anon_rmap(),
+    exclusive only if the swap pte was exclusive.
     """
     mm = vma.mm
     m = mm.machine
@@ -225,6 +226,20 @@ def do_swap_page(vma: Vma, addr: int, pte: int, write: bool) -> int:
         new = map_new_anon_page(vma, addr, page, writable=False, exclusive=exclusive)
         m.counters.fault_swapin_major += 1
         kind = "swapin_major"
+    elif m.rmap_swapin_copy is not None and m.rmap_swapin_copy(page, vma, addr):
+        # rmap 11's early COW at swap-in: this pte gets a private copy of the page.
+        page.refcount += 1  # pinned while the copy is allocated
+        try:
+            copy = m.alloc_page()
+        finally:
+            m.put_page(page)
+        copy.copy_from(page)
+        mm.pgtable.clear(addr)
+        new = map_new_anon_page(vma, addr, copy, writable=False)
+        m.counters.fault_swapin_minor += 1
+        m.counters.swapin_copies += 1
+        page = copy
+        kind = "swapin_copy"
     else:
         mm.pgtable.clear(addr)
         page.mapcount += 1

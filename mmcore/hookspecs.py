@@ -47,6 +47,7 @@ PER_PAGE_HOOKS = (
     "rmap_page_remove",
     "rmap_page_move",
     "rmap_walk",
+    "rmap_swapin_copy",
     "file_rmap_walk",
     "reclaim_lru_add",
     "reclaim_lru_del",
@@ -145,6 +146,25 @@ def rmap_walk(page: Page, cost: WalkCost) -> Iterator[tuple[Vma, int]]:
                 addr = vma.address_of(page.index)
                 if addr >= 0:
                     yield vma, addr
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def rmap_swapin_copy(page: Page, vma: Vma, address: int) -> bool:
+    """do_swap_page(): ``page`` is a swap-cache page another process brought back; may
+    this pte map it at ``address``? Return True to give this pte a private copy instead.
+
+    Hugh Dickins's rmap 11 did this early COW for anonmm, whose ``page->index`` is a
+    virtual address: a page mremap moved while it was on swap comes back at an address
+    that no longer equals its index. Schemes keyed by linear index need no such hook.
+    Optional: when no plugin implements it, swap-in never asks.
+
+    Example (anonmm)::
+
+        @hookimpl
+        def rmap_swapin_copy(self, page, address):
+            return page.index != address
     """
     raise NotImplementedError
 

@@ -109,6 +109,9 @@ class Machine:
         self.lru_add = self.pm.bind_direct("reclaim_lru_add")
         self.lru_del = self.pm.bind_direct("reclaim_lru_del")
         self.mark_accessed = self.pm.bind_direct("reclaim_mark_accessed")
+        self.rmap_swapin_copy: Callable[..., Any] | None = None
+        if self.hook.rmap_swapin_copy.get_hookimpls():
+            self.rmap_swapin_copy = self.pm.bind_direct("rmap_swapin_copy")
         self.mremap_policy: Callable[..., Any] | None = None
         if self.hook.mremap_move_pte.get_hookimpls():
             self.mremap_policy = self.pm.bind_direct("mremap_move_pte")
