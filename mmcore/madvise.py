@@ -51,7 +51,7 @@ from .constants import (
     offset_in_page,
     page_align,
 )
-from .errors import EINVAL, ENOMEM, EPERM, syscall_error
+from .errors import EAGAIN, EINVAL, ENOMEM, EPERM, syscall_error
 from .memory import zap_pte_range
 from .mmap import populate_range
 from .pagetable import is_swap_pte, pte_pfn, pte_present, swp_slot
@@ -77,10 +77,14 @@ _FLAG_ADVICE: dict[int, tuple[int, int]] = {
     MADV_HUGEPAGE: (VM_HUGEPAGE, VM_NOHUGEPAGE),
     MADV_NOHUGEPAGE: (VM_NOHUGEPAGE, VM_HUGEPAGE),
 }
-_OTHER_ADVICE = (MADV_WILLNEED, MADV_DONTNEED, MADV_FREE, MADV_COLD, MADV_PAGEOUT,
-                 MADV_POPULATE_READ, MADV_POPULATE_WRITE)
-#: is_madv_discard() (mm/mseal.c): refused on sealed read-only anonymous memory.
-_DISCARD = (MADV_DONTNEED, MADV_FREE, MADV_DONTFORK, MADV_WIPEONFORK)
+#: MADV_DONTNEED_LOCKED (include/uapi/asm-generic/mman-common.h): DONTNEED that is also
+#: allowed on VM_LOCKED vmas (madvise_dontneed_free_valid_vma()).
+MADV_DONTNEED_LOCKED = 24
+_OTHER_ADVICE = (MADV_WILLNEED, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE, MADV_COLD,
+                 MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE)
+#: is_discard() (mm/madvise.c; is_madv_discard() in mm/mseal.c before 6.17): refused on
+#: sealed read-only anonymous memory.
+_DISCARD = (MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE, MADV_DONTFORK, MADV_WIPEONFORK)
 
 
 def do_madvise(mm: Mm, start: int, len_in: int, advice: int) -> None:
@@ -96,10 +100,6 @@ def do_madvise(mm: Mm, start: int, len_in: int, advice: int) -> None:
     end = start + length
     if end == start:
         return
-    if advice in _DISCARD:
-        for vma in mm.vmas.intersecting(start, end):
-            if vma.flags & VM_SEALED and _is_ro_anon(vma):
-                raise syscall_error(EPERM, "madvise")
     unmapped = _walk_range(mm, start, end, lambda vma, s, e: _madvise_vma(vma, s, e, advice),
                            stop_at_hole=False)
     if unmapped:
@@ -135,7 +135,14 @@ def _walk_range(mm: Mm, start: int, end: int, fn: Callable[[Vma, int, int], Vma]
 
 
 def _madvise_vma(vma: Vma, start: int, end: int, advice: int) -> Vma:
-    """madvise_vma_behavior(): one vma's share of the advice."""
+    """madvise_vma_behavior(): one vma's share of the advice.
+
+    The mseal check is made here, per vma (can_madvise_modify(), 6.17+): vmas earlier in
+    the range have already been advised when a sealed one refuses. A vma split refused
+    for lack of resources (ENOMEM, e.g. at vm.max_map_count) is reported as EAGAIN.
+    """
+    if advice in _DISCARD and vma.flags & VM_SEALED and _is_ro_anon(vma):
+        raise syscall_error(EPERM, "madvise")
     if advice in _FLAG_ADVICE:
         if advice in (MADV_DONTFORK, MADV_DOFORK) and vma.flags & VM_IO:
             raise syscall_error(EINVAL, "madvise")
@@ -147,9 +154,17 @@ def _madvise_vma(vma: Vma, start: int, end: int, advice: int) -> Vma:
         flags = (vma.flags | setbits) & ~clearbits
         if flags == vma.flags:
             return vma
-        return vma_modify(vma, start, end, flags)
-    if advice == MADV_DONTNEED:
-        if vma.flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):
+        try:
+            return vma_modify(vma, start, end, flags)
+        except OSError as e:
+            if e.errno == ENOMEM:  # "madvise() returns EAGAIN if kernel resources ..."
+                raise syscall_error(EAGAIN, "madvise") from None
+            raise
+    if advice in (MADV_DONTNEED, MADV_DONTNEED_LOCKED):
+        forbidden = VM_PFNMAP | VM_HUGETLB
+        if advice == MADV_DONTNEED:
+            forbidden |= VM_LOCKED
+        if vma.flags & forbidden:
             raise syscall_error(EINVAL, "madvise")
         zap_pte_range(vma, start, end)
     elif advice == MADV_FREE:

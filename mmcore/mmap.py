@@ -17,6 +17,7 @@ from .constants import (
     MAP_PRIVATE,
     MAP_SHARED,
     MAP_SHARED_VALIDATE,
+    MAP_STACK,
     MAP_TYPE,
     MMAP_BASE,
     MMAP_MIN_ADDR,
@@ -35,6 +36,7 @@ from .constants import (
     VM_MAYREAD,
     VM_MAYSHARE,
     VM_MAYWRITE,
+    VM_NOHUGEPAGE,
     VM_NORESERVE,
     VM_READ,
     VM_SEALED,
@@ -59,6 +61,11 @@ from .vma_ops import (
 if TYPE_CHECKING:
     from .fs import OpenFile
     from .mm import Mm
+
+#: dac_mmap_min_addr, the vm.mmap_min_addr sysctl (4096 on the probed kernel): the lowest
+#: address an unprivileged MAP_FIXED may use (cap_mmap_addr()). The 64 KiB MMAP_MIN_ADDR
+#: is CONFIG_LSM_MMAP_MIN_ADDR, which only raises hints (round_hint_to_min()).
+DAC_MMAP_MIN_ADDR = 4096
 
 
 def calc_vm_prot_bits(prot: int) -> int:
@@ -114,8 +121,8 @@ def do_mmap(mm: Mm, addr: int, length: int, prot: int, flags: int,
     to addr for anon_vma"); shared anonymous ones are backed by a new shmem file; file
     mappings get ``vm_pgoff = offset >> PAGE_SHIFT``. ``file`` is the open file
     description of the fd (the caller resolved the fd: EBADF is its to raise). Processes
-    are modelled unprivileged, so MAP_FIXED below vm.mmap_min_addr is EPERM
-    (cap_mmap_addr()).
+    are modelled unprivileged, so MAP_FIXED below vm.mmap_min_addr (4096) is EPERM
+    (cap_mmap_addr()), while a hint below 64 KiB is raised to 64 KiB.
     """
     if offset_in_page(offset):
         raise syscall_error(EINVAL, "mmap")
@@ -139,6 +146,9 @@ def do_mmap(mm: Mm, addr: int, length: int, prot: int, flags: int,
     vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
     if flags & MAP_GROWSDOWN:
         vm_flags |= VM_GROWSDOWN
+    if flags & MAP_STACK:
+        # calc_vm_flag_bits(): _calc_vm_trans(flags, MAP_STACK, VM_NOHUGEPAGE) (6.7+).
+        vm_flags |= VM_NOHUGEPAGE
     if flags & MAP_LOCKED:
         vm_flags |= VM_LOCKED
     if file is not None:
@@ -175,7 +185,7 @@ def do_mmap(mm: Mm, addr: int, length: int, prot: int, flags: int,
         raise syscall_error(ENOMEM, "mmap")
     if offset_in_page(addr):
         raise syscall_error(EINVAL, "mmap")
-    if addr < MMAP_MIN_ADDR:
+    if addr < DAC_MMAP_MIN_ADDR:
         raise syscall_error(EPERM, "mmap")
     if flags & MAP_FIXED_NOREPLACE and mm.vmas.intersecting(addr, addr + length):
         raise syscall_error(EEXIST, "mmap")

@@ -13,6 +13,7 @@ from .constants import (
     PROT_WRITE,
     VM_ACCESS_FLAGS,
     VM_ACCOUNT,
+    VM_GROWSDOWN,
     VM_HUGETLB,
     VM_NORESERVE,
     VM_SEALED,
@@ -37,12 +38,10 @@ def do_mprotect(mm: Mm, start: int, length: int, prot: int) -> None:
     (EACCES) or a sealed vma (EPERM) stops the walk, and the vmas already changed stay
     changed, exactly as in Linux.
     """
+    grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP)
+    if grows == (PROT_GROWSDOWN | PROT_GROWSUP):
+        raise syscall_error(EINVAL, "mprotect")
     if start & 0xFFF:
-        raise syscall_error(EINVAL, "mprotect")
-    if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM | PROT_GROWSDOWN
-                | PROT_GROWSUP):
-        raise syscall_error(EINVAL, "mprotect")
-    if prot & (PROT_GROWSDOWN | PROT_GROWSUP) == (PROT_GROWSDOWN | PROT_GROWSUP):
         raise syscall_error(EINVAL, "mprotect")
     if not length:
         return
@@ -50,6 +49,25 @@ def do_mprotect(mm: Mm, start: int, length: int, prot: int) -> None:
     end = start + length
     if end <= start:
         raise syscall_error(ENOMEM, "mprotect")
+    # arch_validate_prot() comes after the length checks: length 0 succeeds whatever prot.
+    if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM | PROT_GROWSDOWN
+                | PROT_GROWSUP):
+        raise syscall_error(EINVAL, "mprotect")
+    # vma_find(&vmi, end) and the PROT_GROWSDOWN/PROT_GROWSUP checks of
+    # do_mprotect_pkey(): GROWSDOWN extends the range down to the start of the first vma,
+    # which must be VM_GROWSDOWN; x86-64 has no VM_GROWSUP, so GROWSUP is always EINVAL.
+    first = mm.vmas.find(start)
+    if first is None or first.start >= end:
+        raise syscall_error(ENOMEM, "mprotect")
+    if grows & PROT_GROWSDOWN:
+        start = first.start
+        if not first.flags & VM_GROWSDOWN:
+            raise syscall_error(EINVAL, "mprotect")
+    else:
+        if first.start > start:
+            raise syscall_error(ENOMEM, "mprotect")
+        if grows & PROT_GROWSUP:
+            raise syscall_error(EINVAL, "mprotect")
     newprot = calc_vm_prot_bits(prot)
     addr = start
     while addr < end:

@@ -8,6 +8,7 @@ page still shared with another process so that anonmm's ``index == address`` sta
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from .constants import (
@@ -18,6 +19,7 @@ from .constants import (
     PAGE_SHIFT,
     TASK_SIZE,
     VM_DONTEXPAND,
+    VM_LOCKED,
     VM_LOCKED_MASK,
     VM_MAYSHARE,
     VM_PFNMAP,
@@ -29,7 +31,7 @@ from .constants import (
 )
 from .errors import EFAULT, EINVAL, ENOMEM, EPERM, syscall_error
 from .fault import anon_vma_prepare, map_new_anon_page
-from .mmap import do_munmap, get_unmapped_area
+from .mmap import do_munmap, get_unmapped_area, populate_range
 from .page import PG_ANON, PG_ZERO, Page
 from .pagetable import pte_present
 from .vma import Vma
@@ -63,9 +65,16 @@ def do_mremap(mm: Mm, addr: int, old_len: int, new_len: int, flags: int,
     vma = mm.vmas.lookup(addr)
     _check_prep_vma(vma, addr, old_len, new_len, flags)
     assert vma is not None
+    # check_prep_vma(): "We are expanding and the VMA is mlock()'d so we need to
+    # populate"; do_mremap() then faults in [new_addr + old_len, new_addr + new_len).
+    populate_expand = new_len > old_len and bool(vma.flags & VM_LOCKED)
     if implies_new:
-        return mremap_to(mm, vma, addr, old_len, new_len, flags, new_addr)
-    return mremap_at(mm, vma, addr, old_len, new_len, flags)
+        res = mremap_to(mm, vma, addr, old_len, new_len, flags, new_addr)
+    else:
+        res = mremap_at(mm, vma, addr, old_len, new_len, flags)
+    if populate_expand:
+        populate_range(mm, res + old_len, res + new_len)
+    return res
 
 
 def _check_prep_vma(vma: Vma | None, addr: int, old_len: int, new_len: int,
@@ -188,7 +197,11 @@ def move_vma(mm: Mm, vma: Vma, addr: int, old_len: int, new_len: int, new_addr: 
         if new_vma is not source and source.start == addr and source.end == addr + old_len:
             unlink_anon(source)
         return new_addr
-    do_munmap(mm, addr, old_len)
+    # unmap_source_vma(): best effort, an error is not reported. old_len == 0 (the
+    # duplicate-a-shared-mapping case) makes do_vmi_munmap() fail with EINVAL and leaves
+    # the source in place, so mremap() still succeeds with two mappings of the object.
+    with contextlib.suppress(OSError):
+        do_munmap(mm, addr, old_len)
     return new_addr
 
 

@@ -68,10 +68,14 @@ class PagemapEntry(DataClassJsonMixin):
 
 
 def vma_name(mm: Mm, vma: Vma) -> str:
-    """The name column: the file, [heap] for the brk area, or [anon:NAME]."""
+    """The name column: the file, [heap] for the brk area, or [anon:NAME].
+
+    [heap] is vma_is_initial_heap(): ``vm_start < brk && vm_end > start_brk``, so a vma
+    that merely touches the heap (starts at brk, ends at start_brk) is not named.
+    """
     if vma.file is not None:
         return vma.file.path
-    if vma.start <= mm.brk and vma.end >= mm.start_brk and mm.brk > mm.start_brk:
+    if vma.start < mm.brk and vma.end > mm.start_brk:
         return "[heap]"
     if vma.anon_name is not None:
         return f"[anon:{vma.anon_name}]"
