@@ -4,7 +4,13 @@
     mmsim workloads                        built-in workloads and their parameters
     mmsim run WORKLOAD --rmap X [--policy P] [--param k=v ...] [--seed N] [--json]
     mmsim compare WORKLOAD [--param k=v ...] [--plot out.png] [--json]
+    mmsim compare WORKLOAD --axis file_rmap|reclaim [--rmap X] [--policy P] ...
     mmsim sweep WORKLOAD --param k=v1,v2,... [--jobs N] [--plot out.png] [--json]
+
+run, compare and sweep take ``--file-rmap`` (i_mmap_tree, i_mmap_list) and ``--reclaim``
+(lru2, clock) to choose those plugins (default: the Machine's, today's Linux);
+``compare --axis file_rmap`` (or ``reclaim``) compares the plugins of that kind side by
+side, with one rmap configuration (``--rmap``, default anon_vma_chain).
     mmsim rerun RESULT.json                run a recorded result again and diff it
     mmsim trace import|info|record|replay  traces (mmcore.experiments.trace_cli)
     mmsim reproduce [--out docs]           measure the 2004 thread's claims
@@ -19,7 +25,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -105,6 +111,10 @@ def build_parser() -> Parser:
                         else "K=V", help="a workload parameter (repeatable)")
         sp.add_argument("--seed", type=int, default=0)
         sp.add_argument("--arch", default="x86_64", choices=["x86_64", "i386"])
+        sp.add_argument("--file-rmap", default=None, metavar="NAME",
+                        help="file rmap plugin: i_mmap_tree (default) or i_mmap_list")
+        sp.add_argument("--reclaim", default=None, metavar="NAME",
+                        help="reclaim policy plugin: lru2 (default) or clock")
         sp.add_argument("--json", action="store_true", help="print JSON, not a table")
 
     r = sub.add_parser("run", help="run a workload on one configuration")
@@ -114,6 +124,14 @@ def build_parser() -> Parser:
 
     c = sub.add_parser("compare", help="run a workload on every valid configuration")
     common(c)
+    c.add_argument("--axis", default="rmap", choices=["rmap", "file_rmap", "reclaim"],
+                   help="what to compare: the rmap configurations (default), the file "
+                        "rmap plugins or the reclaim policies")
+    c.add_argument("--rmap", default=None,
+                   help="with --axis file_rmap or reclaim: the rmap scheme (default "
+                        "anon_vma_chain)")
+    c.add_argument("--policy", default=None,
+                   help="with --axis file_rmap or reclaim: an mremap policy")
     c.add_argument("--plot", default=None, metavar="FILE",
                    help="plot file (.png or .svg); default results/WORKLOAD.png")
     c.add_argument("--no-plot", action="store_true", help="write no plot")
@@ -202,6 +220,39 @@ def _check_scheme(rmap: str, policy: str | None) -> None:
         raise ConfigError("; ".join(problems))
 
 
+def _machine_plugins(args: argparse.Namespace) -> dict[str, str]:
+    """``{"file_rmap": ..., "reclaim": ...}`` from the options (the defaults where not
+    given); ConfigError names the choices for an unknown plugin."""
+    from .experiments.results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM
+    from .plugins import resolve
+
+    chosen = {"file_rmap": args.file_rmap or DEFAULT_FILE_RMAP,
+              "reclaim": args.reclaim or DEFAULT_RECLAIM}
+    for kind, name in chosen.items():
+        resolve(name, kind)
+    return chosen
+
+
+def _machine_note(plugins: dict[str, str]) -> str:
+    """``; file rmap X; reclaim Y`` for titles, only for what is not the default."""
+    from .experiments.results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM
+
+    note = ""
+    if plugins["file_rmap"] != DEFAULT_FILE_RMAP:
+        note += f"; file rmap {plugins['file_rmap']}"
+    if plugins["reclaim"] != DEFAULT_RECLAIM:
+        note += f"; reclaim {plugins['reclaim']}"
+    return note
+
+
+def _short_labels(results: Sequence[Any]) -> None:
+    """Name rows by rmap[+policy] only: the file rmap and reclaim plugins fixed for the
+    whole table are in its title (the JSON keeps the full labels)."""
+    for r in results:
+        c = r.config
+        r.display_label = c.rmap if c.policy is None else f"{c.rmap}+{c.policy}"
+
+
 def cmd_run(args: argparse.Namespace, out: Console) -> int:
     """Run one workload on one configuration."""
     from .experiments.report import compare_table, describe_params
@@ -210,20 +261,28 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
     params = parse_params(args.param)
     _check_workload(args.workload, params)
     _check_scheme(args.rmap, args.policy)
+    plugins = _machine_plugins(args)
     result = run(args.workload, params, rmap=args.rmap, policy=args.policy, seed=args.seed,
-                 arch=args.arch)
+                 arch=args.arch, file_rmap=plugins["file_rmap"], reclaim=plugins["reclaim"])
     if args.json:
         print(result.to_json(indent=1, sort_keys=True))
         return 0
     out.print(compare_table([result], title=f"{args.workload} "
                             f"({describe_params(result.config.params)}; seed "
-                            f"{args.seed}; {args.arch})"))
+                            f"{args.seed}; {args.arch}{_machine_note(plugins)})"))
     d = result.derived
     out.print(f"faults: {', '.join(f'{k} {v}' for k, v in d.faults.items() if v) or 'none'}"
               f"; metadata objects: "
               f"{', '.join(f'{k} {v}' for k, v in d.metadata_objects.items()) or 'none'}")
-    if result.errors or result.segfaults:
-        out.print(f"failed ops: {result.errors}; segfaults: {result.segfaults}")
+    if d.file_walks:
+        out.print(f"file rmap walks: {d.file_walks}, {d.file_visits_per_page:g} vmas "
+                  f"visited and {d.file_wasted_per_page:g} probes wasted per page, "
+                  f"{d.file_tree_steps} tree steps")
+    if result.checks:
+        out.print(f"data checked: {result.checks} pages, {result.check_failures} wrong")
+    if result.errors or result.segfaults or result.sigbus:
+        out.print(f"failed ops: {result.errors}; segfaults: {result.segfaults}; "
+                  f"SIGBUS: {result.sigbus}")
     return 0
 
 
@@ -236,34 +295,93 @@ def _plot_path(args: argparse.Namespace, default: str) -> Path | None:
     return path
 
 
+def _axis_metrics(axis: str) -> list[Any]:
+    """The table columns of a comparison along ``axis`` (the JSON has every figure)."""
+    from .experiments.report import TABLE_METRICS, Metric
+
+    if axis == "file_rmap":
+        return [*TABLE_METRICS, Metric("tree_steps", "tree\nsteps",
+                                       lambda r: r.derived.tree_steps)]
+    if axis == "reclaim":
+        from .costs import Counters
+        from .experiments.results import Result
+
+        def c(r: Result) -> Counters:
+            return r.costs.counters
+
+        return [Metric("walks", "rmap\nwalks", lambda r: r.derived.walks),
+                Metric("visits_per_page", "visits\n/page",
+                       lambda r: r.derived.visits_per_page, digits=2),
+                Metric("pswpout", "swapped\nout", lambda r: c(r).pswpout),
+                Metric("swapins", "swapped\nin", lambda r: c(r).fault_swapin_major),
+                Metric("written_back", "written\nback", lambda r: c(r).pages_written_back),
+                Metric("kswapd_runs", "kswapd\nruns", lambda r: c(r).kswapd_runs,
+                       ratio=False),
+                Metric("reclaim_missed", "not\nfound",
+                       lambda r: r.derived.reclaim_missed, ratio=False)]
+    return list(TABLE_METRICS)
+
+
 def cmd_compare(args: argparse.Namespace, out: Console) -> int:
-    """Run one workload on every valid configuration: table, JSON and plot."""
+    """Run one workload on every valid configuration (or every plugin along ``--axis``):
+    table, JSON and plot."""
     import json
 
-    from .experiments.plots import compare_plot
+    from .experiments.plots import COMPARE_PANELS, bars, compare_plot
     from .experiments.report import compare_document, compare_table, describe_params
-    from .experiments.runner import configurations, run
+    from .experiments.runner import configurations, run, run_axis
 
     params = parse_params(args.param)
     _check_workload(args.workload, params)
-    plot = _plot_path(args, f"{args.workload}.png")
-    configs = configurations()
-    results = []
-    for rmap, policy in configs:
-        results.append(run(args.workload, params, rmap=rmap, policy=policy,
-                           seed=args.seed, arch=args.arch))
-    if plot is not None:
-        compare_plot(results, plot, title=f"{args.workload} "
-                     f"({describe_params(results[0].config.params)})")
+    plugins = _machine_plugins(args)
+    axis = args.axis
+    if axis == "rmap":
+        if args.rmap is not None or args.policy is not None:
+            raise UsageError("--rmap and --policy choose the scheme of a --axis file_rmap "
+                             "or reclaim comparison; --axis rmap runs every configuration")
+        suffix = ""
+    else:
+        if getattr(args, axis) is not None:
+            raise UsageError(f"--{axis.replace('_', '-')} fixes the plugin that --axis "
+                             f"{axis} compares: give one or the other")
+        _check_scheme(args.rmap or "anon_vma_chain", args.policy)
+        suffix = f"-{axis}"
+    plot = _plot_path(args, f"{args.workload}{suffix}.png")
+    if axis == "rmap":
+        results = [run(args.workload, params, rmap=rmap, policy=policy, seed=args.seed,
+                       arch=args.arch, file_rmap=plugins["file_rmap"],
+                       reclaim=plugins["reclaim"]) for rmap, policy in configurations()]
+        what = f"{_machine_note(plugins)}): x = ratio to the best configuration"
+    else:
+        rmap = args.rmap or "anon_vma_chain"
+        results = run_axis(args.workload, axis, params, rmap=rmap, policy=args.policy,
+                           seed=args.seed, arch=args.arch, file_rmap=plugins["file_rmap"],
+                           reclaim=plugins["reclaim"])
+        scheme = rmap if args.policy is None else f"{rmap}+{args.policy}"
+        other = "reclaim" if axis == "file_rmap" else "file_rmap"
+        what = (f"): {axis.replace('_', ' ')} plugins with {scheme} and "
+                f"{other.replace('_', ' ')} {plugins[other]}; x = ratio to the best")
+    title = (f"{args.workload} ({describe_params(results[0].config.params)}; seed "
+             f"{args.seed}; {args.arch}{what}")
     if args.json:
         doc = compare_document(results)
+        doc["axis"] = axis
         doc["plot"] = str(plot) if plot is not None else None
+    if axis == "rmap":
+        _short_labels(results)
+    if plot is not None:
+        ptitle = f"{args.workload} ({describe_params(results[0].config.params)})"
+        if axis == "rmap":
+            compare_plot(results, plot, title=ptitle + _machine_note(plugins))
+        else:  # rows are plugins of one kind: never merged, named by the plugin
+            bars([r.label for r in results],
+                 [(t, [float(get(r)) for r in results]) for t, get in COMPARE_PANELS],
+                 ptitle, plot)
+    if args.json:
         print(json.dumps(doc, indent=1, sort_keys=True))
         return 0
-    out.print(compare_table(results, title=f"{args.workload} "
-                            f"({describe_params(results[0].config.params)}; seed "
-                            f"{args.seed}; {args.arch}): x = ratio to the best "
-                            "configuration"))
+    out.print(compare_table(results, title=title, metrics=_axis_metrics(axis),
+                            merge=axis == "rmap"))
     if plot is not None:
         out.print(f"plot: {plot}")
     return 0
@@ -286,6 +404,7 @@ def cmd_sweep(args: argparse.Namespace, out: Console) -> int:
         _check_workload(args.workload, combo)
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    plugins = _machine_plugins(args)
     plot = _plot_path(args, f"{args.workload}-sweep-{swept[0]}.png")
     todo = jobs(args.workload, values, seed=args.seed, arch=args.arch)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -293,20 +412,54 @@ def cmd_sweep(args: argparse.Namespace, out: Console) -> int:
     with Progress(*columns, console=Console(stderr=True), transient=True,
                   disable=args.json and not sys.stderr.isatty()) as bar:
         task = bar.add_task(f"sweep {args.workload}", total=len(todo))
-        results = run_jobs(todo, args.jobs, progress=lambda job: bar.advance(task))
-    if plot is not None:
-        sweep_plot(results, swept[0], plot)
+        if _machine_note(plugins):
+            results = _run_with_plugins(todo, plugins, args.jobs,
+                                        progress=lambda: bar.advance(task))
+        else:
+            results = run_jobs(todo, args.jobs, progress=lambda job: bar.advance(task))
     if args.json:
         print(dumps(results))
+    note = _machine_note(plugins)
+    _short_labels(results)
+    if plot is not None:
+        sweep_plot(results, swept[0], plot,
+                   title=f"{args.workload}: sweep of {swept[0]}{note}")
+    if args.json:
         return 0
     width = len(todo) // len(grid(values))  # jobs are the grid times the matrix
     for i in range(0, len(results), width):
         rows = results[i:i + width]
         out.print(compare_table(rows, title=f"{args.workload} "
-                                f"({describe_params(rows[0].config.params)})"))
+                                f"({describe_params(rows[0].config.params)}{note})"))
     if plot is not None:
         out.print(f"plot: {plot}")
     return 0
+
+
+def _run_with_plugins(todo: Sequence[Any], plugins: dict[str, str], processes: int,
+                      progress: Callable[[], None]) -> list[Any]:
+    """Run sweep jobs with chosen file rmap and reclaim plugins (``sweep.Job`` does not
+    carry them): inline, or on a process pool; results in job order."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from .experiments.results import Result
+    from .experiments.runner import run_spec
+
+    specs = [{"workload": j.workload, "params": j.params, "rmap": j.rmap,
+              "policy": j.policy, "seed": j.seed, "arch": j.arch, **plugins} for j in todo]
+    if processes <= 1:
+        out = []
+        for spec in specs:
+            out.append(Result.from_json(run_spec(spec)))
+            progress()
+        return out
+    with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
+        texts = []
+        for text in pool.map(run_spec, specs):
+            texts.append(text)
+            progress()
+    return [Result.from_json(t) for t in texts]
 
 
 def cmd_rerun(args: argparse.Namespace, out: Console) -> int:

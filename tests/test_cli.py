@@ -35,7 +35,7 @@ def test_workloads_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["workloads", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["forking-server"]["params"] == {"pages": 256, "children": 32}
-    assert "file mappings" in doc["large-file"]["unavailable"]
+    assert doc["large-file"]["params"]["vmas_per_proc"] == 1  # file mappings landed
 
 
 def test_run_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -114,7 +114,8 @@ def test_rerun_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 @pytest.mark.parametrize("argv,fragment", [
     (["run", "no-such-workload", "--rmap", "pte_chains"], "unknown workload"),
-    (["run", "large-file", "--rmap", "pte_chains"], "file mappings"),
+    (["run", "large-file", "--rmap", "pte_chains", "--param", "vmas_per_proc=0"],
+     "at least 1"),
     (["compare", "forking-server", "--param", "pages"], "malformed --param"),
     (["compare", "forking-server", "--param", "pages=lots"], "Not a valid integer"),
     (["compare", "forking-server", "--param", "nope=1"], "Unknown field"),

@@ -78,6 +78,22 @@ def test_mmap2_records_name_the_file_behind_a_file_mapping() -> None:
     assert text.flags & MAP_ANONYMOUS and text.extra["fd"] == 3
 
 
+def test_perf_faults_on_file_mappings_replay_as_file_faults() -> None:
+    from mmcore import Machine
+    from mmcore.experiments.replay import replay
+
+    _, ops = import_perf(DATA / "perf_mmtoy.txt")
+    m = Machine("anon_vma_chain")
+    report = replay(ops, machine=m, check_walks=8)
+    assert report.errors == {} and report.segfaults == report.sigbus == 0
+    assert report.walk_mismatches == [] and report.walks_checked > 0
+    c = m.counters
+    # ld.so's faults on libc are page-cache faults now, and its writes to libc's data
+    # copy page-cache pages (do_cow_fault), as in Linux.
+    assert c.fault_file_major + c.fault_file_minor > 0
+    assert "/usr/lib/x86_64-linux-gnu/libc.so.6" in m.files
+
+
 def test_default_perf_script_fields_tid_only_are_read() -> None:
     header, ops = import_perf(DATA / "perf_mmtoy_default_fields.txt")
     assert ops[0].op == "spawn" and ops[0].pid == 7120

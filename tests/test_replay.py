@@ -1,11 +1,12 @@
 """Replaying traces: every example on every valid configuration, the kernel's addresses
-honoured, stand-ins, skip reasons, errors by errno, and the rmap walk checked against the
-page tables."""
+honoured, stand-in files for file mappings, format-2 file ops, skip reasons, errors by
+errno, and the rmap walk checked against the page tables."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,16 +14,20 @@ import pytest
 from mmcore import Machine
 from mmcore.constants import (
     MAP_ANONYMOUS,
+    MAP_DENYWRITE,
     MAP_FIXED,
     MAP_PRIVATE,
+    MAP_SHARED,
     MREMAP_MAYMOVE,
     PROT_READ,
     PROT_WRITE,
+    VM_SHARED,
     VM_WRITE,
 )
+from mmcore.errors import ConfigError
 from mmcore.experiments.ops import Op
-from mmcore.experiments.replay import StandInFile, replay, replay_trace
-from mmcore.experiments.trace import read_trace
+from mmcore.experiments.replay import StandInFile, replay, replay_trace, stand_in_data
+from mmcore.experiments.trace import dumps_trace, new_header, parse_trace, read_trace
 from mmcore.experiments.trace_cli import add_trace_commands
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples" / "traces").glob("*.jsonl"))
@@ -60,6 +65,34 @@ def test_example_replays_on_every_configuration(path: Path,
         assert report.costs is not None and report.costs.counters.fault_anon > 0
     assert report.processes == sum(1 for o in ops if o.op in ("spawn", "fork"))
     assert report.stand_in_mappings == header.stats.get("stand_in_mappings", 0)
+    # Every file the trace mapped became a stand-in file, mapped for real.
+    assert report.stand_in_files and report.file_ops_synthesised >= len(
+        report.stand_in_files)
+    assert report.sigbus == 0
+    if header.source == "perf":  # ld.so and libc fault in file pages
+        counters = report.costs.counters
+        assert counters.fault_file_major + counters.fault_file_minor > 0
+
+
+def test_example_stand_ins_are_file_vmas_with_the_kernels_offsets() -> None:
+    path = next(p for p in EXAMPLES if "mmtoy" in p.name)
+    _, ops = read_trace(path)
+    ops = [o for o in ops if o.op != "exit"]  # keep the processes to look at them
+    m = Machine("anon_vma_chain")
+    report = replay(ops, machine=m)
+    assert report.errors == {} and report.file_mappings == "file"
+    libc = next(f for f in report.stand_in_files if f.path.endswith("/libc.so.6"))
+    inode = m.files[libc.path]
+    assert inode.size == libc.size and libc.mode == "r"
+    # The text segment: mapped from the file at the kernel's address and offset.
+    text = next(o for o in ops if o.op == "mmap" and o.extra.get("file") == libc.path
+                and o.prot == PROT_READ | 4)
+    proc = m.live_processes()[0]
+    vma = proc.mm.vmas.lookup(text.ret or 0)
+    assert vma is not None and vma.file is not None and vma.file.inode is inode
+    assert vma.pgoff == text.extra["offset"] // PAGE
+    # Its pages hold the stand-in pattern: the path, at the start of every page.
+    assert proc.read(text.ret or 0, len(libc.path)) == libc.path.encode()
 
 
 def test_mmap_and_moved_mremap_land_where_the_kernel_put_them() -> None:
@@ -91,24 +124,137 @@ def test_heap_starts_where_the_kernel_put_it_and_a_refused_brk_stays_refused() -
     assert [(v.start, v.end) for v in proc.vmas()] == [(heap, heap + 2 * PAGE)]
 
 
-def test_stand_in_is_anonymous_at_the_kernels_address_and_listed() -> None:
+LIB = {"file": "/lib/x.so", "stand_in": True, "offset": 0x2000, "fd": 3,
+       "file_flags": MAP_PRIVATE | MAP_FIXED | MAP_DENYWRITE}
+
+
+def lib_ops() -> list[Op]:
+    """A library mapped twice through fd 3 (the kernel's flags in extra), then written."""
+    return [Op("spawn", pid=1),
+            Op("mmap", pid=1, addr=A, length=3 * PAGE, prot=RW,
+               flags=MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, ret=A, extra=LIB),
+            Op("mmap", pid=1, length=PAGE, prot=PROT_READ, flags=ANON, ret=B,
+               extra={**LIB, "offset": 0, "file_flags": MAP_PRIVATE}),
+            Op("write", pid=1, addr=A + PAGE, data="mine")]
+
+
+def test_stand_in_is_a_file_mapping_at_the_kernels_address_and_listed() -> None:
     m = Machine("anon_vma_chain")
-    lib = {"file": "/lib/x.so", "stand_in": True, "offset": 0x2000, "fd": 3,
-           "file_flags": MAP_PRIVATE | MAP_FIXED}
-    ops = [Op("spawn", pid=1),
-           Op("mmap", pid=1, addr=A, length=3 * PAGE, prot=RW,
-              flags=MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, ret=A, extra=lib),
-           Op("mmap", pid=1, length=PAGE, prot=PROT_READ, flags=ANON, ret=B,
-              extra={**lib, "offset": 0}),
-           Op("write", pid=1, addr=A + PAGE)]
-    report = replay(ops, machine=m)
+    report = replay(lib_ops(), machine=m)
+    assert report.errors == {} and report.sigbus == 0
     assert report.stand_in_mappings == 2
     assert report.stand_in_files == [StandInFile("/lib/x.so", size=0x2000 + 3 * PAGE,
-                                                 mappings=2)]
+                                                 mappings=2, mode="r")]
+    # One create, one open: both mappings go through the same descriptor.
+    assert report.file_ops_synthesised == 2
+    assert report.ops_applied == report.ops_total == 4
+    (proc,) = m.live_processes()
+    a, b = proc.mm.vmas.lookup(A), proc.mm.vmas.lookup(B)
+    assert a is not None and b is not None and a.file is b.file is not None
+    assert a.pgoff == 2 and b.pgoff == 0 and a.flags & VM_WRITE
+    assert a.file.inode.size == 0x2000 + 3 * PAGE
+    # An untouched page reads the stand-in pattern from the page cache...
+    assert proc.read(A, 9) == b"/lib/x.so" and proc.pagemap(A).file_or_shared
+    # ...and the write copied its page-cache page into a private anonymous page.
+    assert proc.read(A + PAGE, 4) == b"mine" and not proc.pagemap(A + PAGE).file_or_shared
+    assert m.counters.fault_cow_copy == 1
+    assert m.files["/lib/x.so"].pages[3].read(0, 9) == b"/lib/x.so"  # file unchanged
+
+
+def test_stand_ins_can_still_be_replayed_as_anonymous_memory() -> None:
+    m = Machine("anon_vma_chain")
+    report = replay(lib_ops(), machine=m, file_mappings="anonymous")
+    assert report.file_ops_synthesised == 0 and not m.files
     (proc,) = m.live_processes()
     vma = proc.mm.vmas.lookup(A)
-    assert vma is not None and vma.file is None and vma.flags & VM_WRITE
+    assert vma is not None and vma.file is None
+    assert proc.read(A, 1) == b"\0"
+    with pytest.raises(ConfigError, match="choose one of: file, anonymous"):
+        replay(lib_ops(), file_mappings="files")
+
+
+def test_shared_writable_stand_in_is_opened_read_write_and_written_through() -> None:
+    m = Machine("anon_vma_chain")
+    db = {"file": "/db", "stand_in": True, "offset": 0, "fd": 5, "file_flags": MAP_SHARED}
+    ops = [Op("spawn", pid=1),
+           Op("mmap", pid=1, length=2 * PAGE, prot=RW, flags=MAP_SHARED | MAP_ANONYMOUS,
+              ret=A, extra=db),
+           Op("fork", pid=1, child=2),
+           Op("write", pid=2, addr=A, data="shared!")]
+    report = replay(ops, machine=m)
     assert report.errors == {}
+    assert report.stand_in_files == [StandInFile("/db", size=2 * PAGE, mappings=1,
+                                                 mode="rw")]
+    parent = m.processes[1]
+    vma = parent.mm.vmas.lookup(A)
+    assert vma is not None and vma.file is not None and vma.flags & VM_SHARED
+    assert vma.file.flags & os.O_ACCMODE == os.O_RDWR
+    assert parent.read(A, 7) == b"shared!"  # the child wrote into the page cache
+    assert m.files["/db"].pages[0].read(0, 7) == b"shared!"
+
+
+def test_a_descriptor_reused_for_another_file_is_closed_and_reopened() -> None:
+    m = Machine("anon_vma_chain")
+    one = {"file": "/one", "stand_in": True, "offset": 0, "fd": 3, "file_flags": MAP_PRIVATE}
+    ops = [Op("spawn", pid=1),
+           Op("mmap", pid=1, length=PAGE, prot=PROT_READ, flags=ANON, ret=A, extra=one),
+           Op("mmap", pid=1, length=PAGE, prot=PROT_READ, flags=ANON, ret=B,
+              extra={**one, "file": "/two"}),
+           Op("fork", pid=1, child=2),
+           # The child inherited fd 3 (now /two): mapping /two again needs no open.
+           Op("mmap", pid=2, length=PAGE, prot=PROT_READ, flags=ANON, ret=A + 8 * PAGE,
+              extra={**one, "file": "/two"})]
+    report = replay(ops, machine=m)
+    assert report.errors == {}
+    # create x2, open /one, close + open /two; nothing for the child.
+    assert report.file_ops_synthesised == 5
+    child = m.processes[2]
+    assert [v.file.path if v.file else None for v in child.vmas()] == [
+        "/one", "/two", "/two"]
+    assert child.read(A + 8 * PAGE, 4) == b"/two"
+    assert sorted(child.files.fds) == [0]
+
+
+def test_dev_zero_stays_anonymous() -> None:
+    m = Machine("anon_vma_chain")
+    zero = {"file": "/dev/zero", "stand_in": True, "offset": 0, "fd": 4,
+            "file_flags": MAP_PRIVATE}
+    ops = [Op("spawn", pid=1),
+           Op("mmap", pid=1, length=PAGE, prot=RW, flags=ANON, ret=A, extra=zero)]
+    report = replay(ops, machine=m)
+    assert report.stand_in_files == [StandInFile("/dev/zero", size=PAGE, mappings=1,
+                                                 anonymous=True)]
+    assert report.file_ops_synthesised == 0 and not m.files
+    vma = m.processes[1].mm.vmas.lookup(A)
+    assert vma is not None and vma.file is None
+
+
+def test_stand_in_data_starts_every_page_with_the_path() -> None:
+    data = stand_in_data("/lib/é.so")
+    assert len(data.encode()) == PAGE and data.startswith("/lib/é.so\n")
+    assert set(data[len("/lib/é.so\n"):]) == {"\0"}
+    assert len(stand_in_data("/" + "x" * 5000).encode()) == PAGE
+
+
+def test_format_2_trace_with_its_own_file_ops_replays_as_written() -> None:
+    ops = [Op("create", path="/data", length=2 * PAGE, data="abc"),
+           Op("spawn", pid=1),
+           Op("open", pid=1, path="/data", flags=os.O_RDWR, fd=7),
+           Op("mmap", pid=1, length=2 * PAGE, prot=RW, flags=MAP_SHARED, fd=7, ret=A),
+           Op("write", pid=1, addr=A + PAGE, data="xyz"),
+           Op("read", pid=1, addr=A, data="abca"),
+           Op("close", pid=1, fd=7),
+           Op("reclaim", path="/data")]
+    text = dumps_trace(new_header("hand"), ops)
+    header, back = parse_trace(text.splitlines())
+    assert header.version == 2 and back == ops
+    m = Machine("anon_vma_chain")
+    report = replay(back, header, machine=m)
+    assert report.errors == {} and report.skipped == {}
+    assert report.stand_in_files == [] and report.file_ops_synthesised == 0
+    assert report.ops_applied == len(ops)
+    assert m.files["/data"].pages[1].read(0, 3) == b"xyz"
+    assert m.processes[1].pagemap(A).present is False  # the reclaim unmapped the file
 
 
 def test_skips_are_counted_by_reason() -> None:

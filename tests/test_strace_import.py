@@ -54,7 +54,9 @@ def test_mmtoy_log_becomes_the_expected_ops() -> None:
     assert kinds(ops).count("exit") == 2 and ops[-1] == Op("exit", pid=6697)
 
 
-def test_file_mapping_becomes_an_anonymous_stand_in_at_the_kernels_address() -> None:
+def test_file_mapping_becomes_a_stand_in_at_the_kernels_address() -> None:
+    """The trace keeps the anonymous stand-in of format 1 (an older replay maps that) and
+    the kernel's flags, offset and descriptor in extra (the replay maps a stand-in file)."""
     _, ops = import_strace(DATA / "strace_mmtoy.txt")
     text = next(o for o in ops if o.op == "mmap" and o.prot == PROT_READ | PROT_EXEC)
     # mmap(0x7f727b01d000, 1400832, PROT_READ|PROT_EXEC,
@@ -63,6 +65,22 @@ def test_file_mapping_becomes_an_anonymous_stand_in_at_the_kernels_address() -> 
     assert text.flags == MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS
     assert text.extra == {"file": LIBC, "stand_in": True, "offset": 0x26000, "fd": 3,
                           "file_flags": MAP_PRIVATE | MAP_FIXED | MAP_DENYWRITE}
+
+
+def test_imported_file_mappings_replay_as_mappings_of_stand_in_files() -> None:
+    from mmcore import Machine
+    from mmcore.experiments.replay import replay
+
+    _, ops = import_strace(DATA / "strace_mmtoy.txt")
+    m = Machine("anon_vma_chain")
+    report = replay([o for o in ops if o.op != "exit"], machine=m)
+    assert report.errors == {} and report.segfaults == report.sigbus == 0
+    assert {f.path for f in report.stand_in_files} == {"/etc/ld.so.cache", LIBC}
+    text = next(o for o in ops if o.op == "mmap" and o.prot == PROT_READ | PROT_EXEC)
+    vma = m.processes[1].mm.vmas.lookup(0x7F727B01D000)
+    assert vma is not None and vma.file is not None and vma.file.path == LIBC
+    assert vma.pgoff == text.extra["offset"] >> 12
+    assert m.files[LIBC].size >= text.extra["offset"] + text.length
 
 
 def test_interleaved_unfinished_calls_are_placed_where_they_started() -> None:

@@ -6,6 +6,7 @@ Schemes that are not installed are skipped; the matrix comes from valid_configur
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields
 from typing import Any
 
@@ -13,10 +14,17 @@ import pytest
 
 from mmcore import ConfigError
 from mmcore.experiments import workloads
-from mmcore.experiments.ops import OP_FIELDS, Op
-from mmcore.experiments.results import Result
-from mmcore.experiments.runner import run
-from mmcore.plugins import valid_configurations
+from mmcore.experiments.ops import OP_FIELDS, CheckFailed, Op
+from mmcore.experiments.results import Result, load
+from mmcore.experiments.runner import (
+    DEFAULT_RAM_PAGES,
+    axis_plugins,
+    rerun,
+    run,
+    run_axis,
+    run_ops,
+)
+from mmcore.plugins import plugins_of_kind, valid_configurations
 
 CONFIGS = valid_configurations()
 CONFIG_IDS = [r if p is None else f"{r}+{p}" for r, p in CONFIGS]
@@ -31,6 +39,10 @@ SMALL: dict[str, dict[str, Any]] = {
     "wide-fork": {"pages": 8, "children": 3, "reclaim": True},
     "merge-churn": {"rounds": 2, "pages": 4},
     "random-mix": {"steps": 120, "max_procs": 4, "slots": 6, "max_pages": 6},
+    "large-file": {"pages": 16, "procs": 3, "vmas_per_proc": 2},
+    "private-file-cow": {"pages": 16, "procs": 3, "cow_percent": 25},
+    "memory-pressure": {"ram_pages": 32, "swap_pages": 256, "anon_pages": 24,
+                        "file_pages": 16, "shmem_pages": 8, "children": 2, "rounds": 1},
 }
 
 
@@ -109,11 +121,13 @@ def test_bad_parameters_are_config_errors() -> None:
     assert workloads.make_params("forking-server", {"pages": "12"}).to_dict()["pages"] == 12
 
 
-def test_unknown_and_unavailable_workloads() -> None:
+def test_unknown_and_unavailable_workloads(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="choose one of: forking-server"):
         workloads.get("forking-servr")
-    with pytest.raises(ConfigError, match="file mappings"):
-        workloads.get("large-file")
+    assert workloads.get("large-file").name == "large-file"  # file mappings landed
+    monkeypatch.setitem(workloads.UNAVAILABLE, "ksm", "not available until KSM lands")
+    with pytest.raises(ConfigError, match="'ksm' is not available until KSM lands"):
+        workloads.get("ksm")
 
 
 # --- rmap-reference §7: expected comparative outcomes ------------------------------------
@@ -219,3 +233,182 @@ def test_merge_churn_only_avc_keeps_cloned_vmas_apart() -> None:
     assert avc > free
     for c in schemes_named("anonmm"):
         assert go("merge-churn", c, rounds=3).derived.final_vmas == free, c
+
+
+# --- §7.7 and §7.8: file mappings -----------------------------------------------------------
+
+FILE_RMAPS = list(plugins_of_kind("file_rmap"))
+
+
+def file_rmap(name: str) -> str:
+    """The file rmap plugin ``name`` (skip the test if it is not installed)."""
+    if name not in FILE_RMAPS:
+        pytest.skip(f"file rmap plugin {name!r} is not installed")
+    return name
+
+
+def large(file_rmap_name: str, procs: int, vmas: int, config: tuple[str, str | None]
+          = ("anon_vma_chain", None)) -> Result:
+    return run("large-file", {"pages": 32, "procs": procs, "vmas_per_proc": vmas},
+               rmap=config[0], policy=config[1], file_rmap=file_rmap_name)
+
+
+def test_large_file_list_visits_every_vma_the_tree_only_the_covering_ones() -> None:
+    """§7.7: W = P with an interval tree whatever the vmas per process; the 2.6.6 list
+    visits about P x V (every vma up to the last process's covering one)."""
+    lst, tree = file_rmap("i_mmap_list"), file_rmap("i_mmap_tree")
+    procs, vmas = 4, 8
+    t = large(tree, procs, vmas).derived
+    li = large(lst, procs, vmas).derived
+    assert t.file_walks == li.file_walks == 32  # every page of the file, once
+    assert t.file_visits_per_page == procs
+    assert li.file_visits_per_page >= (procs - 1) * vmas + 1
+    assert li.file_visits_per_page / t.file_visits_per_page >= vmas / 2
+    assert t.file_tree_steps > 0 and li.file_tree_steps == 0
+    assert t.file_wasted == li.file_wasted == 0 and t.reclaim_missed == li.reclaim_missed == 0
+    assert t.file_vmas_before_reclaim == li.file_vmas_before_reclaim == procs * vmas
+    # With one vma per process the list is as good as the tree, and smaller.
+    one_t, one_l = large(tree, procs, 1), large(lst, procs, 1)
+    assert one_l.derived.file_visits_per_page == one_t.derived.file_visits_per_page == procs
+    assert one_l.derived.rmap_peak_bytes < one_t.derived.rmap_peak_bytes
+
+
+def test_large_file_keeps_no_per_page_rmap_state_and_walks_alike_for_every_scheme() -> None:
+    """objrmap: file pages cost no rmap memory per page, so the anon scheme changes
+    nothing in the file walk; every process read back what the first one wrote."""
+    small = {c: large("i_mmap_tree", 3, 2, c) for c in CONFIGS}
+    big = {c: run("large-file", {"pages": 128, "procs": 3, "vmas_per_proc": 2},
+                  rmap=c[0], policy=c[1]) for c in CONFIGS}
+    walks = {(r.derived.file_walk_visits, r.derived.file_wasted) for r in small.values()}
+    assert len(walks) == 1, walks
+    for c in CONFIGS:
+        assert big[c].derived.rmap_peak_bytes == small[c].derived.rmap_peak_bytes, c
+        assert big[c].checks == (3 + 1) * 128 and big[c].check_failures == 0
+
+
+def cow(percent: int, name: str = "i_mmap_tree",
+        config: tuple[str, str | None] = ("anon_vma_chain", None)) -> Result:
+    return run("private-file-cow", {"pages": 32, "procs": 6, "cow_percent": percent},
+               rmap=config[0], policy=config[1], file_rmap=name, seed=3)
+
+
+@pytest.mark.parametrize("name", FILE_RMAPS)
+def test_private_file_cow_wastes_probes_on_cowed_vmas(name: str) -> None:
+    """§7.8: the file walk probes vmas whose page was replaced by a private copy; the
+    more vmas COWed, the more wasted probes; none without COW."""
+    runs = {pct: cow(pct, name) for pct in (0, 25, 50)}
+    wasted = [runs[pct].derived.file_wasted for pct in (0, 25, 50)]
+    assert wasted[0] == 0 and 0 < wasted[1] < wasted[2], wasted
+    for pct, r in runs.items():
+        cowed_vmas = 6 * round(32 * pct / 100)  # (vma, page) pairs replaced by a copy
+        assert r.derived.cow_copies == cowed_vmas
+        assert r.derived.file_wasted <= cowed_vmas
+        assert r.derived.reclaim_missed == 0 and r.check_failures == 0
+
+
+def test_private_file_cow_copies_are_found_through_the_anon_scheme() -> None:
+    """§7.8: each anonymous copy is walked once by its rmap scheme (not the file's),
+    and every scheme finds every copy."""
+    for c in CONFIGS:
+        r = cow(25, config=c)
+        anon_walks = r.derived.walks - r.derived.file_walks
+        assert anon_walks == r.derived.cow_copies > 0, c
+        assert r.derived.reclaim_missed == 0, c
+
+
+# --- memory pressure ----------------------------------------------------------------------
+
+
+def pages_checked(ops: list[Op]) -> int:
+    return sum(max(o.length, 1) // 4096 or 1 for o in ops if o.op == "read" and o.data)
+
+
+@pytest.mark.parametrize("reclaim", list(plugins_of_kind("reclaim")))
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
+def test_memory_pressure_keeps_every_byte(config: tuple[str, str | None],
+                                          reclaim: str) -> None:
+    """A working set several times RAM, with fork, COW, shmem and a shared and a private
+    file mapping: reclaim swaps and writes back throughout, and every page read at the
+    end holds what was last written there."""
+    params = SMALL["memory-pressure"]
+    r = run("memory-pressure", params, rmap=config[0], policy=config[1], reclaim=reclaim)
+    ops = list(workloads.generate("memory-pressure", params))
+    assert r.config.ram_pages == params["ram_pages"]
+    assert r.config.swap_pages == params["swap_pages"]
+    assert r.checks == pages_checked(ops) > 0 and r.check_failures == 0
+    c = r.costs.counters
+    assert c.oom_kills == 0 and c.pswpout > 0 and c.fault_swapin_major > 0
+    assert c.kswapd_runs > 0 and c.pages_written_back > 0
+    assert r.derived.cow_copies > 0 and r.derived.walks > 0
+
+
+def test_a_lost_byte_fails_the_check() -> None:
+    """The checks can fail: expect something else on one page and the run says so."""
+    params = SMALL["memory-pressure"]
+    ops = list(workloads.generate("memory-pressure", params))
+    i = max(n for n, o in enumerate(ops) if o.op == "read" and o.data)
+    ops[i] = Op("read", pid=ops[i].pid, addr=ops[i].addr, length=ops[i].length,
+                data=ops[i].data + "?")
+    kw: dict[str, Any] = {"rmap": "anon_vma_chain", "ram_pages": params["ram_pages"],
+                          "swap_pages": params["swap_pages"]}
+    loose = run_ops(ops, strict=False, **kw)
+    assert loose.check_failures == 1 and loose.checks == pages_checked(ops)
+    with pytest.raises(CheckFailed, match="expected"):
+        run_ops(ops, strict=True, **kw)
+
+
+def test_machine_sizes_come_from_the_workload_parameters() -> None:
+    r = run("memory-pressure", {**SMALL["memory-pressure"], "ram_pages": 40},
+            rmap="anon_vma_chain")
+    assert (r.config.ram_pages, r.config.swap_pages) == (40, 256)
+    assert run("forking-server", SMALL["forking-server"],
+               rmap="anon_vma_chain").config.ram_pages == DEFAULT_RAM_PAGES
+    with pytest.raises(ConfigError, match="sets ram_pages=64"):
+        run("memory-pressure", {}, rmap="anon_vma_chain", ram_pages=128)
+    with pytest.raises(ConfigError, match="swap_pages must hold"):
+        workloads.make_params("memory-pressure", {"swap_pages": 10})
+    with pytest.raises(ConfigError, match="cow_percent"):
+        workloads.make_params("private-file-cow", {"cow_percent": 101})
+    with pytest.raises(ConfigError, match="cannot exceed pages"):
+        workloads.make_params("large-file", {"pages": 4, "vmas_per_proc": 5})
+
+
+# --- the machine plugins in results ------------------------------------------------------
+
+
+def test_file_rmap_and_reclaim_are_recorded_and_rerun_byte_for_byte() -> None:
+    r = run("memory-pressure", SMALL["memory-pressure"], rmap="anon_vma_chain",
+            file_rmap=file_rmap("i_mmap_list"), reclaim="clock")
+    assert (r.config.file_rmap, r.config.reclaim) == ("i_mmap_list", "clock")
+    assert r.label == "anon_vma_chain/i_mmap_list/clock"
+    assert {"i_mmap_list", "clock"} <= set(r.plugin_versions)
+    assert rerun(r.to_json()).reproducible_json() == r.reproducible_json()
+    for name in ("large-file", "private-file-cow"):
+        r = run(name, SMALL[name], rmap="pte_chains", file_rmap="i_mmap_list")
+        assert rerun(r.to_json()).reproducible_json() == r.reproducible_json()
+
+
+def test_a_result_recorded_before_these_fields_still_reruns_identically() -> None:
+    """Results written before the file rmap and reclaim plugins were choices (no
+    config.file_rmap, no file_* figures, no checks) load with the defaults and rerun
+    to the same reproducible JSON."""
+    r = run("forking-server", SMALL["forking-server"], rmap="anon_vma")
+    old = r.to_dict(encode_json=True)
+    for key in ("file_rmap", "reclaim"):
+        del old["config"][key]
+    for key in [k for k in old["derived"] if k.startswith("file_")]:
+        del old["derived"][key]
+    for key in ("checks", "check_failures", "sigbus"):
+        del old[key]
+    text = json.dumps(old)
+    assert load(text).reproducible_json() == r.reproducible_json()
+    assert rerun(text).reproducible_json() == load(text).reproducible_json()
+
+
+def test_run_axis_names_each_result_by_its_plugin() -> None:
+    results = run_axis("large-file", "file_rmap", SMALL["large-file"], rmap="pte_chains")
+    assert [x.label for x in results] == axis_plugins("file_rmap") == FILE_RMAPS
+    assert [x.config.file_rmap for x in results] == FILE_RMAPS
+    assert {x.config.rmap for x in results} == {"pte_chains"}
+    with pytest.raises(ConfigError, match="choose one of: rmap, file_rmap, reclaim"):
+        axis_plugins("colour")

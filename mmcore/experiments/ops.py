@@ -12,9 +12,15 @@ from typing import Any
 from dataclasses_json import DataClassJsonMixin
 
 from ..constants import MAP_FIXED, PAGE_SIZE
-from ..errors import SegmentationFault
+from ..costs import WalkCost
+from ..errors import ENOENT, BusError, SegmentationFault, syscall_error
 from ..machine import Machine
 from ..process import Process
+
+
+class CheckFailed(AssertionError):
+    """A ``read`` op with expected ``data`` found other bytes: the simulation lost or
+    mixed up memory contents."""
 
 #: Every operation name with the Op fields it uses.
 OP_FIELDS: dict[str, tuple[str, ...]] = {
@@ -22,7 +28,7 @@ OP_FIELDS: dict[str, tuple[str, ...]] = {
     "fork": ("pid", "child"),
     "exec": ("pid",),
     "exit": ("pid",),
-    "mmap": ("pid", "addr", "length", "prot", "flags", "ret"),
+    "mmap": ("pid", "addr", "length", "prot", "flags", "fd", "offset", "ret"),
     "munmap": ("pid", "addr", "length"),
     "mprotect": ("pid", "addr", "length", "prot"),
     "mremap": ("pid", "addr", "length", "new_len", "flags", "new_addr", "ret"),
@@ -31,8 +37,8 @@ OP_FIELDS: dict[str, tuple[str, ...]] = {
     "munlock": ("pid", "addr", "length"),
     "brk": ("pid", "addr", "ret"),
     "write": ("pid", "addr", "length", "data"),
-    "read": ("pid", "addr", "length"),
-    "reclaim": ("pid", "addr", "length"),
+    "read": ("pid", "addr", "length", "data"),
+    "reclaim": ("pid", "addr", "length", "path"),
     "create": ("path", "length", "data"),
     "open": ("pid", "path", "flags", "fd"),
     "close": ("pid", "fd"),
@@ -48,8 +54,14 @@ OP_FIELDS: dict[str, tuple[str, ...]] = {
 class Op(DataClassJsonMixin):
     """One step: a syscall, a memory access, or ``reclaim`` (try_to_unmap every page
     mapped in [addr, addr + length) of ``pid``; length 0 means every anonymous page of
-    every process). ``create`` makes a file of ``length`` bytes (``data`` repeated, or
-    zeros) before any process opens it. An ``mmap`` with ``fd >= 0`` maps that file."""
+    every process; with a ``path``, every mapped page of that file's page cache).
+    ``create`` makes a file of ``length`` bytes (``data`` repeated, or zeros) before any
+    process opens it. An ``mmap`` with ``fd >= 0`` maps that file.
+
+    ``write`` stores ``data`` (or one byte 0x01) at the start of every page of
+    [addr, addr + length); a ``read`` with ``data`` is its check: it loads ``len(data)``
+    bytes at the start of every page of the range and compares them with ``data``
+    (:class:`CheckFailed` in a strict Player, counted otherwise)."""
 
     op: str
     pid: int = 1
@@ -75,8 +87,11 @@ class Op(DataClassJsonMixin):
 class Player:
     """Apply ops to a Machine, keeping the trace-pid to process map.
 
-    ``strict`` re-raises syscall errors; otherwise they are counted in ``errors`` (a
-    replayed trace may contain calls that failed in the real run too).
+    ``strict`` re-raises syscall errors, SIGSEGV, SIGBUS and failed checks; otherwise
+    they are counted in ``errors``, ``segfaults``, ``sigbus`` and ``check_failures`` (a
+    replayed trace may contain calls that failed in the real run too). ``checks`` counts
+    the pages a ``read`` with ``data`` compared; ``anon_walk`` and ``file_walk`` add up
+    the rmap walks that ``reclaim`` ops made for anonymous and for page-cache pages.
     """
 
     def __init__(self, machine: Machine, strict: bool = True) -> None:
@@ -87,6 +102,13 @@ class Player:
         self.strict = strict
         self.errors: dict[str, int] = {}
         self.segfaults = 0
+        self.sigbus = 0
+        self.checks = 0
+        #: Failed checks, described (the first 20); ``check_failures`` counts them all.
+        self.mismatches: list[str] = []
+        self.check_failures = 0
+        self.anon_walk = WalkCost()
+        self.file_walk = WalkCost()
 
     def proc(self, pid: int) -> Process:
         """The simulated process standing for trace pid ``pid``."""
@@ -109,6 +131,18 @@ class Player:
             if self.strict:
                 raise
             self.segfaults += 1
+            return None
+        except BusError:
+            if self.strict:
+                raise
+            self.sigbus += 1
+            return None
+        except CheckFailed as exc:
+            if self.strict:
+                raise
+            self.check_failures += 1
+            if len(self.mismatches) < 20:
+                self.mismatches.append(str(exc))
             return None
 
     def _apply(self, op: Op) -> int | bytes | None:
@@ -163,6 +197,8 @@ class Player:
             for a in range(op.addr, op.addr + max(op.length, 1), PAGE_SIZE):
                 p.write(a, payload)
         elif name == "read":
+            if op.data:
+                return self._check(p, op)
             return p.read(op.addr, max(op.length, 1))
         elif name == "reclaim":
             self.reclaim(op)
@@ -192,10 +228,27 @@ class Player:
             p.fsync(fd)
         return None
 
+    def _check(self, p: Process, op: Op) -> bytes:
+        want = op.data.encode()
+        got = b""
+        for a in range(op.addr, op.addr + max(op.length, 1), PAGE_SIZE):
+            got = p.read(a, len(want))
+            self.checks += 1
+            if got != want:
+                raise CheckFailed(f"pid {op.pid} at {a:#x}: read {got[:32]!r}, "
+                                  f"expected {want[:32]!r}")
+        return got
+
     def reclaim(self, op: Op) -> None:
-        """try_to_unmap every anonymous page in the range (or everywhere)."""
+        """try_to_unmap every anonymous page in the range (or everywhere), or every
+        mapped page of file ``op.path``."""
         m = self.machine
-        if op.length == 0:
+        if op.path:
+            inode = m.files.get(op.path)
+            if inode is None:
+                raise syscall_error(ENOENT, "reclaim")
+            pfns = [pg.pfn for _, pg in sorted(inode.pages.items()) if pg.mapcount]
+        elif op.length == 0:
             pfns = [pg.pfn for pg in m.pages_in_use() if pg.is_anon and pg.mapcount]
         else:
             p = self.proc(op.pid)
@@ -207,4 +260,5 @@ class Player:
         for pfn in dict.fromkeys(pfns):
             page = m.physmem.page(pfn)
             if page is not None and page.mapcount:
-                m.try_to_unmap(pfn)
+                walk = self.anon_walk if page.is_anon else self.file_walk
+                walk.add(m.try_to_unmap(pfn).cost)

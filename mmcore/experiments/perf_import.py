@@ -21,7 +21,8 @@ What each event becomes:
 * ``sched:sched_process_fork``: a fork, or a thread when the clone had CLONE_VM;
   ``sched_process_exec``: an exec; ``sched_process_exit`` with ``group_dead=true``: an exit.
 * ``PERF_RECORD_MMAP2`` (``perf record -d`` with ``--show-mmap-events``): the path of the
-  file an mmap maps, since the syscall tracepoints only show the fd.
+  file an mmap maps, since the syscall tracepoints only show the fd; it names the stand-in
+  file the replay maps there (``fd:N`` without it).
 """
 
 from __future__ import annotations

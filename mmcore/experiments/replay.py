@@ -7,12 +7,25 @@ The replay honours what the kernel did in the recorded run:
   address it returned; a ``brk`` the kernel refused or adjusted is replayed at its result;
 * ``spawn`` and ``exec`` start the heap where the kernel did (``extra["brk_start"]``).
 
-File mappings arrive as anonymous stand-ins (``extra["stand_in"]``): the report lists the
-stand-in files, with the size each would need, and counts the mappings. Ops on memory the
-trace never mapped (the binary, ld.so, the stack, the vdso: the kernel maps them before
-the first traced syscall), ops the real run saw fail, and ops of processes that are not
-running are skipped and counted by reason. Syscall errors the simulator raises are counted
-by syscall and errno name, accesses it refuses as segfaults.
+File mappings arrive as stand-ins (``extra["stand_in"]``, with the file, the offset, the
+descriptor and the original flags): the trace does not hold the files' contents, so the
+replay makes a *stand-in file* per path before the first op (``create``: as large as the
+largest offset + length mapped, each page starting with the path, zeros after), opens it
+in the mapping process at the trace's descriptor number (``O_RDONLY``, or ``O_RDWR`` if any
+mapping of it is shared and writable; a descriptor that turns up with another path is
+closed and reopened) and maps it with the kernel's flags and offset. Private file pages
+are then page-cache pages until a write copies them (do_cow_fault), as in Linux.
+``/dev/zero`` stays anonymous (Linux maps it as anonymous memory). These synthesised ops
+are counted apart (``file_ops_synthesised``), not as trace ops; ``file_mappings=
+"anonymous"`` replays stand-ins as anonymous memory instead, as format-1 replays did.
+Traces of format 2 may also carry their own file ops (``create``, ``open``, a ``mmap`` with
+``fd``): those are replayed as they are.
+
+Ops on memory the trace never mapped (the binary, ld.so, the stack, the vdso: the kernel
+maps them before the first traced syscall), ops the real run saw fail, and ops of
+processes that are not running are skipped and counted by reason. Syscall errors the
+simulator raises are counted by syscall and errno name, accesses it refuses as segfaults
+(SIGSEGV) or ``sigbus`` (past the end of a file).
 """
 
 from __future__ import annotations
@@ -20,34 +33,57 @@ from __future__ import annotations
 import copy
 import dataclasses
 import errno as errno_mod
+import os
 import random
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dataclasses_json import DataClassJsonMixin
 
-from ..constants import DEFAULT_BRK_START, MREMAP_FIXED, MREMAP_MAYMOVE, page_align
+from ..constants import (
+    DEFAULT_BRK_START,
+    MAP_SHARED,
+    MAP_SHARED_VALIDATE,
+    MAP_TYPE,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    PAGE_SIZE,
+    PROT_WRITE,
+    page_align,
+)
 from ..costs import Costs
-from ..errors import MachineBroken
+from ..errors import ConfigError, MachineBroken
 from ..machine import Machine
 from .ops import Op, Player
 from .trace import TraceHeader, read_trace
 
-__all__ = ["ReplayReport", "StandInFile", "replay", "replay_trace"]
+__all__ = ["ReplayReport", "StandInFile", "replay", "replay_trace", "stand_in_files",
+           "stand_in_data", "FILE_MAPPINGS"]
 
 _RANGE_OPS = ("munmap", "mprotect", "madvise", "mlock", "munlock")
+#: How the replay maps a stand-in: as a mapping of a stand-in file, or (format 1's way)
+#: as anonymous memory of the same size, protection and sharing type.
+FILE_MAPPINGS = ("file", "anonymous")
+#: Files Linux maps as anonymous memory (mmap_zero(): private is anonymous, shared is
+#: shmem): their stand-ins stay anonymous.
+ANONYMOUS_FILES = frozenset({"/dev/zero"})
+#: The trace descriptor used for a stand-in whose ``extra`` has no ``fd`` (hand-written).
+_NO_FD_BASE = 1 << 20
 
 
 @dataclass
 class StandInFile(DataClassJsonMixin):
-    """A file the trace mapped: the size a stand-in needs (the largest offset + length
-    mapped) and how many mappings of it the trace made."""
+    """A file the trace mapped: the size its stand-in has (the largest offset + length
+    of a mapping that succeeded), how many mappings of it the trace made, how the replay
+    opens it (``"r"``: O_RDONLY; ``"rw"``: O_RDWR, for a shared writable mapping), and
+    whether it is mapped as anonymous memory instead (``/dev/zero``)."""
 
     path: str
     size: int = 0
     mappings: int = 0
+    mode: str = "r"
+    anonymous: bool = False
 
 
 @dataclass
@@ -66,9 +102,15 @@ class ReplayReport(DataClassJsonMixin):
     #: Syscalls the simulator failed, by "syscall:ERRNO".
     errors: dict[str, int] = field(default_factory=dict)
     segfaults: int = 0
+    #: Accesses past the end of a file (SIGBUS).
+    sigbus: int = 0
     processes: int = 0
     stand_in_mappings: int = 0
     stand_in_files: list[StandInFile] = field(default_factory=list)
+    #: How stand-ins were mapped: "file" or "anonymous" (see :data:`FILE_MAPPINGS`).
+    file_mappings: str = "file"
+    #: create/open/close ops the replay added for stand-in files (not in ``ops_total``).
+    file_ops_synthesised: int = 0
     walks_checked: int = 0
     walk_mismatches: list[str] = field(default_factory=list)
     #: Why the replay stopped early (the machine was marked broken), else None.
@@ -85,7 +127,8 @@ class ReplayReport(DataClassJsonMixin):
         cfg = self.rmap + (f"+{self.mremap_policy}" if self.mremap_policy else "")
         lines = [f"{self.trace} on {cfg}: {self.ops_applied}/{self.ops_total} ops applied, "
                  f"{self.skipped_total} skipped, {sum(self.errors.values())} syscall "
-                 f"errors, {self.segfaults} segfaults, {self.processes} processes"]
+                 f"errors, {self.segfaults} segfaults, {self.processes} processes"
+                 + (f", {self.sigbus} SIGBUS" if self.sigbus else "")]
         for title, table in (("skipped", self.skipped), ("skipped at import",
                                                          self.import_skipped),
                              ("errors", self.errors)):
@@ -94,30 +137,76 @@ class ReplayReport(DataClassJsonMixin):
                 lines += [f"    {n:6d}  {k}" for k, n in sorted(table.items(),
                                                                key=lambda kv: -kv[1])]
         if self.stand_in_files:
-            lines.append(f"  stand-in files ({self.stand_in_mappings} mappings):")
-            lines += [f"    {f.size:10d}  {f.path}" for f in self.stand_in_files]
+            how = ("mapped as files" if self.file_mappings == "file"
+                   else "mapped as anonymous memory")
+            lines.append(f"  stand-in files ({self.stand_in_mappings} mappings, {how}; "
+                         f"{self.file_ops_synthesised} create/open/close ops added):")
+            lines += [f"    {f.size:10d}  {f.mode if not f.anonymous else 'anon':4s}  "
+                      f"{f.path}" for f in self.stand_in_files]
         if self.walks_checked:
             lines.append(f"  rmap walks checked against the page tables: "
                          f"{self.walks_checked}, mismatches: {len(self.walk_mismatches)}")
         if self.costs is not None:
             c = self.costs
+            file_faults = c.counters.fault_file_major + c.counters.fault_file_minor
             lines.append(f"  rmap metadata peak {c.rmap_peak_bytes} bytes; "
                          f"{c.counters.forks} forks, {c.counters.fault_anon} anon faults, "
-                         f"{c.counters.fault_cow_copy} COW copies")
+                         f"{file_faults} file faults, {c.counters.fault_cow_copy} COW "
+                         "copies")
         if self.broken:
             lines.append(f"  STOPPED: {self.broken}")
         return "\n".join(lines)
 
 
+def stand_in_data(path: str) -> str:
+    """The ``data`` of a stand-in file's ``create`` op: one page that starts with the
+    path and a newline, zeros after, so each page of the file starts with its name
+    (and the simulator stores only those bytes per page)."""
+    head = (path + "\n").encode("utf-8", "surrogateescape")[:PAGE_SIZE]
+    text = head.decode("utf-8", "ignore")
+    return text + "\0" * (PAGE_SIZE - len(text.encode("utf-8")))
+
+
+def _shared_writable(op: Op) -> bool:
+    flags = op.extra.get("file_flags", op.flags)
+    kind = flags & MAP_TYPE if isinstance(flags, int) else 0
+    return kind in (MAP_SHARED, MAP_SHARED_VALIDATE) and bool(op.prot & PROT_WRITE)
+
+
+def stand_in_files(ops: list[Op]) -> tuple[int, list[StandInFile]]:
+    """The stand-in mappings of ``ops`` (mmaps with ``extra["stand_in"]``) and, per file,
+    its :class:`StandInFile`, sorted by path."""
+    files: dict[str, StandInFile] = {}
+    count = 0
+    for op in ops:
+        if op.op == "mmap" and op.extra.get("stand_in"):
+            count += 1
+            path = str(op.extra.get("file", "?"))
+            f = files.setdefault(path, StandInFile(path, anonymous=path in ANONYMOUS_FILES))
+            f.mappings += 1
+            if op.ret is None or "errno" in op.extra:
+                continue  # failed in the real run: never mapped
+            offset = op.extra.get("offset", 0)
+            f.size = max(f.size, (offset if isinstance(offset, int) else 0) + op.length)
+            if _shared_writable(op):
+                f.mode = "rw"
+    return count, sorted(files.values(), key=lambda f: f.path)
+
+
 class _Replayer:
     def __init__(self, machine: Machine, report: ReplayReport, check_walks: int,
-                 check_every: int, seed: int) -> None:
+                 check_every: int, seed: int, files: dict[str, StandInFile]) -> None:
         self.m = machine
         self.player = Player(machine, strict=False)
         self.report = report
         self.check_walks = check_walks
         self.check_every = check_every
         self.rng = random.Random(seed)
+        self.as_files = report.file_mappings == "file"
+        self.files = files
+        #: (trace pid, trace fd) -> the stand-in path open there.
+        self.open_paths: dict[tuple[int, int], str] = {}
+        self.no_fd = {path: _NO_FD_BASE + i for i, path in enumerate(sorted(files))}
 
     def skip(self, reason: str) -> None:
         s = self.report.skipped
@@ -126,6 +215,8 @@ class _Replayer:
     def skip_reason(self, op: Op) -> str | None:
         """Why ``op`` cannot be replayed here, or None."""
         procs = self.player.procs
+        if op.op == "create":
+            return None
         if op.op == "spawn":
             return "spawn: pid already running" if op.pid in procs else None
         if op.pid not in procs:
@@ -143,6 +234,42 @@ class _Replayer:
             mapped = True
         return None if mapped else f"{op.op}: no mapping in trace"
 
+    def synthesise(self, op: Op) -> None:
+        """Apply an op the trace does not have (a stand-in file's create, open, close)."""
+        self.report.file_ops_synthesised += 1
+        self.player.apply(op)
+
+    def create_files(self, ops: list[Op]) -> None:
+        """Make every stand-in file the trace does not create itself."""
+        if not self.as_files:
+            return
+        own = {op.path for op in ops if op.op == "create"}
+        for f in self.files.values():
+            if not f.anonymous and f.path not in own:
+                self.synthesise(Op("create", path=f.path, length=f.size,
+                                   data=stand_in_data(f.path)))
+
+    def file_mmap(self, op: Op) -> Op:
+        """A stand-in mmap as a mapping of its stand-in file, opened at the trace's fd."""
+        path = str(op.extra.get("file", "?"))
+        f = self.files.get(path)
+        if not self.as_files or f is None or f.anonymous:
+            return op
+        fd = op.extra.get("fd")
+        tfd = fd if isinstance(fd, int) and fd >= 0 else self.no_fd[path]
+        key = (op.pid, tfd)
+        current = self.open_paths.get(key)
+        if current != path:
+            if current is not None:
+                self.synthesise(Op("close", pid=op.pid, fd=tfd))
+            flags = os.O_RDWR if f.mode == "rw" else os.O_RDONLY
+            self.synthesise(Op("open", pid=op.pid, path=path, flags=flags, fd=tfd))
+            self.open_paths[key] = path
+        offset = op.extra.get("offset", 0)
+        file_flags = op.extra.get("file_flags", op.flags)
+        return dataclasses.replace(op, flags=file_flags, fd=tfd,
+                                   offset=offset if isinstance(offset, int) else 0)
+
     def apply(self, op: Op) -> None:
         procs = self.player.procs
         if op.op == "spawn":
@@ -153,8 +280,11 @@ class _Replayer:
         if op.op == "exec":
             procs[op.pid].execve(op.extra.get("brk_start", DEFAULT_BRK_START))
             return
-        if op.op == "exit" and self.check_walks:
-            self.check()
+        if op.op == "exit":
+            if self.check_walks:
+                self.check()
+            for key in [k for k in self.open_paths if k[0] == op.pid]:
+                del self.open_paths[key]
         if op.op == "mremap" and op.ret is not None and op.ret != op.addr \
                 and op.flags & MREMAP_MAYMOVE:
             op = dataclasses.replace(op, flags=op.flags | MREMAP_FIXED, new_addr=op.ret)
@@ -162,6 +292,11 @@ class _Replayer:
             op = dataclasses.replace(op, addr=op.ret)
         elif op.op == "fork":
             self.report.processes += 1
+            for (pid, tfd), path in list(self.open_paths.items()):
+                if pid == op.pid:
+                    self.open_paths[(op.child, tfd)] = path
+        elif op.op == "mmap" and op.extra.get("stand_in"):
+            op = self.file_mmap(op)
         self.player.apply(op)
 
     def check(self) -> None:
@@ -180,7 +315,8 @@ class _Replayer:
                     f"pfn {pfn}: walk found {walk}, page tables say {truth}")
         m.walk_cost = saved
 
-    def run(self, ops: Iterable[Op]) -> None:
+    def run(self, ops: list[Op]) -> None:
+        self.create_files(ops)
         n = 0
         for op in ops:
             self.report.ops_total += 1
@@ -197,42 +333,36 @@ class _Replayer:
             self.check()
 
 
-def _stand_ins(ops: list[Op]) -> tuple[int, list[StandInFile]]:
-    files: dict[str, StandInFile] = {}
-    count = 0
-    for op in ops:
-        if op.op == "mmap" and op.extra.get("stand_in"):
-            count += 1
-            path = str(op.extra.get("file", "?"))
-            f = files.setdefault(path, StandInFile(path))
-            f.mappings += 1
-            offset = op.extra.get("offset", 0)
-            f.size = max(f.size, (offset if isinstance(offset, int) else 0) + op.length)
-    return count, sorted(files.values(), key=lambda f: f.path)
-
-
 def replay(ops: list[Op], header: TraceHeader | None = None, *,
            rmap: str | type = "anon_vma_chain", mremap_policy: str | type | None = None,
            name: str = "<trace>", check_walks: int = 0, check_every: int = 1000,
-           seed: int = 0, machine: Machine | None = None,
+           seed: int = 0, machine: Machine | None = None, file_mappings: str = "file",
            **machine_kw: Any) -> ReplayReport:
     """Replay ``ops`` on a new Machine (non-strict) and report on it.
 
-    ``check_walks`` > 0 compares the scheme's rmap walk with the brute-force page-table
-    truth for that many sampled pages before every exit, every ``check_every`` applied
-    ops and at the end (the checks' walk costs are not counted). ``machine_kw`` goes to
-    :class:`~mmcore.Machine` (``ram_pages``, ``arch``...); or pass a fresh ``machine``
-    (then ``rmap``, ``mremap_policy`` and ``machine_kw`` are not used) to look at its
-    state afterwards.
+    ``check_walks`` > 0 compares the rmap walk with the brute-force page-table truth for
+    that many sampled pages (anonymous and page-cache) before every exit, every
+    ``check_every`` applied ops and at the end (the checks' walk costs are not counted).
+    ``file_mappings`` says how stand-in mappings are replayed (:data:`FILE_MAPPINGS`:
+    ``"file"``, mappings of stand-in files; ``"anonymous"``, anonymous memory).
+    ``machine_kw`` goes to :class:`~mmcore.Machine` (``ram_pages``, ``file_rmap``,
+    ``reclaim``, ``arch``...); or pass a fresh ``machine`` (then ``rmap``,
+    ``mremap_policy`` and ``machine_kw`` are not used) to look at its state afterwards.
+    Raises :class:`~mmcore.ConfigError` for an unknown ``file_mappings``.
     """
+    if file_mappings not in FILE_MAPPINGS:
+        raise ConfigError(f"unknown file_mappings {file_mappings!r}: choose one of: "
+                          + ", ".join(FILE_MAPPINGS))
     if machine is None:
         machine = Machine(rmap, mremap_policy=mremap_policy, **machine_kw)
     report = ReplayReport(trace=name, rmap=machine.rmap_name,
-                          mremap_policy=machine.mremap_policy_name)
+                          mremap_policy=machine.mremap_policy_name,
+                          file_mappings=file_mappings)
     if header is not None:
         report.import_skipped = dict(header.import_skipped)
-    report.stand_in_mappings, report.stand_in_files = _stand_ins(ops)
-    r = _Replayer(machine, report, check_walks, check_every, seed)
+    report.stand_in_mappings, report.stand_in_files = stand_in_files(ops)
+    r = _Replayer(machine, report, check_walks, check_every, seed,
+                  {f.path: f for f in report.stand_in_files})
     try:
         r.run(ops)
     except MachineBroken as exc:
@@ -242,6 +372,7 @@ def replay(ops: list[Op], header: TraceHeader | None = None, *,
         name_ = errno_mod.errorcode.get(int(code), code) if code.isdigit() else code
         report.errors[f"{call}:{name_}"] = report.errors.get(f"{call}:{name_}", 0) + n
     report.segfaults = r.player.segfaults
+    report.sigbus = r.player.sigbus
     report.costs = machine.costs()
     return report
 

@@ -1,7 +1,8 @@
 """What one run produced, with the configuration that produced it.
 
 A :class:`Result` is plain data (dataclasses-json): the full configuration (workload,
-parameters, seed, rmap, mremap policy, arch, memory sizes), the versions of mmcore and of
+parameters, seed, rmap, mremap policy, file rmap, reclaim policy, arch, memory sizes),
+the versions of mmcore and of
 the plugins used, the raw :class:`~mmcore.costs.Costs`, and the derived per-scheme figures
 that comparisons use. Everything except ``wall_time_s`` is deterministic: rerunning the
 configuration (:func:`mmcore.experiments.runner.rerun`) gives the same
@@ -22,6 +23,10 @@ from .ops import Op
 
 #: ``RunConfig.workload`` of a run made from an explicit op list (the ops are kept).
 OPS_WORKLOAD = "<ops>"
+#: The file rmap and reclaim plugins a run uses unless told otherwise (the Machine's
+#: defaults: today's Linux). Results recorded before these were choices used them.
+DEFAULT_FILE_RMAP = "i_mmap_tree"
+DEFAULT_RECLAIM = "lru2"
 
 
 @dataclass
@@ -36,11 +41,19 @@ class RunConfig(DataClassJsonMixin):
     arch: str
     ram_pages: int
     swap_pages: int
+    file_rmap: str = DEFAULT_FILE_RMAP
+    reclaim: str = DEFAULT_RECLAIM
 
     @property
     def label(self) -> str:
-        """``rmap`` or ``rmap+policy``: how tables and plots name the configuration."""
-        return self.rmap if self.policy is None else f"{self.rmap}+{self.policy}"
+        """``rmap`` or ``rmap+policy``, then ``/file_rmap`` and ``/reclaim`` where they are
+        not the defaults: how tables and plots name the configuration."""
+        out = self.rmap if self.policy is None else f"{self.rmap}+{self.policy}"
+        for value, default in ((self.file_rmap, DEFAULT_FILE_RMAP),
+                               (self.reclaim, DEFAULT_RECLAIM)):
+            if value != default:
+                out += f"/{value}"
+        return out
 
 
 @dataclass
@@ -54,6 +67,10 @@ class Derived(DataClassJsonMixin):
     (at the end of a run without one): they are what per-vma and per-pte costs divide by.
     ``reclaim_missed`` counts pages still mapped after a reclaim op (a
     scheme that cannot find a mapping leaves the page unswappable).
+
+    The ``file_*`` figures are the part of the walks that ``reclaim`` ops made for
+    page-cache pages (the file rmap plugin's i_mmap walk); ``file_vmas_before_reclaim``
+    counts the vmas mapping a file or shmem at the first reclaim op.
     """
 
     rmap_bytes: int = 0
@@ -82,6 +99,13 @@ class Derived(DataClassJsonMixin):
     final_vmas: int = 0
     live_processes: int = 0
     page_table_bytes: int = 0
+    file_vmas_before_reclaim: int = 0
+    file_walks: int = 0
+    file_walk_visits: int = 0
+    file_visits_per_page: float = 0.0
+    file_wasted: int = 0
+    file_wasted_per_page: float = 0.0
+    file_tree_steps: int = 0
 
 
 @dataclass
@@ -100,11 +124,24 @@ class Result(DataClassJsonMixin):
     ops: list[Op] | None = None
     #: Seconds of real time: not reproducible, excluded from :meth:`reproducible_json`.
     wall_time_s: float = 0.0
+    #: Pages whose content a ``read`` op with ``data`` checked, and the checks that failed
+    #: (only non-strict runs count failures: a strict run stops at the first one).
+    checks: int = 0
+    check_failures: int = 0
+    #: Accesses past the end of a file (SIGBUS) in a non-strict run.
+    sigbus: int = 0
+
+    def __post_init__(self) -> None:
+        #: Shown instead of the configuration's label, when set (not serialised).
+        self.display_label: str | None = None
 
     @property
     def label(self) -> str:
-        """The configuration's label (``rmap`` or ``rmap+policy``)."""
-        return self.config.label
+        """How tables name this result: :attr:`display_label` if set (a comparison
+        along one plugin axis names rows by that plugin), else the configuration's
+        label (``rmap``, ``rmap+policy``, with ``/file_rmap`` or ``/reclaim`` when not
+        the defaults)."""
+        return self.display_label or self.config.label
 
     def reproducible_dict(self) -> dict[str, Any]:
         """The result as plain data without the wall time."""

@@ -1,5 +1,13 @@
 """Run a workload (or an op list) on a Machine for one configuration.
 
+A configuration is the rmap scheme and mremap policy (the plugin matrix,
+:func:`configurations`), the file rmap and reclaim plugins (``file_rmap``, ``reclaim``:
+the Machine's defaults unless chosen), the arch profile and the memory sizes. A workload
+whose parameters size the machine (``memory-pressure``: ``ram_pages``, ``swap_pages``)
+says so through a ``machine()`` method of its parameter dataclass
+(:class:`~mmcore.experiments.workloads.MachineParams`); otherwise memory is
+:data:`DEFAULT_RAM_PAGES` frames and :data:`DEFAULT_SWAP_PAGES` swap slots.
+
 >>> from mmcore.experiments.runner import run
 >>> r = run("forking-server", {"pages": 8, "children": 2}, rmap="pte_chains")
 >>> r.derived.walks, r.derived.reclaim_missed
@@ -18,12 +26,21 @@ import structlog
 from dataclasses_json import DataClassJsonMixin
 
 from .. import __version__
-from ..costs import Costs
+from ..costs import Costs, WalkCost
+from ..errors import ConfigError
 from ..machine import Machine
-from ..plugins import installed_plugins, plugin_info, valid_configurations
+from ..plugins import installed_plugins, plugin_info, plugins_of_kind, valid_configurations
 from . import workloads
 from .ops import Op, Player
-from .results import OPS_WORKLOAD, Derived, Result, RunConfig, load
+from .results import (
+    DEFAULT_FILE_RMAP,
+    DEFAULT_RECLAIM,
+    OPS_WORKLOAD,
+    Derived,
+    Result,
+    RunConfig,
+    load,
+)
 
 #: Frames and swap slots of the simulated machine: large enough for every default workload
 #: and for sweeps several times bigger (the frame table is a plain list).
@@ -33,9 +50,44 @@ DEFAULT_SWAP_PAGES = 1 << 18
 log = structlog.get_logger(__name__)
 
 
+#: The plugin axes a comparison can run along: the (rmap, mremap policy) matrix, the file
+#: rmap plugins, the reclaim policies.
+AXES = ("rmap", "file_rmap", "reclaim")
+
+
 def configurations() -> list[tuple[str, str | None]]:
     """The plugin matrix: every valid (rmap, mremap_policy) pair, from the registry."""
     return valid_configurations()
+
+
+def axis_plugins(axis: str) -> list[str]:
+    """The installed plugins along ``axis`` (``file_rmap`` or ``reclaim``), by name;
+    ConfigError for another axis."""
+    if axis not in AXES[1:]:
+        raise ConfigError(f"unknown plugin axis {axis!r}: choose one of: "
+                          + ", ".join(AXES))
+    return list(plugins_of_kind(axis))
+
+
+def machine_sizes(workload: str, params: DataClassJsonMixin, ram_pages: int | None,
+                  swap_pages: int | None) -> tuple[int, int]:
+    """RAM frames and swap slots for a run: what the workload's parameters set (through
+    their ``machine()`` method), else the caller's values, else the defaults. A caller's
+    value that contradicts the workload's is a ConfigError."""
+    hook = getattr(params, "machine", None)
+    wanted: dict[str, int] = dict(hook()) if callable(hook) else {}
+    unknown = set(wanted) - {"ram_pages", "swap_pages"}
+    if unknown:
+        raise ConfigError(f"workload {workload!r} sets unknown machine parameters: "
+                          + ", ".join(sorted(unknown)))
+    out = []
+    for key, given, default in (("ram_pages", ram_pages, DEFAULT_RAM_PAGES),
+                                ("swap_pages", swap_pages, DEFAULT_SWAP_PAGES)):
+        if key in wanted and given is not None and given != wanted[key]:
+            raise ConfigError(f"workload {workload!r} sets {key}={wanted[key]} in its "
+                              f"parameters; change it there, not to {given}")
+        out.append(wanted.get(key, given if given is not None else default))
+    return out[0], out[1]
 
 
 def plugin_versions(rmap: str, policy: str | None) -> dict[str, str]:
@@ -50,27 +102,34 @@ def plugin_versions(rmap: str, policy: str | None) -> dict[str, str]:
 
 def run(workload: str, params: Mapping[str, Any] | DataClassJsonMixin | None = None, *,
         rmap: str, policy: str | None = None, seed: int = 0, arch: str = "x86_64",
-        ram_pages: int = DEFAULT_RAM_PAGES, swap_pages: int = DEFAULT_SWAP_PAGES) -> Result:
+        ram_pages: int | None = None, swap_pages: int | None = None,
+        file_rmap: str = DEFAULT_FILE_RMAP, reclaim: str = DEFAULT_RECLAIM) -> Result:
     """Run built-in ``workload`` with ``params`` on one configuration.
 
-    Raises :class:`mmcore.ConfigError` for an unknown workload, bad parameters or an
-    invalid configuration (an unknown scheme, or anonmm without an mremap policy).
+    ``file_rmap`` and ``reclaim`` name the file rmap and reclaim plugins; ``ram_pages``
+    and ``swap_pages`` size the machine (see :func:`machine_sizes`). Raises
+    :class:`mmcore.ConfigError` for an unknown workload, bad parameters or an invalid
+    configuration (an unknown plugin, or anonmm without an mremap policy).
     """
     w = workloads.get(workload)
     p = workloads.make_params(workload, params)
+    ram, swap = machine_sizes(workload, p, ram_pages, swap_pages)
     config = RunConfig(workload=workload, params=p.to_dict(), seed=seed, rmap=rmap,
-                       policy=policy, arch=arch, ram_pages=ram_pages, swap_pages=swap_pages)
+                       policy=policy, arch=arch, ram_pages=ram, swap_pages=swap,
+                       file_rmap=file_rmap, reclaim=reclaim)
     return execute(w.generator(p, random.Random(seed)), config, strict=w.strict)
 
 
 def run_ops(ops: Iterable[Op], *, rmap: str, policy: str | None = None,
             arch: str = "x86_64", strict: bool = True, ram_pages: int = DEFAULT_RAM_PAGES,
-            swap_pages: int = DEFAULT_SWAP_PAGES) -> Result:
+            swap_pages: int = DEFAULT_SWAP_PAGES, file_rmap: str = DEFAULT_FILE_RMAP,
+            reclaim: str = DEFAULT_RECLAIM) -> Result:
     """Run an explicit op list (a trace); the ops are kept in the result for :func:`rerun`.
     """
     kept = list(ops)
     config = RunConfig(workload=OPS_WORKLOAD, params={"strict": strict}, seed=0, rmap=rmap,
-                       policy=policy, arch=arch, ram_pages=ram_pages, swap_pages=swap_pages)
+                       policy=policy, arch=arch, ram_pages=ram_pages, swap_pages=swap_pages,
+                       file_rmap=file_rmap, reclaim=reclaim)
     result = execute(kept, config, strict=strict)
     result.ops = kept
     return result
@@ -85,16 +144,18 @@ def rerun(result_json: str) -> Result:
     if c.workload == OPS_WORKLOAD:
         return run_ops(old.ops or [], rmap=c.rmap, policy=c.policy, arch=c.arch,
                        strict=bool(c.params.get("strict", True)), ram_pages=c.ram_pages,
-                       swap_pages=c.swap_pages)
+                       swap_pages=c.swap_pages, file_rmap=c.file_rmap, reclaim=c.reclaim)
     return run(c.workload, c.params, rmap=c.rmap, policy=c.policy, seed=c.seed,
-               arch=c.arch, ram_pages=c.ram_pages, swap_pages=c.swap_pages)
+               arch=c.arch, ram_pages=c.ram_pages, swap_pages=c.swap_pages,
+               file_rmap=c.file_rmap, reclaim=c.reclaim)
 
 
 def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True) -> Result:
     """Replay ``ops`` on a fresh Machine built from ``config`` and measure it."""
     start = time.perf_counter()
     machine = Machine(rmap=config.rmap, mremap_policy=config.policy, arch=config.arch,
-                      ram_pages=config.ram_pages, swap_pages=config.swap_pages)
+                      ram_pages=config.ram_pages, swap_pages=config.swap_pages,
+                      file_rmap=config.file_rmap, reclaim=config.reclaim)
     player = Player(machine, strict=strict)
     before_reclaim: Snapshot | None = None
     missed = 0
@@ -107,7 +168,8 @@ def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True) -> Result
             missed += still_mapped(player, op)
         applied += 1
     costs = machine.costs()
-    derived = derive(machine, costs, before_reclaim or snapshot(machine), missed)
+    derived = derive(machine, costs, before_reclaim or snapshot(machine), missed,
+                     player.file_walk)
     wall = time.perf_counter() - start
     if structlog.is_configured():  # the library never prints on its own
         log.info("run.done", workload=config.workload, config=config.label, ops=applied,
@@ -116,7 +178,9 @@ def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True) -> Result
                   plugin_versions={plugin_info(type(x)).name: plugin_info(type(x)).version
                                    for x in machine.plugins}, costs=costs,
                   derived=derived, ops_applied=applied, errors=dict(sorted(
-                      player.errors.items())), segfaults=player.segfaults, wall_time_s=wall)
+                      player.errors.items())), segfaults=player.segfaults, wall_time_s=wall,
+                  checks=player.checks, check_failures=player.check_failures,
+                  sigbus=player.sigbus)
 
 
 @dataclass(frozen=True)
@@ -128,22 +192,28 @@ class Snapshot:
     vmas: int
     anon_vmas: int
     mapped_ptes: int
+    file_vmas: int = 0
 
 
 def snapshot(machine: Machine) -> Snapshot:
-    """rmap bytes, vmas, anonymous vmas and ptes mapping anonymous pages, right now."""
+    """rmap bytes, vmas, anonymous vmas, ptes mapping anonymous pages and vmas mapping a
+    file or shmem, right now."""
     live = machine.live_processes()
     return Snapshot(
         rmap_bytes=machine.costs().rmap_bytes,
         vmas=sum(p.mm.map_count for p in live),
         anon_vmas=sum(1 for p in live for v in p.mm.vmas if v.is_anonymous),
         mapped_ptes=sum(pg.mapcount for pg in machine.pages_in_use() if pg.is_anon),
+        file_vmas=sum(1 for p in live for v in p.mm.vmas if v.file is not None),
     )
 
 
 def still_mapped(player: Player, op: Op) -> int:
     """Pages a reclaim op should have unmapped that are still mapped."""
     m = player.machine
+    if op.path:
+        inode = m.files.get(op.path)
+        return 0 if inode is None else sum(1 for pg in inode.pages.values() if pg.mapcount)
     if op.length == 0:
         return sum(1 for pg in m.pages_in_use() if pg.is_anon and pg.mapcount)
     proc = player.procs.get(op.pid)
@@ -162,8 +232,12 @@ def _ratio(a: int, b: int) -> float:
     return round(a / b, 4) if b else 0.0
 
 
-def derive(machine: Machine, costs: Costs, before: Snapshot, missed: int) -> Derived:
-    """The comparison figures of one finished run."""
+def derive(machine: Machine, costs: Costs, before: Snapshot, missed: int,
+           file_walk: WalkCost | None = None) -> Derived:
+    """The comparison figures of one finished run; ``file_walk`` is what the reclaim ops'
+    walks of page-cache pages cost (:attr:`Player.file_walk`)."""
+    fw = file_walk or WalkCost()
+    file_visits = fw.mms_visited + fw.vmas_visited
     w = costs.walk
     c = costs.counters
     visits = w.mms_visited + w.vmas_visited
@@ -197,13 +271,46 @@ def derive(machine: Machine, costs: Costs, before: Snapshot, missed: int) -> Der
         final_vmas=sum(p.mm.map_count for p in live),
         live_processes=len(live),
         page_table_bytes=costs.page_table_bytes,
+        file_vmas_before_reclaim=before.file_vmas,
+        file_walks=fw.walks,
+        file_walk_visits=file_visits,
+        file_visits_per_page=_ratio(file_visits, fw.walks),
+        file_wasted=fw.wasted,
+        file_wasted_per_page=_ratio(fw.wasted, fw.walks),
+        file_tree_steps=fw.tree_steps,
     )
 
 
 def run_matrix(workload: str, params: Mapping[str, Any] | None = None, *, seed: int = 0,
                arch: str = "x86_64",
-               configs: Sequence[tuple[str, str | None]] | None = None) -> list[Result]:
+               configs: Sequence[tuple[str, str | None]] | None = None,
+               file_rmap: str = DEFAULT_FILE_RMAP,
+               reclaim: str = DEFAULT_RECLAIM) -> list[Result]:
     """Run ``workload`` on every valid configuration (or on ``configs``), in matrix order.
     """
-    return [run(workload, params, rmap=r, policy=p, seed=seed, arch=arch)
+    return [run(workload, params, rmap=r, policy=p, seed=seed, arch=arch,
+                file_rmap=file_rmap, reclaim=reclaim)
             for r, p in (configs if configs is not None else configurations())]
+
+
+def run_axis(workload: str, axis: str, params: Mapping[str, Any] | None = None, *,
+             rmap: str = "anon_vma_chain", policy: str | None = None, seed: int = 0,
+             arch: str = "x86_64", file_rmap: str = DEFAULT_FILE_RMAP,
+             reclaim: str = DEFAULT_RECLAIM) -> list[Result]:
+    """Run ``workload`` once per installed plugin along ``axis`` (``file_rmap`` or
+    ``reclaim``), everything else fixed; each result's label is its plugin's name."""
+    out = []
+    for name in axis_plugins(axis):
+        choice = {"file_rmap": file_rmap, "reclaim": reclaim, axis: name}
+        r = run(workload, params, rmap=rmap, policy=policy, seed=seed, arch=arch,
+                file_rmap=choice["file_rmap"], reclaim=choice["reclaim"])
+        r.display_label = name
+        out.append(r)
+    return out
+
+
+def run_spec(spec: Mapping[str, Any]) -> str:
+    """:func:`run` with keyword arguments ``spec`` (``workload``, ``params``, ``rmap``...),
+    returning the result as JSON: a picklable unit of work for a process pool."""
+    kw = dict(spec)
+    return run(kw.pop("workload"), kw.pop("params", None), **kw).to_json()

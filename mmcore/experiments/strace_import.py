@@ -10,7 +10,8 @@ no prefix at all, and ``-t``/``-tt``/``-ttt``/``-T`` timestamps are accepted too
 interrupted by another task's output is split into ``call(args <unfinished ...>`` and
 ``<... call resumed>rest) = ret``; the two halves are joined and the call is placed where
 it started, so a clone's child never acts before its fork. ``-y`` prints the file behind
-each descriptor (``3</usr/lib/libc.so.6>``), which names the stand-in for a file mapping.
+each descriptor (``3</usr/lib/libc.so.6>``), which names the stand-in file of a file
+mapping (the replay maps a stand-in file of that name at the descriptor's number).
 
 strace sees system calls only: a trace imported from strace has no page faults (use
 perf for those). What is not memory or process management is counted as skipped.

@@ -53,6 +53,8 @@ from .ops import OP_FIELDS, Op
 __all__ = [
     "TRACE_FORMAT",
     "TRACE_VERSION",
+    "TRACE_VERSION_MAX",
+    "FILE_OPS",
     "OP_REQUIRED",
     "CLONE_VM",
     "CLONE_VFORK",
@@ -60,6 +62,7 @@ __all__ = [
     "TraceError",
     "TraceHeader",
     "new_header",
+    "trace_version",
     "op_to_dict",
     "op_from_dict",
     "read_trace",
@@ -72,8 +75,17 @@ __all__ = [
 
 #: The ``format`` value of every header.
 TRACE_FORMAT = "mmcore-trace"
-#: The newest format version this module reads and the one it writes.
+#: The version of a trace that uses only the version-1 vocabulary (every trace the
+#: importers make): what a new header says and what :func:`write_trace` writes for it.
 TRACE_VERSION = 1
+#: The newest format version this module reads. Version 2 adds files: the ops ``create``,
+#: ``open``, ``close``, ``pread``, ``pwrite``, ``ftruncate``, ``msync`` and ``fsync``, an
+#: ``mmap`` of a descriptor (``fd``, ``offset``) and a ``reclaim`` of a file (``path``).
+#: :func:`write_trace` writes the lowest version that can hold the ops.
+TRACE_VERSION_MAX = 2
+
+#: The ops that exist only from format version 2 on.
+FILE_OPS = ("create", "open", "close", "pread", "pwrite", "ftruncate", "msync", "fsync")
 
 #: Fields that are always written for an op and must be present when it is read (a value
 #: equal to the default, such as ``addr`` 0 or ``prot`` PROT_NONE, is still meaningful).
@@ -93,6 +105,14 @@ OP_REQUIRED: dict[str, tuple[str, ...]] = {
     "write": ("addr",),
     "read": ("addr",),
     "reclaim": (),
+    "create": ("path", "length"),
+    "open": ("path", "flags", "fd"),
+    "close": ("fd",),
+    "pread": ("fd", "length", "offset"),
+    "pwrite": ("fd", "offset"),
+    "ftruncate": ("fd", "length"),
+    "msync": ("addr", "length", "flags"),
+    "fsync": ("fd",),
 }
 
 # clone(2) flags (include/uapi/linux/sched.h) the importers need.
@@ -247,10 +267,20 @@ def _header_from_dict(data: dict[str, Any]) -> TraceHeader:
         raise ValueError(f"not an mmcore trace header (field 'format' must be "
                          f"{TRACE_FORMAT!r})")
     _check_fields(data, _HEADER_HINTS)
-    if data.get("version", TRACE_VERSION) > TRACE_VERSION:
+    if data.get("version", TRACE_VERSION) > TRACE_VERSION_MAX:
         raise ValueError(f"trace format version {data['version']} is newer than this "
-                         f"mmcore reads ({TRACE_VERSION})")
+                         f"mmcore reads ({TRACE_VERSION_MAX})")
     return TraceHeader.from_dict(data)
+
+
+def trace_version(ops: Iterable[Op]) -> int:
+    """The lowest format version that holds ``ops``: 2 if any op uses files (a file op,
+    an mmap of a descriptor, a reclaim of a file), else 1."""
+    for op in ops:
+        if op.op in FILE_OPS or (op.op == "mmap" and op.fd >= 0) \
+                or (op.op == "reclaim" and op.path):
+            return 2
+    return TRACE_VERSION
 
 
 # --- reading and writing ------------------------------------------------------------------
@@ -305,8 +335,12 @@ def read_trace(path: str | Path) -> tuple[TraceHeader, list[Op]]:
 
 
 def iter_trace_lines(header: TraceHeader, ops: Iterable[Op]) -> Iterator[str]:
-    """The lines of a trace (each ending in a newline)."""
-    yield json.dumps(header.to_dict(encode_json=False), separators=(",", ":")) + "\n"
+    """The lines of a trace (each ending in a newline); the header's ``version`` is
+    written as :func:`trace_version` of the ops."""
+    ops = list(ops)
+    head = header.to_dict(encode_json=False)
+    head["version"] = trace_version(ops)
+    yield json.dumps(head, separators=(",", ":")) + "\n"
     for op in ops:
         yield json.dumps(op_to_dict(op), separators=(",", ":")) + "\n"
 
@@ -424,7 +458,11 @@ class TraceBuilder:
     Tasks are mapped to trace processes: a task created without ``CLONE_VM`` is a new
     process (an ``fork`` op); a ``CLONE_VM`` task (a thread, or a vfork child until it
     execs) acts on its creator's address space. A task first seen without a fork is
-    ``spawn``-ed. File mappings become anonymous stand-ins (``extra["stand_in"]``).
+    ``spawn``-ed. A file mapping is written as a stand-in: an anonymous mapping of the
+    same size, protection and sharing type, with ``extra = {"file", "stand_in": True,
+    "offset", "fd", "file_flags"}`` (the path, the offset, the descriptor and the
+    kernel's flags), which the replay turns into a mapping of a stand-in file (format 1
+    holds no file contents, and an older replay still maps the anonymous stand-in).
     Faults are kept only where the trace itself has mapped the page: the kernel's own
     setup (the binary, ld.so, the stack, the vdso) never appears in the syscall stream, so
     faults there are counted in :attr:`skipped` as "no mapping in trace".

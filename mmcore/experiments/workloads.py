@@ -16,11 +16,12 @@ the first process, children are numbered as they are forked.
 """
 
 import functools
+import os
 import random
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from dataclasses_json import DataClassJsonMixin
 from marshmallow import ValidationError
@@ -29,6 +30,7 @@ from ..constants import (
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_PRIVATE,
+    MAP_SHARED,
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
     PAGE_SIZE,
@@ -44,6 +46,8 @@ BASE = 0x1000_0000
 REGION_STRIDE = 0x4000_0000
 RW = PROT_READ | PROT_WRITE
 ANON_FIXED = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
+#: The descriptor number the file workloads open their file at (each process's own).
+FILE_FD = 3
 
 P = TypeVar("P", bound=DataClassJsonMixin)
 Generator = Callable[[Any, random.Random], Iterator[Op]]
@@ -81,13 +85,20 @@ class Workload:
 #: name -> Workload, in registration order.
 REGISTRY: dict[str, Workload] = {}
 
-#: Workloads of rmap-reference §7 that need features the core does not model yet.
-UNAVAILABLE: dict[str, str] = {
-    "large-file": "not available until file mappings land (rmap-reference §7.7: a large "
-                  "shared file mapped by P processes)",
-    "private-file-cow": "not available until file mappings land (rmap-reference §7.8: "
-                        "MAP_PRIVATE file with COW)",
-}
+#: Workloads of rmap-reference §7 that need features the core does not model yet, with
+#: the reason (asking for one is a ConfigError saying it, rather than a fake). Empty
+#: since file mappings landed; KSM (§7.10) is not a workload yet.
+UNAVAILABLE: dict[str, str] = {}
+
+
+@runtime_checkable
+class MachineParams(Protocol):
+    """Parameters that size the simulated machine: the runner builds the Machine with
+    what ``machine()`` returns (``ram_pages``, ``swap_pages``) instead of its defaults."""
+
+    def machine(self) -> dict[str, int]:
+        """Machine keyword arguments set by the workload's parameters."""
+        ...
 
 
 def workload(name: str, params: type[DataClassJsonMixin], hurts: str,
@@ -538,3 +549,280 @@ def random_mix(p: RandomMixParams, rng: random.Random) -> Iterator[Op]:
         elif kind == "reclaim":
             yield Op("reclaim", pid=pid, addr=slot, length=p.max_pages * PAGE_SIZE)
     yield Op("reclaim")
+
+
+# --- 9. large shared file -------------------------------------------------------------------
+
+
+def _split(pages: int, parts: int) -> list[tuple[int, int]]:
+    """``pages`` split into ``parts`` runs as equal as possible: (first page, pages)."""
+    out = []
+    first = 0
+    for j in range(parts):
+        n = pages // parts + (1 if j < pages % parts else 0)
+        out.append((first, n))
+        first += n
+    return out
+
+
+def _runs(indices: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted page indices grouped into contiguous runs: (first, count)."""
+    out: list[tuple[int, int]] = []
+    for i in sorted(indices):
+        if out and out[-1][0] + out[-1][1] == i:
+            out[-1] = (out[-1][0], out[-1][1] + 1)
+        else:
+            out.append((i, 1))
+    return out
+
+
+@dataclass
+class LargeFileParams(DataClassJsonMixin):
+    """A file of ``pages`` pages mapped MAP_SHARED by ``procs`` processes, each as
+    ``vmas_per_proc`` vmas at distinct file offsets."""
+
+    pages: int = 256
+    procs: int = 16
+    vmas_per_proc: int = 1
+
+    def __post_init__(self) -> None:
+        _positive(self, "pages", "procs", "vmas_per_proc")
+        if self.vmas_per_proc > self.pages:
+            raise ConfigError(f"vmas_per_proc ({self.vmas_per_proc}) cannot exceed pages "
+                              f"({self.pages}): each vma maps at least one page")
+
+
+@workload("large-file", LargeFileParams,
+          hurts="i_mmap_list with many vmas per process: the walk visits every vma of the "
+                "file (procs x vmas_per_proc per page); the interval tree only the procs "
+                "that cover the page")
+def large_file(p: LargeFileParams, rng: random.Random) -> Iterator[Op]:
+    """A large file mapped MAP_SHARED by many processes (libc, a database SGA; §7.7).
+
+    A file of ``pages`` pages is mapped MAP_SHARED by ``procs`` processes, each as
+    ``vmas_per_proc`` vmas covering consecutive file ranges at separate addresses (a
+    one-page gap keeps them from merging); the first process writes a tag into every
+    page, every process reads all of them back (checked), then every page of the file is
+    reclaimed through the file rmap walk and the first process checks them again.
+    Expected: no per-page rmap memory for any scheme (objrmap); W = ``procs`` vmas per
+    page with the interval tree (``i_mmap_tree``); the 2.6.6 list (``i_mmap_list``)
+    visits the vmas in i_mmap order until the last mapping is found, about procs x
+    vmas_per_proc per page, the §7.7 variant with many vmas per process. (File pages
+    always go through the file rmap plugin: the 2.6.5 pte_chains cost for file pages,
+    P chain slots per page, is not modelled.)
+    """
+    path = "/large-file"
+    parts = _split(p.pages, p.vmas_per_proc)
+    stride = (max(n for _, n in parts) + 1) * PAGE_SIZE
+    yield Op("create", path=path, length=p.pages * PAGE_SIZE)
+    for k in range(1, p.procs + 1):
+        yield Op("spawn", pid=k)
+        yield Op("open", pid=k, path=path, flags=os.O_RDWR, fd=FILE_FD)
+        for j, (first, n) in enumerate(parts):
+            yield Op("mmap", pid=k, addr=BASE + j * stride, length=n * PAGE_SIZE, prot=RW,
+                     flags=MAP_SHARED | MAP_FIXED, fd=FILE_FD, offset=first * PAGE_SIZE)
+        yield Op("close", pid=k, fd=FILE_FD)  # the mappings keep the file open
+    for j, (_, n) in enumerate(parts):
+        yield _write(1, BASE + j * stride, n, f"part{j}")
+    for k in range(1, p.procs + 1):
+        for j, (_, n) in enumerate(parts):
+            yield _check(k, BASE + j * stride, n, f"part{j}")
+    yield Op("reclaim", path=path)
+    for j, (_, n) in enumerate(parts):
+        yield _check(1, BASE + j * stride, n, f"part{j}")
+
+
+def _check(pid: int, addr: int, pages: int, data: str) -> Op:
+    return Op("read", pid=pid, addr=addr, length=pages * PAGE_SIZE, data=data)
+
+
+# --- 10. private file with COW --------------------------------------------------------------
+
+
+@dataclass
+class PrivateFileCowParams(DataClassJsonMixin):
+    """A file of ``pages`` pages mapped MAP_PRIVATE by ``procs`` processes; each writes
+    ``cow_percent`` % of the pages (chosen by the seed), copying them."""
+
+    pages: int = 64
+    procs: int = 8
+    cow_percent: int = 25
+
+    def __post_init__(self) -> None:
+        _positive(self, "pages", "procs")
+        if not 0 <= self.cow_percent <= 100:
+            raise ConfigError(f"cow_percent must be 0 to 100, not {self.cow_percent}")
+
+
+@workload("private-file-cow", PrivateFileCowParams,
+          hurts="every file rmap: the i_mmap walk probes the vmas whose page was replaced "
+                "by a private copy (wasted probes grow with the COWed vmas)")
+def private_file_cow(p: PrivateFileCowParams, rng: random.Random) -> Iterator[Op]:
+    """A MAP_PRIVATE file mapping written by many processes (a library's data; §7.8).
+
+    ``procs`` processes each map a file of ``pages`` pages MAP_PRIVATE and read every
+    page (page-cache pages, shared by all); each then writes ``cow_percent`` % of the
+    pages, chosen by the seed, so those become private anonymous copies; every mapped
+    page of the file is reclaimed, then every anonymous page; finally each process checks
+    its copies and the file pages it did not write. Expected: the file walk still
+    visits the vmas of processes that copied the page and wastes a probe on each (until
+    the walk has found every remaining mapping), so wasted probes grow with the number
+    of COWed vmas; the copies are found through the anon scheme (every scheme finds
+    them: none is missed).
+    """
+    path = "/private-file"
+    pattern = "original"
+    size = p.pages * PAGE_SIZE
+    cows = round(p.pages * p.cow_percent / 100)
+    yield Op("create", path=path, length=size, data=pattern)
+    for k in range(1, p.procs + 1):
+        yield Op("spawn", pid=k)
+        yield Op("open", pid=k, path=path, flags=os.O_RDONLY, fd=FILE_FD)
+        yield Op("mmap", pid=k, addr=BASE, length=size, prot=RW,
+                 flags=MAP_PRIVATE | MAP_FIXED, fd=FILE_FD)
+        yield _check(k, BASE, p.pages, pattern)
+    written: dict[int, list[int]] = {}
+    for k in range(1, p.procs + 1):
+        written[k] = sorted(rng.sample(range(p.pages), cows))
+        for first, n in _runs(written[k]):
+            yield _write(k, BASE + first * PAGE_SIZE, n, f"copy{k}")
+    yield Op("reclaim", path=path)
+    yield Op("reclaim")
+    for k in range(1, p.procs + 1):
+        mine = set(written[k])
+        for first, n in _runs(written[k]):
+            yield _check(k, BASE + first * PAGE_SIZE, n, f"copy{k}")
+        for first, n in _runs([i for i in range(p.pages) if i not in mine]):
+            yield _check(k, BASE + first * PAGE_SIZE, n, pattern)
+
+
+# --- 11. memory pressure --------------------------------------------------------------------
+
+
+@dataclass
+class MemoryPressureParams(DataClassJsonMixin):
+    """A machine of ``ram_pages`` frames and ``swap_pages`` swap slots; a process with
+    ``anon_pages`` of private anonymous memory, ``shmem_pages`` of shared anonymous
+    memory and a ``file_pages`` file mapped both shared and private, and ``children``
+    forked children; for ``rounds`` rounds every process writes ``cow_percent`` % of its
+    private pages (COW) and of the shared memory."""
+
+    ram_pages: int = 64
+    swap_pages: int = 1024
+    anon_pages: int = 96
+    file_pages: int = 48
+    shmem_pages: int = 24
+    children: int = 2
+    cow_percent: int = 50
+    rounds: int = 2
+
+    def __post_init__(self) -> None:
+        _positive(self, "anon_pages", "file_pages", "shmem_pages", "rounds")
+        _non_negative(self, "children")
+        if self.ram_pages < 16:
+            raise ConfigError(f"ram_pages must be at least 16, not {self.ram_pages}")
+        if not 0 <= self.cow_percent <= 100:
+            raise ConfigError(f"cow_percent must be 0 to 100, not {self.cow_percent}")
+        procs = self.children + 1
+        worst = procs * (self.anon_pages + self.file_pages) + self.shmem_pages
+        if self.swap_pages < worst:
+            raise ConfigError(
+                f"swap_pages must hold every anonymous and shmem page the workload can "
+                f"make ({procs} x ({self.anon_pages} + {self.file_pages}) + "
+                f"{self.shmem_pages} = {worst}), not {self.swap_pages}: with less, the "
+                "OOM killer may end a process")
+
+    def machine(self) -> dict[str, int]:
+        """The machine's memory: ``ram_pages`` frames and ``swap_pages`` swap slots."""
+        return {"ram_pages": self.ram_pages, "swap_pages": self.swap_pages}
+
+
+@workload("memory-pressure", MemoryPressureParams,
+          hurts="every scheme and reclaim policy: reclaim walks (page_referenced and "
+                "try_to_unmap) of anonymous, file and shmem pages, under a working set "
+                "several times RAM")
+def memory_pressure(p: MemoryPressureParams, rng: random.Random) -> Iterator[Op]:
+    """A working set several times RAM: anonymous, file and shmem memory, fork and COW.
+
+    The parent maps ``anon_pages`` of private anonymous memory, ``shmem_pages`` of shared
+    anonymous memory and a file of ``file_pages`` pages twice (MAP_SHARED and
+    MAP_PRIVATE), writes a distinct value into every anonymous, shmem and shared-file
+    page and forks ``children``; then for ``rounds`` rounds every process, interleaved
+    in a seeded order, writes ``cow_percent`` % of its anonymous and private-file pages
+    (COW copies) and of the shmem pages. The machine has only ``ram_pages`` frames, so
+    kswapd and direct reclaim run throughout, swapping anonymous and shmem pages and
+    writing back dirty file pages through the reclaim policy. At the end every process
+    reads back every page and checks it holds what was last written there (for itself,
+    or for everyone in shared memory); the children exit and the parent checks again.
+    Expected: every configuration finishes with every byte intact; the walk work differs
+    by scheme (``derived.walks``, ``costs.reclaim_walk``).
+    """
+    path = "/pressure-file"
+    procs = list(range(1, p.children + 2))
+    anon, shmem = BASE, BASE + REGION_STRIDE
+    fshared, fpriv = BASE + 2 * REGION_STRIDE, BASE + 3 * REGION_STRIDE
+    yield Op("create", path=path, length=p.file_pages * PAGE_SIZE, data="disk")
+    yield Op("spawn", pid=1)
+    yield Op("open", pid=1, path=path, flags=os.O_RDWR, fd=FILE_FD)
+    yield _mmap(1, anon, p.anon_pages)
+    yield Op("mmap", pid=1, addr=shmem, length=p.shmem_pages * PAGE_SIZE, prot=RW,
+             flags=MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED)
+    size = p.file_pages * PAGE_SIZE
+    yield Op("mmap", pid=1, addr=fshared, length=size, prot=RW,
+             flags=MAP_SHARED | MAP_FIXED, fd=FILE_FD)
+    yield Op("mmap", pid=1, addr=fpriv, length=size, prot=RW,
+             flags=MAP_PRIVATE | MAP_FIXED, fd=FILE_FD)
+    # What each page should hold: private pages per process, shared pages for everyone.
+    private: dict[tuple[int, int], str] = {}
+    shared: dict[int, str] = {}
+    for i in range(p.anon_pages):
+        private[(1, anon + i * PAGE_SIZE)] = f"a{i}"
+    for i in range(p.shmem_pages):
+        shared[shmem + i * PAGE_SIZE] = f"s{i}"
+    for i in range(p.file_pages):
+        shared[fshared + i * PAGE_SIZE] = f"f{i}"
+    for (_, addr), data in private.items():
+        yield _write(1, addr, 1, data)
+    for addr, data in shared.items():
+        yield _write(1, addr, 1, data)
+    for k in procs[1:]:
+        yield Op("fork", pid=1, child=k)
+        for i in range(p.anon_pages):
+            private[(k, anon + i * PAGE_SIZE)] = f"a{i}"
+
+    def some(n: int) -> list[int]:
+        return rng.sample(range(n), round(n * p.cow_percent / 100))
+
+    for r in range(p.rounds):
+        steps: list[tuple[int, int, str, bool]] = []
+        for k in procs:
+            steps += [(k, anon + i * PAGE_SIZE, f"r{r}p{k}a{i}", False)
+                      for i in some(p.anon_pages)]
+            steps += [(k, fpriv + i * PAGE_SIZE, f"r{r}p{k}f{i}", False)
+                      for i in some(p.file_pages)]
+            steps += [(k, shmem + i * PAGE_SIZE, f"r{r}p{k}s{i}", True)
+                      for i in some(p.shmem_pages)]
+        rng.shuffle(steps)
+        for k, addr, data, is_shared in steps:
+            yield _write(k, addr, 1, data)
+            if is_shared:
+                shared[addr] = data
+            else:
+                private[(k, addr)] = data
+
+    def checks(k: int) -> Iterator[Op]:
+        for i in range(p.anon_pages):
+            yield _check(k, anon + i * PAGE_SIZE, 1, private[(k, anon + i * PAGE_SIZE)])
+        for i in range(p.file_pages):
+            addr = fpriv + i * PAGE_SIZE
+            # Not written by k: the private mapping still shows the file (page cache).
+            want = private.get((k, addr), shared[fshared + i * PAGE_SIZE])
+            yield _check(k, addr, 1, want)
+        for addr, data in shared.items():
+            yield _check(k, addr, 1, data)
+
+    for k in procs:
+        yield from checks(k)
+    for k in procs[1:]:
+        yield Op("exit", pid=k)
+    yield from checks(1)
