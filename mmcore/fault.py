@@ -177,13 +177,7 @@ def do_wp_page(vma: Vma, addr: int, pte: int) -> int:
         return new
     # wp_page_copy(): a private copy for this pte.
     anon_vma_prepare(vma)
-    page.refcount += 1  # folio_get(): reclaim must not take it while we allocate
-    try:
-        new_page = m.alloc_page()
-    finally:
-        m.put_page(page)
-    if not page.flags & PG_ZERO:
-        new_page.copy_from(page)
+    new_page = alloc_copy(m, page)
     mm.pgtable.clear(addr)
     mm.rss -= 0 if page.flags & PG_ZERO else 1
     new_pte = map_new_anon_page(vma, addr, new_page, writable=True)
@@ -194,6 +188,18 @@ def do_wp_page(vma: Vma, addr: int, pte: int) -> int:
     m.emit("fault", mm.owner_pid, type="cow_copy", address=addr, old_pfn=page.pfn,
            pfn=new_page.pfn)
     return new_pte
+
+
+def alloc_copy(m: Machine, src: Page) -> Page:
+    """A new page holding a copy of ``src`` (copy_user_highpage). ``src`` is pinned
+    (folio_get) meanwhile, so the reclaim the allocation may run cannot take it."""
+    src.refcount += 1
+    try:
+        new = m.alloc_page()
+        new.copy_from(src)
+    finally:
+        m.put_page(src)
+    return new
 
 
 def _can_reuse_anon(page: Page) -> bool:
@@ -228,12 +234,7 @@ def do_swap_page(vma: Vma, addr: int, pte: int, write: bool) -> int:
         kind = "swapin_major"
     elif m.rmap_swapin_copy is not None and m.rmap_swapin_copy(page, vma, addr):
         # rmap 11's early COW at swap-in: this pte gets a private copy of the page.
-        page.refcount += 1  # pinned while the copy is allocated
-        try:
-            copy = m.alloc_page()
-        finally:
-            m.put_page(page)
-        copy.copy_from(page)
+        copy = alloc_copy(m, page)
         mm.pgtable.clear(addr)
         new = map_new_anon_page(vma, addr, copy, writable=False)
         m.counters.fault_swapin_minor += 1
@@ -274,12 +275,7 @@ def do_fault(vma: Vma, addr: int, write: bool) -> int:
     if write and not vma.is_shared:
         anon_vma_prepare(vma)
         src, major = find_get_page(m, inode, index)
-        src.refcount += 1  # folio_get(): keep it while the copy is allocated
-        try:
-            new = m.alloc_page()
-        finally:
-            m.put_page(src)
-        new.copy_from(src)
+        new = alloc_copy(m, src)
         _count_file_fault(m, inode.shmem, major)
         m.counters.fault_cow_copy += 1
         if m.observed:

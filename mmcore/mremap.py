@@ -30,7 +30,7 @@ from .constants import (
     page_align,
 )
 from .errors import EFAULT, EINVAL, ENOMEM, EPERM, syscall_error
-from .fault import anon_vma_prepare, map_new_anon_page
+from .fault import alloc_copy, anon_vma_prepare, map_new_anon_page
 from .mmap import do_munmap, get_unmapped_area, populate_range
 from .page import PG_ANON, PG_ZERO, Page
 from .pagetable import pte_present
@@ -264,12 +264,7 @@ def _unshare_pte(vma: Vma, addr: int, new_vma: Vma, dst: int, page: Page) -> Non
     mm = vma.mm
     m = mm.machine
     anon_vma_prepare(new_vma)
-    page.refcount += 1  # pinned while the copy is allocated (reclaim skips it)
-    try:
-        copy = m.alloc_page()
-    finally:
-        m.put_page(page)
-    copy.copy_from(page)
+    copy = alloc_copy(m, page)
     mm.pgtable.clear(addr)
     mm.rss -= 1
     m.unmap_page_pte(page, vma, addr)
