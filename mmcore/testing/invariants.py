@@ -1,0 +1,427 @@
+"""The invariants every rmap scheme (and the core around it) must keep, checked by brute force.
+
+:func:`check_invariants` scans every live page table once and compares what it finds with
+what the machine believes:
+
+* **walk == truth**: for every mapped frame, the scheme's rmap walk
+  (:meth:`Machine.rmap_walk`) finds exactly the (pid, address) pairs whose present pte
+  maps it (rmap_walk_anon()/rmap_walk_file() must miss nothing: a missed pte is a page
+  that try_to_unmap() or migration leaves mapped);
+* **mapcount == ptes**: ``page->_mapcount`` equals the number of present ptes, and
+  ``_refcount`` equals mappings + swap cache + page cache;
+* **COW**: a writable pte in a private mapping maps a page nobody else maps
+  (PG_anon_exclusive), an anonymous page sits in a vma that has an anon_vma;
+* **no stale ptes**: every pte lies inside a vma and names an allocated frame or an
+  allocated swap slot; every swap slot is named as often as its swap_map count says;
+* **nothing leaks**: every allocated frame is mapped or cached; with no live process
+  left, no frame, swap slot or rmap metadata object (``machine.meta.live``) remains;
+* **content**: optionally, each expected ``(pid, address) -> bytes`` is what the process
+  would read there, looked up without faulting (present page, swap cache, swap slot,
+  shmem page cache or zeros).
+
+The check changes nothing the machine reports: walk and page-table-walk counters are
+restored afterwards (a scheme's walk may still update its own state, as anonmm's does
+when it moves a page to the anonmm of a mapper it found).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import fields
+from typing import TYPE_CHECKING
+
+from ..constants import PAGE_SHIFT, PAGE_SIZE, VM_SHARED, VM_WRITE
+from ..errors import MachineBroken
+from ..page import PG_ANON_EXCLUSIVE, PG_CACHE, PG_SWAPCACHE, PG_ZERO
+from ..pagetable import (
+    is_swap_pte,
+    pte_pfn,
+    pte_present,
+    pte_swp_exclusive,
+    pte_write,
+    swp_slot,
+)
+
+if TYPE_CHECKING:
+    from ..fs import Inode
+    from ..machine import Machine
+    from ..mm import Mm
+    from ..page import Page
+    from ..vma import Vma
+
+__all__ = [
+    "InvariantViolation",
+    "check_invariants",
+    "check_no_leaks",
+    "find_violations",
+    "peek",
+]
+
+#: How many problems a message lists before "... and N more".
+MAX_LISTED = 12
+
+
+class InvariantViolation(AssertionError):
+    """An invariant does not hold; ``problems`` lists each violation in one line."""
+
+    def __init__(self, problems: list[str], header: str = "mmcore invariant violated") -> None:
+        self.problems = problems
+        shown = problems[:MAX_LISTED]
+        more = len(problems) - len(shown)
+        lines = [f"{header} ({len(problems)} problem{'s' if len(problems) != 1 else ''}):"]
+        lines += [f"  - {p}" for p in shown]
+        if more:
+            lines.append(f"  ... and {more} more")
+        super().__init__("\n".join(lines))
+
+
+def check_invariants(machine: Machine,
+                     expected: Mapping[tuple[int, int], bytes] | None = None) -> None:
+    """Raise :class:`InvariantViolation` (an AssertionError) listing every broken invariant.
+
+    ``expected`` maps ``(pid, address)`` to the bytes that process must read at that
+    address (the content it last wrote there, or zeros).
+
+    >>> from mmcore import Machine, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS
+    >>> m = Machine(rmap="anon_vma_chain")
+    >>> p = m.spawn()
+    >>> a = p.mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    >>> p.write(a, b"hi"); child = p.fork()
+    >>> check_invariants(m, {(p.pid, a): b"hi", (child.pid, a): b"hi"})
+    """
+    problems = find_violations(machine, expected)
+    if problems:
+        raise InvariantViolation(problems, f"mmcore invariant violated ({_config(machine)})")
+
+
+def check_no_leaks(machine: Machine) -> None:
+    """Raise :class:`InvariantViolation` unless no frame, swap slot or rmap metadata object
+    is left; meant for when every process has exited."""
+    problems = _leaks(machine)
+    if problems:
+        raise InvariantViolation(problems, f"mmcore leak after exit ({_config(machine)})")
+
+
+def _config(machine: Machine) -> str:
+    name = machine.rmap_name
+    if machine.mremap_policy_name is not None:
+        name += f"+{machine.mremap_policy_name}"
+    return f"rmap={name}"
+
+
+def _pages(pairs: Iterable[tuple[int, int]]) -> str:
+    items = [f"pid {pid} @ {addr:#x}" for pid, addr in pairs]
+    return ", ".join(items) if items else "-"
+
+
+def describe_vma(vma: Vma | None) -> str:
+    """``start-end perms pgoff`` of a vma, for messages."""
+    if vma is None:
+        return "no vma"
+    f = vma.flags
+    perms = ("r" if f & 1 else "-") + ("w" if f & VM_WRITE else "-") \
+        + ("x" if f & 4 else "-") + ("s" if f & VM_SHARED else "p")
+    kind = "shmem" if vma.file is not None else "anon"
+    return (f"vma {vma.start:#x}-{vma.end:#x} {perms} {kind} pgoff {vma.pgoff:#x}"
+            f"{'' if vma.anon_vma is not None else ' (no anon_vma)'}")
+
+
+def _live_inodes(machine: Machine) -> list[Inode]:
+    """Every inode a live process maps, plus the machine's regular files (by identity)."""
+    seen: dict[int, Inode] = {}
+    for proc in machine.live_processes():
+        for vma in proc.mm.vmas:
+            if vma.file is not None:
+                seen[id(vma.file.inode)] = vma.file.inode
+    for inode in machine.files.values():
+        seen[id(inode)] = inode
+    return list(seen.values())
+
+
+def peek(machine: Machine, pid: int, addr: int, n: int) -> bytes:
+    """What process ``pid`` would read at ``addr`` (``n`` bytes, within one page), looked up
+    without faulting: the present page, the swap cache or swap slot named by a swap pte,
+    the shmem/file page cache (or its swapped copy), else zeros.
+
+    Raises LookupError when the address is in no vma of a live process.
+    """
+    proc = machine.processes.get(pid)
+    if proc is None or not proc.alive:
+        raise LookupError(f"pid {pid} is not a live process")
+    mm = proc.mm
+    off = addr & (PAGE_SIZE - 1)
+    pte = mm.pgtable.ptes.get(addr >> PAGE_SHIFT, 0)
+    if pte_present(pte):
+        page = machine.physmem.page(pte_pfn(pte))
+        if page is None:
+            raise LookupError(f"pid {pid} @ {addr:#x}: pte maps free pfn {pte_pfn(pte)}")
+        return page.read(off, n)
+    if is_swap_pte(pte):
+        slot = swp_slot(pte)
+        cached = machine.swap.cache.get(slot)
+        if cached is not None:
+            return cached.read(off, n)
+        data = machine.swap.data.get(slot)
+        if data is None:
+            raise LookupError(f"pid {pid} @ {addr:#x}: swap pte names free slot {slot}")
+        chunk = data[off:off + n]
+        return chunk + bytes(n - len(chunk))
+    vma = mm.vmas.lookup(addr)
+    if vma is None:
+        raise LookupError(f"pid {pid} @ {addr:#x} is not mapped")
+    if vma.file is not None and vma.flags & VM_SHARED:
+        inode = vma.file.inode
+        index = vma.linear_page_index(addr)
+        cached_page = inode.pages.get(index)
+        if cached_page is not None:
+            return cached_page.read(off, n)
+        shmem_slot = inode.swapped.get(index)
+        if shmem_slot is not None:
+            chunk = machine.swap.data.get(shmem_slot, b"")[off:off + n]
+            return chunk + bytes(n - len(chunk))
+        chunk = inode.disk.get(index, b"")[off:off + n]
+        return chunk + bytes(n - len(chunk))
+    return bytes(n)
+
+
+def find_violations(machine: Machine,
+                    expected: Mapping[tuple[int, int], bytes] | None = None) -> list[str]:
+    """Every broken invariant as one line of text (empty when all hold)."""
+    if machine.broken is not None:
+        return [f"the machine marked itself broken: {machine.broken} (a plugin or the core "
+                "raised in the middle of an operation; its state is no longer safe)"]
+    problems: list[str] = []
+    physmem = machine.physmem
+    truth: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    swap_refs: Counter[int] = Counter()
+    exclusive_slots: list[tuple[int, int, int]] = []
+    for proc in machine.live_processes():
+        _scan_mm(machine, proc.pid, proc.mm, truth, swap_refs, exclusive_slots, problems)
+
+    inodes = _live_inodes(machine)
+    cached_pfns: set[int] = set()
+    for inode in inodes:
+        for index, page in inode.pages.items():
+            cached_pfns.add(page.pfn)
+            if physmem.page(page.pfn) is not page:
+                problems.append(f"inode {inode.path!r} caches pfn {page.pfn} at index "
+                                f"{index}, which is not that allocated frame")
+        for slot in inode.swapped.values():
+            swap_refs[slot] += 1
+
+    # The walks below must not show up in the machine's metrics.
+    saved = {f.name: getattr(machine.walk_cost, f.name) for f in fields(machine.walk_cost)}
+    tables = [(p.mm.pgtable, p.mm.pgtable.walks) for p in machine.live_processes()]
+    try:
+        for page in physmem.used_pages():
+            _check_page(machine, page, truth.get(page.pfn, []), page.pfn in cached_pfns,
+                        problems)
+            if machine.broken is not None:
+                break
+    finally:
+        for name, value in saved.items():
+            setattr(machine.walk_cost, name, value)
+        for table, walks in tables:
+            table.walks = walks
+
+    _check_swap(machine, swap_refs, problems)
+    for pid, addr, slot in exclusive_slots:
+        if swap_refs[slot] != 1:
+            problems.append(f"pid {pid} @ {addr:#x}: swap pte (slot {slot}) marked exclusive but "
+                            f"{swap_refs[slot]} swap ptes name the slot: copy-on-write is broken")
+        cached = machine.swap.cache.get(slot)
+        if cached is not None and cached.mapcount:
+            problems.append(f"pid {pid} @ {addr:#x}: swap pte (slot {slot}) marked exclusive but "
+                            f"its page (pfn {cached.pfn}) is mapped {cached.mapcount} time(s)")
+    if not machine.live_processes():
+        problems += _leaks(machine)
+    if expected:
+        _check_content(machine, expected, problems)
+    return problems
+
+
+def _scan_mm(machine: Machine, pid: int, mm: Mm, truth: dict[int, list[tuple[int, int]]],
+             swap_refs: Counter[int], exclusive_slots: list[tuple[int, int, int]],
+             problems: list[str]) -> None:
+    """One pass over a page table: collect the truth, check each pte against its vma."""
+    physmem = machine.physmem
+    rss = 0
+    for vpn in sorted(mm.pgtable.ptes):
+        pte = mm.pgtable.ptes[vpn]
+        addr = vpn << PAGE_SHIFT
+        vma = mm.vmas.lookup(addr)
+        if pte_present(pte):
+            pfn = pte_pfn(pte)
+            page = physmem.page(pfn)
+            if vma is None:
+                problems.append(f"pid {pid} @ {addr:#x}: a present pte (pfn {pfn}) lies in no "
+                                "vma (left behind by munmap/mremap?)")
+            if page is None:
+                problems.append(f"pid {pid} @ {addr:#x}: the pte maps pfn {pfn}, which is "
+                                "not allocated (use after free)")
+                continue
+            if page.flags & PG_ZERO:
+                if pte_write(pte):
+                    problems.append(f"pid {pid} @ {addr:#x}: the zero page is mapped writable")
+                continue
+            truth[pfn].append((pid, addr))
+            rss += 1
+            if vma is not None:
+                _check_pte(pid, addr, pte, page, vma, problems)
+        elif is_swap_pte(pte):
+            swap_refs[swp_slot(pte)] += 1
+            if pte_swp_exclusive(pte):
+                exclusive_slots.append((pid, addr, swp_slot(pte)))
+            if vma is None:
+                problems.append(f"pid {pid} @ {addr:#x}: a swap pte (slot {swp_slot(pte)}) "
+                                "lies in no vma")
+        else:
+            problems.append(f"pid {pid} @ {addr:#x}: pte {pte:#x} is neither present nor swap")
+    if mm.rss != rss:
+        problems.append(f"pid {pid}: rss is {mm.rss} but {rss} present pte(s) map pages")
+
+
+def _check_pte(pid: int, addr: int, pte: int, page: Page, vma: Vma,
+               problems: list[str]) -> None:
+    where = f"pid {pid} @ {addr:#x} (pfn {page.pfn}, {describe_vma(vma)})"
+    if pte_write(pte) and not vma.flags & VM_WRITE:
+        problems.append(f"{where}: writable pte in a vma without VM_WRITE")
+    if page.is_anon:
+        if vma.anon_vma is None:
+            problems.append(f"{where}: anonymous page mapped in a vma with no anon_vma")
+        if vma.flags & VM_SHARED:
+            problems.append(f"{where}: anonymous page mapped in a shared vma")
+        if pte_write(pte) and (page.mapcount != 1 or not page.flags & PG_ANON_EXCLUSIVE):
+            problems.append(f"{where}: writable pte to a page that is not exclusive "
+                            f"(mapcount {page.mapcount}): copy-on-write is broken")
+    elif page.flags & PG_CACHE:
+        inode = vma.file.inode if vma.file is not None else None
+        if inode is None or page.mapping is not inode:
+            problems.append(f"{where}: page-cache page of another file mapped here")
+        elif vma.linear_page_index(addr) != page.index:
+            problems.append(f"{where}: page-cache page index {page.index:#x} mapped at file "
+                            f"index {vma.linear_page_index(addr):#x}")
+        elif pte_write(pte) and not vma.flags & VM_SHARED:
+            problems.append(f"{where}: page-cache page mapped writable in a private vma")
+
+
+def _check_page(machine: Machine, page: Page, maps: list[tuple[int, int]], in_cache: bool,
+                problems: list[str]) -> None:
+    pfn = page.pfn
+    maps = sorted(maps)
+    kind = "anon" if page.is_anon else "page-cache" if page.flags & PG_CACHE else "untyped"
+    if page.is_anon and page.flags & PG_ANON_EXCLUSIVE and len(maps) > 1:
+        problems.append(f"pfn {pfn} ({kind}): PG_anon_exclusive but mapped by {len(maps)} ptes: "
+                        f"{_pages(maps)}")
+    if page.mapcount != len(maps):
+        problems.append(f"pfn {pfn} ({kind}): mapcount {page.mapcount} but {len(maps)} present "
+                        f"pte(s) map it: {_pages(maps)}")
+    swapcache = 1 if page.flags & PG_SWAPCACHE else 0
+    pagecache = 1 if page.flags & PG_CACHE else 0
+    if page.flags & PG_CACHE and not in_cache:
+        problems.append(f"pfn {pfn}: marked PG_CACHE but in no live inode's page cache")
+    if swapcache and machine.swap.cache.get(page.swap_slot) is not page:
+        problems.append(f"pfn {pfn}: marked PG_swapcache (slot {page.swap_slot}) but the swap "
+                        "cache does not hold it")
+    want_refs = page.mapcount + swapcache + pagecache
+    if page.refcount != want_refs:
+        problems.append(f"pfn {pfn} ({kind}): refcount {page.refcount} but {page.mapcount} "
+                        f"mapping(s) + {swapcache} swap cache + {pagecache} page cache = "
+                        f"{want_refs}")
+    if not maps and not swapcache and not pagecache:
+        problems.append(f"pfn {pfn} ({kind}) is allocated but no pte, swap cache or page cache "
+                        "holds it: a leaked frame")
+    if not maps or not (page.is_anon or pagecache):
+        return
+    try:
+        got = machine.rmap_walk(pfn).mappings
+    except MachineBroken as exc:
+        problems.append(f"pfn {pfn} ({kind}): the rmap walk raised: {exc}")
+        return
+    except Exception as exc:  # a walk must never raise; report it as a finding
+        problems.append(f"pfn {pfn} ({kind}): the rmap walk raised {type(exc).__name__}: {exc}")
+        return
+    got = sorted(got)
+    if got != maps:
+        missing = sorted(set(maps) - set(got))
+        extra = sorted(set(got) - set(maps))
+        dups = sorted(k for k, n in Counter(got).items() if n > 1)
+        detail = [f"pfn {pfn} ({kind}, index {page.index:#x}, mapcount {page.mapcount}): "
+                  f"rmap walk != truth"]
+        if missing:
+            procs = machine.processes
+            where = []
+            for pid, addr in missing:
+                proc = procs.get(pid)
+                vma = proc.mm.vmas.lookup(addr) if proc is not None else None
+                where.append(f"pid {pid} @ {addr:#x} in {describe_vma(vma)}")
+            detail.append("missing from the walk: " + "; ".join(where))
+        if extra:
+            detail.append(f"extra in the walk: {_pages(extra)}")
+        if dups:
+            detail.append(f"found twice: {_pages(dups)}")
+        problems.append(" -- ".join(detail))
+
+
+def _check_swap(machine: Machine, swap_refs: Counter[int], problems: list[str]) -> None:
+    swap = machine.swap
+    for slot, count in sorted(swap.count.items()):
+        named = swap_refs.get(slot, 0)
+        if count != named:
+            problems.append(f"swap slot {slot}: swap_map count {count} but {named} swap pte(s) "
+                            "or shmem entries name it")
+        if count == 0 and slot not in swap.cache:
+            problems.append(f"swap slot {slot} is allocated but unused: a leaked slot")
+    for slot in sorted(swap_refs):
+        if slot not in swap.count:
+            problems.append(f"swap slot {slot} is named by {swap_refs[slot]} swap pte(s) but is "
+                            "free")
+    if swap.nr_used != len(swap.data):
+        problems.append(f"swap: {swap.nr_used} slots in use but {len(swap.data)} hold data")
+    for slot, page in sorted(swap.cache.items()):
+        if page.swap_slot != slot or machine.physmem.page(page.pfn) is not page:
+            problems.append(f"swap cache slot {slot} holds {page!r}, which is not that "
+                            "allocated, cached page")
+
+
+def _leaks(machine: Machine) -> list[str]:
+    """What must be gone once no process is alive (regular files' page cache excepted)."""
+    problems: list[str] = []
+    file_pfns = {pg.pfn for inode in machine.files.values() for pg in inode.pages.values()}
+    left = [pg for pg in machine.physmem.used_pages() if pg.pfn not in file_pfns]
+    if left:
+        shown = ", ".join(repr(pg) for pg in left[:6])
+        problems.append(f"{len(left)} frame(s) still allocated after every process exited: "
+                        f"{shown}{' ...' if len(left) > 6 else ''}")
+    file_slots = {s for inode in machine.files.values() for s in inode.swapped.values()}
+    slots = [s for s in sorted(machine.swap.data) if s not in file_slots]
+    if slots:
+        problems.append(f"{len(slots)} swap slot(s) still in use after every process exited: "
+                        f"{slots[:10]}")
+    live = {k: v for k, v in sorted(machine.meta.live.items()) if v}
+    if live:
+        problems.append(f"rmap metadata objects still allocated after every process exited: "
+                        f"{live}")
+    return problems
+
+
+def _check_content(machine: Machine, expected: Mapping[tuple[int, int], bytes],
+                   problems: list[str]) -> None:
+    for (pid, addr), want in sorted(expected.items()):
+        try:
+            got = peek(machine, pid, addr, len(want))
+        except LookupError as exc:
+            problems.append(f"content: expected {want!r} but {exc}")
+            continue
+        if got != want:
+            proc = machine.processes[pid]
+            pte = proc.mm.pgtable.ptes.get(addr >> PAGE_SHIFT, 0)
+            if pte_present(pte):
+                state = f"present pte, pfn {pte_pfn(pte)}"
+            elif is_swap_pte(pte):
+                state = f"swap pte, slot {swp_slot(pte)}"
+            else:
+                state = "no pte"
+            problems.append(f"content: pid {pid} @ {addr:#x} holds {got!r}, expected {want!r} "
+                            f"({state}, {describe_vma(proc.mm.vmas.lookup(addr))})")

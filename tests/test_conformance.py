@@ -1,0 +1,36 @@
+"""The rmap conformance suite against every valid (rmap, mremap policy) configuration.
+
+One class per configuration, generated from :func:`mmcore.valid_configurations` at import
+time (a new scheme is covered as soon as it is installed); each is exactly what a plugin
+author writes for their own scheme::
+
+    class TestMine(RmapConformance):
+        rmap = "my_scheme"
+"""
+
+from __future__ import annotations
+
+from mmcore import valid_configurations
+from mmcore.testing import RmapConformance
+
+
+def _class_name(rmap: str, policy: str | None) -> str:
+    return "TestConformance_" + rmap + (f"_{policy}" if policy else "")
+
+
+for _rmap, _policy in valid_configurations():
+    _name = _class_name(_rmap, _policy)
+    globals()[_name] = type(_name, (RmapConformance,), {
+        "rmap": _rmap,
+        "mremap_policy": _policy,
+        "__module__": __name__,
+        "__doc__": f"Conformance of rmap={_rmap!r}, mremap_policy={_policy!r}.",
+    })
+
+
+def test_every_configuration_has_a_suite() -> None:
+    """The generated classes cover the whole plugin matrix."""
+    for rmap, policy in valid_configurations():
+        cls = globals()[_class_name(rmap, policy)]
+        assert issubclass(cls, RmapConformance)
+        assert (cls.rmap, cls.mremap_policy) == (rmap, policy)
