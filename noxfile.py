@@ -49,7 +49,7 @@ def make_conformance(rmap: str, policy: str | None) -> Callable[[nox.Session], N
     """A session running the conformance kit against one valid configuration."""
     def conformance(session: nox.Session) -> None:
         session.install(*INSTALL)
-        args = ["pytest", "-p", "mmcore.testing.plugin", "--mmcore-rmap", rmap]
+        args = ["pytest", "--mmcore-rmap", rmap]  # the pytest11 entry point loads the kit
         if policy is not None:
             args += ["--mmcore-policy", policy]
         session.run(*args, *session.posargs)
