@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mmcore import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, Machine
+from mmcore import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, Machine, Process
 from mmcore.fault import handle_mm_fault
 from mmcore.plugins import valid_configurations
 
@@ -34,11 +34,17 @@ def dict_insert(n: int) -> float:
     return (time.perf_counter() - t) / n
 
 
+def process_with_region(rmap: str, policy: str | None, n: int) -> tuple[Process, int]:
+    """A process on a fresh machine (RAM for four times ``n`` pages, so reclaim stays out
+    of the figures) with an untouched private anonymous region of ``n`` pages."""
+    m = Machine(rmap=rmap, mremap_policy=policy, ram_pages=4 * n + 1024)
+    p = m.spawn()
+    return p, p.mmap(0, n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+
+
 def demand_zero_fault(rmap: str, policy: str | None, n: int) -> float:
     """Seconds per demand-zero write fault: handle_mm_fault() on an untouched page."""
-    m = Machine(rmap=rmap, mremap_policy=policy, ram_pages=2 * n + 1024)
-    p = m.spawn()
-    a = p.mmap(0, n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    p, a = process_with_region(rmap, policy, n)
     mm = p.mm
     t = time.perf_counter()
     for i in range(n):
@@ -48,9 +54,7 @@ def demand_zero_fault(rmap: str, policy: str | None, n: int) -> float:
 
 def first_write(rmap: str, policy: str | None, n: int) -> float:
     """Seconds per ``Process.write`` of one byte to an untouched page (fault included)."""
-    m = Machine(rmap=rmap, mremap_policy=policy, ram_pages=2 * n + 1024)
-    p = m.spawn()
-    a = p.mmap(0, n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    p, a = process_with_region(rmap, policy, n)
     write = p.write
     t = time.perf_counter()
     for i in range(n):
@@ -60,9 +64,7 @@ def first_write(rmap: str, policy: str | None, n: int) -> float:
 
 def fork_cost(rmap: str, policy: str | None, pages: int) -> float:
     """Seconds per fork of a process with ``pages`` faulted anonymous pages, per page."""
-    m = Machine(rmap=rmap, mremap_policy=policy, ram_pages=pages * 4 + 1024)
-    p = m.spawn()
-    a = p.mmap(0, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    p, a = process_with_region(rmap, policy, pages)
     for i in range(pages):
         p.write(a + i * PAGE, b"x")
     t = time.perf_counter()
