@@ -30,9 +30,12 @@ class EventLog:
     )
 
     def __init__(self, machine: Machine) -> None:
-        self.log = structlog.get_logger("mmcore").bind(rmap=machine.rmap_name)
+        # A lazy logger: structlog's configuration is read when an event is logged, so
+        # configuring (or capturing) after the Machine was built still applies.
+        self.log = structlog.get_logger("mmcore")
+        self.rmap = machine.rmap_name
 
     @hookimpl
     def mmcore_event(self, event: Event) -> None:
         """Emit the event with its pid and fields."""
-        self.log.debug(event.kind, pid=event.pid, **event.data)
+        self.log.debug(event.kind, rmap=self.rmap, pid=event.pid, **event.data)

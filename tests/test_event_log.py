@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import structlog
 from structlog.testing import capture_logs
 
 from mmcore import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, Machine
@@ -9,6 +10,7 @@ from mmcore import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, Machine
 
 def test_events_reach_structlog_with_their_fields() -> None:
     """A fault, a COW, a split and a walk each produce one log event naming the pid."""
+    structlog.reset_defaults()  # an earlier test may have configured a level filter
     m = Machine(rmap="anon_vma_chain", observers=["event_log"])
     p = m.spawn()
     with capture_logs() as logs:

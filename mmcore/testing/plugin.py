@@ -8,12 +8,17 @@ Options:
     suite runs; with paths, the suite runs after the tests collected there.
 ``--mmcore-policy NAME``
     The mremap policy plugin to combine with (e.g. ``unshare``; anonmm needs one).
+``--mmcore-file-rmap NAME``
+    The file rmap plugin (``i_mmap_tree``, ``i_mmap_list``, ...) the suite runs with (its
+    file mappings go through it). Without ``--mmcore-rmap`` the suite runs with
+    ``anon_vma_chain``.
 ``--mmcore-max-examples N``
     The hypothesis budget of the random-operations test (default: the suite's).
 
 Fixture ``mmcore_machine_factory``: ``factory(rmap=None, mremap_policy=None, **kwargs)``
 builds a :class:`~mmcore.Machine`, by default with the scheme of ``--mmcore-rmap`` (or
-``anon_vma_chain``). Nothing here imports mmcore until it is needed.
+``anon_vma_chain``) and the file rmap of ``--mmcore-file-rmap``. Nothing here imports
+mmcore until it is needed.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(repeatable; alone, without test paths, only the suite runs)")
     group.addoption("--mmcore-policy", default=None, metavar="NAME",
                     help="mremap policy plugin to use with --mmcore-rmap (e.g. unshare)")
+    group.addoption("--mmcore-file-rmap", default=None, metavar="NAME",
+                    help="file rmap plugin for the suite (e.g. i_mmap_list); alone, the "
+                         "suite runs with rmap anon_vma_chain")
     group.addoption("--mmcore-max-examples", type=int, default=None, metavar="N",
                     help="hypothesis examples for the suite's random-operations test")
 
@@ -65,6 +73,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _schemes(config: pytest.Config) -> list[str]:
     names: list[str] = config.getoption("mmcore_rmap") or []
+    if not names and config.getoption("mmcore_file_rmap"):
+        return ["anon_vma_chain"]
     return names
 
 
@@ -119,12 +129,18 @@ def _suite_items(session: pytest.Session) -> list[pytest.Item]:
 
     config = session.config
     policy = config.getoption("mmcore_policy")
+    file_rmap = config.getoption("mmcore_file_rmap")
+    attrs: dict[str, Any] = {"mremap_policy": policy}
+    if file_rmap is not None:
+        attrs["file_rmap"] = file_rmap
     items: list[pytest.Item] = []
     methods = sorted(n for n in dir(RmapConformance) if n.startswith("test_"))
     for name in _schemes(config):
         label = name if policy is None else f"{name}+{policy}"
+        if file_rmap is not None:
+            label += f",file={file_rmap}"
         suite = type(f"TestRmapConformance[{label}]", (RmapConformance,),
-                     {"rmap": name, "mremap_policy": policy})
+                     {"rmap": name, **attrs})
         for method in methods:
             items.append(ConformanceItem.from_parent(
                 session, name=f"{method}[{label}]", suite=suite, method=method,
@@ -158,10 +174,13 @@ def mmcore_machine_factory(request: pytest.FixtureRequest) -> Iterator[Callable[
     schemes = _schemes(config)
     default_rmap = schemes[0] if schemes else "anon_vma_chain"
     default_policy = config.getoption("mmcore_policy")
+    default_file_rmap = config.getoption("mmcore_file_rmap")
     machines: list[Machine] = []
 
     def factory(rmap: str | type | None = None, mremap_policy: str | type | None = None,
                 **kwargs: Any) -> Machine:
+        if default_file_rmap is not None:
+            kwargs.setdefault("file_rmap", default_file_rmap)
         m = Machine(rmap=rmap if rmap is not None else default_rmap,
                     mremap_policy=mremap_policy if mremap_policy is not None
                     else (default_policy if rmap is None else None), **kwargs)

@@ -21,9 +21,11 @@ Pieces, bottom up:
 from __future__ import annotations
 
 import errno
+import os
 import random
 import traceback
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol
 
 from ..constants import (
@@ -93,8 +95,27 @@ MAX_LIVE = 8
 DEFAULT_MACHINE_KWARGS: dict[str, Any] = {"ram_pages": 4096, "swap_pages": 4096}
 RW = PROT_READ | PROT_WRITE
 
-#: A model cell: private content, a shared object's page ``(object, index)``, or unknown.
-Cell = bytes | tuple[int, int] | None
+#: File mappings: the paths the kit creates, keyed by the op list's descriptor number
+#: (every process uses descriptor ``fd`` for ``FILES[fd]``), and their sizes in pages.
+FILES: dict[int, str] = {3: "/conformance3", 4: "/conformance4"}
+FILE_PAGES_MAX = 6
+MS_SYNC = 4
+
+
+@dataclass(frozen=True)
+class PrivFile:
+    """A page of a MAP_PRIVATE file mapping: file ``obj``'s page ``index`` until the
+    process writes it, then its own copy ``data`` (lost again, the file showing through,
+    after MADV_DONTNEED or a truncation past it)."""
+
+    obj: int
+    index: int
+    data: bytes | None = None
+
+
+#: A model cell: private content, a shared object's page ``(object, index)``, a private
+#: file page, or unknown.
+Cell = bytes | tuple[int, int] | PrivFile | None
 
 
 def _pages(length: int) -> int:
@@ -120,7 +141,61 @@ class ContentModel:
         self.objs: dict[int, dict[int, bytes]] = {}
         #: Size of each shared object in pages: a page at or past it is SIGBUS (EOF).
         self.obj_pages: dict[int, int] = {}
+        #: Regular files: path -> object (their ``obj_pages`` is the file size).
+        self.files: dict[str, int] = {}
         self._next_obj = 1
+
+    def create(self, path: str, npages: int, token: bytes) -> None:
+        """A new file of ``npages`` pages, each starting with ``token``."""
+        obj = self._next_obj
+        self._next_obj += 1
+        self.files[path] = obj
+        self.objs[obj] = dict.fromkeys(range(npages), token)
+        self.obj_pages[obj] = npages
+
+    def mmap_file(self, pid: int, addr: int, npages: int, path: str, first: int,
+                  shared: bool) -> None:
+        """A mapping of ``npages`` pages of file ``path`` from page ``first``."""
+        cells = self.procs[pid]
+        obj = self.files[path]
+        for i in range(npages):
+            cells[addr + i * P] = (obj, first + i) if shared else PrivFile(obj, first + i)
+
+    def pwrite(self, path: str, index: int, token: bytes) -> None:
+        """``token`` written at the start of page ``index`` (the file may grow)."""
+        obj = self.files[path]
+        self.objs[obj][index] = token
+        self.obj_pages[obj] = max(self.obj_pages[obj], index + 1)
+
+    def pread(self, path: str, index: int) -> bytes:
+        """What pread of the start of page ``index`` returns (b"" past EOF)."""
+        obj = self.files[path]
+        if index >= self.obj_pages[obj]:
+            return b""
+        return self.objs[obj].get(index, ZERO)
+
+    def ftruncate(self, path: str, npages: int) -> None:
+        """The file is ``npages`` pages long: what lay past it is gone (zeros if it grows
+        again), and private copies of those pages are dropped (truncate_pagecache)."""
+        obj = self.files[path]
+        content = self.objs[obj]
+        for index in [i for i in content if i >= npages]:
+            del content[index]
+        self.obj_pages[obj] = npages
+        for cells in self.procs.values():
+            for a, cell in cells.items():
+                if isinstance(cell, PrivFile) and cell.obj == obj and cell.index >= npages:
+                    cells[a] = PrivFile(obj, cell.index)
+
+    def sigbus(self, pid: int, addr: int) -> bool:
+        """True when an access to page ``addr`` of ``pid`` must be SIGBUS (a page of a
+        file or of shared anonymous memory past its end)."""
+        cell = self.procs.get(pid, {}).get(addr)
+        if isinstance(cell, PrivFile):
+            return cell.index >= self.obj_pages[cell.obj]
+        if isinstance(cell, tuple):
+            return cell[1] >= self.obj_pages[cell[0]]
+        return False
 
     def spawn(self, pid: int) -> None:
         """A new, empty address space."""
@@ -158,6 +233,8 @@ class ContentModel:
         cell = cells.get(addr)
         if isinstance(cell, bytes):
             cells[addr] = token
+        elif isinstance(cell, PrivFile):
+            cells[addr] = PrivFile(cell.obj, cell.index, token)
         elif isinstance(cell, tuple):
             self.objs[cell[0]][cell[1]] = token
 
@@ -166,8 +243,11 @@ class ContentModel:
         cells = self.procs[pid]
         for i in range(npages):
             a = addr + i * P
-            if isinstance(cells.get(a), bytes):
+            cell = cells.get(a)
+            if isinstance(cell, bytes):
                 cells[a] = ZERO
+            elif isinstance(cell, PrivFile):
+                cells[a] = PrivFile(cell.obj, cell.index)
 
     def mremap(self, pid: int, old: int, old_pages: int, new: int, new_pages: int,
                flags: int) -> None:
@@ -182,7 +262,8 @@ class ContentModel:
                 moved[i] = cells.pop(a)
         if flags & MREMAP_DONTUNMAP:
             for i, cell in moved.items():
-                cells[old + i * P] = ZERO if isinstance(cell, bytes) else cell
+                cells[old + i * P] = ZERO if isinstance(cell, bytes) else \
+                    PrivFile(cell.obj, cell.index) if isinstance(cell, PrivFile) else cell
         if flags & MREMAP_FIXED and old_pages == new_pages:
             # remap_move(): each source vma moves on its own; gaps stay untouched.
             for i in moved:
@@ -197,7 +278,9 @@ class ContentModel:
             last = moved.get(old_pages - 1)
             for k in range(1, new_pages - old_pages + 1):
                 a = new + (old_pages - 1 + k) * P
-                if isinstance(last, tuple):
+                if isinstance(last, PrivFile):
+                    cells[a] = PrivFile(last.obj, last.index + k)
+                elif isinstance(last, tuple):
                     cells[a] = (last[0], last[1] + k)
                 elif isinstance(last, bytes):
                     cells[a] = ZERO
@@ -207,12 +290,23 @@ class ContentModel:
     def expected(self, pid: int, addr: int) -> bytes | None:
         """What ``pid`` must read at page ``addr`` (None: unknown or past a shared EOF)."""
         cell = self.procs.get(pid, {}).get(addr)
+        if isinstance(cell, PrivFile):
+            if cell.index >= self.obj_pages[cell.obj]:
+                return None
+            return cell.data if cell.data is not None else \
+                self.objs[cell.obj].get(cell.index, ZERO)
         if isinstance(cell, tuple):
             obj, index = cell
             if index >= self.obj_pages[obj]:
                 return None
             return self.objs[obj].get(index, ZERO)
         return cell
+
+    def resident(self, pid: int, addr: int) -> bool:
+        """False for a private file page not yet written (what it reads is the file's,
+        which :func:`~mmcore.testing.invariants.peek` does not look up)."""
+        cell = self.procs.get(pid, {}).get(addr)
+        return not (isinstance(cell, PrivFile) and cell.data is None)
 
     def pages(self, pid: int) -> set[int]:
         """The pages ``pid`` maps according to the model."""
@@ -277,6 +371,7 @@ class Driver:
                  minimize_budget: float = 20.0) -> None:
         self.rmap = rmap
         self.mremap_policy = mremap_policy
+        #: Extra Machine arguments (``file_rmap`` among them), also in reproducers.
         self.extra_kwargs = dict(machine_kwargs or {})
         self.machine = Machine(rmap=rmap, mremap_policy=mremap_policy,
                                **{**DEFAULT_MACHINE_KWARGS, **self.extra_kwargs})
@@ -326,6 +421,7 @@ class Driver:
             self._next_pid = max(self._next_pid, op.pid + 1, op.child + 1)
         result: object = None
         error: str | None = None
+        sigbus = op.op in ("read", "write") and self.model.sigbus(op.pid, op.addr & ~(P - 1))
         try:
             result = self.player.apply(op)
         except OSError as exc:
@@ -354,9 +450,25 @@ class Driver:
             if want is not None and result[:len(want)] != want:
                 self.fail(f"content: op #{index}: pid {op.pid} read {result!r} at "
                           f"{op.addr:#x}, expected {want!r}")
+        self._check_file_op(index, op, result, error, sigbus)
         if self.check_each:
             self.check(index)
         return result
+
+    def _check_file_op(self, index: int, op: Op, result: object, error: str | None,
+                       sigbus: bool) -> None:
+        """SIGBUS exactly past a file's EOF; pread returns what the model predicts."""
+        if op.op in ("read", "write") and error in (None, "SIGBUS") \
+                and (error == "SIGBUS") != sigbus:
+            self.fail(f"content: op #{index}: pid {op.pid} {op.op} at {op.addr:#x} "
+                      + ("raised SIGBUS, but the page is within the file" if error else
+                         "succeeded, but the page is past the file's EOF (SIGBUS expected)"))
+        if op.op == "pread" and error is None and isinstance(result, bytes) \
+                and op.fd in FILES and FILES[op.fd] in self.model.files:
+            want = self.model.pread(FILES[op.fd], op.offset // P)
+            if result[:len(want)] != want or (not want and result):
+                self.fail(f"content: op #{index}: pid {op.pid} pread {result!r} at file "
+                          f"offset {op.offset:#x}, expected {want!r}")
 
     def _update_model(self, op: Op, result: object, error: str | None) -> None:
         model = self.model
@@ -373,7 +485,17 @@ class Driver:
             model.exit(op.pid)
         elif name == "mmap" and isinstance(result, int):
             model.munmap(op.pid, result, _pages(op.length))
-            model.mmap(op.pid, result, _pages(op.length), bool(op.flags & MAP_SHARED))
+            if op.fd >= 0:
+                model.mmap_file(op.pid, result, _pages(op.length), FILES[op.fd],
+                                op.offset // P, bool(op.flags & MAP_SHARED))
+            else:
+                model.mmap(op.pid, result, _pages(op.length), bool(op.flags & MAP_SHARED))
+        elif name == "create":
+            model.create(op.path, op.length // P, op.data.encode())
+        elif name == "pwrite" and op.fd in FILES:
+            model.pwrite(FILES[op.fd], op.offset // P, op.data.encode())
+        elif name == "ftruncate" and op.fd in FILES:
+            model.ftruncate(FILES[op.fd], op.length // P)
         elif name == "munmap":
             model.munmap(op.pid, op.addr, _pages(op.length))
         elif name == "mremap" and isinstance(result, int):
@@ -398,7 +520,7 @@ class Driver:
         for pid, proc in self.player.procs.items():
             for page in self.model.pages(pid):
                 want = self.model.expected(pid, page)
-                if want is not None:
+                if want is not None and self.model.resident(pid, page):
                     out[(proc.pid, page)] = want
         return out
 
@@ -575,7 +697,7 @@ class OpGenerator:
     WEIGHTS: ClassVar[dict[str, int]] = {
         "write": 24, "read": 10, "mmap": 10, "mremap": 10, "mprotect": 8,
         "try_to_unmap": 8, "fork": 6, "munmap": 5, "dontneed": 3, "exit": 2, "spawn": 1,
-        "fork_tree": 2,
+        "fork_tree": 2, "file_mmap": 5, "file_io": 4, "ftruncate": 1,
     }
 
     def __init__(self, driver: Driver, chooser: Chooser, max_live: int = MAX_LIVE) -> None:
@@ -718,6 +840,72 @@ class OpGenerator:
             op = Op("mremap", pid=pid, addr=start, length=length, new_len=length,
                     flags=MREMAP_MAYMOVE | MREMAP_FIXED, new_addr=self.window_page())
         self.d.apply(op)
+
+    def file_fd(self, pid: int) -> int | None:
+        """A descriptor of ``pid`` for one of :data:`FILES`: the file is created (a few
+        pages, each starting with a fresh token) and opened O_RDWR first when needed."""
+        fd = self.choice(sorted(FILES))
+        path = FILES[fd]
+        if path not in self.d.model.files:
+            self.d.apply(Op("create", pid=pid, path=path,
+                            length=self.c.integer(1, FILE_PAGES_MAX) * P,
+                            data=self.d.new_token()))
+        if (pid, fd) not in self.d.player.fds:
+            self.d.apply(Op("open", pid=pid, path=path, flags=os.O_RDWR, fd=fd))
+        if pid not in self.d.player.procs or (pid, fd) not in self.d.player.fds:
+            return None
+        return int(fd)
+
+    def file_mmap(self) -> None:
+        """A file mapping, MAP_SHARED or MAP_PRIVATE, at a random page offset (it may
+        reach past EOF); no hint, a hint, or MAP_FIXED."""
+        pid = self.pid()
+        fd = None if pid is None else self.file_fd(pid)
+        if pid is None or fd is None:
+            return
+        npages = self.c.integer(1, 4)
+        first = self.c.integer(0, FILE_PAGES_MAX - 1)
+        flags = MAP_SHARED if self.c.integer(0, 1) else MAP_PRIVATE
+        prot = self.choice([RW, RW, RW, PROT_READ])
+        placement = self.c.integer(0, 2)
+        addr = 0
+        if placement:
+            addr = self.window_page()
+            if placement == 2:
+                flags |= MAP_FIXED
+        self.d.apply(Op("mmap", pid=pid, addr=addr, length=npages * P, prot=prot,
+                        flags=flags, fd=fd, offset=first * P))
+
+    def file_io(self) -> None:
+        """pwrite or pread of a page start, msync of a range, close, or try_to_unmap of
+        every mapped page of a file."""
+        pid = self.pid()
+        fd = None if pid is None else self.file_fd(pid)
+        if pid is None or fd is None:
+            return
+        kind = self.c.integer(0, 5)
+        index = self.c.integer(0, FILE_PAGES_MAX)
+        if kind <= 1:
+            self.d.apply(Op("pwrite", pid=pid, fd=fd, data=self.d.new_token(),
+                            offset=index * P))
+        elif kind <= 3:
+            self.d.apply(Op("pread", pid=pid, fd=fd, length=TOKEN_LEN, offset=index * P))
+        elif kind == 4:
+            addr, length = self.range(pid)
+            self.d.apply(Op("msync", pid=pid, addr=addr, length=length, flags=MS_SYNC))
+        elif self.c.integer(0, 1):
+            self.d.apply(Op("close", pid=pid, fd=fd))
+        else:
+            self.d.apply(Op("reclaim", pid=pid, path=FILES[fd]))
+
+    def ftruncate(self) -> None:
+        """ftruncate to a whole number of pages: shrinking unmaps the pages past EOF from
+        every mapping (SIGBUS there afterwards), growing adds zero pages."""
+        pid = self.pid()
+        fd = None if pid is None else self.file_fd(pid)
+        if pid is not None and fd is not None:
+            self.d.apply(Op("ftruncate", pid=pid, fd=fd,
+                            length=self.c.integer(0, FILE_PAGES_MAX) * P))
 
     def fork(self) -> None:
         """fork of a random process."""
@@ -925,6 +1113,21 @@ def conformance_state_machine(rmap: str | type, mremap_policy: str | type | None
         @rule(data=st.data())
         def fork_tree(self, data: DataObject) -> None:
             self.gen(data).fork_tree()
+
+        @precondition(alive)
+        @rule(data=st.data())
+        def file_mmap(self, data: DataObject) -> None:
+            self.gen(data).file_mmap()
+
+        @precondition(alive)
+        @rule(data=st.data())
+        def file_io(self, data: DataObject) -> None:
+            self.gen(data).file_io()
+
+        @precondition(alive)
+        @rule(data=st.data())
+        def ftruncate(self, data: DataObject) -> None:
+            self.gen(data).ftruncate()
 
         def teardown(self) -> None:
             if not self.driver.failed:
@@ -1203,7 +1406,44 @@ def scenario_exit_orders() -> list[Op]:
     return ops
 
 
+def scenario_file_mappings() -> list[Op]:
+    """A file mapped MAP_SHARED and MAP_PRIVATE: shared writes and pwrite are seen by
+    the shared mapping, pread and unwritten private pages; a private write is a copy;
+    the rmap walk of the file finds every mapping (after fork too); ftruncate makes the
+    pages past EOF SIGBUS in both mappings (the private copy included) and zeros once the
+    file grows again::
+
+        0123456789ab   (pages from WINDOW; file pages 0-3)
+        SSSS           MAP_SHARED, offset 0
+                PPPP   MAP_PRIVATE, offset 0
+    """
+    fd, path = 3, FILES[3]
+    sh, pr = W, W + 8 * P
+    ops = [Op("spawn", pid=1), Op("create", pid=1, path=path, length=4 * P, data="file0000"),
+           Op("open", pid=1, path=path, flags=os.O_RDWR, fd=fd),
+           Op("mmap", pid=1, addr=sh, length=4 * P, prot=RW, flags=MAP_SHARED | MAP_FIXED,
+              fd=fd),
+           Op("mmap", pid=1, addr=pr, length=4 * P, prot=RW, flags=MAP_PRIVATE | MAP_FIXED,
+              fd=fd)]
+    ops += _writes(1, sh, 1, "s") + _reads(1, pr, 4) + _writes(1, pr + P, 2, "p")
+    ops += [Op("pwrite", pid=1, fd=fd, data="pw000001", offset=P),
+            Op("pwrite", pid=1, fd=fd, data="pw000003", offset=3 * P)]
+    ops += _reads(1, sh, 4) + _reads(1, pr, 4)
+    ops += [Op("fork", pid=1, child=2), *_writes(2, sh + 3 * P, 1, "c"),
+            Op("reclaim", pid=2, path=path), Op("pread", pid=2, fd=fd, length=8, offset=0)]
+    ops += _reads(2, sh, 4) + _reads(1, pr, 4) + _unmaps(1, pr, 4) + _reads(1, pr, 4)
+    ops += [Op("msync", pid=2, addr=sh, length=4 * P, flags=MS_SYNC),
+            Op("ftruncate", pid=2, fd=fd, length=2 * P),
+            Op("pread", pid=1, fd=fd, length=8, offset=3 * P)]
+    ops += _reads(1, sh, 4) + _reads(1, pr, 4) + _reads(2, pr, 4)
+    ops += [Op("ftruncate", pid=1, fd=fd, length=4 * P), Op("close", pid=1, fd=fd)]
+    ops += _reads(1, sh, 4) + _reads(2, pr, 4)
+    ops += [Op("exit", pid=1), Op("exit", pid=2)]
+    return ops
+
+
 SCENARIOS: dict[str, Callable[[], list[Op]]] = {
+    "file_mappings": scenario_file_mappings,
     "mremap_after_fork": scenario_mremap_after_fork,
     "mremap_swapped_pages": scenario_mremap_swapped_pages,
     "merge_after_fork": scenario_merge_after_fork,
@@ -1227,13 +1467,15 @@ class RmapConformance:
         class TestMine(RmapConformance):
             rmap = "my_scheme"          # a plugin name, or the plugin class itself
 
-    Optional: ``mremap_policy`` (a name or class), ``max_examples`` and
+    Optional: ``mremap_policy`` (a name or class), ``file_rmap`` (the file rmap plugin,
+    default ``"i_mmap_tree"``; file mappings are exercised too), ``max_examples`` and
     ``stateful_step_count`` (hypothesis budget), ``fork_tree_seeds``, ``random_steps``,
     ``machine_kwargs`` (extra :class:`~mmcore.Machine` arguments).
     """
 
     rmap: ClassVar[str | type | None] = None
     mremap_policy: ClassVar[str | type | None] = None
+    file_rmap: ClassVar[str | type] = "i_mmap_tree"
     max_examples: ClassVar[int] = 80
     stateful_step_count: ClassVar[int] = 40
     fork_tree_seeds: ClassVar[Sequence[int]] = (0, 1, 2, 3)
@@ -1246,15 +1488,22 @@ class RmapConformance:
                             "plugin class) on your RmapConformance subclass")
         return self.rmap
 
+    def _kwargs(self, **extra: Any) -> dict[str, Any]:
+        """Machine arguments: ``machine_kwargs``, ``file_rmap`` (unless the default), extra."""
+        kwargs = dict(self.machine_kwargs)
+        if self.file_rmap != "i_mmap_tree":
+            kwargs["file_rmap"] = self.file_rmap
+        return {**kwargs, **extra}
+
     def _driver(self) -> Driver:
-        return Driver(self._scheme(), self.mremap_policy, machine_kwargs=self.machine_kwargs)
+        return Driver(self._scheme(), self.mremap_policy, machine_kwargs=self._kwargs())
 
     def test_random_operations(self) -> None:
         """Hypothesis stateful testing over every operation; invariants after every op."""
         run_conformance(self._scheme(), self.mremap_policy,
                         max_examples=OVERRIDES.get("max_examples", self.max_examples),
                         step_count=self.stateful_step_count,
-                        machine_kwargs=self.machine_kwargs)
+                        machine_kwargs=self._kwargs())
 
     def test_random_operations_under_memory_pressure(self) -> None:
         """The same with 24 frames: kswapd reclaim runs through the rmap walk in the
@@ -1262,19 +1511,19 @@ class RmapConformance:
         run_conformance(self._scheme(), self.mremap_policy,
                         max_examples=OVERRIDES.get("max_examples", self.max_examples) // 2,
                         step_count=self.stateful_step_count,
-                        machine_kwargs={**self.machine_kwargs, "ram_pages": 24})
+                        machine_kwargs=self._kwargs(ram_pages=24))
 
     def test_seeded_random_walk(self) -> None:
         """A longer seeded random sequence (no hypothesis) under memory pressure."""
         run_random_sequence(self._scheme(), self.mremap_policy, seed=1,
                             steps=self.random_steps,
-                            machine_kwargs={**self.machine_kwargs, "ram_pages": 24})
+                            machine_kwargs=self._kwargs(ram_pages=24))
 
     def test_fork_tree(self) -> None:
         """selftests/mm/rmap.c: random fork trees, one page unmapped, all read their data."""
         for seed in self.fork_tree_seeds:
             run_fork_tree(self._scheme(), self.mremap_policy, seed=seed,
-                          machine_kwargs=self.machine_kwargs)
+                          machine_kwargs=self._kwargs())
 
     def test_mremap_after_fork(self) -> None:
         """mremap of pages shared with fork children, and the half-over-half move."""
@@ -1295,6 +1544,10 @@ class RmapConformance:
     def test_shared_anon_after_fork(self) -> None:
         """MAP_SHARED anonymous memory across fork and reclaim."""
         self._run_scenario("shared_anon_after_fork")
+
+    def test_file_mappings(self) -> None:
+        """Shared and private file mappings, pread/pwrite, ftruncate and SIGBUS."""
+        self._run_scenario("file_mappings")
 
     def test_exit_orders(self) -> None:
         """Parents exit before children with pages swapped out: nothing may leak."""
