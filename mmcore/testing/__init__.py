@@ -28,6 +28,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .driver import Driver, replay
+    from .generator import OpGenerator
     from .invariants import (
         InvariantViolation,
         check_invariants,
@@ -35,15 +37,12 @@ if TYPE_CHECKING:
         find_violations,
         peek,
     )
+    from .model import ContentModel
     from .repro import ConformanceFailure, format_op, format_reproducer, minimize
+    from .scenarios import fork_tree_ops
     from .stateful import (
-        ContentModel,
-        Driver,
-        OpGenerator,
         RmapConformance,
         conformance_state_machine,
-        fork_tree_ops,
-        replay,
         run_conformance,
         run_fork_tree,
         run_random_sequence,
@@ -59,13 +58,13 @@ _WHERE = {
     "format_op": "repro",
     "format_reproducer": "repro",
     "minimize": "repro",
-    "ContentModel": "stateful",
-    "Driver": "stateful",
-    "OpGenerator": "stateful",
+    "ContentModel": "model",
+    "Driver": "driver",
+    "OpGenerator": "generator",
     "RmapConformance": "stateful",
     "conformance_state_machine": "stateful",
-    "fork_tree_ops": "stateful",
-    "replay": "stateful",
+    "fork_tree_ops": "scenarios",
+    "replay": "driver",
     "run_conformance": "stateful",
     "run_fork_tree": "stateful",
     "run_random_sequence": "stateful",
