@@ -50,4 +50,3 @@ def exit_mmap(mm: Mm) -> None:
         zap_pte_range(vma, vma.start, vma.end)
         remove_vma(vma)
     mm.machine.hook.rmap_mm_exit(mm=mm)
-    mm.dead = True

@@ -37,7 +37,6 @@ class Inode:
         "shmem",
         "size",
         "swapped",
-        "users",
     )
 
     def __init__(self, ino: int, path: str, dev: str, shmem: bool = False) -> None:
@@ -56,8 +55,6 @@ class Inode:
         self.swapped: dict[int, int] = {}
         #: Number of vmas mapping the inode (i_mmap_writable-like bookkeeping).
         self.nr_mmaps = 0
-        #: Open file descriptions referring to the inode (a shmem inode dies with the last).
-        self.users = 0
 
     @property
     def nr_pages(self) -> int:

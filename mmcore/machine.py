@@ -284,10 +284,8 @@ class Machine:
     def fput(self, file: OpenFile) -> None:
         """Drop a reference to an open file description."""
         file.refs -= 1
-        if file.refs == 0 and file.inode.shmem:
-            file.inode.users -= 1
-            if file.inode.users <= 0 and not file.inode.nr_mmaps:
-                release_inode_pages(self, file.inode)
+        if file.refs == 0 and file.inode.shmem and not file.inode.nr_mmaps:
+            release_inode_pages(self, file.inode)
 
     def drop_caches(self) -> int:
         """echo 3 > /proc/sys/vm/drop_caches: write back, then free every unmapped

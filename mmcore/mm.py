@@ -26,7 +26,6 @@ class Mm:
         self.owner_pid = 0
         #: Resident anonymous and shared pages (MM_ANONPAGES + MM_SHMEMPAGES).
         self.rss = 0
-        self.dead = False
 
     @property
     def map_count(self) -> int:
