@@ -43,6 +43,7 @@ from .trace import (
     TraceBuilder,
     TraceError,
     TraceHeader,
+    check_word,
     new_header,
 )
 
@@ -124,7 +125,7 @@ def _signed(value: int, bits: int = 64) -> int:
 
 
 def _fields(rest: str) -> dict[str, int]:
-    return {k: int(v, 0) for k, v in _KV_COLON.findall(rest)}
+    return {k: check_word(int(v, 0), v) for k, v in _KV_COLON.findall(rest)}
 
 
 @dataclass
@@ -178,6 +179,8 @@ class _PerfImporter:
             self.b.fork(parent, child, self.clone_flags(parent, child))
         elif ev == "sched:sched_process_exec":
             kv = dict(_KV_EQ.findall(ln.rest))
+            if "filename=" not in ln.rest:
+                raise ValueError("no filename= field")
             path = ln.rest.split("filename=", 1)[1].rsplit(" pid=", 1)[0]
             self.exec_path = self.exec_path or path
             self.b.exec(int(kv["pid"]), path)
@@ -225,7 +228,7 @@ class _PerfImporter:
         m = re.match(r"\s*(0x[0-9a-fA-F]+|-?\d+)", ln.rest)
         if m is None:
             raise ValueError(f"no return value in {ln.rest[:40]!r}")
-        ret = _signed(int(m[1], 0))
+        ret = _signed(check_word(int(m[1], 0), m[1]))
         err = errno_mod.errorcode.get(-ret, f"E{-ret}") if -4096 < ret < 0 else None
         if name in ("clone", "clone3", "fork", "vfork"):
             if err is not None:

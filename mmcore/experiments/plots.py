@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..atomicfile import atomic_path
 from .results import Result
 
 if TYPE_CHECKING:
@@ -39,11 +40,13 @@ def _save(fig: Figure, path: str | Path) -> Path:
     out = Path(path)
     if out.suffix.lower() not in (".png", ".svg"):
         raise ValueError(f"plot file {str(out)!r} must end in .png or .svg")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)  # the CLI's --plot help says so
+    fmt = out.suffix.lower()[1:]
     # Fixed metadata keeps the file identical from run to run (no date, no version).
-    metadata: dict[str, Any] = ({"Software": None} if out.suffix.lower() == ".png"
+    metadata: dict[str, Any] = ({"Software": None} if fmt == "png"
                                 else {"Date": None, "Creator": None})
-    fig.savefig(out, dpi=100, metadata=metadata)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100, metadata=metadata, format=fmt)
     return out
 
 

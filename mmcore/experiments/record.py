@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..atomicfile import atomic_path, check_writable
 from .ops import Op
 from .perf_import import PERF_EVENTS, import_perf
 from .strace_import import STRACE_OPTIONS, import_strace
@@ -136,6 +137,9 @@ def record(command: Sequence[str], out: str | Path, *, tool: str = "perf",
         command = command[1:]
     if not command:
         raise RecordError("nothing to record: give the command after --")
+    for target in (out, keep_raw):  # before the command runs, not after
+        if target is not None:
+            check_writable(target)
     version = check_tool(tool)
     run_notes = list(notes)
     with tempfile.TemporaryDirectory(prefix="mmsim-record-") as tmp:
@@ -175,7 +179,8 @@ def record(command: Sequence[str], out: str | Path, *, tool: str = "perf",
         if rc != 0:
             run_notes.append(f"{tool} exited with status {rc} (the command's, or its own)")
         if keep_raw is not None:
-            shutil.copyfile(text, keep_raw)
+            with atomic_path(keep_raw) as raw_tmp:
+                shutil.copyfile(text, tmp)
         importer = import_strace if tool == "strace" else import_perf
         header, ops = importer(text, command=command, recorded_with=recorded_with,
                                notes=run_notes, max_faults=max_faults, tool_version=version)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..atomicfile import write_text
 from . import plots, runner
 from .report import fmt, markdown_table
 from .results import Result
@@ -460,7 +461,12 @@ def render(claims: Sequence[Claim], configs: Sequence[Config],
     return "\n".join(out)
 
 
-def reproduce(out_dir: str | Path = "docs",
+#: Where ``mmsim reproduce`` writes without ``--out`` (the project's own docs/results.md
+#: is made with ``--out docs``; in anyone else's repository ./docs is theirs).
+DEFAULT_OUT_DIR = Path("results") / "reproduce"
+
+
+def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
               configs: Sequence[Config] | None = None,
               progress: Callable[[str], None] | None = None) -> tuple[Path, list[Claim]]:
     """Measure every claim; write ``out_dir/results.md`` and ``out_dir/img/claim-*.png``."""
@@ -479,5 +485,5 @@ def reproduce(out_dir: str | Path = "docs",
         v = runner.plugin_versions(*c)
         versions[label(c)] = "(" + ", ".join(f"{k} {x}" for k, x in v.items()) + ")"
     path = out / "results.md"
-    path.write_text(render(claims, matrix, versions) + "\n")
+    write_text(path, render(claims, matrix, versions) + "\n")
     return path, claims

@@ -20,6 +20,8 @@ from dataclasses_json import DataClassJsonMixin
 
 from ..costs import Costs
 from .ops import Op
+from .shape import check_dataclass
+from .trace import op_from_dict
 
 #: ``RunConfig.workload`` of a run made from an explicit op list (the ops are kept).
 OPS_WORKLOAD = "<ops>"
@@ -160,27 +162,63 @@ def dumps(results: list[Result]) -> str:
                       indent=1)
 
 
+class ResultError(ValueError):
+    """A result file that cannot be used: not JSON, or not the shape of a result; the
+    message says which field is wrong."""
+
+
+#: The largest memory a recorded configuration may ask for, in pages of either kind
+#: (2^32 pages = 16 TiB): a bound on what a rerun allocates from a file's say-so.
+MAX_MACHINE_PAGES = 1 << 32
+
+
+def _decode(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column "
+                          f"{exc.colno})") from None
+    except RecursionError:
+        raise ResultError("JSON nested too deeply") from None
+
+
 def load(text: str) -> Result:
-    """Parse one result from JSON, validating types through the schema."""
-    data = json.loads(text)
+    """Parse one result from JSON, validating every field's type first
+    (:class:`ResultError` says what is wrong)."""
+    data = _decode(text)
     if isinstance(data, list):
         if len(data) != 1:
-            raise ValueError(f"expected one result, found a list of {len(data)}")
+            raise ResultError(f"expected one result, found a list of {len(data)}")
         data = data[0]
     return _from_dict(data)
 
 
 def load_many(text: str) -> list[Result]:
     """Parse a JSON list of results (or a single result)."""
-    data = json.loads(text)
+    data = _decode(text)
     items = data if isinstance(data, list) else [data]
     return [_from_dict(item) for item in items]
 
 
 def _from_dict(data: Any) -> Result:
     # dataclasses-json's marshmallow schema cannot see the postponed annotations of
-    # mmcore.costs, so results are decoded with from_dict after a shape check.
+    # mmcore.costs, so results are shape-checked here, then decoded with from_dict.
     if not isinstance(data, dict) or not {"config", "costs", "derived"} <= data.keys():
-        raise ValueError("not an mmcore result: expected an object with config, costs "
-                         "and derived")
+        raise ResultError("not an mmcore result: expected an object with config, costs "
+                          "and derived")
+    try:
+        check_dataclass(data, Result, "the result")
+        config = data["config"]
+        for key in ("ram_pages", "swap_pages"):
+            low = 2 if key == "ram_pages" else 0
+            if not low <= config[key] <= MAX_MACHINE_PAGES:
+                raise ValueError(f"config: {key} {config[key]} is impossible (from {low} "
+                                 f"to {MAX_MACHINE_PAGES})")
+        for i, op in enumerate(data.get("ops") or []):
+            try:
+                op_from_dict(op)
+            except ValueError as exc:
+                raise ValueError(f"ops[{i}]: {exc}") from None
+    except ValueError as exc:
+        raise ResultError(str(exc)) from None
     return Result.from_dict(data)

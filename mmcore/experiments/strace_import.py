@@ -27,16 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from .. import constants as C
-from ..errors import ConfigError
 from .ops import Op
 from .trace import (
     CLONE_THREAD,
     CLONE_VFORK,
     CLONE_VM,
+    WORD_BITS,
     Syscall,
     TraceBuilder,
     TraceError,
     TraceHeader,
+    check_word,
     new_header,
 )
 
@@ -223,24 +224,31 @@ class _Decoder:
         self.builder = builder
 
     def flags(self, text: str) -> int:
+        """``A|B|1<<N``: the value of an argument (ValueError outside 64 bits)."""
         value = 0
         for part in text.split("|"):
             part = part.strip()
             if "<<" in part:
                 a, b = part.split("<<", 1)
-                value |= self.number(a) << self.number(b)
+                shift = self.number(b)
+                if not 0 <= shift < WORD_BITS:
+                    raise ValueError(f"shift {part!r} is not a 64-bit flag")
+                value |= check_word(self.number(a) << shift, part)
             else:
                 value |= self.number(part)
         return value
 
     def number(self, text: str) -> int:
+        """One number or flag name (unknown names count as skipped and read as 0)."""
         text = text.strip()
         if text in ("NULL", ""):
             return 0
         try:
-            return int(text, 0)
+            value = int(text, 0)
         except ValueError:
             pass
+        else:
+            return check_word(value, text)
         if text in FLAG_NAMES:
             return FLAG_NAMES[text]
         if "|" in text or "<<" in text:
@@ -305,7 +313,11 @@ def _ret(call: _Call, name: str) -> tuple[int | None, str | None]:
                          f"{call.name}: {tail[:40]!r}")
     if m["ret"] == "?":
         return None, None
-    ret = int(m["ret"], 0)
+    try:
+        ret = check_word(int(m["ret"], 0), m["ret"])
+    except ValueError as exc:
+        raise TraceError(f"{name}:{call.lineno}: return value of {call.name}: {exc}") \
+            from None
     if ret < 0 and m["errno"]:
         return ret, m["errno"]
     return ret, None
@@ -342,45 +354,58 @@ def _clone_flags(call: _Call, dec: _Decoder) -> int:
 
 
 def _feed(events: list[_Call | _Exit], b: TraceBuilder, name: str) -> list[str]:
-    """Drive the builder with the parsed events; returns the first execve's argv."""
+    """Drive the builder with the parsed events; returns the first execve's argv.
+
+    An event that cannot be imported raises :class:`TraceError` naming its line."""
     dec = _Decoder(b)
     argv: list[str] = []
     for ev in events:
-        if isinstance(ev, _Exit):
-            b.task_exit(ev.tid)
-            continue
-        if not ev.complete:
-            b.skip(f"{ev.name}: no return value (unfinished at the end of the log)")
-            continue
-        if ev.name in _ARG_NAMES:
-            b.syscall(_decode_call(ev, dec, name))
-        elif ev.name in _FORKS:
-            ret, errno = _ret(ev, name)
-            if errno is not None or ret is None or ret <= 0:
-                b.skip(f"{ev.name}: failed in the real run")
-            else:
-                b.fork(ev.tid, ret, _clone_flags(ev, dec))
-        elif ev.name in ("execve", "execveat"):
-            ret, errno = _ret(ev, name)
-            if errno is not None:
-                b.skip(f"{ev.name}: failed in the real run ({errno})")
-                continue
-            args = _split_args(ev.args_text)
-            if ev.name == "execveat":
-                args = args[1:]
-            first = _STRING.match(args[0]) if args else None
-            path = _unquote(first[1]) if first else "?"
-            if not argv:
-                arr = args[1] if len(args) > 1 else ""
-                argv = [_unquote(s) for s in _STRING.findall(arr)] or [path]
-            b.exec(ev.tid, path)
-        elif ev.name == "exit_group":
-            b.exit_group(ev.tid)
-        elif ev.name == "exit":
-            continue  # one task ends; its "+++ exited" line says so
-        else:
-            b.skip(f"{ev.name}: not in the op vocabulary")
+        try:
+            _feed_one(ev, b, dec, name, argv)
+        except (KeyError, ValueError) as exc:
+            if isinstance(exc, TraceError):
+                raise
+            what = f"missing argument {exc}" if isinstance(exc, KeyError) else str(exc)
+            call = ev.name if isinstance(ev, _Call) else "exit"
+            raise TraceError(f"{name}:{ev.lineno}: cannot import {call}: {what}") from None
     return argv
+
+
+def _feed_one(ev: _Call | _Exit, b: TraceBuilder, dec: _Decoder, name: str,
+              argv: list[str]) -> None:
+    """Feed one event to the builder; the first execve's argv is stored in ``argv``."""
+    if isinstance(ev, _Exit):
+        b.task_exit(ev.tid)
+        return
+    if not ev.complete:
+        b.skip(f"{ev.name}: no return value (unfinished at the end of the log)")
+        return
+    if ev.name in _ARG_NAMES:
+        b.syscall(_decode_call(ev, dec, name))
+    elif ev.name in _FORKS:
+        ret, errno = _ret(ev, name)
+        if errno is not None or ret is None or ret <= 0:
+            b.skip(f"{ev.name}: failed in the real run")
+        else:
+            b.fork(ev.tid, ret, _clone_flags(ev, dec))
+    elif ev.name in ("execve", "execveat"):
+        ret, errno = _ret(ev, name)
+        if errno is not None:
+            b.skip(f"{ev.name}: failed in the real run ({errno})")
+            return
+        args = _split_args(ev.args_text)
+        if ev.name == "execveat":
+            args = args[1:]
+        first = _STRING.match(args[0]) if args else None
+        path = _unquote(first[1]) if first else "?"
+        if not argv:
+            arr = args[1] if len(args) > 1 else ""
+            argv.extend([_unquote(s) for s in _STRING.findall(arr)] or [path])
+        b.exec(ev.tid, path)
+    elif ev.name == "exit_group":
+        b.exit_group(ev.tid)
+    elif ev.name != "exit":  # exit ends one task; its "+++ exited" line says so
+        b.skip(f"{ev.name}: not in the op vocabulary")
 
 
 def import_strace(path: str | Path, *, command: list[str] | None = None,
@@ -399,12 +424,7 @@ def import_strace(path: str | Path, *, command: list[str] | None = None,
     except OSError as exc:
         raise TraceError(f"{path}: {exc.strerror or exc}") from None
     b = TraceBuilder(max_faults=max_faults)
-    try:
-        argv = _feed(events, b, str(path))
-    except (KeyError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise TraceError(f"{path}: cannot import: {exc}") from None
+    argv = _feed(events, b, str(path))
     ops = b.finish()
     hdr = new_header(
         "strace", command if command is not None else argv,

@@ -25,9 +25,11 @@ from __future__ import annotations
 import bisect
 import datetime
 import gzip
+import io
 import json
 import platform
 import typing
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -35,6 +37,7 @@ from typing import IO, Any
 
 from dataclasses_json import DataClassJsonMixin
 
+from ..atomicfile import atomic_path
 from ..constants import (
     MAP_ANONYMOUS,
     MAP_DENYWRITE,
@@ -49,6 +52,7 @@ from ..constants import (
 )
 from ..errors import ConfigError
 from .ops import OP_FIELDS, Op
+from .shape import describe, has_type
 
 __all__ = [
     "TRACE_FORMAT",
@@ -71,6 +75,8 @@ __all__ = [
     "Regions",
     "Syscall",
     "TraceBuilder",
+    "WORD_BITS",
+    "check_word",
 ]
 
 #: The ``format`` value of every header.
@@ -182,47 +188,12 @@ _OP_DEFAULTS: dict[str, Any] = {
 }
 
 
-_NOUNS = {int: ("an integer", "integers"), str: ("a string", "strings")}
-
-
-def _describe(hint: Any) -> str:
-    """What a value of type ``hint`` is, in words ("an integer or null")."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint in _NOUNS:
-        return _NOUNS[hint][0]
-    if origin is list:
-        return f"a list of {_NOUNS[args[0]][1]}"
-    if origin is dict:
-        return "an object" if args[1] is Any else f"an object of {_NOUNS[args[1]][1]}"
-    rest = [a for a in args if a is not type(None)]
-    return " or ".join(_describe(a) for a in rest) + " or null"
-
-
-def _has_type(value: Any, hint: Any) -> bool:
-    """Whether decoded JSON ``value`` has type ``hint`` (a bool is not an integer)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
-        return True
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if origin is list:
-        return isinstance(value, list) and all(_has_type(v, args[0]) for v in value)
-    if origin is dict:
-        return isinstance(value, dict) and all(
-            isinstance(k, str) and _has_type(v, args[1]) for k, v in value.items())
-    if value is None:
-        return type(None) in args
-    return any(_has_type(value, a) for a in args if a is not type(None))
-
-
 def _check_fields(data: dict[str, Any], hints: dict[str, Any]) -> None:
     for key, value in data.items():
         if key not in hints:
             raise ValueError(f"unknown field {key!r}")
-        if not _has_type(value, hints[key]):
-            raise ValueError(f"field {key!r} must be {_describe(hints[key])}")
+        if not has_type(value, hints[key]):
+            raise ValueError(f"field {key!r} must be {describe(hints[key])}")
 
 
 def op_from_dict(data: Any) -> Op:
@@ -285,10 +256,30 @@ def trace_version(ops: Iterable[Op]) -> int:
 
 # --- reading and writing ------------------------------------------------------------------
 
-def _open_text(path: Path, mode: str) -> IO[str]:
+def _open_binary(path: Path) -> IO[bytes]:
     if path.suffix == ".gz":
-        return typing.cast(IO[str], gzip.open(path, mode + "t", encoding="utf-8"))
-    return open(path, mode, encoding="utf-8")
+        return typing.cast(IO[bytes], gzip.open(path, "rb"))
+    return open(path, "rb")
+
+
+def _decoded(lines: Iterable[bytes], name: str) -> Iterator[str]:
+    """Each line as UTF-8 text; TraceError names the first line that is not."""
+    for lineno, raw in enumerate(lines, 1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TraceError(f"{name}:{lineno}: not UTF-8 text ({exc.reason} at byte "
+                             f"{exc.start})") from None
+
+
+def _json_line(line: str) -> Any:
+    """One line of JSON; ValueError (never RecursionError) for what cannot be decoded."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def parse_trace(lines: Iterable[str], name: str = "<trace>") -> tuple[TraceHeader, list[Op]]:
@@ -300,10 +291,7 @@ def parse_trace(lines: Iterable[str], name: str = "<trace>") -> tuple[TraceHeade
         if not line.strip():
             continue
         try:
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+            data = _json_line(line)
             if isinstance(data, dict) and "format" in data:
                 if seen_first:
                     raise ValueError("a header is only allowed on the first line")
@@ -326,12 +314,12 @@ def read_trace(path: str | Path) -> tuple[TraceHeader, list[Op]]:
     """
     p = Path(path)
     try:
-        with _open_text(p, "r") as fh:
-            return parse_trace(fh, str(path))
-    except OSError as exc:
+        with _open_binary(p) as fh:
+            return parse_trace(_decoded(fh, str(path)), str(path))
+    except OSError as exc:  # gzip.BadGzipFile too
         raise TraceError(f"{path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise TraceError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except (EOFError, zlib.error) as exc:
+        raise TraceError(f"{path}: truncated or corrupt gzip data ({exc})") from None
 
 
 def iter_trace_lines(header: TraceHeader, ops: Iterable[Op]) -> Iterator[str]:
@@ -351,9 +339,17 @@ def dumps_trace(header: TraceHeader, ops: Iterable[Op]) -> str:
 
 
 def write_trace(path: str | Path, header: TraceHeader, ops: Iterable[Op]) -> None:
-    """Write ``header`` then one line per op (gzip-compressed if ``path`` ends in .gz)."""
-    with _open_text(Path(path), "w") as fh:
-        fh.writelines(iter_trace_lines(header, ops))
+    """Write ``header`` then one line per op (gzip-compressed if ``path`` ends in .gz),
+    atomically: an error part-way leaves no file (and an existing one untouched)."""
+    target = Path(path)
+    with atomic_path(target) as tmp, open(tmp, "wb") as raw:
+        if target.suffix == ".gz":  # the gzip header names the trace, not the temporary
+            with gzip.GzipFile(filename=target.name, mode="wb", fileobj=raw) as gz, \
+                    io.TextIOWrapper(gz, encoding="utf-8") as fh:
+                fh.writelines(iter_trace_lines(header, ops))
+        else:
+            with io.TextIOWrapper(raw, encoding="utf-8") as fh:
+                fh.writelines(iter_trace_lines(header, ops))
 
 
 # --- the importers' back end --------------------------------------------------------------
@@ -416,6 +412,18 @@ class Regions:
     def spans(self) -> list[tuple[int, int]]:
         """The intervals, in address order."""
         return list(zip(self.starts, self.ends, strict=True))
+
+
+#: The width of a register: what a syscall argument or return value can hold.
+WORD_BITS = 64
+
+
+def check_word(value: int, text: str) -> int:
+    """``value`` if a 64-bit register holds it (signed or unsigned), else ValueError
+    quoting ``text``: an importer's input with a wider number is not a tool's output."""
+    if not -(1 << (WORD_BITS - 1)) <= value < 1 << WORD_BITS:
+        raise ValueError(f"{text[:40]!r} does not fit in a 64-bit register")
+    return value
 
 
 @dataclass
