@@ -180,7 +180,7 @@ def record(command: Sequence[str], out: str | Path, *, tool: str = "perf",
             run_notes.append(f"{tool} exited with status {rc} (the command's, or its own)")
         if keep_raw is not None:
             with atomic_path(keep_raw) as raw_tmp:
-                shutil.copyfile(text, tmp)
+                shutil.copyfile(text, raw_tmp)
         importer = import_strace if tool == "strace" else import_perf
         header, ops = importer(text, command=command, recorded_with=recorded_with,
                                notes=run_notes, max_faults=max_faults, tool_version=version)
