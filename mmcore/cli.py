@@ -1,22 +1,28 @@
 """mmsim: run, compare and sweep workloads over the installed rmap schemes.
 
-    mmsim plugins                          installed plugins
-    mmsim workloads                        built-in workloads and their parameters
-    mmsim run WORKLOAD --rmap X [--policy P] [--param k=v ...] [--seed N] [--json]
+    mmsim plugins [--json]                 installed plugins and what satisfies their needs
+    mmsim workloads [--json]               built-in workloads and their parameters
+    mmsim run WORKLOAD --rmap X [--mremap-policy P] [--param k=v ...] [--seed N] [--json]
     mmsim compare WORKLOAD [--param k=v ...] [--plot out.png] [--json]
-    mmsim compare WORKLOAD --axis file_rmap|reclaim [--rmap X] [--policy P] ...
+    mmsim compare WORKLOAD --axis file_rmap|reclaim [--rmap X] [--mremap-policy P] ...
     mmsim sweep WORKLOAD --param k=v1,v2,... [--jobs N] [--plot out.png] [--json]
-
-run, compare and sweep take ``--file-rmap`` (i_mmap_tree, i_mmap_list) and ``--reclaim``
-(lru2, clock) to choose those plugins (default: the Machine's, today's Linux);
-``compare --axis file_rmap`` (or ``reclaim``) compares the plugins of that kind side by
-side, with one rmap configuration (``--rmap``, default anon_vma_chain).
-    mmsim rerun RESULT.json                run a recorded result again and diff it
+    mmsim rerun RESULT.json [--json]       run a recorded result again and diff it
     mmsim trace import|info|record|replay  traces (mmcore.experiments.trace_cli)
-    mmsim reproduce [--out docs]           measure the 2004 thread's claims
+    mmsim reproduce [--out DIR] [--json]   measure the 2004 thread's claims
 
-Bad input (an unknown workload or scheme, a malformed --param) prints one line on stderr
-and exits with status 2. structlog is configured here and only here.
+Every option has one spelling wherever it appears (``--rmap``, ``--mremap-policy``,
+``--file-rmap``, ``--reclaim``, ``--observe``, ``--json``), the same as the pytest
+plugin's (``--mmcore-rmap``, ``--mmcore-mremap-policy``, ...) and the Python keywords
+(``rmap=``, ``mremap_policy=``, ...). ``--observe NAME`` (repeatable) adds an observer
+plugin such as ``event_log`` (its events go to stderr at ``--log-level debug``, the
+default when observing).
+
+Exit status: 0 success; 1 the command ran and failed (a file that cannot be read,
+parsed or written, a broken plugin, a rerun that differs, a replay mismatch); 2 the command
+line is wrong (an unknown option, workload or plugin, a bad value); 130 interrupted
+(Ctrl-C). Every error is one line on stderr, never a traceback. Nothing is written
+unless an output path is given, or the default path is printed (on stderr) before
+anything is written. structlog is configured here and only here.
 """
 
 from __future__ import annotations
@@ -35,26 +41,80 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__
-from .errors import ConfigError
+from .errors import ConfigError, MachineBroken, PluginError
 
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
+#: 128 + SIGINT, what a shell reports for a command killed by Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 
 class UsageError(Exception):
     """Bad command-line input: reported as one line on stderr, exit status 2."""
 
 
+class Failure(Exception):
+    """The command ran and failed (an input it cannot use, an output it cannot write):
+    reported as one line on stderr, exit status 1."""
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default, where it has a meaningful one (not for
+    flags, lists or "not set")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or not action.option_strings or default is None \
+                or isinstance(default, bool) or default == [] \
+                or default is argparse.SUPPRESS:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (no usage dump) and exit 2."""
+    """An ArgumentParser whose errors are one line (no usage dump) and exit 2, and whose
+    help shows the defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         """Report ``message`` as a usage error."""
         raise UsageError(message)
 
 
+def count(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    return _bounded(text, 0)
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    return _bounded(text, 1)
+
+
+def _bounded(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{text} is less than {low}")
+    if value >= 1 << 63:
+        raise argparse.ArgumentTypeError(f"{text} is too large")
+    return value
+
+
+#: The largest magnitude of an integer ``--param`` value (a signed 64-bit number).
+PARAM_INT_LIMIT = 1 << 63
+
+
 def parse_params(items: Sequence[str], allow_lists: bool = False) -> dict[str, Any]:
     """``["pages=64", "children=8"]`` -> ``{"pages": "64", "children": "8"}``; with
-    ``allow_lists`` each value is split on commas into a list."""
+    ``allow_lists`` each value is split on commas into a list. An integer beyond 64 bits
+    is a usage error here (the workload's own checks see the rest)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -63,13 +123,13 @@ def parse_params(items: Sequence[str], allow_lists: bool = False) -> dict[str, A
             raise UsageError(f"malformed --param {item!r}: expected NAME=VALUE")
         if key in out:
             raise UsageError(f"--param {key} given twice")
-        if allow_lists:
-            values = [v.strip() for v in value.split(",")]
-            if any(v == "" for v in values):
-                raise UsageError(f"malformed --param {item!r}: empty value in the list")
-            out[key] = values
-        else:
-            out[key] = value
+        values = [v.strip() for v in value.split(",")] if allow_lists else [value]
+        if any(v == "" for v in values):
+            raise UsageError(f"malformed --param {item!r}: empty value in the list")
+        for v in values:
+            if v.lstrip("+-").isdigit() and abs(int(v)) >= PARAM_INT_LIMIT:
+                raise UsageError(f"--param {key}={v}: out of range (a 64-bit integer)")
+        out[key] = values if allow_lists else value
     return out
 
 
@@ -89,65 +149,98 @@ def configure_logging(level: str, fmt: str) -> None:
     )
 
 
+def add_json_option(sp: argparse.ArgumentParser) -> None:
+    """``--json``: the same report as JSON on stdout."""
+    sp.add_argument("--json", action="store_true", help="print JSON, not a table")
+
+
+def add_plugin_options(sp: argparse.ArgumentParser) -> None:
+    """``--file-rmap`` and ``--reclaim``: the Machine's file rmap and reclaim plugins."""
+    sp.add_argument("--file-rmap", default=None, metavar="NAME",
+                    help="file rmap plugin: i_mmap_tree (the default) or i_mmap_list")
+    sp.add_argument("--reclaim", default=None, metavar="NAME",
+                    help="reclaim policy plugin: lru2 (the default) or clock")
+
+
+def add_machine_options(sp: argparse.ArgumentParser, rmap: str | None = None,
+                        rmap_help: str = "rmap scheme (see mmsim plugins)",
+                        rmap_required: bool = False) -> None:
+    """The options that choose a Machine's plugins, spelt the same on every command:
+    ``--rmap``, ``--mremap-policy``, ``--file-rmap``, ``--reclaim``, ``--observe``."""
+    sp.add_argument("--rmap", default=rmap, required=rmap_required, metavar="NAME",
+                    help=rmap_help)
+    sp.add_argument("--mremap-policy", default=None, metavar="NAME",
+                    help="mremap policy plugin, e.g. unshare (default: none)")
+    add_plugin_options(sp)
+    sp.add_argument("--observe", action="append", default=[], metavar="NAME",
+                    help="also register observer plugin NAME, e.g. event_log "
+                         "(repeatable)")
+
+
 def build_parser() -> Parser:
     """The argument parser of ``mmsim``."""
     p = Parser(prog="mmsim", description="Compare Linux reverse-mapping schemes on "
                "simulated workloads.")
     p.add_argument("--version", action="version", version=f"mmsim (mmcore) {__version__}")
-    p.add_argument("--log-level", default="warning",
+    p.add_argument("--log-level", default=None,
                    choices=["debug", "info", "warning", "error"],
-                   help="structlog events at or above this level go to stderr")
-    p.add_argument("--log-format", default="console", choices=["console", "json"])
+                   help="structlog events at or above this level go to stderr (default: "
+                        "debug with --observe, else warning)")
+    p.add_argument("--log-format", default="console", choices=["console", "json"],
+                   help="how structlog events are printed")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
-    sub.add_parser("plugins", help="list installed plugins")
+    pl = sub.add_parser("plugins", help="list installed plugins")
+    add_json_option(pl)
     w = sub.add_parser("workloads", help="list built-in workloads and their parameters")
-    w.add_argument("--json", action="store_true")
+    add_json_option(w)
 
     def common(sp: argparse.ArgumentParser, lists: bool = False) -> None:
-        sp.add_argument("workload")
+        sp.add_argument("workload", help="a built-in workload (see mmsim workloads)")
         sp.add_argument("--param", action="append", default=[], metavar="K=V1,V2" if lists
                         else "K=V", help="a workload parameter (repeatable)")
-        sp.add_argument("--seed", type=int, default=0)
-        sp.add_argument("--arch", default="x86_64", choices=["x86_64", "i386"])
-        sp.add_argument("--file-rmap", default=None, metavar="NAME",
-                        help="file rmap plugin: i_mmap_tree (default) or i_mmap_list")
-        sp.add_argument("--reclaim", default=None, metavar="NAME",
-                        help="reclaim policy plugin: lru2 (default) or clock")
-        sp.add_argument("--json", action="store_true", help="print JSON, not a table")
+        sp.add_argument("--seed", type=int, default=0, help="seed of the workload")
+        sp.add_argument("--arch", default="x86_64", choices=["x86_64", "i386"],
+                        help="struct-size profile")
+        add_json_option(sp)
+
+    def plot_options(sp: argparse.ArgumentParser, default: str) -> None:
+        sp.add_argument("--plot", default=None, metavar="FILE",
+                        help=f"plot file (.png or .svg; its directory is created if "
+                             f"missing); default {default}, announced before it is "
+                             f"written")
+        sp.add_argument("--no-plot", action="store_true", help="write no plot")
 
     r = sub.add_parser("run", help="run a workload on one configuration")
     common(r)
-    r.add_argument("--rmap", required=True, help="rmap scheme (see mmsim plugins)")
-    r.add_argument("--policy", default=None, help="mremap policy plugin, e.g. unshare")
+    add_machine_options(r, rmap_required=True)
 
     c = sub.add_parser("compare", help="run a workload on every valid configuration")
     common(c)
     c.add_argument("--axis", default="rmap", choices=["rmap", "file_rmap", "reclaim"],
-                   help="what to compare: the rmap configurations (default), the file "
-                        "rmap plugins or the reclaim policies")
-    c.add_argument("--rmap", default=None,
-                   help="with --axis file_rmap or reclaim: the rmap scheme (default "
-                        "anon_vma_chain)")
-    c.add_argument("--policy", default=None,
-                   help="with --axis file_rmap or reclaim: an mremap policy")
-    c.add_argument("--plot", default=None, metavar="FILE",
-                   help="plot file (.png or .svg); default results/WORKLOAD.png")
-    c.add_argument("--no-plot", action="store_true", help="write no plot")
+                   help="what to compare: the rmap configurations, the file rmap plugins "
+                        "or the reclaim policies")
+    add_machine_options(c, rmap_help="with --axis file_rmap or reclaim: the rmap scheme "
+                                     "(default anon_vma_chain)")
+    plot_options(c, "results/WORKLOAD.png")
 
     s = sub.add_parser("sweep", help="a grid of parameter values x every configuration")
     common(s, lists=True)
-    s.add_argument("--jobs", type=int, default=1, help="worker processes")
-    s.add_argument("--plot", default=None, metavar="FILE",
-                   help="plot file; default results/WORKLOAD-sweep-PARAM.png")
-    s.add_argument("--no-plot", action="store_true", help="write no plot")
+    add_plugin_options(s)
+    s.add_argument("--jobs", type=positive, default=1, help="worker processes")
+    plot_options(s, "results/WORKLOAD-sweep-PARAM.png")
 
     rr = sub.add_parser("rerun", help="run a recorded result (mmsim run --json) again")
     rr.add_argument("result", help="JSON file of one result")
+    add_json_option(rr)
+
+    from .experiments.reproduce import DEFAULT_OUT_DIR
 
     rp = sub.add_parser("reproduce", help="measure the 2004 claims into results.md")
-    rp.add_argument("--out", default="docs", help="directory for results.md and img/")
+    rp.add_argument("--out", default=str(DEFAULT_OUT_DIR), metavar="DIR",
+                    help="directory for results.md and img/ (created if missing)")
+    add_json_option(rp)
 
     try:  # mmsim trace ... (import, info, record, replay) lives with the traces
         from .experiments.trace_cli import add_trace_commands
@@ -158,23 +251,65 @@ def build_parser() -> Parser:
     return p
 
 
+def announce(path: Path | str, what: str, how: str) -> None:
+    """Say on stderr where a default output goes, before anything is written."""
+    print(f"mmsim: writing {what} to {path} ({how})", file=sys.stderr)
+
+
+def print_json(doc: Any) -> None:
+    """One JSON document on stdout (sorted keys, so output diffs cleanly)."""
+    import json
+
+    print(json.dumps(doc, indent=1, sort_keys=True))
+
+
 # --- commands ---------------------------------------------------------------------------
 
 
+def _need_providers(installed: dict[str, type]) -> dict[str, list[str]]:
+    """For each capability some plugin needs, the plugins that provide it."""
+    from .plugins import plugin_info
+
+    out: dict[str, list[str]] = {}
+    for name, cls in installed.items():
+        for cap in plugin_info(cls).provides:
+            out.setdefault(cap, []).append(name)
+    return out
+
+
+def _needs_text(needs: frozenset[str], providers: dict[str, list[str]]) -> str:
+    """What satisfies each need: ``unshare`` (the plugins that provide it), or the
+    capability's name when nothing installed provides it."""
+    parts = [" or ".join(providers[cap]) if cap in providers
+             else f"{cap} (nothing installed provides it)" for cap in sorted(needs)]
+    return ", ".join(parts) or "-"
+
+
 def cmd_plugins(args: argparse.Namespace, out: Console) -> int:
-    """Table of installed plugins."""
+    """Table (or JSON) of installed plugins; a need is shown as the plugins that
+    satisfy it (``anonmm`` needs ``unshare``), not as the capability's name."""
     from .plugins import installed_plugins, plugin_info, valid_configurations
 
+    installed = installed_plugins()
+    providers = _need_providers(installed)
+    configs = [r if p is None else f"{r}+{p}" for r, p in valid_configurations()]
+    if args.json:
+        print_json({"plugins": [
+            {"name": name, "kind": info.kind, "version": info.version,
+             "needs": {cap: providers.get(cap, []) for cap in sorted(info.needs)},
+             "provides": sorted(info.provides), "summary": info.summary}
+            for name, info in ((n, plugin_info(c)) for n, c in installed.items())],
+            "valid_configurations": configs})
+        return 0
     table = Table(title="installed mmcore plugins", title_justify="left",
                   header_style="bold")
     for col in ("name", "kind", "version", "needs", "summary"):
         table.add_column(col, overflow="fold")
-    for name, cls in installed_plugins().items():
+    for name, cls in installed.items():
         info = plugin_info(cls)
-        table.add_row(name, info.kind, info.version, ", ".join(sorted(info.needs)) or "-",
+        table.add_row(name, info.kind, info.version, _needs_text(info.needs, providers),
                       info.summary)
     out.print(table)
-    configs = [r if p is None else f"{r}+{p}" for r, p in valid_configurations()]
     out.print(f"valid configurations ({len(configs)}): " + ", ".join(configs))
     return 0
 
@@ -206,30 +341,54 @@ def cmd_workloads(args: argparse.Namespace, out: Console) -> int:
 
 def _check_workload(name: str, params: dict[str, Any]) -> None:
     from .experiments.workloads import make_params
-    make_params(name, params)
+    try:
+        make_params(name, params)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
-def _check_scheme(rmap: str, policy: str | None) -> None:
+def check_observers(observers: Sequence[str]) -> None:
+    """UsageError unless every ``--observe`` name is an installed observer plugin."""
+    from .plugins import resolve
+
+    try:
+        for name in observers:
+            resolve(name, "observer")
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def check_scheme(rmap: str, mremap_policy: str | None, observers: Sequence[str] = ()
+                 ) -> None:
+    """UsageError unless the named rmap scheme, mremap policy and observers exist and
+    the scheme's needs are met (``anonmm`` without ``unshare``)."""
     from .plugins import missing_needs, resolve
 
-    classes = [resolve(rmap, "rmap")]
-    if policy is not None:
-        classes.append(resolve(policy, "mremap_policy"))
-    problems = missing_needs(classes)
+    check_observers(observers)
+    try:
+        classes = [resolve(rmap, "rmap")]
+        if mremap_policy is not None:
+            classes.append(resolve(mremap_policy, "mremap_policy"))
+        problems = missing_needs(classes)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
     if problems:
-        raise ConfigError("; ".join(problems))
+        raise UsageError("; ".join(problems))
 
 
-def _machine_plugins(args: argparse.Namespace) -> dict[str, str]:
+def machine_plugins(args: argparse.Namespace) -> dict[str, str]:
     """``{"file_rmap": ..., "reclaim": ...}`` from the options (the defaults where not
-    given); ConfigError names the choices for an unknown plugin."""
+    given); UsageError names the choices for an unknown plugin."""
     from .experiments.results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM
     from .plugins import resolve
 
     chosen = {"file_rmap": args.file_rmap or DEFAULT_FILE_RMAP,
               "reclaim": args.reclaim or DEFAULT_RECLAIM}
-    for kind, name in chosen.items():
-        resolve(name, kind)
+    try:
+        for kind, name in chosen.items():
+            resolve(name, kind)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
     return chosen
 
 
@@ -260,10 +419,11 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
 
     params = parse_params(args.param)
     _check_workload(args.workload, params)
-    _check_scheme(args.rmap, args.policy)
-    plugins = _machine_plugins(args)
-    result = run(args.workload, params, rmap=args.rmap, policy=args.policy, seed=args.seed,
-                 arch=args.arch, file_rmap=plugins["file_rmap"], reclaim=plugins["reclaim"])
+    check_scheme(args.rmap, args.mremap_policy, args.observe)
+    plugins = machine_plugins(args)
+    result = run(args.workload, params, rmap=args.rmap, policy=args.mremap_policy,
+                 seed=args.seed, arch=args.arch, file_rmap=plugins["file_rmap"],
+                 reclaim=plugins["reclaim"], observers=args.observe)
     if args.json:
         print(result.to_json(indent=1, sort_keys=True))
         return 0
@@ -287,11 +447,15 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
 
 
 def _plot_path(args: argparse.Namespace, default: str) -> Path | None:
+    """The plot file of ``--plot``, or ``results/DEFAULT`` (announced on stderr now,
+    before any run), or None with ``--no-plot``."""
     if args.no_plot:
         return None
     path = Path(args.plot) if args.plot else Path("results") / default
     if path.suffix.lower() not in (".png", ".svg"):
         raise UsageError(f"--plot {str(path)!r} must end in .png or .svg")
+    if not args.plot:
+        announce(path, "the plot", "the default; --plot FILE or --no-plot to change")
     return path
 
 
@@ -333,31 +497,36 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> int:
 
     params = parse_params(args.param)
     _check_workload(args.workload, params)
-    plugins = _machine_plugins(args)
+    plugins = machine_plugins(args)
     axis = args.axis
     if axis == "rmap":
-        if args.rmap is not None or args.policy is not None:
-            raise UsageError("--rmap and --policy choose the scheme of a --axis file_rmap "
-                             "or reclaim comparison; --axis rmap runs every configuration")
+        if args.rmap is not None or args.mremap_policy is not None:
+            raise UsageError("--rmap and --mremap-policy choose the scheme of a --axis "
+                             "file_rmap or reclaim comparison; --axis rmap runs every "
+                             "configuration")
+        check_observers(args.observe)
         suffix = ""
     else:
         if getattr(args, axis) is not None:
             raise UsageError(f"--{axis.replace('_', '-')} fixes the plugin that --axis "
                              f"{axis} compares: give one or the other")
-        _check_scheme(args.rmap or "anon_vma_chain", args.policy)
+        check_scheme(args.rmap or "anon_vma_chain", args.mremap_policy, args.observe)
         suffix = f"-{axis}"
     plot = _plot_path(args, f"{args.workload}{suffix}.png")
     if axis == "rmap":
         results = [run(args.workload, params, rmap=rmap, policy=policy, seed=args.seed,
                        arch=args.arch, file_rmap=plugins["file_rmap"],
-                       reclaim=plugins["reclaim"]) for rmap, policy in configurations()]
+                       reclaim=plugins["reclaim"], observers=args.observe)
+                   for rmap, policy in configurations()]
         what = f"{_machine_note(plugins)}): x = ratio to the best configuration"
     else:
         rmap = args.rmap or "anon_vma_chain"
-        results = run_axis(args.workload, axis, params, rmap=rmap, policy=args.policy,
-                           seed=args.seed, arch=args.arch, file_rmap=plugins["file_rmap"],
-                           reclaim=plugins["reclaim"])
-        scheme = rmap if args.policy is None else f"{rmap}+{args.policy}"
+        results = run_axis(args.workload, axis, params, rmap=rmap,
+                           policy=args.mremap_policy, seed=args.seed, arch=args.arch,
+                           file_rmap=plugins["file_rmap"], reclaim=plugins["reclaim"],
+                           observers=args.observe)
+        policy = args.mremap_policy
+        scheme = rmap if policy is None else f"{rmap}+{policy}"
         other = "reclaim" if axis == "file_rmap" else "file_rmap"
         what = (f"): {axis.replace('_', ' ')} plugins with {scheme} and "
                 f"{other.replace('_', ' ')} {plugins[other]}; x = ratio to the best")
@@ -404,7 +573,7 @@ def cmd_sweep(args: argparse.Namespace, out: Console) -> int:
         _check_workload(args.workload, combo)
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    plugins = _machine_plugins(args)
+    plugins = machine_plugins(args)
     plot = _plot_path(args, f"{args.workload}-sweep-{swept[0]}.png")
     todo = jobs(args.workload, values, seed=args.seed, arch=args.arch)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -462,40 +631,63 @@ def _run_with_plugins(todo: Sequence[Any], plugins: dict[str, str], processes: i
     return [Result.from_json(t) for t in texts]
 
 
+def read_input(path: str) -> str:
+    """The UTF-8 text of an input file; :class:`Failure` (one line naming the file and,
+    for bad UTF-8, the line) if it cannot be read."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise Failure(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise Failure(f"{path}:{line}: not UTF-8 text ({exc.reason})") from None
+
+
 def cmd_rerun(args: argparse.Namespace, out: Console) -> int:
     """Run a recorded result again; exit 1 if any reproducible number differs."""
+    from .experiments.results import ResultError, load
     from .experiments.runner import rerun
 
-    try:
-        text = Path(args.result).read_text()
-    except OSError as exc:
-        raise UsageError(f"cannot read {args.result}: {exc.strerror}") from None
-    from .experiments.results import load
-
+    text = read_input(args.result)
     try:
         old = load(text)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{args.result} is not an mmsim result: {exc}") from None
+    except ResultError as exc:
+        raise Failure(f"{args.result} is not an mmsim result: {exc}") from None
     new = rerun(text)
-    if new.reproducible_json() == old.reproducible_json():
-        out.print(f"reproduced: {old.config.workload} on {old.label}, identical")
-        return 0
     import difflib
 
-    diff = difflib.unified_diff(old.reproducible_json().splitlines(),
-                                new.reproducible_json().splitlines(), "recorded", "rerun",
-                                lineterm="")
-    print("\n".join(diff))
-    return 1
+    diff = list(difflib.unified_diff(old.reproducible_json().splitlines(),
+                                     new.reproducible_json().splitlines(), "recorded",
+                                     "rerun", lineterm=""))
+    if args.json:
+        print_json({"result": args.result, "workload": old.config.workload,
+                    "configuration": old.label, "identical": not diff, "diff": diff})
+    elif not diff:
+        out.print(f"reproduced: {old.config.workload} on {old.label}, identical")
+    else:
+        print("\n".join(diff))
+    return 0 if not diff else EXIT_FAILURE
 
 
 def cmd_reproduce(args: argparse.Namespace, out: Console) -> int:
-    """Measure the 2004 claims; write results.md and its plots."""
-    from .experiments.reproduce import reproduce
+    """Measure the 2004 claims; write results.md and its plots (the default directory is
+    announced before anything is written)."""
+    from .experiments.reproduce import DEFAULT_OUT_DIR, reproduce
 
+    if Path(args.out) == DEFAULT_OUT_DIR:
+        announce(f"{args.out}/results.md and {args.out}/img/", "the report",
+                 "the default; --out DIR to change")
     err = Console(stderr=True)
     path, claims = reproduce(args.out, progress=lambda name: err.print(
         f"[dim]measuring {name}[/]") if err.is_terminal else None)
+    if args.json:
+        print_json({"report": str(path), "claims": [
+            {"key": c.key, "title": c.title, "verdict": c.verdict,
+             "image": None if c.image is None else str(path.parent / "img" / c.image)}
+            for c in claims]})
+        return 0
     for c in claims:
         out.print(f"{c.verdict:>20}  {c.title}")
     out.print(f"wrote {path}")
@@ -509,12 +701,28 @@ COMMANDS = {
 }
 
 
+def _oserror_text(exc: OSError) -> str:
+    """``PATH: reason`` for a file error (``/missing/x: No such file or directory``)."""
+    where = exc.filename if exc.filename is not None else ""
+    reason = exc.strerror or str(exc)
+    return f"{where}: {reason}" if where else reason
+
+
+def _error(message: str, status: int) -> int:
+    print(f"mmsim: error: {' '.join(message.split())}", file=sys.stderr)
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``mmsim``; returns the exit status."""
+    """Entry point of ``mmsim``; returns the exit status (see the module docstring)."""
+    from .experiments.record import RecordError
+
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        configure_logging(args.log_level, args.log_format)
+        observing = bool(getattr(args, "observe", None))
+        configure_logging(args.log_level or ("debug" if observing else "warning"),
+                          args.log_format)
         out = Console()
         if not out.is_terminal and "COLUMNS" not in os.environ:
             out = Console(width=120)  # a pipe or file: do not squeeze tables to 80
@@ -524,9 +732,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args, out)
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else 0
-    except (UsageError, ConfigError) as exc:
-        print(f"mmsim: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return EXIT_USAGE
+    except UsageError as exc:
+        return _error(str(exc), EXIT_USAGE)
+    except (Failure, ConfigError, PluginError, MachineBroken, RecordError) as exc:
+        return _error(str(exc), EXIT_FAILURE)
+    except OSError as exc:  # an output that cannot be written, an input gone
+        return _error(_oserror_text(exc), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        print("mmsim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def test_run_json(capsys: pytest.CaptureFixture[str]) -> None:
     rmap, policy = CONFIGS[0]
     argv = ["run", "forking-server", "--rmap", rmap, *SMALL, "--seed", "3", "--json"]
     if policy:
-        argv += ["--policy", policy]
+        argv += ["--mremap-policy", policy]
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["config"]["rmap"] == rmap and doc["config"]["seed"] == 3
@@ -52,7 +52,7 @@ def test_run_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_run_table(capsys: pytest.CaptureFixture[str]) -> None:
     rmap, policy = CONFIGS[0]
-    argv = ["run", "wide-fork", "--rmap", rmap, *SMALL] + (["--policy", policy] if policy
+    argv = ["run", "wide-fork", "--rmap", rmap, *SMALL] + (["--mremap-policy", policy] if policy
                                                            else [])
     assert main(argv) == 0
     assert rmap in capsys.readouterr().out
@@ -105,7 +105,7 @@ def test_sweep_on_a_process_pool_matches_inline(tmp_path: Path,
 def test_rerun_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rmap, policy = CONFIGS[-1]
     argv = ["run", "random-mix", "--rmap", rmap, "--param", "steps=80", "--json"]
-    assert main(argv + (["--policy", policy] if policy else [])) == 0
+    assert main(argv + (["--mremap-policy", policy] if policy else [])) == 0
     saved = tmp_path / "r.json"
     saved.write_text(capsys.readouterr().out)
     assert main(["rerun", str(saved)]) == 0
@@ -121,7 +121,7 @@ def test_rerun_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     (["compare", "forking-server", "--param", "nope=1"], "Unknown field"),
     (["compare", "forking-server", "--param", "pages=0"], "at least 1"),
     (["run", "forking-server", "--rmap", "no_such_scheme"], "choose one of"),
-    (["run", "forking-server", "--rmap", "pte_chains", "--policy", "nope"], "choose one"),
+    (["run", "forking-server", "--rmap", "pte_chains", "--mremap-policy", "nope"], "choose one"),
     (["run", "forking-server"], "--rmap"),
     (["sweep", "forking-server", "--param", "pages=4"], "several values"),
     (["compare", "forking-server", "--plot", "x.txt"], ".png or .svg"),

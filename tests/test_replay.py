@@ -4,7 +4,6 @@ errno, and the rmap walk checked against the page tables."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mmcore import Machine
+from mmcore.cli import main
 from mmcore.constants import (
     MAP_ANONYMOUS,
     MAP_DENYWRITE,
@@ -28,7 +28,6 @@ from mmcore.errors import ConfigError
 from mmcore.experiments.ops import Op
 from mmcore.experiments.replay import StandInFile, replay, replay_trace, stand_in_data
 from mmcore.experiments.trace import dumps_trace, new_header, parse_trace, read_trace
-from mmcore.experiments.trace_cli import add_trace_commands
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples" / "traces").glob("*.jsonl"))
 RW = PROT_READ | PROT_WRITE
@@ -316,14 +315,16 @@ def test_walk_checks_do_not_change_the_reported_walk_costs() -> None:
 
 
 def test_cli_replay_prints_a_report(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser(prog="mmsim")
-    add_trace_commands(parser.add_subparsers(dest="command", required=True))
     path = next(p for p in EXAMPLES if "mmtoy" in p.name)
-    args = parser.parse_args(["trace", "replay", str(path), "--rmap", "pte_chains",
-                              "--check-walks", "2", "--json"])
-    assert args.func(args) == 0
+    assert main(["trace", "replay", str(path), "--rmap", "pte_chains",
+                 "--check-walks", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["rmap"] == "pte_chains" and report["walk_mismatches"] == []
-    args = parser.parse_args(["trace", "replay", str(path), "--rmap", "no_such_scheme"])
-    assert args.func(args) == 1
+
+
+def test_cli_replay_of_an_unknown_scheme_is_a_usage_error_exit_2(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A scheme name the command line got wrong is exit 2, as for mmsim run."""
+    path = next(p for p in EXAMPLES if "mmtoy" in p.name)
+    assert main(["trace", "replay", str(path), "--rmap", "no_such_scheme"]) == 2
     assert "unknown rmap plugin 'no_such_scheme'" in capsys.readouterr().err

@@ -3,7 +3,6 @@ shipped example traces, and the ``trace`` CLI commands that need no tools."""
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import platform
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import mmcore
+from mmcore.cli import main
 from mmcore.constants import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
 from mmcore.experiments import record as record_mod
 from mmcore.experiments.ops import Op
@@ -26,7 +26,6 @@ from mmcore.experiments.trace import (
     read_trace,
     write_trace,
 )
-from mmcore.experiments.trace_cli import add_trace_commands
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples" / "traces").glob("*.jsonl"))
 DATA = Path(__file__).parent / "data"
@@ -48,10 +47,6 @@ OPS = [
 ]
 
 
-def cli() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mmsim")
-    add_trace_commands(parser.add_subparsers(dest="command", required=True))
-    return parser
 
 
 # --- round trip ---------------------------------------------------------------------------
@@ -187,39 +182,36 @@ def test_there_are_example_traces_from_both_tools() -> None:
 def test_cli_import_writes_a_trace_and_info_describes_it(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "o.jsonl"
-    args = cli().parse_args(["trace", "import", str(DATA / "strace_mmtoy.txt"),
-                             "--from", "strace", "-o", str(out), "--note", "hello"])
-    assert args.func(args) == 0
+    assert main(["trace", "import", str(DATA / "strace_mmtoy.txt"),
+                 "--from", "strace", "-o", str(out), "--note", "hello"]) == 0
     header, ops = read_trace(out)
     assert header.source == "strace" and "hello" in header.notes
     assert len(ops) == 27
-    args = cli().parse_args(["trace", "info", str(out), "--json"])
     capsys.readouterr()
-    assert args.func(args) == 0
+    assert main(["trace", "info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["ops"] == 27 and info["pids"] == [6697, 6698]
     assert info["ops_by_kind"]["fork"] == 1
     assert "/usr/lib/x86_64-linux-gnu/libc.so.6" in info["stand_in_files"]
-    args = cli().parse_args(["trace", "info", str(out)])
-    assert args.func(args) == 0
+    assert main(["trace", "info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "from strace" in text and "wait4: not in the op vocabulary" in text
 
 
 def test_cli_import_of_the_wrong_kind_of_log_is_one_error_line(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = cli().parse_args(["trace", "import", str(DATA / "strace_mmtoy.txt"),
-                             "--from", "perf", "-o", str(tmp_path / "o.jsonl")])
-    assert args.func(args) == 1
+    assert main(["trace", "import", str(DATA / "strace_mmtoy.txt"),
+                 "--from", "perf", "-o", str(tmp_path / "o.jsonl")]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("mmsim trace import: error: ")
+    assert err.startswith("mmsim: error: ")
     assert "strace_mmtoy.txt:1: not perf script output" in err
     assert "\n" not in err
 
 
-def test_cli_needs_a_subcommand() -> None:
-    with pytest.raises(SystemExit):
-        cli().parse_args(["trace"])
+def test_cli_needs_a_subcommand_and_says_so_with_exit_2(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace"]) == 2
+    assert capsys.readouterr().err.startswith("mmsim: error: ")
 
 
 # --- recording: the error paths (no tool needed) ----------------------------------------------
@@ -262,9 +254,8 @@ def test_cli_record_passes_the_command_through(monkeypatch: pytest.MonkeyPatch,
         return TraceHeader(), []
 
     monkeypatch.setattr(record_mod, "record", fake_record)
-    args = cli().parse_args(["trace", "record", "-o", str(tmp_path / "o.jsonl"),
-                             "--tool", "strace", "--", "ls", "-l", "--color"])
-    assert args.func(args) == 0
+    assert main(["trace", "record", "-o", str(tmp_path / "o.jsonl"),
+                 "--tool", "strace", "--", "ls", "-l", "--color"]) == 0
     assert seen["cmd"] in (["ls", "-l", "--color"], ["--", "ls", "-l", "--color"])
     assert seen["tool"] == "strace"
 

@@ -103,10 +103,12 @@ def plugin_versions(rmap: str, policy: str | None) -> dict[str, str]:
 def run(workload: str, params: Mapping[str, Any] | DataClassJsonMixin | None = None, *,
         rmap: str, policy: str | None = None, seed: int = 0, arch: str = "x86_64",
         ram_pages: int | None = None, swap_pages: int | None = None,
-        file_rmap: str = DEFAULT_FILE_RMAP, reclaim: str = DEFAULT_RECLAIM) -> Result:
+        file_rmap: str = DEFAULT_FILE_RMAP, reclaim: str = DEFAULT_RECLAIM,
+        observers: Sequence[str] = ()) -> Result:
     """Run built-in ``workload`` with ``params`` on one configuration.
 
-    ``file_rmap`` and ``reclaim`` name the file rmap and reclaim plugins; ``ram_pages``
+    ``file_rmap`` and ``reclaim`` name the file rmap and reclaim plugins, ``observers``
+    any observer plugins to register (``event_log``); ``ram_pages``
     and ``swap_pages`` size the machine (see :func:`machine_sizes`). Raises
     :class:`mmcore.ConfigError` for an unknown workload, bad parameters or an invalid
     configuration (an unknown plugin, or anonmm without an mremap policy).
@@ -117,7 +119,8 @@ def run(workload: str, params: Mapping[str, Any] | DataClassJsonMixin | None = N
     config = RunConfig(workload=workload, params=p.to_dict(), seed=seed, rmap=rmap,
                        policy=policy, arch=arch, ram_pages=ram, swap_pages=swap,
                        file_rmap=file_rmap, reclaim=reclaim)
-    return execute(w.generator(p, random.Random(seed)), config, strict=w.strict)
+    return execute(w.generator(p, random.Random(seed)), config, strict=w.strict,
+                   observers=observers)
 
 
 def run_ops(ops: Iterable[Op], *, rmap: str, policy: str | None = None,
@@ -150,12 +153,15 @@ def rerun(result_json: str) -> Result:
                file_rmap=c.file_rmap, reclaim=c.reclaim)
 
 
-def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True) -> Result:
-    """Replay ``ops`` on a fresh Machine built from ``config`` and measure it."""
+def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True,
+            observers: Sequence[str] = ()) -> Result:
+    """Replay ``ops`` on a fresh Machine built from ``config`` (and ``observers``) and
+    measure it."""
     start = time.perf_counter()
     machine = Machine(rmap=config.rmap, mremap_policy=config.policy, arch=config.arch,
                       ram_pages=config.ram_pages, swap_pages=config.swap_pages,
-                      file_rmap=config.file_rmap, reclaim=config.reclaim)
+                      file_rmap=config.file_rmap, reclaim=config.reclaim,
+                      observers=observers)
     player = Player(machine, strict=strict)
     before_reclaim: Snapshot | None = None
     missed = 0
@@ -296,14 +302,15 @@ def run_matrix(workload: str, params: Mapping[str, Any] | None = None, *, seed: 
 def run_axis(workload: str, axis: str, params: Mapping[str, Any] | None = None, *,
              rmap: str = "anon_vma_chain", policy: str | None = None, seed: int = 0,
              arch: str = "x86_64", file_rmap: str = DEFAULT_FILE_RMAP,
-             reclaim: str = DEFAULT_RECLAIM) -> list[Result]:
+             reclaim: str = DEFAULT_RECLAIM, observers: Sequence[str] = ()) -> list[Result]:
     """Run ``workload`` once per installed plugin along ``axis`` (``file_rmap`` or
     ``reclaim``), everything else fixed; each result's label is its plugin's name."""
     out = []
     for name in axis_plugins(axis):
         choice = {"file_rmap": file_rmap, "reclaim": reclaim, axis: name}
         r = run(workload, params, rmap=rmap, policy=policy, seed=seed, arch=arch,
-                file_rmap=choice["file_rmap"], reclaim=choice["reclaim"])
+                file_rmap=choice["file_rmap"], reclaim=choice["reclaim"],
+                observers=observers)
         r.display_label = name
         out.append(r)
     return out

@@ -1,10 +1,10 @@
 """``mmsim trace ...``: import, inspect, record and replay traces.
 
-:func:`add_trace_commands` adds the ``trace`` command to an argparse subparsers object;
-each leaf parser sets ``func`` (``func(args) -> int``, the exit status), so a main can run
-``args.func(args)``. Errors the user can act on are printed as one line on stderr with
-exit status 1. Until ``mmsim`` wires it in, ``python -m mmcore.experiments.trace_cli``
-runs the same commands.
+:func:`add_trace_commands` adds the ``trace`` command to mmsim's subparsers; each leaf
+parser sets ``func`` (``func(args) -> int``, the exit status) and ``mmcore.cli.main``
+runs it, with the errors and exit statuses of every mmsim command (one line on stderr;
+1 for a file that cannot be read, parsed or written, 2 for a bad command line).
+``python -m mmcore.experiments.trace_cli import ...`` is ``mmsim trace import ...``.
 """
 
 from __future__ import annotations
@@ -16,25 +16,20 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from ..errors import ConfigError, PluginError
-from .trace import TraceError, read_trace, write_trace
+from ..atomicfile import check_writable
+from ..cli import (
+    add_json_option,
+    add_machine_options,
+    check_scheme,
+    count,
+    machine_plugins,
+    print_json,
+)
+from .trace import read_trace, write_trace
 
 __all__ = ["add_trace_commands", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _guard(fn: Handler) -> Handler:
-    """Turn the errors a user can fix into one line on stderr and exit status 1."""
-    def run(args: argparse.Namespace) -> int:
-        from .record import RecordError
-        try:
-            return fn(args)
-        except (TraceError, RecordError, ConfigError, PluginError) as exc:
-            print(f"mmsim trace {args.trace_command}: error: {exc}", file=sys.stderr)
-            return 1
-    run.__doc__ = fn.__doc__
-    return run
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
@@ -42,11 +37,17 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from .perf_import import import_perf
     from .strace_import import import_strace
     importer = import_strace if args.source == "strace" else import_perf
+    check_writable(args.output)
     header, ops = importer(args.file, command=shlex.split(args.command) if args.command else None,
                            notes=args.note, max_faults=args.max_faults)
     write_trace(args.output, header, ops)
     skipped = sum(header.import_skipped.values())
-    print(f"{args.output}: {len(ops)} ops from {args.file} ({skipped} events skipped)")
+    if args.json:
+        print_json({"trace": args.output, "source": args.file, "ops": len(ops),
+                    "skipped": header.import_skipped})
+    else:
+        print(f"{args.output}: {len(ops)} ops from {args.file} ({skipped} events "
+              "skipped)")
     return 0
 
 
@@ -63,7 +64,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     """mmsim trace info TRACE"""
     info = _info(args.trace)
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json.dumps(info, indent=2))  # indent 2, as before: scripts parse it
         return 0
     h = info["header"]
     assert isinstance(h, dict)
@@ -94,16 +95,22 @@ def _cmd_record(args: argparse.Namespace) -> int:
     header, ops = record(args.cmd, args.output, tool=args.tool, keep_raw=args.keep_raw,
                          max_faults=args.max_faults, notes=args.note)
     skipped = sum(header.import_skipped.values())
-    print(f"{args.output}: {len(ops)} ops recorded with {args.tool} "
-          f"({skipped} events skipped)", file=sys.stderr)
+    if args.json:
+        print_json({"trace": args.output, "tool": args.tool, "ops": len(ops),
+                    "skipped": header.import_skipped})
+    else:
+        print(f"{args.output}: {len(ops)} ops recorded with {args.tool} "
+              f"({skipped} events skipped)", file=sys.stderr)
     return 0
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     """mmsim trace replay TRACE --rmap X"""
     from .replay import replay_trace
+    check_scheme(args.rmap, args.mremap_policy, args.observe)
     report = replay_trace(args.trace, rmap=args.rmap, mremap_policy=args.mremap_policy,
-                          check_walks=args.check_walks)
+                          check_walks=args.check_walks, observers=args.observe,
+                          **machine_plugins(args))
     print(report.to_json(indent=2) if args.json else report.summary())
     return 0 if report.broken is None and not report.walk_mismatches else 1
 
@@ -122,51 +129,54 @@ def add_trace_commands(
     p = sub.add_parser("import", help="convert strace or perf script output to a trace")
     p.add_argument("file", help="strace -f -y log, or perf script output")
     p.add_argument("--from", dest="source", required=True, choices=("strace", "perf"))
-    p.add_argument("-o", "--output", required=True, help="the trace to write (.jsonl)")
+    p.add_argument("-o", "--output", required=True,
+                   help="the trace to write (.jsonl, or .jsonl.gz; its directory must "
+                        "exist)")
     p.add_argument("--command", help="the traced command line, for the header")
     p.add_argument("--note", action="append", default=[], help="a note for the header")
-    p.add_argument("--max-faults", type=int, default=None,
+    p.add_argument("--max-faults", type=count, default=None, metavar="N",
                    help="keep at most this many page faults (to trim a trace)")
-    p.set_defaults(func=_guard(_cmd_import))
+    add_json_option(p)
+    p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("info", help="show a trace's header and what it contains")
-    p.add_argument("trace")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_guard(_cmd_info))
+    p.add_argument("trace", help="a trace file (.jsonl or .jsonl.gz)")
+    add_json_option(p)
+    p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("record", help="run a command under perf or strace into a trace",
                        usage="%(prog)s -o OUT [--tool perf|strace] -- COMMAND...")
-    p.add_argument("-o", "--output", required=True, help="the trace to write (.jsonl)")
+    p.add_argument("-o", "--output", required=True,
+                   help="the trace to write (.jsonl, or .jsonl.gz; its directory must "
+                        "exist)")
     p.add_argument("--tool", choices=("perf", "strace"), default="perf",
                    help="perf: faults and syscalls (needs root or perf_event_paranoid -1); "
-                        "strace: syscalls only (default: perf)")
-    p.add_argument("--keep-raw", help="also save the tool's text output here")
-    p.add_argument("--max-faults", type=int, default=None,
+                        "strace: syscalls only")
+    p.add_argument("--keep-raw", metavar="FILE", help="also save the tool's text output here")
+    p.add_argument("--max-faults", type=count, default=None, metavar="N",
                    help="keep at most this many page faults (to trim a trace)")
     p.add_argument("--note", action="append", default=[], help="a note for the header")
+    add_json_option(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND",
                    help="the program and its arguments, after --")
-    p.set_defaults(func=_guard(_cmd_record))
+    p.set_defaults(func=_cmd_record)
 
     p = sub.add_parser("replay", help="replay a trace on one rmap configuration")
-    p.add_argument("trace")
-    p.add_argument("--rmap", default="anon_vma_chain", help="rmap scheme plugin name")
-    p.add_argument("--mremap-policy", default=None, help="mremap policy plugin name")
-    p.add_argument("--check-walks", type=int, default=0, metavar="N",
+    p.add_argument("trace", help="a trace file (.jsonl or .jsonl.gz)")
+    add_machine_options(p, rmap="anon_vma_chain")
+    p.add_argument("--check-walks", type=count, default=0, metavar="N",
                    help="compare the rmap walk with the page tables for N sampled pages "
                         "before each exit (exit status 1 on a mismatch)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=_guard(_cmd_replay))
+    add_json_option(p)
+    p.set_defaults(func=_cmd_replay)
     return trace
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m mmcore.experiments.trace_cli trace ...`` (the same as ``mmsim trace``)."""
-    parser = argparse.ArgumentParser(prog="mmsim")
-    add_trace_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    func: Handler = args.func
-    return func(args)
+    """``python -m mmcore.experiments.trace_cli COMMAND ...``: ``mmsim trace COMMAND ...``."""
+    from ..cli import main as mmsim
+
+    return mmsim(["trace", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
