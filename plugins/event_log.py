@@ -11,7 +11,7 @@ Machine without observers builds no events at all.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 
@@ -37,5 +37,16 @@ class EventLog:
 
     @hookimpl
     def mmcore_event(self, event: Event) -> None:
-        """Emit the event with its pid and fields."""
-        self.log.debug(event.kind, rmap=self.rmap, pid=event.pid, **event.data)
+        """Emit the event with its pid and fields, addresses in hex (``address=0x7f...``,
+        as /proc/PID/maps prints them; pfns and counts stay decimal)."""
+        self.log.debug(event.kind, rmap=self.rmap, pid=event.pid, **readable(event.data))
+
+
+#: Event fields that hold virtual addresses (fault, mremap_copy, split and merge events).
+ADDRESS_FIELDS = frozenset({"address", "start", "end"})
+
+
+def readable(data: dict[str, Any]) -> dict[str, Any]:
+    """An event's fields with every address as a hex string."""
+    return {k: f"{v:#x}" if k in ADDRESS_FIELDS and isinstance(v, int) else v
+            for k, v in data.items()}

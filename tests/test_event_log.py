@@ -24,7 +24,23 @@ def test_events_reach_structlog_with_their_fields() -> None:
     assert ("fault", "anon") in kinds and ("fault", "cow_copy") in kinds
     assert ("split", None) in kinds and ("walk", None) in kinds
     cow = next(e for e in logs if e.get("type") == "cow_copy")
-    assert cow["pid"] == c.pid and cow["address"] == a and cow["rmap"] == "anon_vma_chain"
+    assert cow["pid"] == c.pid and cow["rmap"] == "anon_vma_chain"
+
+
+def test_event_addresses_are_rendered_in_hex() -> None:
+    """Addresses (fault address, split and merge bounds) are hex strings, as in
+    /proc/PID/maps; pfns stay numbers."""
+    structlog.reset_defaults()
+    m = Machine(rmap="anon_vma_chain", observers=["event_log"])
+    p = m.spawn()
+    with capture_logs() as logs:
+        a = p.mmap(0, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+        p.write(a, b"x")
+        p.mprotect(a + 4096, 4096, PROT_READ)
+    fault = next(e for e in logs if e.get("type") == "anon")
+    assert fault["address"] == f"{a:#x}" and isinstance(fault["pfn"], int)
+    split = next(e for e in logs if e["event"] == "split")
+    assert split["start"] == f"{a:#x}"
 
 
 def test_without_observers_no_event_is_built() -> None:

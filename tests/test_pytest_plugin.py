@@ -24,7 +24,7 @@ def test_option_with_policy_and_paths(pytester: pytest.Pytester) -> None:
     """With test paths given, the suite runs after the tests found there."""
     pytester.makepyfile(test_other="def test_plain():\n    assert True\n")
     result = pytester.runpytest("test_other.py", "--mmcore-rmap", "anon_vma_chain",
-                                "--mmcore-policy", "unshare", "--mmcore-max-examples", "3",
+                                "--mmcore-mremap-policy", "unshare", "--mmcore-max-examples", "3",
                                 "-p", "no:cacheprovider")
     result.assert_outcomes(passed=N_SUITE + 1)
 

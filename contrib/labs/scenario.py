@@ -34,6 +34,7 @@ from mmcore import (
     Machine,
     Process,
 )
+from mmcore.flagnames import prot_expr
 from mmcore.plugins import plugin_info, plugins_of_kind
 
 #: Page 0 of every exercise (well above vm.mmap_min_addr, far from top-down mmaps).
@@ -42,13 +43,9 @@ PAGE = 4096
 RW = PROT_READ | PROT_WRITE
 PRIVATE_ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
 
-_PROT_NAMES = ((PROT_READ, "PROT_READ"), (PROT_WRITE, "PROT_WRITE"))
-
-
-def prot_text(prot: int) -> str:
-    """``PROT_READ | PROT_WRITE`` for 3, ``PROT_NONE`` for 0."""
-    names = [n for bit, n in _PROT_NAMES if prot & bit]
-    return " | ".join(names) if names else "PROT_NONE"
+#: ``PROT_READ | PROT_WRITE`` for 3, ``PROT_NONE`` for 0: the formatter the conformance
+#: kit's reproducers use too.
+prot_text = prot_expr
 
 
 def perms_text(prot: int) -> str:

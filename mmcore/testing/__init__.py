@@ -7,7 +7,7 @@ One line runs the whole suite against a scheme::
     class TestMyScheme(RmapConformance):
         rmap = "my_scheme"
 
-or, without writing a file: ``pytest --mmcore-rmap my_scheme [--mmcore-policy unshare]``.
+or, without writing a file: ``pytest --mmcore-rmap my_scheme [--mmcore-mremap-policy unshare]``.
 
 The suite drives seeded random operation sequences (hypothesis stateful testing) and
 fixed scenarios, and checks after every step that the scheme's rmap walk equals the

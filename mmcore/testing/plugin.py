@@ -6,7 +6,7 @@ Options:
     Run the rmap conformance suite (:class:`~mmcore.testing.RmapConformance`) against the
     installed scheme NAME (repeatable). With no test paths on the command line only the
     suite runs; with paths, the suite runs after the tests collected there.
-``--mmcore-policy NAME``
+``--mmcore-mremap-policy NAME``
     The mremap policy plugin to combine with (e.g. ``unshare``; anonmm needs one).
 ``--mmcore-file-rmap NAME``
     The file rmap plugin (``i_mmap_tree``, ``i_mmap_list``, ...) the suite runs with (its
@@ -44,7 +44,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mmcore-rmap", action="append", default=[], metavar="NAME",
                     help="run the mmcore rmap conformance suite against scheme NAME "
                          "(repeatable; alone, without test paths, only the suite runs)")
-    group.addoption("--mmcore-policy", default=None, metavar="NAME",
+    group.addoption("--mmcore-mremap-policy", default=None, metavar="NAME",
                     help="mremap policy plugin to use with --mmcore-rmap (e.g. unshare)")
     group.addoption("--mmcore-file-rmap", default=None, metavar="NAME",
                     help="file rmap plugin for the suite (e.g. i_mmap_list); alone, the "
@@ -128,7 +128,7 @@ def _suite_items(session: pytest.Session) -> list[pytest.Item]:
     from .stateful import RmapConformance
 
     config = session.config
-    policy = config.getoption("mmcore_policy")
+    policy = config.getoption("mmcore_mremap_policy")
     file_rmap = config.getoption("mmcore_file_rmap")
     attrs: dict[str, Any] = {"mremap_policy": policy}
     if file_rmap is not None:
@@ -164,7 +164,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def mmcore_machine_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Machine]]:
     """Build Machines: ``factory(rmap=None, mremap_policy=None, **kwargs)``.
 
-    Defaults come from ``--mmcore-rmap`` (the first one) and ``--mmcore-policy``, else
+    Defaults come from ``--mmcore-rmap`` (the first one) and ``--mmcore-mremap-policy``, else
     ``anon_vma_chain`` with no policy. Every machine built is listed in
     ``factory.machines``.
     """
@@ -173,7 +173,7 @@ def mmcore_machine_factory(request: pytest.FixtureRequest) -> Iterator[Callable[
     config = request.config
     schemes = _schemes(config)
     default_rmap = schemes[0] if schemes else "anon_vma_chain"
-    default_policy = config.getoption("mmcore_policy")
+    default_policy = config.getoption("mmcore_mremap_policy")
     default_file_rmap = config.getoption("mmcore_file_rmap")
     machines: list[Machine] = []
 

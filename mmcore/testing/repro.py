@@ -14,14 +14,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 from typing import Any
 
+from .. import flagnames
 from ..experiments.ops import OP_FIELDS, Op
 
 __all__ = ["ConformanceFailure", "format_op", "format_reproducer", "minimize", "process_groups",
            "renumber"]
 
-#: Op fields printed in hexadecimal.
+#: Op fields printed in hexadecimal (addresses and sizes; flags without names).
 _HEX_FIELDS = frozenset({"addr", "length", "new_len", "new_addr", "flags", "prot", "advice"})
 _DEFAULTS = {f.name: f.default for f in fields(Op)}
+#: How a flag field of an op reads as the constants' names, by (op, field); ``prot`` is
+#: named for every op.
+_SYMBOLIC: dict[tuple[str, str], Callable[[int], str]] = {
+    ("mmap", "flags"): flagnames.mmap_flags_expr,
+    ("mremap", "flags"): flagnames.mremap_flags_expr,
+    ("mlock", "flags"): flagnames.mlock_flags_expr,
+    ("madvise", "advice"): flagnames.advice_expr,
+}
 
 
 class ConformanceFailure(AssertionError):
@@ -38,14 +47,19 @@ class ConformanceFailure(AssertionError):
 
 
 def format_op(op: Op) -> str:
-    """One op as a constructor call with only the meaningful, non-default fields."""
+    """One op as a constructor call with only the meaningful, non-default fields:
+    addresses and sizes in hex, flags as the constants' names
+    (``prot=PROT_READ | PROT_WRITE, flags=MAP_PRIVATE | MAP_ANONYMOUS``)."""
     parts = [repr(op.op)]
     names = OP_FIELDS.get(op.op, tuple(_DEFAULTS))
     for name in names:
         value = getattr(op, name)
         if name != "pid" and value == _DEFAULTS.get(name):
             continue
-        if isinstance(value, int) and name in _HEX_FIELDS:
+        symbolic = flagnames.prot_expr if name == "prot" else _SYMBOLIC.get((op.op, name))
+        if isinstance(value, int) and symbolic is not None:
+            parts.append(f"{name}={symbolic(value)}")
+        elif isinstance(value, int) and name in _HEX_FIELDS:
             parts.append(f"{name}={value:#x}")
         else:
             parts.append(f"{name}={value!r}")
@@ -80,6 +94,10 @@ def format_reproducer(ops: Sequence[Op], rmap: str | type, mremap_policy: str | 
     if reason:
         first = reason.strip().splitlines()[0]
         lines.append(f"# {first[:200]}")
+    body = [format_op(op) for op in ops]
+    names = flagnames.names_in("\n".join(body))
+    if names:
+        lines.append(f"from mmcore.constants import {', '.join(names)}")
     lines.append("from mmcore.experiments.ops import Op")
     lines.append("from mmcore.testing import replay")
     for imp in (rmap_import, pol_import):
@@ -88,12 +106,12 @@ def format_reproducer(ops: Sequence[Op], rmap: str | type, mremap_policy: str | 
     lines.append("")
     lines.append("replay(")
     lines.append("    [")
-    for i, op in enumerate(ops):
+    for i, text in enumerate(body):
         note = outcomes[i] if i < len(outcomes) else ""
-        text = f"        {format_op(op)},"
+        line = f"        {text},"
         if note:
-            text += f"  # {note}"
-        lines.append(text)
+            line += f"  # {note}"
+        lines.append(line)
     lines.append("    ],")
     lines.append(f"    rmap={rmap_expr},")
     lines.append(f"    mremap_policy={pol_expr},")
