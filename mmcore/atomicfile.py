@@ -58,8 +58,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path next to ``path`` to write to; renamed onto ``path`` when the
     block ends normally, removed when it raises (``BaseException`` too: Ctrl-C)."""
     target = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                    dir=target.parent if str(target.parent) else ".")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                        dir=target.parent)
+    except OSError as exc:  # name the file the caller asked for, not the temporary
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
     tmp = Path(tmp_name)
     try:
         os.fchmod(fd, _new_file_mode(target))

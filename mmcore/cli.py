@@ -702,10 +702,12 @@ COMMANDS = {
 
 
 def _oserror_text(exc: OSError) -> str:
-    """``PATH: reason`` for a file error (``/missing/x: No such file or directory``)."""
-    where = exc.filename if exc.filename is not None else ""
+    """``PATH: reason`` for a file error (``/missing/x: No such file or directory``);
+    an error without a file is a syscall a strict run could not make."""
     reason = exc.strerror or str(exc)
-    return f"{where}: {reason}" if where else reason
+    if exc.filename is not None:
+        return f"{exc.filename}: {reason}"
+    return f"the run failed: {reason}"
 
 
 def _error(message: str, status: int) -> int:

@@ -158,6 +158,20 @@ class ReplayReport(DataClassJsonMixin):
         return "\n".join(lines)
 
 
+#: MAX_LFS_FILESIZE (include/linux/fs.h): no file offset reaches this.
+_MAX_FILE_OFFSET = (1 << 63) - 1
+
+
+def stand_in_offset(op: Op) -> int:
+    """The file offset of a stand-in mmap: ``extra["offset"]`` when it is an offset a
+    file can have (an integer from 0 to MAX_LFS_FILESIZE), else 0 (a damaged trace)."""
+    offset = op.extra.get("offset", 0)
+    if isinstance(offset, int) and not isinstance(offset, bool) \
+            and 0 <= offset <= _MAX_FILE_OFFSET:
+        return offset
+    return 0
+
+
 def stand_in_data(path: str) -> str:
     """The ``data`` of a stand-in file's ``create`` op: one page that starts with the
     path and a newline, zeros after, so each page of the file starts with its name
@@ -186,8 +200,7 @@ def stand_in_files(ops: list[Op]) -> tuple[int, list[StandInFile]]:
             f.mappings += 1
             if op.ret is None or "errno" in op.extra:
                 continue  # failed in the real run: never mapped
-            offset = op.extra.get("offset", 0)
-            f.size = max(f.size, (offset if isinstance(offset, int) else 0) + op.length)
+            f.size = max(f.size, stand_in_offset(op) + op.length)
             if _shared_writable(op):
                 f.mode = "rw"
     return count, sorted(files.values(), key=lambda f: f.path)
@@ -265,10 +278,9 @@ class _Replayer:
             flags = os.O_RDWR if f.mode == "rw" else os.O_RDONLY
             self.synthesise(Op("open", pid=op.pid, path=path, flags=flags, fd=tfd))
             self.open_paths[key] = path
-        offset = op.extra.get("offset", 0)
         file_flags = op.extra.get("file_flags", op.flags)
         return dataclasses.replace(op, flags=file_flags, fd=tfd,
-                                   offset=offset if isinstance(offset, int) else 0)
+                                   offset=stand_in_offset(op))
 
     def apply(self, op: Op) -> None:
         procs = self.player.procs
@@ -312,7 +324,8 @@ class _Replayer:
             self.report.walks_checked += 1
             if walk != truth and len(self.report.walk_mismatches) < 20:
                 self.report.walk_mismatches.append(
-                    f"pfn {pfn}: walk found {walk}, page tables say {truth}")
+                    f"pfn {pfn}: walk found {_pairs(walk)}, page tables say "
+                    f"{_pairs(truth)}")
         m.walk_cost = saved
 
     def run(self, ops: list[Op]) -> None:
@@ -331,6 +344,11 @@ class _Replayer:
                 self.check()
         if self.check_walks:
             self.check()
+
+
+def _pairs(mappings: list[tuple[int, int]]) -> str:
+    """``[(pid, address), ...]`` for people: ``[pid 2 at 0x7f0000000000]``."""
+    return "[" + ", ".join(f"pid {pid} at {addr:#x}" for pid, addr in mappings) + "]"
 
 
 def replay(ops: list[Op], header: TraceHeader | None = None, *,
