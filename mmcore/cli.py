@@ -421,7 +421,7 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
     _check_workload(args.workload, params)
     check_scheme(args.rmap, args.mremap_policy, args.observe)
     plugins = machine_plugins(args)
-    result = run(args.workload, params, rmap=args.rmap, policy=args.mremap_policy,
+    result = run(args.workload, params, rmap=args.rmap, mremap_policy=args.mremap_policy,
                  seed=args.seed, arch=args.arch, file_rmap=plugins["file_rmap"],
                  reclaim=plugins["reclaim"], observers=args.observe)
     if args.json:
@@ -514,7 +514,7 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> int:
         suffix = f"-{axis}"
     plot = _plot_path(args, f"{args.workload}{suffix}.png")
     if axis == "rmap":
-        results = [run(args.workload, params, rmap=rmap, policy=policy, seed=args.seed,
+        results = [run(args.workload, params, rmap=rmap, mremap_policy=policy, seed=args.seed,
                        arch=args.arch, file_rmap=plugins["file_rmap"],
                        reclaim=plugins["reclaim"], observers=args.observe)
                    for rmap, policy in configurations()]
@@ -522,7 +522,7 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> int:
     else:
         rmap = args.rmap or "anon_vma_chain"
         results = run_axis(args.workload, axis, params, rmap=rmap,
-                           policy=args.mremap_policy, seed=args.seed, arch=args.arch,
+                           mremap_policy=args.mremap_policy, seed=args.seed, arch=args.arch,
                            file_rmap=plugins["file_rmap"], reclaim=plugins["reclaim"],
                            observers=args.observe)
         policy = args.mremap_policy
@@ -616,7 +616,7 @@ def _run_with_plugins(todo: Sequence[Any], plugins: dict[str, str], processes: i
     from .experiments.runner import run_spec
 
     specs = [{"workload": j.workload, "params": j.params, "rmap": j.rmap,
-              "policy": j.policy, "seed": j.seed, "arch": j.arch, **plugins} for j in todo]
+              "mremap_policy": j.policy, "seed": j.seed, "arch": j.arch, **plugins} for j in todo]
     if processes <= 1:
         out = []
         for spec in specs:

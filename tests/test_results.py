@@ -18,7 +18,7 @@ FIRST = CONFIGS[0]
 
 
 def test_json_round_trip_keeps_every_field() -> None:
-    r = run("forking-server", {"pages": 8, "children": 2}, rmap=FIRST[0], policy=FIRST[1])
+    r = run("forking-server", {"pages": 8, "children": 2}, rmap=FIRST[0], mremap_policy=FIRST[1])
     back = Result.from_json(r.to_json())
     assert back == r
     assert load(r.to_json()) == r
@@ -27,7 +27,7 @@ def test_json_round_trip_keeps_every_field() -> None:
 
 
 def test_result_records_its_configuration_and_versions() -> None:
-    r = run("wide-fork", {"pages": 4, "children": 2}, rmap=FIRST[0], policy=FIRST[1],
+    r = run("wide-fork", {"pages": 4, "children": 2}, rmap=FIRST[0], mremap_policy=FIRST[1],
             seed=5, arch="i386")
     c = r.config
     assert (c.workload, c.seed, c.rmap, c.policy, c.arch) == ("wide-fork", 5, *FIRST,
@@ -48,7 +48,7 @@ def test_result_records_its_configuration_and_versions() -> None:
 ])
 def test_rerun_reproduces_byte_for_byte(name: str, params: dict[str, int],
                                         config: tuple[str, str | None]) -> None:
-    r = run(name, params, rmap=config[0], policy=config[1], seed=11)
+    r = run(name, params, rmap=config[0], mremap_policy=config[1], seed=11)
     again = rerun(r.to_json())
     assert again.reproducible_json() == r.reproducible_json()
     assert "wall_time_s" not in json.loads(r.reproducible_json())
@@ -56,14 +56,14 @@ def test_rerun_reproduces_byte_for_byte(name: str, params: dict[str, int],
 
 def test_rerun_of_an_op_list() -> None:
     ops = list(workloads.generate("merge-churn", {"rounds": 2}))
-    r = run_ops(ops, rmap=FIRST[0], policy=FIRST[1])
+    r = run_ops(ops, rmap=FIRST[0], mremap_policy=FIRST[1])
     assert r.ops == ops
     assert rerun(r.to_json()).reproducible_json() == r.reproducible_json()
 
 
 def test_reproducible_json_notices_a_different_run() -> None:
-    a = run("random-mix", {"steps": 100}, rmap=FIRST[0], policy=FIRST[1], seed=1)
-    b = run("random-mix", {"steps": 100}, rmap=FIRST[0], policy=FIRST[1], seed=2)
+    a = run("random-mix", {"steps": 100}, rmap=FIRST[0], mremap_policy=FIRST[1], seed=1)
+    b = run("random-mix", {"steps": 100}, rmap=FIRST[0], mremap_policy=FIRST[1], seed=2)
     assert a.reproducible_json() != b.reproducible_json()
 
 

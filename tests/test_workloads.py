@@ -61,7 +61,7 @@ def schemes_named(prefix: str) -> list[tuple[str, str | None]]:
 
 def go(workload: str, config: tuple[str, str | None], **params: Any) -> Result:
     """Run ``workload`` on ``config``."""
-    return run(workload, params, rmap=config[0], policy=config[1])
+    return run(workload, params, rmap=config[0], mremap_policy=config[1])
 
 
 def test_every_workload_has_small_parameters_here() -> None:
@@ -250,7 +250,7 @@ def file_rmap(name: str) -> str:
 def large(file_rmap_name: str, procs: int, vmas: int, config: tuple[str, str | None]
           = ("anon_vma_chain", None)) -> Result:
     return run("large-file", {"pages": 32, "procs": procs, "vmas_per_proc": vmas},
-               rmap=config[0], policy=config[1], file_rmap=file_rmap_name)
+               rmap=config[0], mremap_policy=config[1], file_rmap=file_rmap_name)
 
 
 def test_large_file_list_visits_every_vma_the_tree_only_the_covering_ones() -> None:
@@ -278,7 +278,7 @@ def test_large_file_keeps_no_per_page_rmap_state_and_walks_alike_for_every_schem
     nothing in the file walk; every process read back what the first one wrote."""
     small = {c: large("i_mmap_tree", 3, 2, c) for c in CONFIGS}
     big = {c: run("large-file", {"pages": 128, "procs": 3, "vmas_per_proc": 2},
-                  rmap=c[0], policy=c[1]) for c in CONFIGS}
+                  rmap=c[0], mremap_policy=c[1]) for c in CONFIGS}
     walks = {(r.derived.file_walk_visits, r.derived.file_wasted) for r in small.values()}
     assert len(walks) == 1, walks
     for c in CONFIGS:
@@ -289,7 +289,7 @@ def test_large_file_keeps_no_per_page_rmap_state_and_walks_alike_for_every_schem
 def cow(percent: int, name: str = "i_mmap_tree",
         config: tuple[str, str | None] = ("anon_vma_chain", None)) -> Result:
     return run("private-file-cow", {"pages": 32, "procs": 6, "cow_percent": percent},
-               rmap=config[0], policy=config[1], file_rmap=name, seed=3)
+               rmap=config[0], mremap_policy=config[1], file_rmap=name, seed=3)
 
 
 @pytest.mark.parametrize("name", FILE_RMAPS)
@@ -331,7 +331,7 @@ def test_memory_pressure_keeps_every_byte(config: tuple[str, str | None],
     file mapping: reclaim swaps and writes back throughout, and every page read at the
     end holds what was last written there."""
     params = SMALL["memory-pressure"]
-    r = run("memory-pressure", params, rmap=config[0], policy=config[1], reclaim=reclaim)
+    r = run("memory-pressure", params, rmap=config[0], mremap_policy=config[1], reclaim=reclaim)
     ops = list(workloads.generate("memory-pressure", params))
     assert r.config.ram_pages == params["ram_pages"]
     assert r.config.swap_pages == params["swap_pages"]

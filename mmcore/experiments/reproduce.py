@@ -101,7 +101,7 @@ class Runs:
         """Run (once) ``workload`` with ``params`` on configuration ``c``."""
         key = f"{workload}|{sorted(params.items())}|{c}|{arch}"
         if key not in self.cache:
-            self.cache[key] = runner.run(workload, params, rmap=c[0], policy=c[1],
+            self.cache[key] = runner.run(workload, params, rmap=c[0], mremap_policy=c[1],
                                          arch=arch)
         return self.cache[key]
 

@@ -101,7 +101,7 @@ def plugin_versions(rmap: str, policy: str | None) -> dict[str, str]:
 
 
 def run(workload: str, params: Mapping[str, Any] | DataClassJsonMixin | None = None, *,
-        rmap: str, policy: str | None = None, seed: int = 0, arch: str = "x86_64",
+        rmap: str, mremap_policy: str | None = None, seed: int = 0, arch: str = "x86_64",
         ram_pages: int | None = None, swap_pages: int | None = None,
         file_rmap: str = DEFAULT_FILE_RMAP, reclaim: str = DEFAULT_RECLAIM,
         observers: Sequence[str] = ()) -> Result:
@@ -117,13 +117,13 @@ def run(workload: str, params: Mapping[str, Any] | DataClassJsonMixin | None = N
     p = workloads.make_params(workload, params)
     ram, swap = machine_sizes(workload, p, ram_pages, swap_pages)
     config = RunConfig(workload=workload, params=p.to_dict(), seed=seed, rmap=rmap,
-                       policy=policy, arch=arch, ram_pages=ram, swap_pages=swap,
+                       policy=mremap_policy, arch=arch, ram_pages=ram, swap_pages=swap,
                        file_rmap=file_rmap, reclaim=reclaim)
     return execute(w.generator(p, random.Random(seed)), config, strict=w.strict,
                    observers=observers)
 
 
-def run_ops(ops: Iterable[Op], *, rmap: str, policy: str | None = None,
+def run_ops(ops: Iterable[Op], *, rmap: str, mremap_policy: str | None = None,
             arch: str = "x86_64", strict: bool = True, ram_pages: int = DEFAULT_RAM_PAGES,
             swap_pages: int = DEFAULT_SWAP_PAGES, file_rmap: str = DEFAULT_FILE_RMAP,
             reclaim: str = DEFAULT_RECLAIM) -> Result:
@@ -131,7 +131,8 @@ def run_ops(ops: Iterable[Op], *, rmap: str, policy: str | None = None,
     """
     kept = list(ops)
     config = RunConfig(workload=OPS_WORKLOAD, params={"strict": strict}, seed=0, rmap=rmap,
-                       policy=policy, arch=arch, ram_pages=ram_pages, swap_pages=swap_pages,
+                       policy=mremap_policy, arch=arch, ram_pages=ram_pages,
+                       swap_pages=swap_pages,
                        file_rmap=file_rmap, reclaim=reclaim)
     result = execute(kept, config, strict=strict)
     result.ops = kept
@@ -145,10 +146,10 @@ def rerun(result_json: str) -> Result:
     old = load(result_json)
     c = old.config
     if c.workload == OPS_WORKLOAD:
-        return run_ops(old.ops or [], rmap=c.rmap, policy=c.policy, arch=c.arch,
+        return run_ops(old.ops or [], rmap=c.rmap, mremap_policy=c.policy, arch=c.arch,
                        strict=bool(c.params.get("strict", True)), ram_pages=c.ram_pages,
                        swap_pages=c.swap_pages, file_rmap=c.file_rmap, reclaim=c.reclaim)
-    return run(c.workload, c.params, rmap=c.rmap, policy=c.policy, seed=c.seed,
+    return run(c.workload, c.params, rmap=c.rmap, mremap_policy=c.policy, seed=c.seed,
                arch=c.arch, ram_pages=c.ram_pages, swap_pages=c.swap_pages,
                file_rmap=c.file_rmap, reclaim=c.reclaim)
 
@@ -294,13 +295,13 @@ def run_matrix(workload: str, params: Mapping[str, Any] | None = None, *, seed: 
                reclaim: str = DEFAULT_RECLAIM) -> list[Result]:
     """Run ``workload`` on every valid configuration (or on ``configs``), in matrix order.
     """
-    return [run(workload, params, rmap=r, policy=p, seed=seed, arch=arch,
+    return [run(workload, params, rmap=r, mremap_policy=p, seed=seed, arch=arch,
                 file_rmap=file_rmap, reclaim=reclaim)
             for r, p in (configs if configs is not None else configurations())]
 
 
 def run_axis(workload: str, axis: str, params: Mapping[str, Any] | None = None, *,
-             rmap: str = "anon_vma_chain", policy: str | None = None, seed: int = 0,
+             rmap: str = "anon_vma_chain", mremap_policy: str | None = None, seed: int = 0,
              arch: str = "x86_64", file_rmap: str = DEFAULT_FILE_RMAP,
              reclaim: str = DEFAULT_RECLAIM, observers: Sequence[str] = ()) -> list[Result]:
     """Run ``workload`` once per installed plugin along ``axis`` (``file_rmap`` or
@@ -308,7 +309,8 @@ def run_axis(workload: str, axis: str, params: Mapping[str, Any] | None = None, 
     out = []
     for name in axis_plugins(axis):
         choice = {"file_rmap": file_rmap, "reclaim": reclaim, axis: name}
-        r = run(workload, params, rmap=rmap, policy=policy, seed=seed, arch=arch,
+        r = run(workload, params, rmap=rmap, mremap_policy=mremap_policy, seed=seed,
+                arch=arch,
                 file_rmap=choice["file_rmap"], reclaim=choice["reclaim"],
                 observers=observers)
         r.display_label = name

@@ -49,7 +49,7 @@ def jobs(workload: str, values: Mapping[str, Sequence[Any]], seed: int = 0,
 
 def run_job(job: Job) -> str:
     """Run one job and return its result as JSON (what crosses the process boundary)."""
-    return runner.run(job.workload, job.params, rmap=job.rmap, policy=job.policy,
+    return runner.run(job.workload, job.params, rmap=job.rmap, mremap_policy=job.policy,
                       seed=job.seed, arch=job.arch).to_json()
 
 
