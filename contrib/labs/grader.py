@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from mmcore import PROT_READ
+from mmcore.atomicfile import write_text
 from mmcore.plugins import plugin_info
 
 from .exercises import Exercise, Question, make
@@ -449,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         merged = Report("; ".join(r.title for r in reports),
                         [i for r in reports for i in r.items],
                         [n for r in reports for n in r.notes])
-        Path(args.json).write_text(json.dumps(merged.to_json(), indent=2) + "\n")
+        write_text(args.json, json.dumps(merged.to_json(), indent=2) + "\n")
     return 0 if all(r.score == r.max_score for r in reports) else 1
 
 
