@@ -373,7 +373,15 @@ def check_scheme(rmap: str, mremap_policy: str | None, observers: Sequence[str] 
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     if problems:
-        raise UsageError("; ".join(problems))
+        from .plugins import installed_plugins, plugin_info
+
+        infos = [plugin_info(c) for c in classes]
+        missing = set().union(*(i.needs for i in infos)) - \
+            set().union(*(i.provides for i in infos))
+        providers = _need_providers(installed_plugins())
+        hint = [f"{cap} is provided by {' or '.join(providers[cap])}"
+                for cap in sorted(missing) if cap in providers]
+        raise UsageError("; ".join(problems + hint))
 
 
 def machine_plugins(args: argparse.Namespace) -> dict[str, str]:

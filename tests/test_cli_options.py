@@ -118,6 +118,15 @@ def test_plugins_shows_what_satisfies_a_need(capsys: pytest.CaptureFixture[str])
         assert "unshare" in row and "mremap_unshare" not in row
 
 
+def test_a_missing_need_names_the_plugin_that_provides_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``run --rmap anonmm`` (exit 2) says which installed plugin would satisfy it."""
+    if not {"anonmm", "unshare"} <= installed_plugins().keys():
+        pytest.skip("needs anonmm and unshare")
+    assert main(["run", "forking-server", "--rmap", "anonmm", *SMALL]) == 2
+    assert "mremap_unshare is provided by unshare" in capsys.readouterr().err
+
+
 def test_observe_turns_on_an_observer_and_its_events_show_hex_addresses(
         capsys: pytest.CaptureFixture[str]) -> None:
     """``--observe event_log`` registers the plugin; its events go to stderr (debug is
