@@ -51,7 +51,7 @@ def make_conformance(rmap: str, policy: str | None) -> Callable[[nox.Session], N
         session.install(*INSTALL)
         args = ["pytest", "--mmcore-rmap", rmap]  # the pytest11 entry point loads the kit
         if policy is not None:
-            args += ["--mmcore-policy", policy]
+            args += ["--mmcore-mremap-policy", policy]
         session.run(*args, *session.posargs)
 
     what = rmap if policy is None else f"{rmap} with the {policy} mremap policy"
