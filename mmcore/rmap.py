@@ -85,7 +85,9 @@ def try_to_unmap(m: Machine, page: Page) -> UnmapResult:
     leaves the swap cache and is freed. Page-cache pages (files, shmem) are only unmapped
     here, a dirty pte dirtying the page; reclaim then writes them out. A mapping
     in a VM_LOCKED vma makes the attempt fail with nothing changed (the kernel's
-    try_to_unmap_one() stops there and mlocks the page). The walk effort is added to
+    try_to_unmap_one() stops there and mlocks the page). An anonymous page that cannot
+    get a swap slot (no swap, or swap full) stays mapped: the attempt fails with nothing
+    changed, as add_to_swap() failing does in shrink_folio_list(). The walk effort is added to
     the reclaim share when reclaim is running.
     """
     result = UnmapResult(pfn=page.pfn, success=False)
@@ -101,6 +103,10 @@ def try_to_unmap(m: Machine, page: Page) -> UnmapResult:
         return result
     slot = -1
     anon = page.is_anon
+    if anon and hits and not page.flags & PG_SWAPCACHE and not m.swap.nr_free:
+        # add_to_swap() fails: shrink_folio_list() keeps the folio mapped (activate_locked)
+        result.reason = "no swap space"
+        return result
     if anon and hits:
         if page.flags & PG_SWAPCACHE:  # add_to_swap() only for a page not yet in swap
             slot = page.swap_slot
