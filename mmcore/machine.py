@@ -26,7 +26,7 @@ from .pagecache import delete_from_page_cache, release_inode_pages, truncate_pag
 from .pagetable import is_swap_pte
 from .plugins import PluginManager, instantiate, missing_needs, plugin_info, resolve
 from .process import Process
-from .reclaim import shrink
+from .reclaim import kswapd_hopeless, shrink
 from .rmap import UnmapResult, WalkResult, find_mappings, rmap_truth, try_to_unmap
 from .swap import SwapArea
 from .vma import Vma
@@ -91,6 +91,8 @@ class Machine:
         self.broken: str | None = None
         self.current: Process | None = None
         self.in_reclaim = False
+        #: pgdat->kswapd_failures: kswapd runs in a row that freed nothing (reclaim.shrink).
+        self.kswapd_failures = 0
         # Watermarks in free pages (min/low/high as __setup_per_zone_wmarks spaces them).
         wmin = max(2, ram_pages // 128)
         self.watermarks = (wmin, wmin + wmin // 4 + 1, wmin + wmin // 2 + 2)
@@ -179,13 +181,18 @@ class Machine:
     def alloc_page(self) -> Page:
         """alloc_page() for a user page, put on the LRU.
 
-        Below the low watermark kswapd reclaims up to the high one first; with no free
-        frame, direct reclaim runs, and when it frees nothing the OOM killer ends the
-        process with the largest footprint (:meth:`oom_kill`).
+        Below the low watermark kswapd reclaims up to the high one first, unless it is
+        hopeless (:func:`~mmcore.reclaim.kswapd_hopeless`); with no free frame, direct
+        reclaim runs, and when it frees nothing the OOM killer ends the process with the
+        largest footprint (:meth:`oom_kill`). There is no retry of a direct reclaim that
+        freed nothing: should_reclaim_retry() allows up to MAX_RECLAIM_RETRIES only while
+        free plus reclaimable pages could reach the min watermark, and one mmcore shrink
+        already scans every LRU page twice, so a retry would find nothing new.
         """
         pm = self.physmem
         free = pm.free_list
-        if len(free) <= self.watermarks[1] and not self.in_reclaim:
+        if len(free) <= self.watermarks[1] and not self.in_reclaim \
+                and not kswapd_hopeless(self):
             self._reclaim(self.watermarks[2] - len(free), "kswapd")
         while not free:
             if self.in_reclaim or not self._reclaim(32, "direct"):

@@ -11,6 +11,9 @@ core provides the two rmap-driven operations it needs, through :class:`ReclaimCo
 
 The allocator calls reclaim below the watermarks (kswapd) and when no frame is left
 (direct reclaim); when nothing can be freed, the OOM killer ends the largest process.
+Reclaim that cannot succeed is bounded as in Linux: swap-backed pages are not scanned
+while no swap slot is free (:meth:`ReclaimContext.no_swap_for`), and kswapd stops being
+woken after ``MAX_RECLAIM_RETRIES`` runs in a row freed nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from .pagetable import pte_mkold, pte_present, pte_young
 if TYPE_CHECKING:
     from .fs import Inode
     from .machine import Machine
+
+#: MAX_RECLAIM_RETRIES (mm/internal.h): kswapd runs in a row that freed nothing before
+#: the node is hopeless and wakeup_kswapd() leaves it to direct reclaim.
+MAX_RECLAIM_RETRIES = 16
 
 
 class ReclaimContext:
@@ -55,6 +62,21 @@ class ReclaimContext:
                 pt.ptes[addr >> 12] = pte_mkold(pte)
                 refs += 1
         return refs
+
+    def no_swap_for(self, page: Page) -> bool:
+        """True if ``page`` is swap-backed, needs a new swap slot to be reclaimed, and no
+        slot is free: a mapped anonymous page outside the swap cache, or a shmem page.
+
+        get_scan_count() does not scan the anonymous (swap-backed) LRU at all when
+        can_reclaim_anon_pages() is false (SCAN_FILE), so a policy should pass such a
+        page by without a referenced check: scanning it can only fail. (The 2.6 single
+        LRU did scan them; the 2.6.28 split LRU was made to stop that.)"""
+        if self.machine.swap.nr_free:
+            return False
+        if page.is_anon:
+            return bool(page.mapcount) and not page.flags & PG_SWAPCACHE
+        inode: Inode | None = page.mapping if page.flags & PG_CACHE else None  # type: ignore[assignment]
+        return inode is not None and inode.shmem
 
     def reclaim(self, page: Page) -> str:
         """Try to free ``page``; returns ``"freed"``, ``"busy"`` (someone holds an extra
@@ -125,9 +147,24 @@ def _reclaim_page(m: Machine, page: Page) -> str:
 
 
 def shrink(m: Machine, nr_to_reclaim: int, reason: str) -> int:
-    """Ask the reclaim policy for ``nr_to_reclaim`` pages; returns how many it freed."""
+    """Ask the reclaim policy for ``nr_to_reclaim`` pages; returns how many it freed.
+
+    Keeps ``m.kswapd_failures`` as pgdat->kswapd_failures: balance_pgdat() counts a
+    kswapd run that reclaimed nothing, and any reclaim that makes progress (kswapd or
+    direct, shrink_node()) resets the count and so revives a hopeless kswapd."""
     ctx = ReclaimContext(m, reason)
     before = m.physmem.nr_free
     m.hook.reclaim_shrink(nr_to_reclaim=nr_to_reclaim, ctx=ctx)
-    return m.physmem.nr_free - before
+    freed = m.physmem.nr_free - before
+    if freed > 0:
+        m.kswapd_failures = 0
+    elif reason == "kswapd":
+        m.kswapd_failures += 1
+    return freed
+
+
+def kswapd_hopeless(m: Machine) -> bool:
+    """wakeup_kswapd(): a node whose kswapd failed ``MAX_RECLAIM_RETRIES`` times in a row
+    is not woken again ("hopeless node, leave it to direct reclaim")."""
+    return m.kswapd_failures >= MAX_RECLAIM_RETRIES
 

@@ -62,7 +62,9 @@ class TwoListLRU:
         clearing their accessed bits; a page still referenced stays active once."""
         for pfn in list(self.active)[:batch]:
             page = self.active.pop(pfn)
-            if ctx.page_referenced(page) != 0:
+            if ctx.no_swap_for(page):  # not aged while it cannot be swapped
+                self.active[pfn] = page
+            elif ctx.page_referenced(page) != 0:
                 self.active[pfn] = page
                 ctx.decide(page, "keep_active")
             else:
@@ -83,6 +85,9 @@ class TwoListLRU:
             pfn = next(iter(self.inactive))
             page = self.inactive.pop(pfn)
             budget -= 1
+            if ctx.no_swap_for(page):  # passed by, as get_scan_count()'s SCAN_FILE does
+                self.inactive[pfn] = page
+                continue
             refs = ctx.page_referenced(page)
             if refs != 0:
                 self.active[pfn] = page
@@ -132,6 +137,9 @@ class Clock:
             budget -= 1
             pfn = next(iter(self.ring))
             page = self.ring.pop(pfn)
+            if ctx.no_swap_for(page):  # the hand passes it by while swap is full
+                self.ring[pfn] = page
+                continue
             if ctx.page_referenced(page) != 0:
                 self.ring[pfn] = page
                 ctx.decide(page, "second_chance")
