@@ -89,9 +89,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks (benchmarks/bench.py): simulated costs as ratios to a dict insert."""
+    """Benchmarks (benchmarks/bench.py): simulated costs as ratios to a dict insert;
+    benchmarks/bench_reclaim.py: reclaim with full swap, time against RAM size."""
     session.install(*INSTALL)
     session.run("python", "benchmarks/bench.py", *session.posargs)
+    session.run("python", "benchmarks/bench_reclaim.py")
 
 
 @nox.session
