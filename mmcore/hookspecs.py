@@ -445,6 +445,9 @@ def reclaim_shrink(nr_to_reclaim: int, ctx: ReclaimContext) -> int:
     references (``ctx.page_referenced(page)``: an rmap walk that test-and-clears accessed
     bits) and to reclaim (``ctx.reclaim(page)``: unmap through the rmap walk, write back
     or swap out, free). Every decision should be reported with ``ctx.decide(...)``.
+    A page for which ``ctx.no_swap_for(page)`` is true (swap-backed, no swap slot free)
+    should be passed by without a referenced check: reclaiming it can only fail, and
+    scanning it anyway makes every allocation near OOM cost a scan of all memory.
 
     Example (CLOCK)::
 
