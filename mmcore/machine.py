@@ -191,10 +191,10 @@ class Machine:
         """
         pm = self.physmem
         free = pm.free_list
-        if len(free) <= self.watermarks[1] and not self.in_reclaim \
+        if free.nr <= self.watermarks[1] and not self.in_reclaim \
                 and not kswapd_hopeless(self):
-            self._reclaim(self.watermarks[2] - len(free), "kswapd")
-        while not free:
+            self._reclaim(self.watermarks[2] - free.nr, "kswapd")
+        while not free.nr:
             if self.in_reclaim or not self._reclaim(32, "direct"):
                 self.oom_kill()
         page = pm.alloc()

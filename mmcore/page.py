@@ -9,6 +9,7 @@ content payload lets tests prove that no byte is lost or leaked across COW, mrem
 from __future__ import annotations
 
 from .errors import OutOfMemory
+from .freepool import FreePool
 
 # Page flags (a subset of include/linux/page-flags.h).
 PG_ANON = 1 << 0  # PAGE_MAPPING_ANON: mapping is an anon rmap object
@@ -88,6 +89,9 @@ class PhysMem:
     """A fixed number of frames with a deterministic LIFO free list.
 
     Frame 0 is the shared zero page (ZERO_PAGE(0)); it is never allocated or freed.
+    Memory is taken lazily: ``pages`` (the mem_map) grows to the highest frame ever
+    allocated and the free list keeps the never-used frames as a count, so a machine
+    with 2**24 frames costs nothing until its frames are used.
     """
 
     ZERO_PFN = 0
@@ -96,32 +100,36 @@ class PhysMem:
         if nr_frames < 2:
             raise ValueError("physical memory needs at least 2 frames")
         self.nr_frames = nr_frames
-        self.pages: list[Page | None] = [None] * nr_frames
         zero = Page(self.ZERO_PFN)
         zero.flags = PG_ZERO
         zero.refcount = 1
-        self.pages[self.ZERO_PFN] = zero
+        #: Frames by pfn up to the highest ever allocated (None: free).
+        self.pages: list[Page | None] = [zero]
         self.zero_page = zero
-        #: Free frames, highest pfn at the bottom so the first allocation is pfn 1.
-        self.free_list = list(range(nr_frames - 1, 0, -1))
+        #: Free frames, lowest never-used pfn first so the first allocation is pfn 1.
+        self.free_list = FreePool(1, nr_frames)
 
     @property
     def nr_free(self) -> int:
         """Number of frames on the free list."""
-        return len(self.free_list)
+        return self.free_list.nr
 
     @property
     def nr_used(self) -> int:
         """Frames in use, not counting the zero page."""
-        return self.nr_frames - 1 - len(self.free_list)
+        return self.nr_frames - 1 - self.free_list.nr
 
     def alloc(self) -> Page:
         """alloc_page(): take a free frame; raises :class:`OutOfMemory` when none is left."""
-        if not self.free_list:
-            raise OutOfMemory("no free page frame")
-        pfn = self.free_list.pop()
+        try:
+            pfn = self.free_list.pop()
+        except IndexError:
+            raise OutOfMemory("no free page frame") from None
         page = Page(pfn)
-        self.pages[pfn] = page
+        if pfn == len(self.pages):  # a never-used frame: the mem_map grows by one
+            self.pages.append(page)
+        else:
+            self.pages[pfn] = page
         return page
 
     def free(self, page: Page) -> None:
@@ -135,7 +143,7 @@ class PhysMem:
 
     def page(self, pfn: int) -> Page | None:
         """pfn_to_page(): the page at ``pfn`` if it is allocated."""
-        if 0 <= pfn < self.nr_frames:
+        if 0 <= pfn < len(self.pages):
             return self.pages[pfn]
         return None
 

@@ -11,15 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .errors import OutOfMemory
+from .freepool import FreePool
 from .page import PG_SWAPCACHE, Page
 
 
 class SwapArea:
-    """``nr_slots`` swap slots, allocated lowest-first (scan_swap_map_slots)."""
+    """``nr_slots`` swap slots, allocated lowest-first (scan_swap_map_slots); slots
+    cost memory only while they hold content. ``nr_slots = 0`` is a machine without
+    swap."""
 
     def __init__(self, nr_slots: int, put_page: Callable[[Page], None]) -> None:
         self.nr_slots = nr_slots
-        self._free = list(range(nr_slots - 1, -1, -1))
+        self._free = FreePool(0, nr_slots)
         self.data: dict[int, bytes] = {}
         self.count: dict[int, int] = {}
         self.cache: dict[int, Page] = {}
@@ -30,12 +33,12 @@ class SwapArea:
     @property
     def nr_used(self) -> int:
         """Slots in use."""
-        return self.nr_slots - len(self._free)
+        return self.nr_slots - self._free.nr
 
     def alloc(self, page: Page) -> int:
         """folio_alloc_swap() + add_to_swap_cache(): give ``page`` a slot, write its
         content (swap_writepage) and put it in the swap cache."""
-        if not self._free:
+        if not self._free.nr:
             raise OutOfMemory("swap space exhausted")
         slot = self._free.pop()
         self.data[slot] = page.data
@@ -47,7 +50,7 @@ class SwapArea:
     def store(self, data: bytes) -> int:
         """shmem_writepage(): write ``data`` to a new slot owned by a shmem inode (one
         reference, no swap cache); raises :class:`OutOfMemory` when swap is full."""
-        if not self._free:
+        if not self._free.nr:
             raise OutOfMemory("swap space exhausted")
         slot = self._free.pop()
         self.data[slot] = data
@@ -64,7 +67,7 @@ class SwapArea:
     @property
     def nr_free(self) -> int:
         """Free slots."""
-        return len(self._free)
+        return self._free.nr
 
     def dup(self, slot: int) -> None:
         """swap_duplicate(): one more swap pte names ``slot``."""
