@@ -23,12 +23,20 @@ SHMEM_DEV = "00:01"
 
 
 class Inode:
-    """A file: its size, its backing store (``disk``, per page index), its page cache
-    (``pages``), the file rmap plugin's i_mmap structure, and shmem swap slots."""
+    """A file: its size, its backing store (``disk``, per page index, over a repeating
+    ``fill`` pattern), its page cache (``pages``), the file rmap plugin's i_mmap
+    structure, and shmem swap slots.
+
+    The backing store is sparse, as a filesystem's is: only pages written back are held
+    in ``disk``; the bytes below ``fill_end`` that no page overrides are ``fill``
+    repeated from offset 0 (a created file's content), computed per page when read, so
+    a file of any length costs only the pages ever written."""
 
     __slots__ = (
         "dev",
         "disk",
+        "fill",
+        "fill_end",
         "i_mmap",
         "ino",
         "nr_mmaps",
@@ -45,8 +53,11 @@ class Inode:
         self.dev = dev
         self.size = 0
         self.shmem = shmem
-        #: What a read from the device returns, per page index (absent: zeros).
+        #: Pages written to the device, per page index (absent: the fill, then zeros).
         self.disk: dict[int, bytes] = {}
+        #: The repeating content of [0, fill_end) where ``disk`` has no page.
+        self.fill = b""
+        self.fill_end = 0
         #: The page cache (address_space i_pages), by page index.
         self.pages: dict[int, Page] = {}
         #: The file rmap plugin's structure of mapping vmas (address_space i_mmap).
@@ -60,6 +71,25 @@ class Inode:
     def nr_pages(self) -> int:
         """Pages needed to hold ``size`` bytes (the first index past EOF)."""
         return (self.size + PAGE_SIZE - 1) >> PAGE_SHIFT
+
+    def disk_page(self, index: int) -> bytes:
+        """What reading page ``index`` from the device returns, trailing zeros dropped
+        (the page cache's reads and the invariants' recount go through here)."""
+        data = self.disk.get(index)
+        if data is not None:
+            return data
+        start = index * PAGE_SIZE
+        if start >= self.fill_end or not self.fill:
+            return b""
+        fill, need = self.fill, min(PAGE_SIZE, self.fill_end - start)
+        pos = start % len(fill)
+        chunks = []
+        while need:
+            chunk = fill[pos:pos + need]
+            chunks.append(chunk)
+            need -= len(chunk)
+            pos = 0
+        return b"".join(chunks).rstrip(b"\0")
 
     def __repr__(self) -> str:
         return f"Inode({self.path!r}, size={self.size}, cached={len(self.pages)})"

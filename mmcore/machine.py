@@ -249,8 +249,12 @@ class Machine:
 
     # --- files -------------------------------------------------------------------------------
 
-    def create_file(self, path: str, data: bytes = b"") -> Inode:
-        """Create (or replace the content of) a file in the in-memory filesystem."""
+    def create_file(self, path: str, data: bytes = b"", length: int | None = None) -> Inode:
+        """Create (or replace the content of) a file in the in-memory filesystem: its
+        content is ``data``, or with ``length``, ``length`` bytes of ``data`` repeated
+        (zeros if ``data`` is empty), kept as a pattern that costs nothing per page."""
+        if length is not None and length < 0:
+            raise ValueError(f"create_file length must not be negative, not {length}")
         inode = self.files.get(path)
         if inode is None:
             inode = Inode(self._next_inode, path, FS_DEV)
@@ -258,6 +262,10 @@ class Machine:
             self.files[path] = inode
         else:
             truncate_pages(self, inode, 0)
+        if length is not None:
+            inode.fill = data if data.strip(b"\0") else b""  # all zeros: a hole
+            inode.fill_end = inode.size = length
+            return inode
         for i in range(0, len(data), PAGE_SIZE):
             chunk = data[i:i + PAGE_SIZE].rstrip(b"\0")
             if chunk:

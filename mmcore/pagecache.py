@@ -36,7 +36,7 @@ def find_get_page(m: Machine, inode: Inode, index: int) -> tuple[Page, bool]:
             page.data = m.swap.take(slot)
             major = True
     else:
-        page.data = inode.disk.get(index, b"")
+        page.data = inode.disk_page(index)
         major = True
     page.flags |= PG_CACHE
     page.mapping = inode
@@ -147,6 +147,7 @@ def truncate_pages(m: Machine, inode: Inode, size: int) -> None:
         delete_from_page_cache(m, inode.pages[index])
     for index in [i for i in inode.disk if i >= first]:
         del inode.disk[index]
+    inode.fill_end = min(inode.fill_end, size)
     for index in [i for i in inode.swapped if i >= first]:
         m.swap.free_entry(inode.swapped.pop(index))
     tail = size % PAGE_SIZE

@@ -15,6 +15,7 @@ from ..constants import MAP_FIXED, PAGE_SIZE
 from ..costs import WalkCost
 from ..errors import ENOENT, BusError, SegmentationFault, syscall_error
 from ..machine import Machine
+from ..pagetable import pte_pfn, pte_present
 from ..process import Process
 
 
@@ -151,9 +152,7 @@ class Player:
             self.procs[op.pid] = self.machine.spawn()
             return None
         if name == "create":
-            pattern = op.data.encode() or b"\0"
-            body = (pattern * (op.length // len(pattern) + 1))[:op.length]
-            self.machine.create_file(op.path, body)
+            self.machine.create_file(op.path, op.data.encode(), length=op.length)
             return None
         p = self.proc(op.pid)
         if name == "fork":
@@ -251,12 +250,13 @@ class Player:
         elif op.length == 0:
             pfns = [pg.pfn for pg in m.pages_in_use() if pg.is_anon and pg.mapcount]
         else:
-            p = self.proc(op.pid)
-            pfns = []
-            for a in range(op.addr, op.addr + op.length, PAGE_SIZE):
-                e = p.pagemap(a)
-                if e.present and e.pfn != m.physmem.ZERO_PFN:
-                    pfns.append(e.pfn)
+            # The populated ptes of the range's pages, not every address: a huge length
+            # costs what is mapped (walk_page_range() skips empty page tables too).
+            first = op.addr // PAGE_SIZE
+            last = first - (-op.length // PAGE_SIZE)
+            pt = self.proc(op.pid).mm.pgtable
+            pfns = [pte_pfn(pte) for _, pte in pt.range(first * PAGE_SIZE, last * PAGE_SIZE)
+                    if pte_present(pte) and pte_pfn(pte) != m.physmem.ZERO_PFN]
         for pfn in dict.fromkeys(pfns):
             page = m.physmem.page(pfn)
             if page is not None and page.mapcount:

@@ -180,7 +180,7 @@ def peek(machine: Machine, pid: int, addr: int, n: int) -> bytes:
         if shmem_slot is not None:
             chunk = machine.swap.data.get(shmem_slot, b"")[off:off + n]
             return chunk + bytes(n - len(chunk))
-        chunk = inode.disk.get(index, b"")[off:off + n]
+        chunk = inode.disk_page(index)[off:off + n]
         return chunk + bytes(n - len(chunk))
     return bytes(n)
 
