@@ -21,6 +21,8 @@ class SwapArea:
     swap."""
 
     def __init__(self, nr_slots: int, put_page: Callable[[Page], None]) -> None:
+        if nr_slots < 0:
+            raise ValueError(f"swap_pages must not be negative, not {nr_slots}")
         self.nr_slots = nr_slots
         self._free = FreePool(0, nr_slots)
         self.data: dict[int, bytes] = {}

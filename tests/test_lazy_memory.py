@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tracemalloc
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -58,3 +59,9 @@ def test_huge_machine_costs_nothing_until_its_memory_is_used() -> None:
     assert peak < 2_000_000
     assert m.physmem.nr_free == (1 << 24) - 2 and m.swap.nr_free == 1 << 24
     assert p.read(a + (1 << 29), 1) == b"x"
+
+
+def test_negative_swap_pages_is_refused() -> None:
+    """Machine(swap_pages=-1) raises ValueError naming swap_pages (0 means no swap)."""
+    with pytest.raises(ValueError, match="swap_pages"):
+        Machine(swap_pages=-1)

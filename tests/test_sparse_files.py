@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import tracemalloc
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mmcore import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, Machine
 from mmcore.experiments.ops import Op, Player
 from mmcore.experiments.replay import replay
+from mmcore.experiments.trace import MAX_OP_PAGES, TraceError, parse_trace
 
 PAGE = 4096
 
@@ -101,3 +103,25 @@ def test_reclaim_op_with_a_huge_length_costs_the_mapped_pages() -> None:
     assert m.counters.pages_swapped_out == 32
     assert not any(p.pagemap(a + i * PAGE).present for i in range(0, 64, 2))
     assert p.read(a + 62 * PAGE, 1) == b"x"
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"op": "create", "path": "/x", "length": -1}',
+     "t.jsonl:1: op 'create': length -1 is not a file size"),
+    ('{"op": "create", "path": "/x", "length": 9223372036854775808}',
+     "t.jsonl:1: op 'create': length 9223372036854775808 is not a file size"),
+    ('{"op": "write", "addr": 0, "length": 4294967297}',
+     "t.jsonl:1: op 'write': length 4294967297 covers more than 1048576 pages"),
+])
+def test_per_op_limits_name_the_op_and_the_line(line: str, message: str) -> None:
+    """A create that is no file size and a read/write over more than MAX_OP_PAGES pages
+    are refused when the trace is read, with one message naming file, line and op."""
+    with pytest.raises(TraceError) as info:
+        parse_trace([line], "t.jsonl")
+    assert str(info.value).startswith(message)
+
+
+def test_a_read_of_exactly_max_op_pages_is_accepted() -> None:
+    """The limit is inclusive: an op of MAX_OP_PAGES pages reads as an op."""
+    line = f'{{"op": "read", "addr": 0, "length": {MAX_OP_PAGES * PAGE}}}'
+    assert parse_trace([line], "t.jsonl")[1][0].length == MAX_OP_PAGES * PAGE

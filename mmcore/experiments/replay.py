@@ -56,7 +56,7 @@ from ..costs import Costs
 from ..errors import ConfigError, MachineBroken
 from ..machine import Machine
 from .ops import Op, Player
-from .trace import TraceHeader, read_trace
+from .trace import MAX_FILE_SIZE, TraceHeader, read_trace
 
 __all__ = ["ReplayReport", "StandInFile", "replay", "replay_trace", "stand_in_files",
            "stand_in_data", "FILE_MAPPINGS"]
@@ -158,16 +158,12 @@ class ReplayReport(DataClassJsonMixin):
         return "\n".join(lines)
 
 
-#: MAX_LFS_FILESIZE (include/linux/fs.h): no file offset reaches this.
-_MAX_FILE_OFFSET = (1 << 63) - 1
-
-
 def stand_in_offset(op: Op) -> int:
     """The file offset of a stand-in mmap: ``extra["offset"]`` when it is an offset a
     file can have (an integer from 0 to MAX_LFS_FILESIZE), else 0 (a damaged trace)."""
     offset = op.extra.get("offset", 0)
     if isinstance(offset, int) and not isinstance(offset, bool) \
-            and 0 <= offset <= _MAX_FILE_OFFSET:
+            and 0 <= offset <= MAX_FILE_SIZE:
         return offset
     return 0
 

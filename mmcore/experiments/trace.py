@@ -60,6 +60,8 @@ __all__ = [
     "TRACE_VERSION_MAX",
     "FILE_OPS",
     "OP_REQUIRED",
+    "MAX_FILE_SIZE",
+    "MAX_OP_PAGES",
     "CLONE_VM",
     "CLONE_VFORK",
     "CLONE_THREAD",
@@ -120,6 +122,12 @@ OP_REQUIRED: dict[str, tuple[str, ...]] = {
     "msync": ("addr", "length", "flags"),
     "fsync": ("fd",),
 }
+
+#: MAX_LFS_FILESIZE (include/linux/fs.h): no file is larger, no file offset reaches it.
+MAX_FILE_SIZE = (1 << 63) - 1
+#: Per-op limit: the most pages one ``read`` or ``write`` op may touch (4 GiB). Each page
+#: is a real access, so a longer op is one line that runs for hours; split it instead.
+MAX_OP_PAGES = 1 << 20
 
 # clone(2) flags (include/uapi/linux/sched.h) the importers need.
 CLONE_VM = 0x00000100
@@ -211,11 +219,23 @@ def op_from_dict(data: Any) -> Op:
     for req in OP_REQUIRED[name]:
         if req not in data:
             raise ValueError(f"op {name!r} needs field {req!r}")
+    _check_limits(name, data.get("length", 0))
     # Validated field by field above, so the dataclass is built directly: Op.from_dict
     # gives the same Op but re-evaluates the string annotations on every call (~1 ms/op).
     if "extra" in data:
         data = {**data, "extra": dict(data["extra"])}
     return Op(**data)
+
+
+def _check_limits(name: str, length: int) -> None:
+    """The per-op limits: a ``create`` is a file size, a ``read``/``write`` touches at
+    most :data:`MAX_OP_PAGES` pages."""
+    if name == "create" and not 0 <= length <= MAX_FILE_SIZE:
+        raise ValueError(f"op 'create': length {length} is not a file size "
+                         f"(0 to 2**63 - 1)")
+    if name in ("read", "write") and length > MAX_OP_PAGES * PAGE_SIZE:
+        raise ValueError(f"op {name!r}: length {length} covers more than {MAX_OP_PAGES} "
+                         f"pages, the per-op limit; split it into smaller ops")
 
 
 def op_to_dict(op: Op) -> dict[str, Any]:
