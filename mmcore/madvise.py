@@ -54,7 +54,9 @@ from .constants import (
 from .errors import EAGAIN, EINVAL, ENOMEM, EPERM, syscall_error
 from .memory import zap_pte_range
 from .mmap import populate_range
-from .pagetable import is_swap_pte, pte_pfn, pte_present, swp_slot
+from .page import PG_CACHE
+from .pagetable import is_swap_pte, pte_dirty, pte_pfn, pte_present, swp_slot
+from .reclaim import pageout_cache_page
 from .vma_ops import vma_modify
 
 if TYPE_CHECKING:
@@ -176,9 +178,12 @@ def _madvise_vma(vma: Vma, start: int, end: int, advice: int) -> Vma:
         if not vma.flags & (VM_WRITE if write else VM_READ | VM_WRITE):
             raise syscall_error(EINVAL, "madvise")
         populate_range(vma.mm, start, end, write=write)
-    elif advice == MADV_PAGEOUT:
-        _madvise_pageout(vma, start, end)
-    # MADV_WILLNEED and MADV_COLD only steer readahead and LRU order: nothing to model.
+    elif advice in (MADV_COLD, MADV_PAGEOUT):
+        if vma.flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):  # can_madv_lru_vma()
+            raise syscall_error(EINVAL, "madvise")
+        if advice == MADV_PAGEOUT:
+            _madvise_pageout(vma, start, end)
+    # MADV_WILLNEED and MADV_COLD only steer readahead and LRU order: nothing more to model.
     return vma
 
 
@@ -199,13 +204,20 @@ def _madvise_free(vma: Vma, start: int, end: int) -> None:
 
 
 def _madvise_pageout(vma: Vma, start: int, end: int) -> None:
-    """madvise_pageout(): reclaim exclusively mapped private anonymous pages now."""
+    """madvise_pageout(): reclaim now the pages of the range no other mapping maps
+    (folio_mapcount() == 1; shared ones are left alone). Anonymous pages go to swap, or
+    stay mapped when no slot is free (add_to_swap() fails); page-cache pages as
+    :func:`~mmcore.reclaim.pageout_cache_page` says (clean file pages are dropped)."""
     m = vma.mm.machine
     for _addr, pte in list(vma.mm.pgtable.range(start, end)):
         if pte_present(pte):
             page = m.physmem.pages[pte_pfn(pte)]
-            if page is not None and page.is_anon and page.mapcount == 1:
+            if page is None or page.mapcount != 1:
+                continue
+            if page.is_anon:
                 m.try_to_unmap(page.pfn)
+            elif page.flags & PG_CACHE:
+                pageout_cache_page(m, page, pte_dirty(pte))
 
 
 def do_mlock(mm: Mm, start: int, length: int, flags: int, lock: bool) -> None:

@@ -137,13 +137,39 @@ def _reclaim_page(m: Machine, page: Page) -> str:
             if not result.success:
                 return "locked" if "VM_LOCKED" in result.reason else "unmap_failed"
         if inode.shmem:
-            inode.swapped[page.index] = m.swap.store(page.data)
-            m.counters.pswpout += 1
+            _shmem_writeout(m, inode, page)
         elif page.flags & PG_DIRTY:
             writeback_page(m, page)
         delete_from_page_cache(m, page)
         return "freed"
     return "busy"
+
+
+def _shmem_writeout(m: Machine, inode: Inode, page: Page) -> None:
+    """shmem_writeout(): move an unmapped shmem page's content to a new swap slot."""
+    inode.swapped[page.index] = m.swap.store(page.data)
+    m.counters.pswpout += 1
+
+
+def pageout_cache_page(m: Machine, page: Page, pte_dirty: bool) -> None:
+    """MADV_PAGEOUT of a page-cache page mapped once (reclaim_pages() ->
+    shrink_folio_list() outside kswapd). A dirty file page (PG_dirty or a dirty pte) is
+    left mapped: only kswapd writes file folios back, the others are activated. A clean
+    file page is unmapped and dropped. A shmem page is unmapped and written to swap if a
+    slot is free; without one it stays in the page cache (shmem_writeout() fails and
+    the folio is kept), its next access a minor fault."""
+    from .pagecache import delete_from_page_cache
+    from .rmap import try_to_unmap
+    inode: Inode = page.mapping  # type: ignore[assignment]
+    if not inode.shmem and (pte_dirty or page.flags & PG_DIRTY):
+        return
+    if page.refcount > expected_refs(page) or not try_to_unmap(m, page).success:
+        return
+    if inode.shmem:
+        if not m.swap.nr_free:
+            return
+        _shmem_writeout(m, inode, page)
+    delete_from_page_cache(m, page)
 
 
 def shrink(m: Machine, nr_to_reclaim: int, reason: str) -> int:
