@@ -41,6 +41,9 @@ class TwoListLRU:
     def __init__(self, machine: Machine) -> None:
         self.inactive: OrderedDict[int, Page] = OrderedDict()
         self.active: OrderedDict[int, Page] = OrderedDict()
+        #: Pages found mlocked while aging, set aside until the shrink ends (as the
+        #: unevictable list keeps them out of the scan); then back at the active tail.
+        self.unevictable: OrderedDict[int, Page] = OrderedDict()
 
     @hookimpl
     def reclaim_lru_add(self, page: Page) -> None:
@@ -50,8 +53,9 @@ class TwoListLRU:
     @hookimpl
     def reclaim_lru_del(self, page: Page) -> None:
         """The page is freed."""
-        if self.inactive.pop(page.pfn, None) is None:
-            self.active.pop(page.pfn, None)
+        for lru in (self.inactive, self.active, self.unevictable):
+            if lru.pop(page.pfn, None) is not None:
+                return
 
     @hookimpl
     def reclaim_mark_accessed(self, page: Page) -> None:
@@ -70,8 +74,12 @@ class TwoListLRU:
             page = self.active.pop(pfn)
             if ctx.no_swap_for(page):  # not aged while it cannot be swapped
                 self.active[pfn] = page
-            elif ctx.page_referenced(page) != 0:
-                self.active[pfn] = page
+                continue
+            refs = ctx.page_referenced(page)
+            if refs != 0:
+                # An mlocked page (-1) is not aged again in this shrink: nothing can
+                # unlock it meanwhile, and each aging would be one more rmap walk.
+                (self.unevictable if refs < 0 else self.active)[pfn] = page
                 ctx.decide(page, "keep_active")
             else:
                 self.inactive[pfn] = page
@@ -80,6 +88,13 @@ class TwoListLRU:
     @hookimpl
     def reclaim_shrink(self, nr_to_reclaim: int, ctx: ReclaimContext) -> int:
         """shrink_zone(): scan the inactive tail until enough pages are freed."""
+        try:
+            return self._shrink(nr_to_reclaim, ctx)
+        finally:
+            self.active.update(self.unevictable)
+            self.unevictable.clear()
+
+    def _shrink(self, nr_to_reclaim: int, ctx: ReclaimContext) -> int:
         budget = 2 * (len(self.inactive) + len(self.active)) + 8
         while ctx.freed < nr_to_reclaim and budget > 0:
             if len(self.active) > len(self.inactive) or not self.inactive:

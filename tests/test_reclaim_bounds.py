@@ -70,3 +70,26 @@ def test_reclaim_progress_revives_a_hopeless_kswapd() -> None:
     for j in range(i, i + 64):
         p.write(a + j * PAGE, b"y")
     assert m.counters.kswapd_runs > runs
+
+
+@pytest.mark.parametrize("reclaim", ["lru2", "clock"])
+def test_mlocked_memory_is_walked_at_most_twice_per_shrink_and_not_oom_killed(
+        reclaim: str) -> None:
+    """With most of RAM mlocked, another process writing RAM's worth of pages swaps
+    instead of OOM-killing anyone, and each shrink walks a locked page at most twice:
+    lru2 sets locked pages aside for the rest of the shrink (they were re-aged once per
+    32-page batch, up to 64 walks each)."""
+    ram = 512
+    m = Machine(ram_pages=ram, swap_pages=ram, reclaim=reclaim)
+    locker = m.spawn()
+    n = ram - ram // 16
+    a = locker.mmap(0, n * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS)
+    locker.mlock(a, n * PAGE)
+    q = m.spawn()
+    b = q.mmap(0, ram * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS)
+    for i in range(ram):
+        q.write(b + i * PAGE, b"q")
+    c = m.counters
+    assert c.oom_kills == 0 and locker.alive and c.pswpout > 0
+    shrinks = c.kswapd_runs + c.direct_reclaims
+    assert c.reclaim_referenced_walks <= shrinks * 2 * ram
