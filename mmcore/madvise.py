@@ -53,6 +53,7 @@ from .constants import (
 )
 from .errors import EAGAIN, EINVAL, ENOMEM, EPERM, syscall_error
 from .memory import zap_pte_range
+from .mm import MM_SWAPENTS
 from .mmap import populate_range
 from .pagetable import is_swap_pte, pte_pfn, pte_present, swp_slot
 from .vma_ops import vma_modify
@@ -192,6 +193,7 @@ def _madvise_free(vma: Vma, start: int, end: int) -> None:
         if is_swap_pte(pte):
             pt.clear(addr)
             m.swap.free_entry(swp_slot(pte))
+            vma.mm.rss_stat[MM_SWAPENTS] -= 1
         elif pte_present(pte):
             page = m.physmem.pages[pte_pfn(pte)]
             if page is not None and page.mapcount == 1:

@@ -266,7 +266,7 @@ def _unshare_pte(vma: Vma, addr: int, new_vma: Vma, dst: int, page: Page) -> Non
     anon_vma_prepare(new_vma)
     copy = alloc_copy(m, page)
     mm.pgtable.clear(addr)
-    mm.rss -= 1
+    mm.add_rss(page, -1)
     m.unmap_page_pte(page, vma, addr)
     map_new_anon_page(new_vma, dst, copy, writable=bool(new_vma.flags & VM_WRITE))
     m.counters.mremap_page_copies += 1
