@@ -68,6 +68,7 @@ def handle_mm_fault(mm: Mm, addr: int, write: bool) -> int:
             raise SegmentationFault(mm.owner_pid, addr, "SEGV_ACCERR", write)
     elif not vma.flags & (VM_READ | VM_WRITE | VM_EXEC):
         raise SegmentationFault(mm.owner_pid, addr, "SEGV_ACCERR", write)
+    mm.machine.vm_events.pgfault += 1  # count_vm_event(PGFAULT)
     addr &= ~0xFFF
     pte = mm.pgtable.lookup(addr)
     if pte == 0 and write and vma.file is None:
@@ -233,6 +234,7 @@ def do_swap_page(vma: Vma, addr: int, pte: int, write: bool) -> int:
         mm.pgtable.clear(addr)
         new = map_new_anon_page(vma, addr, page, writable=False, exclusive=exclusive)
         m.counters.fault_swapin_major += 1
+        m.vm_events.pgmajfault += 1
         kind = "swapin_major"
     elif m.rmap_swapin_copy is not None and m.rmap_swapin_copy(page, vma, addr):
         # rmap 11's early COW at swap-in: this pte gets a private copy of the page.
@@ -302,6 +304,8 @@ def do_fault(vma: Vma, addr: int, write: bool) -> int:
 
 
 def _count_file_fault(m: Machine, shmem: bool, major: bool) -> None:
+    if major:  # filemap_fault() read the page, or shmem brought it back from swap
+        m.vm_events.pgmajfault += 1
     if shmem:
         m.counters.fault_shmem += 1
     elif major:

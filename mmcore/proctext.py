@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import ClassVar
+
+from dataclasses_json import DataClassJsonMixin
 
 
 @dataclass(frozen=True)
@@ -77,3 +81,20 @@ def check_labels(values: dict[str, int], table: Sequence[Field], source: str) ->
     if missing or extra:
         raise ValueError(f"{source}: fields differ from Linux 6.18's: missing {missing}, "
                          f"unexpected {extra}")
+
+
+@dataclass(frozen=True)
+class ProcTable(DataClassJsonMixin):
+    """A /proc file of labelled values (meminfo, the memory lines of status): the values
+    by the kernel's labels (``t["MemFree"]``, in kB where the file says kB) and the text
+    in the file's exact layout. Subclasses name their :data:`TABLE`."""
+
+    values: dict[str, int] = dc_field(default_factory=dict)
+    TABLE: ClassVar[tuple[Field, ...]] = ()
+
+    def __getitem__(self, label: str) -> int:
+        return self.values[label]
+
+    def text(self) -> str:
+        """The lines exactly as Linux prints them."""
+        return render(self.TABLE, self.values)

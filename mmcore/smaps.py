@@ -130,7 +130,7 @@ class SmapsRollup(DataClassJsonMixin):
         return f"{head}\n{render(ROLLUP_FIELDS, self.values)}"
 
 
-def _is_swapbacked(page: Page) -> bool:
+def is_swapbacked(page: Page) -> bool:
     """folio_test_swapbacked(): anonymous pages and shmem page-cache pages."""
     if page.flags & PG_ANON:
         return True
@@ -143,7 +143,7 @@ def _accumulate(mss: MemSizeStats, page: Page, pss: int, dirty: bool, locked: bo
     mss.pss += pss
     if page.flags & PG_ANON:
         mss.pss_anon += pss
-    elif _is_swapbacked(page):
+    elif is_swapbacked(page):
         mss.pss_shmem += pss
     else:
         mss.pss_file += pss
@@ -168,7 +168,7 @@ def smaps_account(mss: MemSizeStats, page: Page, young: bool, dirty: bool,
     decides (2 or more: shared, its size divided among the mappers)."""
     if page.flags & PG_ANON:
         mss.anonymous += PAGE_SIZE
-        if not _is_swapbacked(page) and not dirty and not page.flags & PG_DIRTY:
+        if not is_swapbacked(page) and not dirty and not page.flags & PG_DIRTY:
             mss.lazyfree += PAGE_SIZE
     mss.resident += PAGE_SIZE
     if young or page.flags & PG_REFERENCED:

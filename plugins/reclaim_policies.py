@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from mmcore import PluginInfo, hookimpl
-from mmcore.page import PG_REFERENCED
+from mmcore.page import PG_ACTIVE, PG_REFERENCED
 
 if TYPE_CHECKING:
     from mmcore import Machine, Page
@@ -23,7 +23,8 @@ _RETRY = ("busy",)
 
 
 class TwoListLRU:
-    """Active and inactive lists, oldest first (dicts keep insertion order)."""
+    """Active and inactive lists, oldest first (dicts keep insertion order). A page on
+    the active list carries PG_active, as in the kernel (meminfo and kpageflags read it)."""
 
     info: ClassVar[PluginInfo] = PluginInfo(
         name="lru2", kind="reclaim",
@@ -53,6 +54,7 @@ class TwoListLRU:
         if page.flags & PG_REFERENCED and page.pfn in self.inactive:
             del self.inactive[page.pfn]
             self.active[page.pfn] = page
+            page.flags |= PG_ACTIVE
             page.flags &= ~PG_REFERENCED
         else:
             page.flags |= PG_REFERENCED
@@ -64,9 +66,11 @@ class TwoListLRU:
             page = self.active.pop(pfn)
             if ctx.page_referenced(page) != 0:
                 self.active[pfn] = page
+                page.flags |= PG_ACTIVE
                 ctx.decide(page, "keep_active")
             else:
                 self.inactive[pfn] = page
+                page.flags &= ~PG_ACTIVE
                 ctx.decide(page, "deactivate")
 
     @hookimpl
@@ -86,14 +90,17 @@ class TwoListLRU:
             refs = ctx.page_referenced(page)
             if refs != 0:
                 self.active[pfn] = page
+                page.flags |= PG_ACTIVE
                 ctx.decide(page, "activate")
                 continue
             result = ctx.reclaim(page)
             ctx.decide(page, "reclaim" if result == "freed" else result)
             if result in _RETRY:
                 self.inactive[pfn] = page
+                page.flags &= ~PG_ACTIVE
             elif result != "freed":
                 self.active[pfn] = page
+                page.flags |= PG_ACTIVE
         return ctx.freed
 
 
