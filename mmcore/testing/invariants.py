@@ -238,8 +238,7 @@ def find_violations(machine: Machine,
         if cached is not None and cached.mapcount:
             problems.append(f"pid {pid} @ {addr:#x}: swap pte (slot {slot}) marked exclusive but "
                             f"its page (pfn {cached.pfn}) is mapped {cached.mapcount} time(s)")
-    if not problems:  # the /proc counters against a recount (once the pages are sane)
-        problems += recount_problems(machine)
+    problems += recount_problems(machine)  # the /proc counters against a recount
     if not machine.live_processes():
         problems += _leaks(machine)
     if expected:
