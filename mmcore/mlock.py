@@ -22,7 +22,13 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from .constants import (
+    MCL_CURRENT,
+    MCL_FUTURE,
+    MCL_ONFAULT,
+    MLOCK_LIMIT,
     PAGE_SHIFT,
+    RLIM_INFINITY,
+    RLIMIT_MEMLOCK,
     VM_LOCKED,
     VM_LOCKED_MASK,
     VM_LOCKONFAULT,
@@ -34,15 +40,6 @@ from .vma_ops import vma_modify
 if TYPE_CHECKING:
     from .mm import Mm
     from .process import Process
-
-MCL_CURRENT = 1
-MCL_FUTURE = 2
-MCL_ONFAULT = 4
-
-RLIMIT_MEMLOCK = 8
-RLIM_INFINITY = (1 << 64) - 1
-#: MLOCK_LIMIT (include/uapi/linux/resource.h): the default RLIMIT_MEMLOCK, 8 MiB.
-MLOCK_LIMIT = 8 << 20
 
 CAP_IPC_LOCK = "CAP_IPC_LOCK"
 CAP_SYS_ADMIN = "CAP_SYS_ADMIN"

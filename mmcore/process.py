@@ -5,19 +5,19 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .constants import DEFAULT_BRK_START, MAP_ANONYMOUS, PAGE_SIZE
+from .constants import (
+    DEFAULT_BRK_START,
+    MAP_ANONYMOUS,
+    MLOCK_LIMIT,
+    PAGE_SIZE,
+    RLIM_INFINITY,
+    RLIMIT_MEMLOCK,
+)
 from .errors import EBADF, ECHILD, EINVAL, ENOENT, ESRCH, syscall_error
 from .fault import access_page
 from .fs import FileTable, OpenFile
 from .madvise import do_madvise, do_mlock, do_mseal
-from .mlock import (
-    MLOCK_LIMIT,
-    RLIM_INFINITY,
-    RLIMIT_MEMLOCK,
-    check_rlimit,
-    do_mlockall,
-    do_munlockall,
-)
+from .mlock import check_rlimit, do_mlockall, do_munlockall
 from .mm import Mm
 from .mmap import do_brk, do_mmap, do_msync, do_munmap
 from .mprotect import do_mprotect

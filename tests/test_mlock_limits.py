@@ -12,22 +12,20 @@ from mmcore import (
     MAP_ANONYMOUS,
     MAP_LOCKED,
     MAP_PRIVATE,
-    MLOCK_ONFAULT,
-    MREMAP_MAYMOVE,
-    PROT_READ,
-    PROT_WRITE,
-    Machine,
-    Process,
-)
-from mmcore.constants import VM_LOCKED, VM_LOCKONFAULT
-from mmcore.mlock import (
-    CAP_IPC_LOCK,
     MCL_CURRENT,
     MCL_FUTURE,
     MCL_ONFAULT,
     MLOCK_LIMIT,
+    MLOCK_ONFAULT,
+    MREMAP_MAYMOVE,
+    PROT_READ,
+    PROT_WRITE,
     RLIMIT_MEMLOCK,
+    Machine,
+    Process,
 )
+from mmcore.constants import VM_LOCKED, VM_LOCKONFAULT
+from mmcore.mlock import CAP_IPC_LOCK
 
 PAGE = 4096
 RW = PROT_READ | PROT_WRITE

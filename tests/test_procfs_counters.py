@@ -217,7 +217,8 @@ def test_kpageflags_of_anonymous_free_and_locked_frames() -> None:
     p.mlock(a, PAGE)
     assert {"UNEVICTABLE", "MLOCKED"} <= set(flag_names(m.kpageflags(pfn)))
     assert m.meminfo()["Mlocked"] == 4 and m.meminfo()["Unevictable"] == 4
-    assert p.status()["VmLck"] == 4
+    assert p.status()["VmLck"] == 4 and p.smaps()[0]["Locked"] == 4
+    assert "lo" in p.smaps()[0].maps.vm_flags.split()
     free = m.physmem.free_list[-1]
     assert flag_names(m.kpageflags(free)) == ["BUDDY"]
     assert parse_kpageflags(m.kpageflags_bytes(pfn, 1)) == [m.kpageflags(pfn)]
