@@ -195,8 +195,11 @@ def move_vma(mm: Mm, vma: Vma, addr: int, old_len: int, new_len: int, new_addr: 
     MREMAP_DONTUNMAP, keep it empty: VM_LOCKED cleared, anon links dropped if whole)."""
     if mm.map_count >= mm.machine.max_map_count - 3:
         raise syscall_error(ENOMEM, "mremap")
-    if vma.flags & VM_ACCOUNT:  # the copy is charged whole; unmapping the source undoes
-        vm_enough_memory(mm, new_len >> PAGE_SHIFT, "mremap")  # the old one afterwards
+    # vrm_calc_charge(): the old reservation moves with the pages, so only the growth is
+    # charged, unless MREMAP_DONTUNMAP keeps the source (then the whole new length).
+    charged = new_len if flags & MREMAP_DONTUNMAP else new_len - old_len
+    if vma.flags & VM_ACCOUNT and charged > 0:
+        vm_enough_memory(mm, charged >> PAGE_SHIFT, "mremap")
     new_pgoff = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)
     new_vma = copy_vma(mm, vma, new_addr, new_len, new_pgoff)
     source = mm.vmas.lookup(addr)

@@ -15,6 +15,8 @@ from mmcore import (
     MAP_POPULATE,
     MAP_PRIVATE,
     MAP_SHARED,
+    MREMAP_DONTUNMAP,
+    MREMAP_FIXED,
     MREMAP_MAYMOVE,
     PROT_READ,
     PROT_WRITE,
@@ -149,3 +151,15 @@ def test_overcommit_settings_are_validated() -> None:
     """Machine() refuses an overcommit mode other than 0, 1, 2."""
     with pytest.raises(ConfigError, match="overcommit_memory must be 0, 1 or 2"):
         Machine(overcommit_memory=3)
+
+
+def test_mode2_mremap_move_charges_only_growth_or_the_dontunmap_copy() -> None:
+    """vrm_calc_charge(): a move keeps its old reservation, so moving 300 accounted pages
+    is not charged again; MREMAP_DONTUNMAP keeps the source and charges the copy whole."""
+    p = spawn(2)
+    a = p.mmap(0, 300 * PAGE, RW, PA)
+    base = committed(p)
+    b = p.mremap(a, 300 * PAGE, 300 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, a + 1024 * PAGE)
+    assert committed(p) == base
+    assert errno_of(p.mremap, b, 300 * PAGE, 300 * PAGE,
+                    MREMAP_MAYMOVE | MREMAP_DONTUNMAP) == errno.ENOMEM
