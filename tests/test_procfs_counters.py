@@ -262,3 +262,51 @@ def test_recount_catches_a_wrong_rss_counter() -> None:
     p.mm.rss_stat[MM_ANONPAGES] += 1
     assert any("RssAnon counter is 2 pages but the page table holds 1" in v
                for v in find_violations(m))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_sequences_render_views_that_parse_back_and_match_the_recount(seed: int) -> None:
+    """Seeded random operation mixes (fork, COW, mremap, files, swap-out...): at every
+    tenth step every process's smaps, smaps_rollup and status, and the machine's meminfo
+    and vmstat, parse back into their objects and agree with the recount."""
+    import random
+
+    from mmcore.testing.driver import Driver
+    from mmcore.testing.generator import OpGenerator, RandomChooser
+
+    driver = Driver("anon_vma_chain")
+    gen = OpGenerator(driver, RandomChooser(random.Random(seed)))
+    gen.spawn()
+    m = driver.machine
+    for step in range(300):
+        gen.random_step()
+        if step % 10 == 0:
+            for proc in m.live_processes():
+                _views_parse_back(m, proc)
+    driver.finish()
+
+
+def test_real_smaps_of_another_running_process_parses() -> None:
+    """The parser reads the smaps and status of a separate running process (a sleeping
+    child), not only this one's, and its Rss sums to the rollup's Rss."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "print(flush=True); import time; "
+                              "time.sleep(30)"], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None
+        child.stdout.readline()  # the child is up and idle
+        with open(f"/proc/{child.pid}/smaps") as f:
+            text = f.read()
+        with open(f"/proc/{child.pid}/smaps_rollup") as f:
+            rollup = parse_smaps_rollup(f.read(), f"/proc/{child.pid}/smaps_rollup")
+        with open(f"/proc/{child.pid}/status") as f:
+            status = parse_status(f.read())
+    finally:
+        child.kill()
+        child.wait()
+    entries = parse_smaps(text, f"/proc/{child.pid}/smaps")
+    assert "".join(e.text() for e in entries) == text
+    assert sum(e["Rss"] for e in entries) == rollup["Rss"]
+    assert status["VmRSS"] == status["RssAnon"] + status["RssFile"] + status["RssShmem"]
