@@ -34,6 +34,7 @@ class TwoListLRU:
     )
 
     def __init__(self, machine: Machine) -> None:
+        self.machine = machine
         self.inactive: dict[int, Page] = {}
         self.active: dict[int, Page] = {}
 
@@ -50,8 +51,10 @@ class TwoListLRU:
 
     @hookimpl
     def reclaim_mark_accessed(self, page: Page) -> None:
-        """mark_page_accessed(): the second touch of an inactive page activates it."""
+        """mark_page_accessed(): the second touch of an inactive page activates it
+        (folio_activate(), counted as pgactivate)."""
         if page.flags & PG_REFERENCED and page.pfn in self.inactive:
+            self.machine.vm_events.pgactivate += 1
             del self.inactive[page.pfn]
             self.active[page.pfn] = page
             page.flags |= PG_ACTIVE

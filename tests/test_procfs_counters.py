@@ -310,3 +310,18 @@ def test_real_smaps_of_another_running_process_parses() -> None:
     assert "".join(e.text() for e in entries) == text
     assert sum(e["Rss"] for e in entries) == rollup["Rss"]
     assert status["VmRSS"] == status["RssAnon"] + status["RssFile"] + status["RssShmem"]
+
+
+def test_second_read_of_a_file_page_activates_it() -> None:
+    """mark_page_accessed() under lru2: the second read() of a cached page moves it to the
+    active list: PG_active (kpageflags ACTIVE, meminfo Active(file)) and one pgactivate."""
+    m = Machine()
+    m.create_file("/f", b"F" * PAGE)
+    p = m.spawn()
+    fd = p.open("/f")
+    p.pread(fd, 1, 0)
+    assert m.meminfo()["Inactive(file)"] == 4 and m.vmstat()["pgactivate"] == 0
+    p.pread(fd, 1, 0)
+    assert m.meminfo()["Active(file)"] == 4 and m.vmstat()["pgactivate"] == 1
+    pfn = m.files["/f"].pages[0].pfn
+    assert "ACTIVE" in flag_names(m.kpageflags(pfn))
