@@ -32,6 +32,13 @@ if TYPE_CHECKING:
     from .vma import Vma
 
 
+def _check_ints(call: str, **args: object) -> None:
+    """TypeError naming the first argument of ``call`` that is not an int."""
+    for name, value in args.items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{call}: {name} must be an int, not {type(value).__name__}")
+
+
 class Process:
     """A task with its own mm. Syscall methods take Linux's arguments and flag values and
     raise ``OSError(errno)`` where Linux returns that errno."""
@@ -188,6 +195,7 @@ class Process:
 
     def mlockall(self, flags: int) -> None:
         """mlockall(2) with MCL_CURRENT, MCL_FUTURE and MCL_ONFAULT."""
+        _check_ints("mlockall", flags=flags)
         self._check_alive("mlockall")
         self.machine.run(self, do_mlockall, self.mm, flags)
 
@@ -198,11 +206,13 @@ class Process:
 
     def getrlimit(self, resource: int) -> tuple[int, int]:
         """getrlimit(2): (soft, hard); RLIM_INFINITY for a resource never set."""
+        _check_ints("getrlimit", resource=resource)
         return self.rlimits.get(resource, (RLIM_INFINITY, RLIM_INFINITY))
 
     def setrlimit(self, resource: int, soft: int, hard: int) -> None:
         """setrlimit(2): EINVAL if soft > hard, EPERM for raising the hard limit without
         CAP_SYS_RESOURCE. Only RLIMIT_MEMLOCK changes what mmcore does."""
+        _check_ints("setrlimit", resource=resource, soft=soft, hard=hard)
         self._check_alive("setrlimit")
         check_rlimit(self, resource, soft, hard)
         self.rlimits[resource] = (soft, hard)

@@ -182,3 +182,14 @@ def test_setrlimit_checks() -> None:
     assert errno_of(p.setrlimit, RLIMIT_MEMLOCK, PAGE, 8 * PAGE) == errno.EPERM
     p.setrlimit(RLIMIT_MEMLOCK, PAGE, 2 * PAGE)
     assert p.getrlimit(RLIMIT_MEMLOCK) == (PAGE, 2 * PAGE)
+
+
+def test_wrong_argument_types_raise_typeerror_naming_the_argument() -> None:
+    """mlockall and setrlimit with a non-int argument raise TypeError naming it, before
+    any change."""
+    p = proc()
+    with pytest.raises(TypeError, match="mlockall: flags must be an int"):
+        p.mlockall("1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="setrlimit: soft must be an int"):
+        p.setrlimit(RLIMIT_MEMLOCK, 1.5, PAGE)  # type: ignore[arg-type]
+    assert p.getrlimit(RLIMIT_MEMLOCK) == (4 * PAGE, 4 * PAGE) and p.mm.def_flags == 0
