@@ -325,3 +325,25 @@ def test_second_read_of_a_file_page_activates_it() -> None:
     assert m.meminfo()["Active(file)"] == 4 and m.vmstat()["pgactivate"] == 1
     pfn = m.files["/f"].pages[0].pfn
     assert "ACTIVE" in flag_names(m.kpageflags(pfn))
+
+
+def test_swapped_shmem_counts_in_smaps_swap_but_not_vmswap() -> None:
+    """Under memory pressure shmem pages go to swap from the page cache: the shmem vma's
+    smaps Swap shows them (shmem_swap_usage()), VmSwap counts only swap ptes."""
+    m = Machine(ram_pages=64, swap_pages=128)
+    p = m.spawn()
+    s = p.mmap(0, 8 * PAGE, RW, MAP_SHARED | MAP_ANONYMOUS)
+    for i in range(8):
+        p.write(s + i * PAGE, b"s")
+    a = p.mmap(0, 80 * PAGE, RW, PA)
+    for i in range(80):
+        p.write(a + i * PAGE, b"a")
+    (shm,) = [v for v in p.vmas() if v.start == s]
+    assert shm.file is not None
+    swapped_shmem = len(shm.file.inode.swapped)
+    assert swapped_shmem
+    by_start = {e.maps.start: e for e in p.smaps()}
+    swap_ptes = sum(1 for pte in p.mm.pgtable.ptes.values() if pte and not pte & 1)
+    assert by_start[s]["Swap"] == swapped_shmem * 4
+    assert p.status()["VmSwap"] == swap_ptes * 4 == by_start[a]["Swap"]
+    _views_parse_back(m, p)
