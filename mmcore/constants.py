@@ -67,6 +67,12 @@ __all__ = [
     "MADV_POPULATE_READ",
     "MADV_POPULATE_WRITE",
     "MLOCK_ONFAULT",
+    "MCL_CURRENT",
+    "MCL_FUTURE",
+    "MCL_ONFAULT",
+    "RLIMIT_MEMLOCK",
+    "RLIM_INFINITY",
+    "MLOCK_LIMIT",
     "VM_NONE",
     "VM_READ",
     "VM_WRITE",
@@ -204,6 +210,16 @@ MADV_POPULATE_WRITE = 23
 
 # --- mlock2(2) ----------------------------------------------------------------------
 MLOCK_ONFAULT = 0x01
+
+# --- mlockall(2) (include/uapi/asm-generic/mman.h) and RLIMIT_MEMLOCK --------------
+MCL_CURRENT = 1
+MCL_FUTURE = 2
+MCL_ONFAULT = 4
+#: include/uapi/asm-generic/resource.h
+RLIMIT_MEMLOCK = 8
+RLIM_INFINITY = (1 << 64) - 1
+#: MLOCK_LIMIT (include/uapi/linux/resource.h): the default RLIMIT_MEMLOCK, 8 MiB.
+MLOCK_LIMIT = 8 << 20
 
 # --- vm_flags (include/linux/mm.h) --------------------------------------------------
 VM_NONE = 0x0

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT, PAGE_SIZE, VM_EXEC, VM_READ, VM_WRITE
 from .errors import SegmentationFault
+from .mm import MM_ANONPAGES, MM_SWAPENTS
 from .page import PG_ANON, PG_ANON_EXCLUSIVE, PG_DIRTY, PG_ZERO, Page
 from .pagecache import check_eof, find_get_page
 from .pagetable import (
@@ -67,6 +68,7 @@ def handle_mm_fault(mm: Mm, addr: int, write: bool) -> int:
             raise SegmentationFault(mm.owner_pid, addr, "SEGV_ACCERR", write)
     elif not vma.flags & (VM_READ | VM_WRITE | VM_EXEC):
         raise SegmentationFault(mm.owner_pid, addr, "SEGV_ACCERR", write)
+    mm.machine.vm_events.pgfault += 1  # count_vm_event(PGFAULT)
     addr &= ~0xFFF
     pte = mm.pgtable.lookup(addr)
     if pte == 0 and write and vma.file is None:
@@ -114,7 +116,7 @@ def map_new_anon_page(vma: Vma, addr: int, page: Page, writable: bool,
     m.rmap_page_new_anon(page, vma, addr, exclusive)
     pte = mk_pte(page.pfn, writable, dirty=writable)
     vma.mm.pgtable.set(addr, pte)
-    vma.mm.rss += 1
+    vma.mm.rss_stat[MM_ANONPAGES] += 1
     return pte
 
 
@@ -145,7 +147,7 @@ def do_anonymous_write(vma: Vma, addr: int) -> int:
     m.rmap_page_new_anon(page, vma, addr, True)
     pte = (page.pfn << 12) | 0x67  # present, rw, user, accessed, dirty (mk_pte)
     mm.pgtable.set(addr, pte)
-    mm.rss += 1
+    mm.rss_stat[MM_ANONPAGES] += 1
     m.counters.fault_anon += 1
     if m.observed:
         m.emit("fault", mm.owner_pid, type="anon", address=addr, pfn=page.pfn)
@@ -179,7 +181,8 @@ def do_wp_page(vma: Vma, addr: int, pte: int) -> int:
     anon_vma_prepare(vma)
     new_page = alloc_copy(m, page)
     mm.pgtable.clear(addr)
-    mm.rss -= 0 if page.flags & PG_ZERO else 1
+    if not page.flags & PG_ZERO:
+        mm.add_rss(page, -1)
     new_pte = map_new_anon_page(vma, addr, new_page, writable=True)
     if not page.flags & PG_ZERO:
         m.unmap_page_pte(page, vma, addr)
@@ -231,6 +234,7 @@ def do_swap_page(vma: Vma, addr: int, pte: int, write: bool) -> int:
         mm.pgtable.clear(addr)
         new = map_new_anon_page(vma, addr, page, writable=False, exclusive=exclusive)
         m.counters.fault_swapin_major += 1
+        m.vm_events.pgmajfault += 1
         kind = "swapin_major"
     elif m.rmap_swapin_copy is not None and m.rmap_swapin_copy(page, vma, addr):
         # rmap 11's early COW at swap-in: this pte gets a private copy of the page.
@@ -250,10 +254,11 @@ def do_swap_page(vma: Vma, addr: int, pte: int, write: bool) -> int:
         m.rmap_page_dup(page, vma, addr)
         new = mk_pte(page.pfn, writable=False)
         mm.pgtable.set(addr, new)
-        mm.rss += 1
+        mm.rss_stat[MM_ANONPAGES] += 1
         m.counters.fault_swapin_minor += 1
         kind = "swapin_minor"
     swap.free_entry(slot)  # this pte no longer references the slot
+    mm.rss_stat[MM_SWAPENTS] -= 1
     m.emit("fault", mm.owner_pid, type=kind, address=addr, pfn=page.pfn)
     if write:
         return do_wp_page(vma, addr, new)
@@ -288,7 +293,7 @@ def do_fault(vma: Vma, addr: int, write: bool) -> int:
         page.flags |= PG_DIRTY
     pte = mk_pte(page.pfn, writable=write, dirty=write)
     mm.pgtable.set(addr, pte)
-    mm.rss += 1
+    mm.add_rss(page, 1)
     _count_file_fault(m, inode.shmem, major)
     if m.observed:
         m.emit("fault", mm.owner_pid, type="shmem" if inode.shmem else "file",
@@ -299,6 +304,8 @@ def do_fault(vma: Vma, addr: int, write: bool) -> int:
 
 
 def _count_file_fault(m: Machine, shmem: bool, major: bool) -> None:
+    if major:  # filemap_fault() read the page, or shmem brought it back from swap
+        m.vm_events.pgmajfault += 1
     if shmem:
         m.counters.fault_shmem += 1
     elif major:
@@ -333,6 +340,6 @@ def do_fault_around(vma: Vma, addr: int) -> None:
         page.mapcount += 1
         page.refcount += 1
         mm.pgtable.set(a, mk_pte(page.pfn, writable=False, accessed=False))
-        mm.rss += 1
+        mm.add_rss(page, 1)
         mapped += 1
     mm.machine.counters.fault_around_mapped += mapped

@@ -405,6 +405,9 @@ def file_rmap_walk(page: Page, cost: WalkCost) -> Iterator[tuple[Vma, int]]:
 def reclaim_lru_add(page: Page) -> None:
     """folio_add_lru(): a new user page (anonymous or page cache) enters the LRU.
 
+    A policy with an active list sets PG_active on the pages it keeps there and clears it
+    when they leave (/proc/meminfo Active/Inactive and kpageflags ACTIVE read that flag).
+
     Example::
 
         @hookimpl

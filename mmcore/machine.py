@@ -20,7 +20,10 @@ from .errors import (
 from .events import Event
 from .fork import dup_mmap, exit_mmap
 from .fs import FS_DEV, SHMEM_DEV, Inode, OpenFile
+from .kpageflags import kpageflags, kpageflags_bytes
+from .meminfo import Meminfo, meminfo
 from .mm import Mm
+from .overcommit import fork_charge
 from .page import Page, PhysMem
 from .pagecache import delete_from_page_cache, release_inode_pages, truncate_pages, write_inode
 from .pagetable import is_swap_pte
@@ -30,6 +33,7 @@ from .reclaim import kswapd_hopeless, shrink
 from .rmap import UnmapResult, WalkResult, find_mappings, rmap_truth, try_to_unmap
 from .swap import SwapArea
 from .vma import Vma
+from .vmstat import VmEvents, Vmstat, vmstat
 
 T = TypeVar("T")
 
@@ -42,7 +46,9 @@ class Machine:
     how a file's mappings are found (``i_mmap_tree`` or ``i_mmap_list``); ``reclaim`` the
     reclaim policy (``lru2`` or ``clock``); ``observers`` are extra observer plugins.
     ``arch`` selects the metadata size profile; ``ram_pages`` and ``swap_pages`` size
-    physical memory and the swap device.
+    physical memory and the swap device. ``overcommit_memory`` (0, 1 or 2),
+    ``overcommit_ratio`` and ``overcommit_kbytes`` are the vm sysctls of that name
+    (:mod:`mmcore.overcommit`).
 
     >>> m = Machine(rmap="anon_vma_chain")
     >>> p = m.spawn()
@@ -53,7 +59,8 @@ class Machine:
                  file_rmap: str | type = "i_mmap_tree", reclaim: str | type = "lru2",
                  observers: Iterable[str | type] = (),
                  arch: str = "x86_64", ram_pages: int = 1 << 16, swap_pages: int = 1 << 16,
-                 max_map_count: int = DEFAULT_MAX_MAP_COUNT) -> None:
+                 max_map_count: int = DEFAULT_MAX_MAP_COUNT, overcommit_memory: int = 0,
+                 overcommit_ratio: int = 50, overcommit_kbytes: int = 0) -> None:
         classes = [resolve(rmap, "rmap")]
         if mremap_policy is not None:
             classes.append(resolve(mremap_policy, "mremap_policy"))
@@ -78,6 +85,13 @@ class Machine:
         self.file_rmap_name = plugin_info(file_rmap_cls).name
         self.reclaim_name = plugin_info(reclaim_cls).name
         self.max_map_count = max_map_count
+        if overcommit_memory not in (0, 1, 2) or overcommit_ratio < 0 or overcommit_kbytes < 0:
+            raise ConfigError("overcommit_memory must be 0, 1 or 2, and overcommit_ratio "
+                              "and overcommit_kbytes non-negative")
+        self.overcommit_memory = overcommit_memory
+        self.overcommit_ratio = overcommit_ratio
+        self.overcommit_kbytes = overcommit_kbytes
+        self.vm_events = VmEvents()
         self.physmem = PhysMem(ram_pages)
         self.swap = SwapArea(swap_pages, self.put_page)
         self.counters = Counters()
@@ -136,8 +150,11 @@ class Machine:
         return pid
 
     def _fork(self, parent: Process) -> Process:
+        fork_charge(parent.mm)
         mm = Mm(self, parent.mm.start_brk)
         child = Process(self, self._alloc_pid(), parent, mm)
+        child.rlimits = dict(parent.rlimits)  # copy_signal(): limits are inherited
+        child.capabilities = set(parent.capabilities)
         self.processes[child.pid] = child
         parent.children[child.pid] = child
         for fd, file in parent.files.fds.items():  # dup_fd(): same open files
@@ -343,6 +360,30 @@ class Machine:
         swap and come back on the next access."""
         self._check_usable()
         return self.syscall(try_to_unmap, self, self._page(pfn))
+
+    def meminfo(self) -> Meminfo:
+        """/proc/meminfo."""
+        return meminfo(self)
+
+    def meminfo_text(self) -> str:
+        """/proc/meminfo as text."""
+        return self.meminfo().text()
+
+    def vmstat(self) -> Vmstat:
+        """/proc/vmstat."""
+        return vmstat(self)
+
+    def vmstat_text(self) -> str:
+        """/proc/vmstat as text."""
+        return self.vmstat().text()
+
+    def kpageflags(self, pfn: int) -> int:
+        """/proc/kpageflags entry of ``pfn`` (KPF_* bits; see :mod:`mmcore.kpageflags`)."""
+        return kpageflags(self, pfn)
+
+    def kpageflags_bytes(self, pfn: int, count: int) -> bytes:
+        """What reading ``count`` entries of /proc/kpageflags at ``pfn`` returns."""
+        return kpageflags_bytes(self, pfn, count)
 
     def kpagecount(self, pfn: int) -> int:
         """/proc/kpagecount: the page's mapcount (0 for the zero page or a free frame)."""

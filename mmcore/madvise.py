@@ -53,6 +53,8 @@ from .constants import (
 )
 from .errors import EAGAIN, EINVAL, ENOMEM, EPERM, syscall_error
 from .memory import zap_pte_range
+from .mlock import can_do_mlock, check_mlock_limit
+from .mm import MM_SWAPENTS
 from .mmap import populate_range
 from .page import PG_CACHE
 from .pagetable import is_swap_pte, pte_dirty, pte_pfn, pte_present, swp_slot
@@ -197,6 +199,7 @@ def _madvise_free(vma: Vma, start: int, end: int) -> None:
         if is_swap_pte(pte):
             pt.clear(addr)
             m.swap.free_entry(swp_slot(pte))
+            vma.mm.rss_stat[MM_SWAPENTS] -= 1
         elif pte_present(pte):
             page = m.physmem.pages[pte_pfn(pte)]
             if page is not None and page.mapcount == 1:
@@ -223,11 +226,16 @@ def _madvise_pageout(vma: Vma, start: int, end: int) -> None:
 def do_mlock(mm: Mm, start: int, length: int, flags: int, lock: bool) -> None:
     """do_mlock()/sys_munlock(): set or clear VM_LOCKED on [start, start + len) and
     populate the range (unless MLOCK_ONFAULT). A hole stops with ENOMEM; vmas before it
-    keep their new flags (apply_vma_lock_flags)."""
+    keep their new flags (apply_vma_lock_flags). Locking is refused with EPERM or ENOMEM
+    by RLIMIT_MEMLOCK (:mod:`mmcore.mlock`)."""
     if flags & ~MLOCK_ONFAULT:
         raise syscall_error(EINVAL, "mlock2")
+    if lock and not can_do_mlock(mm):
+        raise syscall_error(EPERM, "mlock")
     length = page_align(length + offset_in_page(start))
     start &= PAGE_MASK
+    if lock:
+        check_mlock_limit(mm, start, length)
     end = start + length
     if end < start:
         raise syscall_error(EINVAL, "mlock")

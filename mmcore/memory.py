@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .mm import MM_SWAPENTS
 from .page import PG_ANON, PG_ANON_EXCLUSIVE, PG_ZERO
 from .pagetable import (
     is_swap_pte,
@@ -38,10 +39,11 @@ def zap_pte_range(vma: Vma, start: int, end: int) -> int:
             page = m.physmem.pages[pte_pfn(pte)]
             assert page is not None
             if not page.flags & PG_ZERO:
-                mm.rss -= 1
+                mm.add_rss(page, -1)
                 m.unmap_page_pte(page, vma, addr)
         elif is_swap_pte(pte):
             m.swap.free_entry(swp_slot(pte))
+            mm.rss_stat[MM_SWAPENTS] -= 1
     if n:
         m.counters.tlb_flushes += 1
     return n
@@ -67,6 +69,7 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
                 pte = pte_swp_clear_exclusive(pte)
                 spt.set(addr, pte)
             dpt.set(addr, pte)
+            dst.mm.rss_stat[MM_SWAPENTS] += 1
             n += 1
             continue
         page = m.physmem.pages[pte_pfn(pte)]
@@ -80,7 +83,7 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
             continue
         page.mapcount += 1
         page.refcount += 1
-        dst.mm.rss += 1
+        dst.mm.add_rss(page, 1)
         if page.flags & PG_ANON:
             page.flags &= ~PG_ANON_EXCLUSIVE
             m.rmap_page_dup(page, dst, addr)

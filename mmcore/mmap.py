@@ -32,6 +32,7 @@ from .constants import (
     VM_EXEC,
     VM_GROWSDOWN,
     VM_LOCKED,
+    VM_LOCKONFAULT,
     VM_MAYEXEC,
     VM_MAYREAD,
     VM_MAYSHARE,
@@ -45,9 +46,21 @@ from .constants import (
     offset_in_page,
     page_align,
 )
-from .errors import EACCES, EBUSY, EEXIST, EINVAL, ENOMEM, EOPNOTSUPP, EPERM, syscall_error
+from .errors import (
+    EACCES,
+    EAGAIN,
+    EBUSY,
+    EEXIST,
+    EINVAL,
+    ENOMEM,
+    EOPNOTSUPP,
+    EPERM,
+    syscall_error,
+)
 from .fault import handle_pte_fault
 from .memory import zap_pte_range
+from .mlock import can_do_mlock, mlock_future_ok
+from .overcommit import OVERCOMMIT_NEVER, accounted_in_range, vm_enough_memory
 from .pagetable import pte_present, pte_write
 from .vma import Vma
 from .vma_ops import (
@@ -151,6 +164,7 @@ def do_mmap(mm: Mm, addr: int, length: int, prot: int, flags: int,
         vm_flags |= VM_NOHUGEPAGE
     if flags & MAP_LOCKED:
         vm_flags |= VM_LOCKED
+    vm_flags |= mm.def_flags
     if file is not None:
         # do_mmap() for a file: MAP_SHARED_VALIDATE is valid and rejects unknown flags.
         if map_type == MAP_SHARED:
@@ -189,14 +203,22 @@ def do_mmap(mm: Mm, addr: int, length: int, prot: int, flags: int,
         raise syscall_error(EPERM, "mmap")
     if flags & MAP_FIXED_NOREPLACE and mm.vmas.intersecting(addr, addr + length):
         raise syscall_error(EEXIST, "mmap")
+    if flags & MAP_LOCKED and not can_do_mlock(mm):
+        raise syscall_error(EPERM, "mmap")
+    if not mlock_future_ok(mm, vm_flags, length):
+        raise syscall_error(EAGAIN, "mmap")
     if pgoff < 0:
         pgoff = addr >> PAGE_SHIFT
-    if flags & MAP_NORESERVE:
-        vm_flags |= VM_NORESERVE  # overcommit heuristic mode (sysctl 0) honours it
+    if flags & MAP_NORESERVE and mm.machine.overcommit_memory != OVERCOMMIT_NEVER:
+        vm_flags |= VM_NORESERVE  # ignored under vm.overcommit_memory = 2
     if file is None and map_type == MAP_SHARED:
+        if not vm_flags & VM_NORESERVE:  # shmem_acct_size(): the whole object
+            vm_enough_memory(mm, length >> PAGE_SHIFT, "mmap")
         file = mm.machine.new_shmem(length)
     mmap_region(mm, addr, length, vm_flags, pgoff, file)
-    if vm_flags & VM_LOCKED or (flags & (MAP_POPULATE | MAP_NONBLOCK)) == MAP_POPULATE:
+    # __mm_populate() skips VM_LOCKONFAULT vmas (populate_vma_page_range()).
+    if (vm_flags & VM_LOCKED or (flags & (MAP_POPULATE | MAP_NONBLOCK)) == MAP_POPULATE) \
+            and not vm_flags & VM_LOCKONFAULT:
         populate_range(mm, addr, addr + length)
     return addr
 
@@ -206,10 +228,15 @@ def mmap_region(mm: Mm, addr: int, length: int, vm_flags: int, pgoff: int,
     """__mmap_region(): unmap what the range overlaps (MAP_FIXED), then merge the new range
     with its neighbours or create a vma."""
     end = addr + length
+    account = (file is None or not file.inode.shmem) and accountable_mapping(vm_flags)
+    if account:  # charged before the old mappings go, so a refusal changes nothing
+        charged = (length >> PAGE_SHIFT) - accounted_in_range(mm, addr, end)
+        if charged:
+            vm_enough_memory(mm, charged, "mmap")
     if mm.vmas.intersecting(addr, end):
         do_munmap(mm, addr, length)
     if file is None or not file.inode.shmem:
-        if accountable_mapping(vm_flags):
+        if account:
             vm_flags |= VM_ACCOUNT
         r = MergeRange(mm, addr, end, vm_flags, pgoff, file,
                        prev=mm.vmas.prev_of(addr), next=mm.vmas.next_from(end))
@@ -233,6 +260,7 @@ def populate_range(mm: Mm, start: int, end: int, write: bool | None = None) -> N
             pte = mm.pgtable.lookup(addr)
             if pte_present(pte) and (not w or pte_write(pte)):
                 continue
+            mm.machine.vm_events.pgfault += 1  # faultin_page() -> handle_mm_fault()
             handle_pte_fault(vma, addr, w)
 
 
@@ -253,6 +281,7 @@ def do_munmap(mm: Mm, start: int, length: int) -> None:
         return
     if any(v.flags & VM_SEALED for v in vmas):
         raise syscall_error(EPERM, "munmap")
+    mm.update_hiwater_vm()
     first, last = vmas[0], vmas[-1]
     if first.start < start:
         if first.end > end and mm.map_count >= mm.machine.max_map_count:
@@ -291,7 +320,13 @@ def do_brk(mm: Mm, brk: int) -> int:
         return brk
     if mm.vmas.intersecting(oldbrk, newbrk + PAGE_SIZE) or newbrk > TASK_SIZE:
         return mm.brk  # check_brk_limits / the next vma plus a guard gap is in the way
-    flags = VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT
+    if not mlock_future_ok(mm, mm.def_flags, newbrk - oldbrk):
+        return mm.brk  # check_brk_limits(): EAGAIN, and brk() keeps the old break
+    try:
+        vm_enough_memory(mm, (newbrk - oldbrk) >> PAGE_SHIFT, "brk")
+    except OSError:
+        return mm.brk
+    flags = VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT | mm.def_flags
     prev = mm.vmas.prev_of(oldbrk)
     if prev is not None and prev.end == oldbrk and prev.flags == flags \
             and prev.file is None and prev.anon_name is None:
@@ -301,6 +336,8 @@ def do_brk(mm: Mm, brk: int) -> int:
             return mm.brk
         vma_link(mm, Vma(mm, oldbrk, newbrk, flags, oldbrk >> PAGE_SHIFT))
     mm.brk = brk
+    if mm.def_flags & VM_LOCKED:  # sys_brk(): mm_populate() the new part when locked
+        populate_range(mm, oldbrk, newbrk)
     return brk
 
 

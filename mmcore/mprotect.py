@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .constants import (
+    PAGE_SHIFT,
     PROT_EXEC,
     PROT_GROWSDOWN,
     PROT_GROWSUP,
@@ -23,6 +24,7 @@ from .constants import (
 )
 from .errors import EACCES, EINVAL, ENOMEM, EPERM, syscall_error
 from .mmap import calc_vm_prot_bits
+from .overcommit import vm_enough_memory
 from .pagetable import pte_modify_write, pte_present, pte_write
 from .vma_ops import vma_modify
 
@@ -96,6 +98,7 @@ def mprotect_fixup(vma: Vma, start: int, end: int, newflags: int) -> Vma:
         return vma
     if newflags & VM_WRITE:
         if not oldflags & (VM_ACCOUNT | VM_WRITE | VM_HUGETLB | VM_SHARED | VM_NORESERVE):
+            vm_enough_memory(vma.mm, (end - start) >> PAGE_SHIFT, "mprotect")
             newflags |= VM_ACCOUNT
     elif oldflags & VM_ACCOUNT and vma.is_anonymous and vma.anon_vma is None:
         newflags &= ~VM_ACCOUNT

@@ -18,6 +18,7 @@ from .constants import (
     MREMAP_MAYMOVE,
     PAGE_SHIFT,
     TASK_SIZE,
+    VM_ACCOUNT,
     VM_DONTEXPAND,
     VM_LOCKED,
     VM_LOCKED_MASK,
@@ -29,9 +30,11 @@ from .constants import (
     offset_in_page,
     page_align,
 )
-from .errors import EFAULT, EINVAL, ENOMEM, EPERM, syscall_error
+from .errors import EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, syscall_error
 from .fault import alloc_copy, anon_vma_prepare, map_new_anon_page
+from .mlock import mlock_future_ok
 from .mmap import do_munmap, get_unmapped_area, populate_range
+from .overcommit import vm_enough_memory
 from .page import PG_ANON, PG_ZERO, Page
 from .pagetable import pte_present
 from .vma import Vma
@@ -67,7 +70,10 @@ def do_mremap(mm: Mm, addr: int, old_len: int, new_len: int, flags: int,
     assert vma is not None
     # check_prep_vma(): "We are expanding and the VMA is mlock()'d so we need to
     # populate"; do_mremap() then faults in [new_addr + old_len, new_addr + new_len).
+    # Growing locked memory past RLIMIT_MEMLOCK is EAGAIN (resize_is_valid()).
     populate_expand = new_len > old_len and bool(vma.flags & VM_LOCKED)
+    if populate_expand and not mlock_future_ok(mm, vma.flags, new_len - old_len):
+        raise syscall_error(EAGAIN, "mremap")
     if implies_new:
         res = mremap_to(mm, vma, addr, old_len, new_len, flags, new_addr)
     else:
@@ -154,6 +160,8 @@ def mremap_at(mm: Mm, vma: Vma, addr: int, old_len: int, new_len: int, flags: in
         return addr
     delta = new_len - old_len
     if vma.end - addr == old_len and _vma_expandable(mm, vma, delta):
+        if vma.flags & VM_ACCOUNT:  # vrm_calc_charge(): the growth is charged
+            vm_enough_memory(mm, delta >> PAGE_SHIFT, "mremap")
         _vma_merge_extend(mm, vma, delta)
         return addr
     if not flags & MREMAP_MAYMOVE:
@@ -187,6 +195,11 @@ def move_vma(mm: Mm, vma: Vma, addr: int, old_len: int, new_len: int, new_addr: 
     MREMAP_DONTUNMAP, keep it empty: VM_LOCKED cleared, anon links dropped if whole)."""
     if mm.map_count >= mm.machine.max_map_count - 3:
         raise syscall_error(ENOMEM, "mremap")
+    # vrm_calc_charge(): the old reservation moves with the pages, so only the growth is
+    # charged, unless MREMAP_DONTUNMAP keeps the source (then the whole new length).
+    charged = new_len if flags & MREMAP_DONTUNMAP else new_len - old_len
+    if vma.flags & VM_ACCOUNT and charged > 0:
+        vm_enough_memory(mm, charged >> PAGE_SHIFT, "mremap")
     new_pgoff = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)
     new_vma = copy_vma(mm, vma, new_addr, new_len, new_pgoff)
     source = mm.vmas.lookup(addr)
@@ -266,7 +279,7 @@ def _unshare_pte(vma: Vma, addr: int, new_vma: Vma, dst: int, page: Page) -> Non
     anon_vma_prepare(new_vma)
     copy = alloc_copy(m, page)
     mm.pgtable.clear(addr)
-    mm.rss -= 1
+    mm.add_rss(page, -1)
     m.unmap_page_pte(page, vma, addr)
     map_new_anon_page(new_vma, dst, copy, writable=bool(new_vma.flags & VM_WRITE))
     m.counters.mremap_page_copies += 1

@@ -5,21 +5,38 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .constants import DEFAULT_BRK_START, MAP_ANONYMOUS, PAGE_SIZE
+from .constants import (
+    DEFAULT_BRK_START,
+    MAP_ANONYMOUS,
+    MLOCK_LIMIT,
+    PAGE_SIZE,
+    RLIM_INFINITY,
+    RLIMIT_MEMLOCK,
+)
 from .errors import EBADF, ECHILD, EINVAL, ENOENT, ESRCH, syscall_error
 from .fault import access_page
 from .fs import FileTable, OpenFile
 from .madvise import do_madvise, do_mlock, do_mseal
+from .mlock import check_rlimit, do_mlockall, do_munlockall
 from .mm import Mm
 from .mmap import do_brk, do_mmap, do_msync, do_munmap
 from .mprotect import do_mprotect
 from .mremap import do_mremap
 from .pagecache import file_read, file_write, truncate_pages, write_inode
 from .proc import MapsEntry, PagemapEntry, maps_entry, pagemap_entry
+from .proc_status import ProcStatus, task_mem
+from .smaps import SmapsEntry, SmapsRollup, smaps, smaps_rollup
 
 if TYPE_CHECKING:
     from .machine import Machine
     from .vma import Vma
+
+
+def _check_ints(call: str, **args: object) -> None:
+    """TypeError naming the first argument of ``call`` that is not an int."""
+    for name, value in args.items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{call}: {name} must be an int, not {type(value).__name__}")
 
 
 class Process:
@@ -37,6 +54,11 @@ class Process:
         #: True once the OOM killer ended this process.
         self.killed = False
         self.files = FileTable()
+        #: getrlimit(2) values, (soft, hard) by resource; inherited across fork.
+        self.rlimits: dict[int, tuple[int, int]] = {RLIMIT_MEMLOCK: (MLOCK_LIMIT, MLOCK_LIMIT)}
+        #: Effective capabilities by name (``"CAP_IPC_LOCK"``...): none, as for an
+        #: unprivileged user; inherited across fork.
+        self.capabilities: set[str] = set()
 
     @property
     def alive(self) -> bool:
@@ -171,6 +193,30 @@ class Process:
         self._check_alive("munlock")
         self.machine.run(self, do_mlock, self.mm, addr, length, 0, False)
 
+    def mlockall(self, flags: int) -> None:
+        """mlockall(2) with MCL_CURRENT, MCL_FUTURE and MCL_ONFAULT."""
+        _check_ints("mlockall", flags=flags)
+        self._check_alive("mlockall")
+        self.machine.run(self, do_mlockall, self.mm, flags)
+
+    def munlockall(self) -> None:
+        """munlockall(2)."""
+        self._check_alive("munlockall")
+        self.machine.run(self, do_munlockall, self.mm)
+
+    def getrlimit(self, resource: int) -> tuple[int, int]:
+        """getrlimit(2): (soft, hard); RLIM_INFINITY for a resource never set."""
+        _check_ints("getrlimit", resource=resource)
+        return self.rlimits.get(resource, (RLIM_INFINITY, RLIM_INFINITY))
+
+    def setrlimit(self, resource: int, soft: int, hard: int) -> None:
+        """setrlimit(2): EINVAL if soft > hard, EPERM for raising the hard limit without
+        CAP_SYS_RESOURCE. Only RLIMIT_MEMLOCK changes what mmcore does."""
+        _check_ints("setrlimit", resource=resource, soft=soft, hard=hard)
+        self._check_alive("setrlimit")
+        check_rlimit(self, resource, soft, hard)
+        self.rlimits[resource] = (soft, hard)
+
     def mseal(self, addr: int, length: int, flags: int = 0) -> None:
         """mseal(2)."""
         self._check_alive("mseal")
@@ -265,6 +311,30 @@ class Process:
     def maps_text(self) -> str:
         """/proc/PID/maps as text."""
         return "".join(f"{e}\n" for e in self.maps())
+
+    def smaps(self) -> list[SmapsEntry]:
+        """/proc/PID/smaps, one entry per vma."""
+        return smaps(self.mm)
+
+    def smaps_text(self) -> str:
+        """/proc/PID/smaps as text."""
+        return "".join(e.text() for e in self.smaps())
+
+    def smaps_rollup(self) -> SmapsRollup:
+        """/proc/PID/smaps_rollup."""
+        return smaps_rollup(self.mm)
+
+    def smaps_rollup_text(self) -> str:
+        """/proc/PID/smaps_rollup as text."""
+        return self.smaps_rollup().text()
+
+    def status(self) -> ProcStatus:
+        """The memory lines of /proc/PID/status (VmRSS, RssAnon, VmSwap...)."""
+        return task_mem(self.mm)
+
+    def status_text(self) -> str:
+        """Those lines as text."""
+        return self.status().text()
 
     def pagemap(self, addr: int) -> PagemapEntry:
         """/proc/PID/pagemap entry of the page containing ``addr``."""

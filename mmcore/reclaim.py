@@ -91,6 +91,7 @@ class ReclaimContext:
         m = self.machine
         key = f"reclaim_{decision}"
         m.reclaim_decisions[key] = m.reclaim_decisions.get(key, 0) + 1
+        m.vm_events.count_reclaim(page, decision, self.reason)
         if m.observed:
             m.emit("reclaim", 0, pfn=page.pfn, decision=decision, reason=self.reason)
 

@@ -15,6 +15,7 @@ from dataclasses_json import DataClassJsonMixin
 
 from .constants import VM_LOCKED
 from .costs import WalkCost
+from .mm import MM_SWAPENTS
 from .page import PG_ANON_EXCLUSIVE, PG_DIRTY, PG_SWAPCACHE, PG_ZERO, Page
 from .pagetable import pte_dirty, pte_pfn, pte_present, swp_entry_to_pte
 
@@ -121,7 +122,8 @@ def try_to_unmap(m: Machine, page: Page) -> UnmapResult:
         if anon:
             mm.pgtable.set(addr, swp_entry_to_pte(slot, exclusive))
             m.swap.dup(slot)
-        mm.rss -= 1
+            mm.rss_stat[MM_SWAPENTS] += 1
+        mm.add_rss(page, -1)
         m.unmap_page_pte(page, vma, addr)
         result.unmapped.append((mm.owner_pid, addr))
     m.counters.pages_unmapped += len(hits)

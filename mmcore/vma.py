@@ -118,6 +118,9 @@ class VmaTree:
         # The last vma found (the kernel's mm->mmap_cache / per-thread vmacache, before
         # the maple tree): most faults hit the vma of the previous one.
         self._cache: Vma | None = None
+        #: mm->total_vm: pages covered by the vmas (VmSize), kept as vmas are linked,
+        #: resized and removed.
+        self.total_pages = 0
 
     def __len__(self) -> int:
         return len(self._list)
@@ -129,15 +132,18 @@ class VmaTree:
         """vma_link()/vma_iter_store(): add a vma (caller guarantees no overlap)."""
         self._cache = None
         self._list.add(vma)
+        self.total_pages += vma.pages
 
     def remove(self, vma: Vma) -> None:
         """vma_iter_clear(): remove a vma."""
         self._cache = None
         self._list.remove(vma)
+        self.total_pages -= vma.pages
 
     def set_range(self, vma: Vma, start: int, end: int, pgoff: int) -> None:
         """vma_set_range(): change a linked vma's bounds, keeping the order consistent."""
         self._cache = None
+        self.total_pages += ((end - start) >> PAGE_SHIFT) - vma.pages
         if start != vma.start:
             self._list.remove(vma)
             vma.start, vma.end, vma.pgoff = start, end, pgoff

@@ -15,7 +15,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, ClassVar
 
 from mmcore import PluginInfo, hookimpl
-from mmcore.page import PG_REFERENCED
+from mmcore.page import PG_ACTIVE, PG_REFERENCED
 
 if TYPE_CHECKING:
     from mmcore import Machine, Page
@@ -25,7 +25,8 @@ _RETRY = ("busy",)
 
 
 class TwoListLRU:
-    """Active and inactive lists, oldest first.
+    """Active and inactive lists, oldest first. A page on the active list carries
+    PG_active, as in the kernel (meminfo and kpageflags read it).
 
     OrderedDicts, not dicts: taking the oldest page is O(1) (a dict's first key after
     many pops from the front is found by a scan over the deleted slots, which made a
@@ -39,6 +40,7 @@ class TwoListLRU:
     )
 
     def __init__(self, machine: Machine) -> None:
+        self.machine = machine
         self.inactive: OrderedDict[int, Page] = OrderedDict()
         self.active: OrderedDict[int, Page] = OrderedDict()
         #: Pages found mlocked while aging, set aside until the shrink ends (as the
@@ -59,10 +61,13 @@ class TwoListLRU:
 
     @hookimpl
     def reclaim_mark_accessed(self, page: Page) -> None:
-        """mark_page_accessed(): the second touch of an inactive page activates it."""
+        """mark_page_accessed(): the second touch of an inactive page activates it
+        (folio_activate(), counted as pgactivate)."""
         if page.flags & PG_REFERENCED and page.pfn in self.inactive:
+            self.machine.vm_events.pgactivate += 1
             del self.inactive[page.pfn]
             self.active[page.pfn] = page
+            page.flags |= PG_ACTIVE
             page.flags &= ~PG_REFERENCED
         else:
             page.flags |= PG_REFERENCED
@@ -83,6 +88,7 @@ class TwoListLRU:
                 ctx.decide(page, "keep_active")
             else:
                 self.inactive[pfn] = page
+                page.flags &= ~PG_ACTIVE
                 ctx.decide(page, "deactivate")
 
     @hookimpl
@@ -111,14 +117,17 @@ class TwoListLRU:
             refs = ctx.page_referenced(page)
             if refs != 0:
                 self.active[pfn] = page
+                page.flags |= PG_ACTIVE
                 ctx.decide(page, "activate")
                 continue
             result = ctx.reclaim(page)
             ctx.decide(page, "reclaim" if result == "freed" else result)
             if result in _RETRY:
                 self.inactive[pfn] = page
+                page.flags &= ~PG_ACTIVE
             elif result != "freed":
                 self.active[pfn] = page
+                page.flags |= PG_ACTIVE
         return ctx.freed
 
 

@@ -24,6 +24,7 @@ from mmcore import (
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
     MAP_LOCKED,
+    MAP_NORESERVE,
     MAP_SHARED,
     MREMAP_DONTUNMAP,
     MREMAP_FIXED,
@@ -117,9 +118,11 @@ def _aligned(alignment: int, floor: int) -> int:
 def test_remap_region(src_align: int, dst_align: int, size: int) -> None:
     """remap_region(): a shared anonymous region at a given source alignment moved (same
     length, MREMAP_FIXED) to a destination of a given alignment keeps its contents and
-    leaves nothing behind."""
+    leaves nothing behind. MAP_NORESERVE: 2 GiB of shmem is more than the simulated
+    RAM + swap, which vm.overcommit_memory = 0 refuses to charge (__vm_enough_memory)."""
     p = spawn()
-    src = p.mmap(_aligned(src_align, 0x4000_0000), size, RW, SA | MAP_FIXED_NOREPLACE)
+    src = p.mmap(_aligned(src_align, 0x4000_0000), size, RW,
+                 SA | MAP_FIXED_NOREPLACE | MAP_NORESERVE)
     dst = _aligned(dst_align, src + size + dst_align)
     pages = [0, size // PAGE - 1, *range(MB // PAGE, size // PAGE, MB // PAGE)][:64]
     for i in pages:

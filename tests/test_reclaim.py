@@ -9,6 +9,7 @@ import pytest
 
 from mmcore import (
     MAP_ANONYMOUS,
+    MAP_NORESERVE,
     MAP_PRIVATE,
     MAP_SHARED,
     PROT_READ,
@@ -169,7 +170,8 @@ def test_oom_killer_ends_the_largest_process_with_an_event() -> None:
     s = small.mmap(0, 4 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS)
     small.write(s, b"survivor")
     hog = m.spawn()
-    h = hog.mmap(0, 200 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS)
+    # MAP_NORESERVE: more than RAM + swap, which overcommit mode 0 would refuse up front.
+    h = hog.mmap(0, 200 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
     with pytest.raises(ProcessKilled):
         for i in range(200):
             hog.write(h + i * PAGE, b"hog")

@@ -1,7 +1,8 @@
 """Reclaim that cannot succeed is bounded (issue 14 item 5): with swap full, swap-backed
 pages are not scanned (get_scan_count()'s SCAN_FILE), kswapd gives up after
 MAX_RECLAIM_RETRIES runs that freed nothing (pgdat->kswapd_failures), and the first
-direct reclaim that frees nothing goes to the OOM killer. Timings are in
+direct reclaim that frees nothing goes to the OOM killer. The machines overcommit
+(vm.overcommit_memory=1): mode 0 refuses one mapping larger than RAM + swap. Timings are in
 ``benchmarks/bench_reclaim.py``, not here."""
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def test_overcommit_with_full_swap_ends_in_an_oom_kill_after_max_reclaim_retries
     runs exactly MAX_RECLAIM_RETRIES more times, each freeing nothing, and is then left
     asleep; one direct reclaim fails and the OOM killer ends the process. No anonymous
     page is walked for references once it can no longer be swapped."""
-    m = Machine(ram_pages=RAM, swap_pages=RAM, reclaim=reclaim)
+    m = Machine(ram_pages=RAM, swap_pages=RAM, reclaim=reclaim, overcommit_memory=1)
     at_full = fill(m.spawn(), 4 * RAM)
     c = m.counters
     assert c.kswapd_runs - at_full["kswapd_runs"] == MAX_RECLAIM_RETRIES
@@ -53,7 +54,7 @@ def test_overcommit_with_full_swap_ends_in_an_oom_kill_after_max_reclaim_retries
 def test_reclaim_progress_revives_a_hopeless_kswapd() -> None:
     """A hopeless kswapd is not woken below the low watermark; the next direct reclaim
     that frees pages resets kswapd_failures, and kswapd runs again."""
-    m = Machine(ram_pages=RAM, swap_pages=RAM)
+    m = Machine(ram_pages=RAM, swap_pages=RAM, overcommit_memory=1)
     fill(m.spawn(), 4 * RAM)
     assert m.kswapd_failures == MAX_RECLAIM_RETRIES
     p = m.spawn()
@@ -80,7 +81,7 @@ def test_mlocked_memory_is_walked_at_most_twice_per_shrink_and_not_oom_killed(
     lru2 sets locked pages aside for the rest of the shrink (they were re-aged once per
     32-page batch, up to 64 walks each)."""
     ram = 512
-    m = Machine(ram_pages=ram, swap_pages=ram, reclaim=reclaim)
+    m = Machine(ram_pages=ram, swap_pages=ram, reclaim=reclaim, overcommit_memory=1)
     locker = m.spawn()
     n = ram - ram // 16
     a = locker.mmap(0, n * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS)

@@ -73,8 +73,9 @@ def test_no_swap_reclaim_still_drops_clean_file_pages() -> None:
 
 def test_no_swap_anon_overcommit_ends_in_an_oom_kill_not_a_broken_machine() -> None:
     """Anonymous memory beyond RAM on a machine without swap reaches the OOM killer; the
-    machine is not marked broken."""
-    m = Machine(ram_pages=32, swap_pages=0)
+    machine (overcommitting, as mode 0 refuses the 64-page mapping) is not marked
+    broken."""
+    m = Machine(ram_pages=32, swap_pages=0, overcommit_memory=1)
     p = m.spawn()
     a = p.mmap(0, 64 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS)
     with pytest.raises(ProcessKilled):

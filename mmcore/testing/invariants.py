@@ -15,6 +15,9 @@ what the machine believes:
   allocated swap slot; every swap slot is named as often as its swap_map count says;
 * **nothing leaks**: every allocated frame is mapped or cached; with no live process
   left, no frame, swap slot or rmap metadata object (``machine.meta.live``) remains;
+* **/proc counters**: rss_stat, total_vm, smaps_rollup Rss/Pss/Anonymous and meminfo
+  AnonPages/Mapped equal a brute-force recount from the page tables
+  (:mod:`mmcore.testing.recount`);
 * **content**: optionally, each expected ``(pid, address) -> bytes`` is what the process
   would read there, looked up without faulting (present page, swap cache, swap slot,
   shmem page cache or zeros).
@@ -42,6 +45,7 @@ from ..pagetable import (
     pte_write,
     swp_slot,
 )
+from .recount import recount_problems
 
 if TYPE_CHECKING:
     from ..fs import Inode
@@ -234,6 +238,7 @@ def find_violations(machine: Machine,
         if cached is not None and cached.mapcount:
             problems.append(f"pid {pid} @ {addr:#x}: swap pte (slot {slot}) marked exclusive but "
                             f"its page (pfn {cached.pfn}) is mapped {cached.mapcount} time(s)")
+    problems += recount_problems(machine)  # the /proc counters against a recount
     if not machine.live_processes():
         problems += _leaks(machine)
     if expected:

@@ -1,0 +1,287 @@
+"""/proc/PID/smaps and /proc/PID/smaps_rollup (fs/proc/task_mmu.c).
+
+The counters are gathered the way show_smap() gathers them: a walk of the vma's page
+table (smaps_pte_entry), each present pte accounted through smaps_account() and
+smaps_page_accumulate(), with proportional sizes kept in bytes << PSS_SHIFT so that the
+rollup rounds only once. The zero page is not a "normal" page (vm_normal_page() returns
+NULL), so it is not counted at all. mmcore models a machine without transparent huge
+pages, KSM or hugetlb: those lines are always 0, and THPeligible is 0.
+
+:func:`parse_smaps` and :func:`parse_smaps_rollup` read the real files' text back into
+the same objects, so that ``parse_smaps(open("/proc/self/smaps").read())`` renders back
+to the very same text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dataclasses_json import DataClassJsonMixin
+
+from .constants import PAGE_SIZE, VM_LOCKED
+from .page import PG_ANON, PG_CACHE, PG_DIRTY, PG_REFERENCED, PG_ZERO, Page
+from .pagetable import is_swap_pte, pte_dirty, pte_pfn, pte_present, pte_young, swp_slot
+from .proc import MapsEntry, maps_entry
+from .proctext import Field, check_labels, fields, numbered, parse_lines, render
+
+if TYPE_CHECKING:
+    from .mm import Mm
+    from .vma import Vma
+
+__all__ = [
+    "PSS_SHIFT",
+    "MemSizeStats",
+    "SmapsEntry",
+    "SmapsRollup",
+    "parse_smaps",
+    "parse_smaps_rollup",
+    "smaps",
+    "smaps_rollup",
+]
+
+#: PSS_SHIFT: proportional sizes are summed in bytes << 12 before being shown in kB.
+PSS_SHIFT = 12
+
+#: The counters of __show_smap() that every vma and the rollup show, in order.
+_MIDDLE = ("Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Referenced",
+           "Anonymous", "KSM", "LazyFree", "AnonHugePages", "ShmemPmdMapped",
+           "FilePmdMapped", "Shared_Hugetlb")
+_TAIL = (Field("Private_Hugetlb", pad=17, width=7), *fields(("Swap", "SwapPss", "Locked")))
+#: One vma of /proc/PID/smaps (show_smap()), between the maps line and VmFlags.
+SMAPS_FIELDS = (fields(("Size", "KernelPageSize", "MMUPageSize", "Rss", "Pss", "Pss_Dirty"))
+                + fields(_MIDDLE) + _TAIL + (Field("THPeligible", unit=""),))
+#: /proc/PID/smaps_rollup after its header line (__show_smap(m, mss, true)).
+ROLLUP_FIELDS = (fields(("Rss", "Pss", "Pss_Dirty", "Pss_Anon", "Pss_File", "Pss_Shmem"))
+                 + fields(_MIDDLE) + _TAIL)
+
+
+@dataclass
+class MemSizeStats:
+    """struct mem_size_stats: bytes, with the pss_* members in bytes << PSS_SHIFT."""
+
+    resident: int = 0
+    shared_clean: int = 0
+    shared_dirty: int = 0
+    private_clean: int = 0
+    private_dirty: int = 0
+    referenced: int = 0
+    anonymous: int = 0
+    lazyfree: int = 0
+    swap: int = 0
+    swap_pss: int = 0
+    pss: int = 0
+    pss_dirty: int = 0
+    pss_anon: int = 0
+    pss_file: int = 0
+    pss_shmem: int = 0
+    pss_locked: int = 0
+
+    def kb(self, rollup: bool) -> dict[str, int]:
+        """The values __show_smap() prints, in kB, by label."""
+        shift = PSS_SHIFT + 10
+        out = {"Rss": self.resident >> 10, "Pss": self.pss >> shift,
+               "Pss_Dirty": self.pss_dirty >> shift}
+        if rollup:
+            out |= {"Pss_Anon": self.pss_anon >> shift, "Pss_File": self.pss_file >> shift,
+                    "Pss_Shmem": self.pss_shmem >> shift}
+        out |= {label: 0 for label in _MIDDLE}
+        out |= {"Shared_Clean": self.shared_clean >> 10, "Shared_Dirty": self.shared_dirty >> 10,
+                "Private_Clean": self.private_clean >> 10,
+                "Private_Dirty": self.private_dirty >> 10, "Referenced": self.referenced >> 10,
+                "Anonymous": self.anonymous >> 10, "LazyFree": self.lazyfree >> 10,
+                "Private_Hugetlb": 0, "Swap": self.swap >> 10,
+                "SwapPss": self.swap_pss >> shift, "Locked": self.pss_locked >> shift}
+        return out
+
+
+@dataclass(frozen=True)
+class SmapsEntry(DataClassJsonMixin):
+    """One vma of /proc/PID/smaps: its maps line (with VmFlags) and its counters in kB,
+    by the kernel's labels (``entry["Rss"]``)."""
+
+    maps: MapsEntry
+    values: dict[str, int] = field(default_factory=dict)
+
+    def __getitem__(self, label: str) -> int:
+        return self.values[label]
+
+    def text(self) -> str:
+        """The vma's block exactly as Linux prints it."""
+        flags = "".join(f"{name} " for name in self.maps.vm_flags.split())
+        return f"{self.maps}\n{render(SMAPS_FIELDS, self.values)}VmFlags: {flags}\n"
+
+
+@dataclass(frozen=True)
+class SmapsRollup(DataClassJsonMixin):
+    """/proc/PID/smaps_rollup: the span of the address space and the summed counters."""
+
+    start: int
+    end: int
+    values: dict[str, int] = field(default_factory=dict)
+
+    def __getitem__(self, label: str) -> int:
+        return self.values[label]
+
+    def text(self) -> str:
+        """The file exactly as show_smaps_rollup() prints it."""
+        head = MapsEntry(self.start, self.end, "---p", 0, "00:00", 0, "[rollup]", "")
+        return f"{head}\n{render(ROLLUP_FIELDS, self.values)}"
+
+
+def is_swapbacked(page: Page) -> bool:
+    """folio_test_swapbacked(): anonymous pages and shmem page-cache pages."""
+    if page.flags & PG_ANON:
+        return True
+    return bool(page.flags & PG_CACHE and getattr(page.mapping, "shmem", False))
+
+
+def _accumulate(mss: MemSizeStats, page: Page, pss: int, dirty: bool, locked: bool,
+                private: bool) -> None:
+    """smaps_page_accumulate()."""
+    mss.pss += pss
+    if page.flags & PG_ANON:
+        mss.pss_anon += pss
+    elif is_swapbacked(page):
+        mss.pss_shmem += pss
+    else:
+        mss.pss_file += pss
+    if locked:
+        mss.pss_locked += pss
+    if dirty or page.flags & PG_DIRTY:
+        mss.pss_dirty += pss
+        if private:
+            mss.private_dirty += PAGE_SIZE
+        else:
+            mss.shared_dirty += PAGE_SIZE
+    elif private:
+        mss.private_clean += PAGE_SIZE
+    else:
+        mss.shared_clean += PAGE_SIZE
+
+
+def smaps_account(mss: MemSizeStats, page: Page, young: bool, dirty: bool,
+                  locked: bool) -> None:
+    """smaps_account() for one pte-mapped small page: a page only this pte references
+    (refcount 1) is private and wholly this vma's; otherwise the page's mapcount
+    decides (2 or more: shared, its size divided among the mappers)."""
+    if page.flags & PG_ANON:
+        mss.anonymous += PAGE_SIZE
+        if not is_swapbacked(page) and not dirty and not page.flags & PG_DIRTY:
+            mss.lazyfree += PAGE_SIZE
+    mss.resident += PAGE_SIZE
+    if young or page.flags & PG_REFERENCED:
+        mss.referenced += PAGE_SIZE
+    full = PAGE_SIZE << PSS_SHIFT
+    if page.refcount == 1 or page.mapcount < 2:
+        _accumulate(mss, page, full, dirty, locked, True)
+    else:
+        _accumulate(mss, page, full // page.mapcount, dirty, locked, False)
+
+
+def smap_gather_stats(mm: Mm, vma: Vma, mss: MemSizeStats) -> None:
+    """smap_gather_stats(): walk ``vma``'s ptes (smaps_pte_entry) and, for a shmem vma,
+    add the pages of its range that shmem has swapped out (shmem_swap_usage())."""
+    m = mm.machine
+    locked = bool(vma.flags & VM_LOCKED)
+    pages = m.physmem.pages
+    for _addr, pte in mm.pgtable.range(vma.start, vma.end):
+        if pte_present(pte):
+            page = pages[pte_pfn(pte)]
+            if page is None or page.flags & PG_ZERO:
+                continue  # vm_normal_page(): the zero page is not counted
+            smaps_account(mss, page, pte_young(pte), pte_dirty(pte), locked)
+        elif is_swap_pte(pte):
+            mss.swap += PAGE_SIZE
+            mapcount = m.swap.count.get(swp_slot(pte), 1)
+            mss.swap_pss += (PAGE_SIZE << PSS_SHIFT) // max(mapcount, 1)
+    if vma.file is not None and vma.file.inode.shmem:
+        last = vma.pgoff + vma.pages
+        mss.swap += PAGE_SIZE * sum(1 for i in vma.file.inode.swapped if vma.pgoff <= i < last)
+
+
+def smaps(mm: Mm) -> list[SmapsEntry]:
+    """show_smap() for every vma of ``mm``."""
+    out = []
+    for vma in mm.vmas:
+        mss = MemSizeStats()
+        smap_gather_stats(mm, vma, mss)
+        values = {"Size": (vma.end - vma.start) >> 10, "KernelPageSize": PAGE_SIZE >> 10,
+                  "MMUPageSize": PAGE_SIZE >> 10} | mss.kb(rollup=False) | {"THPeligible": 0}
+        out.append(SmapsEntry(maps_entry(mm, vma), values))
+    return out
+
+
+def smaps_rollup(mm: Mm) -> SmapsRollup:
+    """show_smaps_rollup(): every vma's stats summed before rounding; the header spans
+    from the first vma's start to the last one's end (0-0 with no vma)."""
+    mss = MemSizeStats()
+    vmas = list(mm.vmas)
+    for vma in vmas:
+        smap_gather_stats(mm, vma, mss)
+    start, end = (vmas[0].start, vmas[-1].end) if vmas else (0, 0)
+    return SmapsRollup(start, end, mss.kb(rollup=True))
+
+
+# --- parsing the real files ----------------------------------------------------------
+
+def parse_maps_line(line: str, source: str, lineno: int) -> MapsEntry:
+    """One /proc/PID/maps line back into a :class:`MapsEntry` (VmFlags empty)."""
+    parts = line.split(None, 5)
+    try:
+        start, end = (int(x, 16) for x in parts[0].split("-"))
+        perms, offset, dev, inode = parts[1], int(parts[2], 16), parts[3], int(parts[4])
+    except (ValueError, IndexError):
+        raise ValueError(f"{source}:{lineno}: not a maps line: {line!r}") from None
+    if len(perms) != 4:
+        raise ValueError(f"{source}:{lineno}: bad permissions {perms!r}")
+    path = parts[5].strip() if len(parts) > 5 else ""
+    return MapsEntry(start, end, perms, offset, dev, inode, path, "")
+
+
+def _is_header(line: str) -> bool:
+    head = line.split(" ", 1)[0]
+    return "-" in head and ":" not in head
+
+
+def parse_smaps(text: str, source: str = "smaps") -> list[SmapsEntry]:
+    """/proc/PID/smaps text to :class:`SmapsEntry` objects; a malformed file raises
+    ValueError naming ``source`` and the line."""
+    out: list[SmapsEntry] = []
+    block: list[tuple[int, str]] = []
+    header: MapsEntry | None = None
+
+    def finish(lineno: int) -> None:
+        assert header is not None
+        if not block or not block[-1][1].startswith("VmFlags:"):
+            raise ValueError(f"{source}:{lineno}: vma block without a VmFlags line")
+        flags = block[-1][1][len("VmFlags:"):].split()
+        values = parse_lines(block[:-1], source)
+        check_labels(values, SMAPS_FIELDS, f"{source}:{lineno}")
+        out.append(SmapsEntry(dataclasses.replace(header, vm_flags=" ".join(flags)), values))
+
+    lines = numbered(text)
+    for lineno, line in lines:
+        if _is_header(line):
+            if header is not None:
+                finish(lineno)
+            header, block = parse_maps_line(line, source, lineno), []
+        elif header is None:
+            raise ValueError(f"{source}:{lineno}: counter before any maps line: {line!r}")
+        else:
+            block.append((lineno, line))
+    if header is not None:
+        finish(lines[-1][0])
+    return out
+
+
+def parse_smaps_rollup(text: str, source: str = "smaps_rollup") -> SmapsRollup:
+    """/proc/PID/smaps_rollup text to a :class:`SmapsRollup`."""
+    lines = numbered(text)
+    if not lines or not _is_header(lines[0][1]):
+        raise ValueError(f"{source}:1: expected the [rollup] header line")
+    head = parse_maps_line(lines[0][1], source, lines[0][0])
+    values = parse_lines(lines[1:], source)
+    check_labels(values, ROLLUP_FIELDS, source)
+    return SmapsRollup(head.start, head.end, values)
