@@ -45,7 +45,18 @@ from .constants import (
     offset_in_page,
     page_align,
 )
-from .errors import EACCES, EBUSY, EEXIST, EINVAL, ENOMEM, EOPNOTSUPP, EPERM, syscall_error
+from .errors import (
+    EACCES,
+    EBUSY,
+    EEXIST,
+    EINVAL,
+    ENOMEM,
+    EOPNOTSUPP,
+    EPERM,
+    BusError,
+    SegmentationFault,
+    syscall_error,
+)
 from .fault import handle_pte_fault
 from .memory import zap_pte_range
 from .pagetable import pte_present, pte_write
@@ -197,7 +208,7 @@ def do_mmap(mm: Mm, addr: int, length: int, prot: int, flags: int,
         file = mm.machine.new_shmem(length)
     mmap_region(mm, addr, length, vm_flags, pgoff, file)
     if vm_flags & VM_LOCKED or (flags & (MAP_POPULATE | MAP_NONBLOCK)) == MAP_POPULATE:
-        populate_range(mm, addr, addr + length)
+        populate_range(mm, addr, addr + length, ignore_errors=True)
     return addr
 
 
@@ -221,19 +232,26 @@ def mmap_region(mm: Mm, addr: int, length: int, vm_flags: int, pgoff: int,
     return vma
 
 
-def populate_range(mm: Mm, start: int, end: int, write: bool | None = None) -> None:
+def populate_range(mm: Mm, start: int, end: int, write: bool | None = None,
+                   ignore_errors: bool = False) -> None:
     """populate_vma_page_range(): fault in every page, as a write for private writable
     vmas (FOLL_WRITE breaks COW) and as a read otherwise; ``write`` forces the kind
-    (MADV_POPULATE_READ/WRITE)."""
+    (MADV_POPULATE_READ/WRITE). A page whose fault would be SIGSEGV (a guard region) or
+    SIGBUS (past EOF) raises that fault, unless ``ignore_errors`` (mm_populate() for
+    MAP_POPULATE and MAP_LOCKED), which goes on with the next vma."""
     for vma in mm.vmas.intersecting(start, end):
         if not vma.flags & (VM_READ | VM_WRITE | VM_EXEC):
             continue
         w = (vma.flags & (VM_WRITE | VM_SHARED)) == VM_WRITE if write is None else write
-        for addr in range(max(start, vma.start), min(end, vma.end), PAGE_SIZE):
-            pte = mm.pgtable.lookup(addr)
-            if pte_present(pte) and (not w or pte_write(pte)):
-                continue
-            handle_pte_fault(vma, addr, w)
+        try:
+            for addr in range(max(start, vma.start), min(end, vma.end), PAGE_SIZE):
+                pte = mm.pgtable.lookup(addr)
+                if pte_present(pte) and (not w or pte_write(pte)):
+                    continue
+                handle_pte_fault(vma, addr, w)
+        except (SegmentationFault, BusError):
+            if not ignore_errors:
+                raise
 
 
 def do_munmap(mm: Mm, start: int, length: int) -> None:
@@ -265,8 +283,9 @@ def do_munmap(mm: Mm, start: int, length: int) -> None:
 
 
 def unmap_vma(vma: Vma) -> None:
-    """unmap_vmas() + free_pgtables() + remove_vma() for one whole vma."""
-    zap_pte_range(vma, vma.start, vma.end)
+    """unmap_vmas() + free_pgtables() + remove_vma() for one whole vma (freeing the
+    page tables drops guard markers too)."""
+    zap_pte_range(vma, vma.start, vma.end, drop_markers=True)
     remove_vma(vma)
 
 

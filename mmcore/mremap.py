@@ -18,6 +18,7 @@ from .constants import (
     MREMAP_MAYMOVE,
     PAGE_SHIFT,
     TASK_SIZE,
+    VM_ACCESS_FLAGS,
     VM_DONTEXPAND,
     VM_LOCKED,
     VM_LOCKED_MASK,
@@ -33,7 +34,7 @@ from .errors import EFAULT, EINVAL, ENOMEM, EPERM, syscall_error
 from .fault import alloc_copy, anon_vma_prepare, map_new_anon_page
 from .mmap import do_munmap, get_unmapped_area, populate_range
 from .page import PG_ANON, PG_ZERO, Page
-from .pagetable import pte_present
+from .pagetable import pte_modify, pte_present
 from .vma import Vma
 from .vma_ops import MergeRange, unlink_anon, vma_link, vma_merge_new_range
 
@@ -268,7 +269,9 @@ def _unshare_pte(vma: Vma, addr: int, new_vma: Vma, dst: int, page: Page) -> Non
     mm.pgtable.clear(addr)
     mm.rss -= 1
     m.unmap_page_pte(page, vma, addr)
-    map_new_anon_page(new_vma, dst, copy, writable=bool(new_vma.flags & VM_WRITE))
+    pte = map_new_anon_page(new_vma, dst, copy, writable=bool(new_vma.flags & VM_WRITE))
+    if not new_vma.flags & VM_ACCESS_FLAGS:  # the copy keeps PROT_NONE (vm_page_prot)
+        mm.pgtable.set(dst, pte_modify(pte, accessible=False, writable=False))
     m.counters.mremap_page_copies += 1
     m.emit("mremap_copy", mm.owner_pid, address=dst, old_pfn=page.pfn, pfn=copy.pfn)
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from .constants import PAGE_SHIFT
 from .fs import Inode
 from .pagetable import (
+    GUARD_PTE,
     is_swap_pte,
     pte_dirty,
     pte_pfn,
@@ -130,6 +131,8 @@ def _pte_line(machine: Machine, addr: int, pte: int) -> str:
     if is_swap_pte(pte):
         excl = " (exclusive)" if pte_swp_exclusive(pte) else ""
         return f"{head} swap slot {swp_slot(pte)}{excl}"
+    if pte == GUARD_PTE:
+        return f"{head} guard marker"
     return f"{head} pte {pte:#x} (unknown)"
 
 
