@@ -38,6 +38,8 @@ from mmcore.page import PG_LAZYFREE, PG_REFERENCED
 from mmcore.pagetable import pte_young
 from mmcore.proc import PM_GUARD_REGION
 from mmcore.process import Process
+from mmcore.testing import ConformanceFailure, run_random_sequence
+from mmcore.testing.generator import OpGenerator
 from mmcore.testing.invariants import find_violations
 
 PG = 4096
@@ -432,3 +434,46 @@ def test_wipeonfork_child_reads_zero_keeponfork_restores_copy(m: Machine) -> Non
     f = p.mmap(0, PG, RW, MAP_PRIVATE, fd)
     assert _errno(p.madvise, f, PG, MADV_WIPEONFORK) == errno.EINVAL
     p.madvise(f, PG, MADV_KEEPONFORK)
+
+
+# --- the differential checks exercise the new ops ------------------------------------------
+
+def _first_failing_seed(seeds: int = 30) -> str | None:
+    for seed in range(seeds):
+        try:
+            run_random_sequence("anon_vma_chain", None, seed=seed, steps=300)
+        except ConformanceFailure as exc:
+            return str(exc)
+    return None
+
+
+def test_random_sequences_run_the_new_madvise_ops_and_map_populate() -> None:
+    """The op mix issues every new advice and MAP_POPULATE, and some of each succeed."""
+    done: set[int] = set()
+    populated = 0
+    for seed in range(10):
+        driver = run_random_sequence("anon_vma_chain", None, seed=seed, steps=300)
+        for op, outcome in zip(driver.ops, driver.outcomes, strict=True):
+            if op.op == "madvise" and not outcome:
+                done.add(op.advice)
+            populated += op.op == "mmap" and bool(op.flags & MAP_POPULATE)
+    assert set(OpGenerator.RANGE_ADVICE + OpGenerator.VMA_ADVICE) <= done
+    assert populated
+
+
+def test_conformance_kit_catches_fork_losing_guard_markers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fork that does not copy the guard markers of vmas it does not copy page
+    tables for is caught: the child's access does not raise SIGSEGV."""
+    monkeypatch.setattr("mmcore.fork.copy_guard_markers", lambda dst, src: None)
+    failure = _first_failing_seed()
+    assert failure is not None and "guard region" in failure
+
+
+def test_conformance_kit_catches_madv_remove_that_punches_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """MADV_REMOVE that leaves the shared content in place is caught by the content
+    model (the hole must read zeros)."""
+    monkeypatch.setattr("mmcore.madvise.punch_hole", lambda *args: None)
+    failure = _first_failing_seed()
+    assert failure is not None and "MADV_REMOVE" in failure
