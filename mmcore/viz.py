@@ -38,6 +38,7 @@ from .pagetable import (
     pte_dirty,
     pte_pfn,
     pte_present,
+    pte_protnone,
     pte_swp_exclusive,
     pte_write,
     pte_young,
@@ -79,8 +80,10 @@ def _pt_index(addr: int) -> str:
 
 
 def _pte_flags(pte: int) -> str:
-    """``rwuad`` with ``-`` for a clear bit: present(readable), RW, USER, ACCESSED, DIRTY."""
-    bits = (True, pte_write(pte), bool(pte & _USER), pte_young(pte), pte_dirty(pte))
+    """``rwuad`` with ``-`` for a clear bit: present(readable), RW, USER, ACCESSED, DIRTY.
+    A PROT_NONE pte is not readable (and has no user bit)."""
+    bits = (not pte_protnone(pte), pte_write(pte), bool(pte & _USER), pte_young(pte),
+            pte_dirty(pte))
     return "".join(c if on else "-" for c, on in zip("rwuad", bits, strict=True))
 
 

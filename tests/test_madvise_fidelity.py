@@ -354,7 +354,8 @@ def test_madv_free_einval_on_shared_file_and_locked(m: Machine) -> None:
 
 def test_madv_cold_ages_the_pte_and_clears_referenced_keeps_content(m: Machine) -> None:
     """madvise_cold(): the pte becomes old and PG_referenced is cleared (the page is
-    deactivated); it stays mapped. EINVAL on a locked vma (can_madv_lru_vma())."""
+    deactivated); it stays mapped. COLD and PAGEOUT are EINVAL on a locked vma
+    (can_madv_lru_vma())."""
     p = m.spawn()
     a = p.mmap(0, PG, RW, PA)
     p.write(a, b"c")
@@ -366,6 +367,7 @@ def test_madv_cold_ages_the_pte_and_clears_referenced_keeps_content(m: Machine) 
     assert p.read(a, 1) == b"c" and p.pagemap(a).present
     lk = p.mmap(0, PG, RW, PA | MAP_LOCKED)
     assert _errno(p.madvise, lk, PG, MADV_COLD) == errno.EINVAL
+    assert _errno(p.madvise, lk, PG, MADV_PAGEOUT) == errno.EINVAL
 
 
 def test_populate_read_needs_vm_read_write_needs_vm_write(m: Machine) -> None:
@@ -477,3 +479,17 @@ def test_conformance_kit_catches_madv_remove_that_punches_nothing(
     monkeypatch.setattr("mmcore.madvise.punch_hole", lambda *args: None)
     failure = _first_failing_seed()
     assert failure is not None and "MADV_REMOVE" in failure
+
+
+def test_vmprint_shows_prot_none_ptes_unreadable_and_guard_markers(m: Machine) -> None:
+    """vmprint: a PROT_NONE pte shows no read or user bit but keeps its pfn; a guard
+    marker has its own line."""
+    from mmcore.viz import vmprint
+    p = m.spawn()
+    a = p.mmap(0, 2 * PG, RW, PA)
+    p.write(a, b"x")
+    p.mprotect(a, PG, PROT_NONE)
+    p.madvise(a + PG, PG, MADV_GUARD_INSTALL)
+    text = vmprint(p)
+    assert f"pfn {p.pagemap(a).pfn} ---ad" in text
+    assert "guard marker" in text
