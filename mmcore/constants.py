@@ -66,6 +66,8 @@ __all__ = [
     "MADV_PAGEOUT",
     "MADV_POPULATE_READ",
     "MADV_POPULATE_WRITE",
+    "MADV_GUARD_INSTALL",
+    "MADV_GUARD_REMOVE",
     "MLOCK_ONFAULT",
     "MCL_CURRENT",
     "MCL_FUTURE",
@@ -207,6 +209,8 @@ MADV_COLD = 20
 MADV_PAGEOUT = 21
 MADV_POPULATE_READ = 22
 MADV_POPULATE_WRITE = 23
+MADV_GUARD_INSTALL = 102
+MADV_GUARD_REMOVE = 103
 
 # --- mlock2(2) ----------------------------------------------------------------------
 MLOCK_ONFAULT = 0x01

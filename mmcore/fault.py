@@ -20,6 +20,7 @@ from .mm import MM_ANONPAGES, MM_SWAPENTS
 from .page import PG_ANON, PG_ANON_EXCLUSIVE, PG_DIRTY, PG_ZERO, Page
 from .pagecache import check_eof, find_get_page
 from .pagetable import (
+    GUARD_PTE,
     is_swap_pte,
     mk_pte,
     pte_mkwrite,
@@ -40,7 +41,8 @@ def access_page(mm: Mm, addr: int, write: bool) -> Page:
     """Translate ``addr`` for a read or write, faulting as needed; return the page.
 
     The fast path is a present pte that allows the access: it only sets the accessed and
-    dirty bits, as the hardware does.
+    dirty bits, as the hardware does. A PROT_NONE pte or a guard marker lacks the
+    hardware present bit, so any access to it faults.
     """
     ptes = mm.pgtable.ptes
     vpn = addr >> PAGE_SHIFT
@@ -81,6 +83,8 @@ def handle_pte_fault(vma: Vma, addr: int, write: bool, pte: int | None = None) -
     ``pte`` is the entry the caller already read, if any."""
     if pte is None:
         pte = vma.mm.pgtable.lookup(addr)
+    if pte == GUARD_PTE:  # handle_pte_marker(): VM_FAULT_SIGSEGV, reported as SEGV_MAPERR
+        raise SegmentationFault(vma.mm.owner_pid, addr, "SEGV_MAPERR", write)
     if pte == 0:
         if vma.file is not None:
             return do_fault(vma, addr, write)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .constants import VM_DONTCOPY, VM_LOCKED_MASK, VM_WIPEONFORK
-from .memory import copy_page_range, zap_pte_range
+from .memory import copy_guard_markers, copy_page_range, zap_pte_range
 from .vma_ops import remove_vma
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ def dup_mmap(parent: Mm, child: Mm) -> None:
     empty (no anon_vma, no ptes). Otherwise anon_vma_fork links the child's vma, the
     shared-file vma is inserted right after the parent's in i_mmap, and page tables are
     copied only for vmas that have anon rmap state (vma_needs_copy()): unfaulted and
-    shared vmas fault their pages in again in the child.
+    shared vmas fault their pages in again in the child, but keep their guard markers.
     """
     m = parent.machine
     m.hook.rmap_mm_init(mm=child, parent=parent)
@@ -42,11 +42,13 @@ def dup_mmap(parent: Mm, child: Mm) -> None:
             m.file_vma_link(new, after=vma)
         if not wipe and vma.anon_vma is not None:
             copy_page_range(new, vma)
+        elif not wipe:
+            copy_guard_markers(new, vma)
 
 
 def exit_mmap(mm: Mm) -> None:
     """exit_mmap(): unmap every vma, unlink its rmap, then let the scheme drop the mm."""
     for vma in mm.vmas:
-        zap_pte_range(vma, vma.start, vma.end)
+        zap_pte_range(vma, vma.start, vma.end, drop_markers=True)
         remove_vma(vma)
     mm.machine.hook.rmap_mm_exit(mm=mm)

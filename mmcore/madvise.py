@@ -13,6 +13,8 @@ from .constants import (
     MADV_DONTFORK,
     MADV_DONTNEED,
     MADV_FREE,
+    MADV_GUARD_INSTALL,
+    MADV_GUARD_REMOVE,
     MADV_HUGEPAGE,
     MADV_KEEPONFORK,
     MADV_MERGEABLE,
@@ -22,6 +24,7 @@ from .constants import (
     MADV_POPULATE_READ,
     MADV_POPULATE_WRITE,
     MADV_RANDOM,
+    MADV_REMOVE,
     MADV_SEQUENTIAL,
     MADV_UNMERGEABLE,
     MADV_WILLNEED,
@@ -37,7 +40,9 @@ from .constants import (
     VM_LOCKED,
     VM_LOCKED_MASK,
     VM_LOCKONFAULT,
+    VM_MAYWRITE,
     VM_MERGEABLE,
+    VM_MIXEDMAP,
     VM_NOHUGEPAGE,
     VM_PFNMAP,
     VM_RAND_READ,
@@ -51,14 +56,34 @@ from .constants import (
     offset_in_page,
     page_align,
 )
-from .errors import EAGAIN, EINVAL, ENOMEM, EPERM, syscall_error
+from .errors import (
+    EACCES,
+    EAGAIN,
+    EFAULT,
+    EINVAL,
+    ENOMEM,
+    EPERM,
+    BusError,
+    SegmentationFault,
+    syscall_error,
+)
+from .fault import anon_vma_prepare
 from .memory import zap_pte_range
 from .mlock import can_do_mlock, check_mlock_limit
 from .mm import MM_SWAPENTS
 from .mmap import populate_range
-from .page import PG_CACHE
-from .pagetable import is_swap_pte, pte_dirty, pte_pfn, pte_present, swp_slot
-from .reclaim import pageout_cache_page
+from .page import PG_CACHE, PG_DIRTY, PG_LAZYFREE, PG_REFERENCED, PG_SWAPCACHE, PG_ZERO
+from .pagecache import punch_hole
+from .pagetable import (
+    GUARD_PTE,
+    is_swap_pte,
+    pte_dirty,
+    pte_mkold,
+    pte_pfn,
+    pte_present,
+    swp_slot,
+)
+from .reclaim import discard_lazyfree, pageout_cache_page
 from .vma_ops import vma_modify
 
 if TYPE_CHECKING:
@@ -85,7 +110,8 @@ _FLAG_ADVICE: dict[int, tuple[int, int]] = {
 #: allowed on VM_LOCKED vmas (madvise_dontneed_free_valid_vma()).
 MADV_DONTNEED_LOCKED = 24
 _OTHER_ADVICE = (MADV_WILLNEED, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE, MADV_COLD,
-                 MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE)
+                 MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_REMOVE,
+                 MADV_GUARD_INSTALL, MADV_GUARD_REMOVE)
 #: is_discard() (mm/madvise.c; is_madv_discard() in mm/mseal.c before 6.17): refused on
 #: sealed read-only anonymous memory.
 _DISCARD = (MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE, MADV_DONTFORK, MADV_WIPEONFORK)
@@ -103,6 +129,9 @@ def do_madvise(mm: Mm, start: int, len_in: int, advice: int) -> None:
         raise syscall_error(EINVAL, "madvise")
     end = start + length
     if end == start:
+        return
+    if advice in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
+        madvise_populate(mm, start, end, advice == MADV_POPULATE_WRITE)
         return
     unmapped = _walk_range(mm, start, end, lambda vma, s, e: _madvise_vma(vma, s, e, advice),
                            stop_at_hole=False)
@@ -175,24 +204,107 @@ def _madvise_vma(vma: Vma, start: int, end: int, advice: int) -> Vma:
         if vma.file is not None or vma.flags & (VM_SHARED | VM_LOCKED | VM_PFNMAP):
             raise syscall_error(EINVAL, "madvise")
         _madvise_free(vma, start, end)
-    elif advice in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
-        write = advice == MADV_POPULATE_WRITE
-        if not vma.flags & (VM_WRITE if write else VM_READ | VM_WRITE):
-            raise syscall_error(EINVAL, "madvise")
-        populate_range(vma.mm, start, end, write=write)
     elif advice in (MADV_COLD, MADV_PAGEOUT):
         if vma.flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):  # can_madv_lru_vma()
             raise syscall_error(EINVAL, "madvise")
-        if advice == MADV_PAGEOUT:
+        if advice == MADV_COLD:
+            _madvise_cold(vma, start, end)
+        else:
             _madvise_pageout(vma, start, end)
-    # MADV_WILLNEED and MADV_COLD only steer readahead and LRU order: nothing more to model.
+    elif advice == MADV_REMOVE:
+        _madvise_remove(vma, start, end)
+    elif advice == MADV_GUARD_INSTALL:
+        _guard_install(vma, start, end)
+    elif advice == MADV_GUARD_REMOVE:
+        _guard_remove(vma, start, end)
+    # MADV_WILLNEED only starts readahead: nothing to model.
     return vma
 
 
+def madvise_populate(mm: Mm, start: int, end: int, write: bool) -> None:
+    """madvise_populate(): fault in [start, end) vma by vma, stopping at the first
+    failure with the pages before it populated. A hole is ENOMEM; a vma that does not
+    allow the access (check_vma_flags(): POPULATE_READ needs VM_READ, POPULATE_WRITE
+    VM_WRITE; VM_IO/VM_PFNMAP never) is EINVAL; an access that would raise SIGSEGV (a
+    guard region) or SIGBUS (past EOF) is EFAULT."""
+    addr = start
+    while addr < end:
+        vma = mm.vmas.lookup(addr)
+        if vma is None:
+            raise syscall_error(ENOMEM, "madvise")
+        if vma.flags & (VM_IO | VM_PFNMAP) or not vma.flags & (VM_WRITE if write else VM_READ):
+            raise syscall_error(EINVAL, "madvise")
+        try:
+            populate_range(mm, addr, min(end, vma.end), write=write)
+        except (SegmentationFault, BusError):
+            raise syscall_error(EFAULT, "madvise") from None
+        addr = vma.end
+
+
+def _madvise_cold(vma: Vma, start: int, end: int) -> None:
+    """madvise_cold_or_pageout_pte_range() without pageout: each page mapped only here
+    gets an old pte, loses PG_referenced and is deactivated (folio_deactivate(): moved
+    to the inactive end of the reclaim policy's lists); content and mapping stay."""
+    m = vma.mm.machine
+    pt = vma.mm.pgtable
+    for addr, pte in list(pt.range(start, end)):
+        if not pte_present(pte):
+            continue
+        page = m.physmem.pages[pte_pfn(pte)]
+        if page is None or page.flags & PG_ZERO or page.mapcount != 1:
+            continue
+        pt.set(addr, pte_mkold(pte))
+        page.flags &= ~PG_REFERENCED
+        m.lru_del(page)
+        m.lru_add(page)
+
+
+def _madvise_remove(vma: Vma, start: int, end: int) -> None:
+    """madvise_remove(): punch a hole in the file behind a shared writable mapping
+    (vfs_fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)). EINVAL for a locked
+    vma or one without a file (private anonymous); EACCES unless the vma is shared and
+    may be written (vma_is_shared_maywrite(): a private file mapping, or one of a file
+    opened read-only)."""
+    if vma.flags & VM_LOCKED or vma.file is None:
+        raise syscall_error(EINVAL, "madvise")
+    if not (vma.flags & VM_SHARED and vma.flags & VM_MAYWRITE):
+        raise syscall_error(EACCES, "madvise")
+    first = vma.linear_page_index(start)
+    punch_hole(vma.mm.machine, vma.file.inode, first, first + ((end - start) >> 12))
+
+
+def _guard_install(vma: Vma, start: int, end: int) -> None:
+    """madvise_guard_install(): replace every pte of [start, end) by a guard marker;
+    pages already there are zapped first (their content is gone). EINVAL on a locked,
+    special or hugetlb vma (is_valid_guard_vma()). anon_vma_prepare() runs first, so
+    that fork copies the page tables of a private vma; the vma is not split."""
+    if vma.flags & (VM_LOCKED | VM_SPECIAL | VM_MIXEDMAP | VM_HUGETLB):
+        raise syscall_error(EINVAL, "madvise")
+    if not vma.is_shared:
+        anon_vma_prepare(vma)
+    zap_pte_range(vma, start, end)
+    pt = vma.mm.pgtable
+    for addr in range(start, end, PAGE_SIZE):
+        pt.set(addr, GUARD_PTE)
+
+
+def _guard_remove(vma: Vma, start: int, end: int) -> None:
+    """madvise_guard_remove(): clear the guard markers of [start, end) (to pte_none),
+    leaving every other pte alone; EINVAL on a special or hugetlb vma."""
+    if vma.flags & (VM_SPECIAL | VM_MIXEDMAP | VM_HUGETLB):
+        raise syscall_error(EINVAL, "madvise")
+    pt = vma.mm.pgtable
+    for addr, pte in list(pt.range(start, end)):
+        if pte == GUARD_PTE:
+            pt.clear(addr)
+
+
 def _madvise_free(vma: Vma, start: int, end: int) -> None:
-    """madvise_free_pte_range(): swap entries are dropped at once; exclusively mapped
-    pages are marked clean and lazily freeable (until written again their content may be
-    reclaimed; without memory pressure it stays)."""
+    """madvise_free_pte_range(): swap entries are dropped at once; each anonymous page
+    mapped only here gets a clean, old pte, loses PG_dirty and becomes lazily freeable
+    (folio_mark_lazyfree(): PG_LAZYFREE, deactivated). Reclaim then discards it instead
+    of swapping it, unless it was written again (reclaim.discard_lazyfree). A page still
+    in the swap cache leaves it when no swap pte names its slot, else it is skipped."""
     m = vma.mm.machine
     pt = vma.mm.pgtable
     for addr, pte in list(pt.range(start, end)):
@@ -202,14 +314,23 @@ def _madvise_free(vma: Vma, start: int, end: int) -> None:
             vma.mm.rss_stat[MM_SWAPENTS] -= 1
         elif pte_present(pte):
             page = m.physmem.pages[pte_pfn(pte)]
-            if page is not None and page.mapcount == 1:
-                pt.set(addr, pte & ~0x40)  # pte_mkclean
+            if page is None or not page.is_anon or page.mapcount != 1:
+                continue
+            if page.flags & PG_SWAPCACHE:
+                if m.swap.count.get(page.swap_slot, 0):
+                    continue  # folio_free_swap() fails: other swap ptes name the slot
+                m.swap.delete_from_cache(page)
+            pt.set(addr, pte_mkold(pte) & ~0x40)  # pte_mkold(pte_mkclean())
+            page.flags = (page.flags & ~PG_DIRTY) | PG_LAZYFREE
+            m.lru_del(page)
+            m.lru_add(page)
 
 
 def _madvise_pageout(vma: Vma, start: int, end: int) -> None:
     """madvise_pageout(): reclaim now the pages of the range no other mapping maps
     (folio_mapcount() == 1; shared ones are left alone). Anonymous pages go to swap, or
-    stay mapped when no slot is free (add_to_swap() fails); page-cache pages as
+    stay mapped when no slot is free (add_to_swap() fails); a lazily freed one is
+    discarded instead, if it was not written again; page-cache pages as
     :func:`~mmcore.reclaim.pageout_cache_page` says (clean file pages are dropped)."""
     m = vma.mm.machine
     for _addr, pte in list(vma.mm.pgtable.range(start, end)):
@@ -218,7 +339,10 @@ def _madvise_pageout(vma: Vma, start: int, end: int) -> None:
             if page is None or page.mapcount != 1:
                 continue
             if page.is_anon:
-                m.try_to_unmap(page.pfn)
+                if page.flags & PG_LAZYFREE:
+                    discard_lazyfree(m, page)
+                else:
+                    m.try_to_unmap(page.pfn)
             elif page.flags & PG_CACHE:
                 pageout_cache_page(m, page, pte_dirty(pte))
 
@@ -255,7 +379,12 @@ def do_mlock(mm: Mm, start: int, length: int, flags: int, lock: bool) -> None:
 
     _walk_range(mm, start, end, fixup, stop_at_hole=True)
     if lock and not flags & MLOCK_ONFAULT:
-        populate_range(mm, start, end)
+        try:
+            populate_range(mm, start, end)
+        except (SegmentationFault, BusError):
+            # __mlock_posix_error_return(): the populate's EFAULT is ENOMEM; the vmas
+            # stay locked.
+            raise syscall_error(ENOMEM, "mlock") from None
 
 
 def do_mseal(mm: Mm, start: int, length: int, flags: int) -> None:

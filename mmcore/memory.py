@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from .mm import MM_SWAPENTS
 from .page import PG_ANON, PG_ANON_EXCLUSIVE, PG_ZERO
 from .pagetable import (
+    GUARD_PTE,
     is_swap_pte,
     pte_mkold,
     pte_pfn,
@@ -22,17 +23,21 @@ if TYPE_CHECKING:
     from .vma import Vma
 
 
-def zap_pte_range(vma: Vma, start: int, end: int) -> int:
+def zap_pte_range(vma: Vma, start: int, end: int, drop_markers: bool = False) -> int:
     """zap_pte_range(): remove every pte in [start, end) of ``vma``.
 
     Present pages lose a mapping (folio_remove_rmap_pte + put); swap ptes release their
-    slot reference (free_swap_and_cache). Returns the number of ptes removed.
+    slot reference (free_swap_and_cache). Guard markers stay unless ``drop_markers``
+    (zap_nonpresent_ptes() keeps them for MADV_DONTNEED and truncation; munmap and exit
+    free the page tables). Returns the number of ptes removed.
     """
     mm = vma.mm
     m = mm.machine
     pt = mm.pgtable
     n = 0
     for addr, pte in list(pt.range(start, end)):
+        if pte == GUARD_PTE and not drop_markers:
+            continue
         pt.clear(addr)
         n += 1
         if pte_present(pte):
@@ -56,6 +61,7 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
     mapping, the page loses PG_anon_exclusive (folio_try_dup_anon_rmap_pte) and gains a
     mapcount; the child's pte is old (copy_present_pte: pte_mkold). Swap ptes gain a swap
     reference and lose their exclusive mark on both sides (copy_nonpresent_pte).
+    Guard markers are copied as they are (copy_nonpresent_pte).
     Returns the number of ptes copied.
     """
     m = src.mm.machine
@@ -63,6 +69,10 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
     cow = is_cow_mapping(src.flags)
     n = 0
     for addr, pte in list(spt.range(src.start, src.end)):
+        if pte == GUARD_PTE:
+            dpt.set(addr, pte)
+            n += 1
+            continue
         if is_swap_pte(pte):
             m.swap.dup(swp_slot(pte))
             if pte_swp_exclusive(pte):
@@ -89,3 +99,12 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
             m.rmap_page_dup(page, dst, addr)
     m.counters.fork_ptes_copied += n
     return n
+
+
+def copy_guard_markers(dst: Vma, src: Vma) -> None:
+    """copy_page_range() for a vma fork does not otherwise copy (no anon_vma, e.g.
+    shared): its guard markers are still inherited, as probed on 6.18."""
+    spt, dpt = src.mm.pgtable, dst.mm.pgtable
+    for addr, pte in list(spt.range(src.start, src.end)):
+        if pte == GUARD_PTE:
+            dpt.set(addr, pte)

@@ -55,6 +55,8 @@ from .errors import (
     ENOMEM,
     EOPNOTSUPP,
     EPERM,
+    BusError,
+    SegmentationFault,
     syscall_error,
 )
 from .fault import handle_pte_fault
@@ -216,10 +218,11 @@ def do_mmap(mm: Mm, addr: int, length: int, prot: int, flags: int,
             vm_enough_memory(mm, length >> PAGE_SHIFT, "mmap")
         file = mm.machine.new_shmem(length)
     mmap_region(mm, addr, length, vm_flags, pgoff, file)
-    # __mm_populate() skips VM_LOCKONFAULT vmas (populate_vma_page_range()).
+    # __mm_populate() skips VM_LOCKONFAULT vmas (populate_vma_page_range()) and
+    # ignores errors.
     if (vm_flags & VM_LOCKED or (flags & (MAP_POPULATE | MAP_NONBLOCK)) == MAP_POPULATE) \
             and not vm_flags & VM_LOCKONFAULT:
-        populate_range(mm, addr, addr + length)
+        populate_range(mm, addr, addr + length, ignore_errors=True)
     return addr
 
 
@@ -248,20 +251,27 @@ def mmap_region(mm: Mm, addr: int, length: int, vm_flags: int, pgoff: int,
     return vma
 
 
-def populate_range(mm: Mm, start: int, end: int, write: bool | None = None) -> None:
+def populate_range(mm: Mm, start: int, end: int, write: bool | None = None,
+                   ignore_errors: bool = False) -> None:
     """populate_vma_page_range(): fault in every page, as a write for private writable
     vmas (FOLL_WRITE breaks COW) and as a read otherwise; ``write`` forces the kind
-    (MADV_POPULATE_READ/WRITE)."""
+    (MADV_POPULATE_READ/WRITE). A page whose fault would be SIGSEGV (a guard region) or
+    SIGBUS (past EOF) raises that fault, unless ``ignore_errors`` (mm_populate() for
+    MAP_POPULATE and MAP_LOCKED), which goes on with the next vma."""
     for vma in mm.vmas.intersecting(start, end):
         if not vma.flags & (VM_READ | VM_WRITE | VM_EXEC):
             continue
         w = (vma.flags & (VM_WRITE | VM_SHARED)) == VM_WRITE if write is None else write
-        for addr in range(max(start, vma.start), min(end, vma.end), PAGE_SIZE):
-            pte = mm.pgtable.lookup(addr)
-            if pte_present(pte) and (not w or pte_write(pte)):
-                continue
-            mm.machine.vm_events.pgfault += 1  # faultin_page() -> handle_mm_fault()
-            handle_pte_fault(vma, addr, w)
+        try:
+            for addr in range(max(start, vma.start), min(end, vma.end), PAGE_SIZE):
+                pte = mm.pgtable.lookup(addr)
+                if pte_present(pte) and (not w or pte_write(pte)):
+                    continue
+                mm.machine.vm_events.pgfault += 1  # faultin_page() -> handle_mm_fault()
+                handle_pte_fault(vma, addr, w)
+        except (SegmentationFault, BusError):
+            if not ignore_errors:
+                raise
 
 
 def do_munmap(mm: Mm, start: int, length: int) -> None:
@@ -294,8 +304,9 @@ def do_munmap(mm: Mm, start: int, length: int) -> None:
 
 
 def unmap_vma(vma: Vma) -> None:
-    """unmap_vmas() + free_pgtables() + remove_vma() for one whole vma."""
-    zap_pte_range(vma, vma.start, vma.end)
+    """unmap_vmas() + free_pgtables() + remove_vma() for one whole vma (freeing the
+    page tables drops guard markers too)."""
+    zap_pte_range(vma, vma.start, vma.end, drop_markers=True)
     remove_vma(vma)
 
 

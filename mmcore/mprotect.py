@@ -25,7 +25,8 @@ from .constants import (
 from .errors import EACCES, EINVAL, ENOMEM, EPERM, syscall_error
 from .mmap import calc_vm_prot_bits
 from .overcommit import vm_enough_memory
-from .pagetable import pte_modify_write, pte_present, pte_write
+from .page import PG_ANON, PG_ANON_EXCLUSIVE
+from .pagetable import pte_dirty, pte_modify, pte_pfn, pte_present
 from .vma_ops import vma_modify
 
 if TYPE_CHECKING:
@@ -108,24 +109,34 @@ def mprotect_fixup(vma: Vma, start: int, end: int, newflags: int) -> Vma:
 
 
 def change_protection(vma: Vma, start: int, end: int) -> None:
-    """change_pte_range(): make present ptes match the vma's permissions.
+    """change_pte_range(): give every mapped pte in [start, end) the vma's new protection.
 
-    Write permission is removed when the vma loses VM_WRITE; it is added back only for
-    shared mappings (private pages regain it through a write fault, which decides between
-    reuse and copy), and only on a dirty shared pte, as vma_wants_writenotify would.
+    Each pte is pte_modify()'d: a vma without access (PROT_NONE) gets PROT_NONE ptes that
+    keep their page but fault on any access; otherwise the pte is present, and writable
+    only if the vma is and can_change_pte_writable() allows it: an exclusive anonymous
+    page in a private mapping, a dirty pte in a shared one (writenotify). Every other
+    pte is left for the write fault to decide between reuse and copy.
     """
     pt = vma.mm.pgtable
+    accessible = bool(vma.flags & VM_ACCESS_FLAGS)
     writable = bool(vma.flags & VM_WRITE)
     changed = False
     for addr, pte in list(pt.range(start, end)):
         if not pte_present(pte):
             continue
-        if pte_write(pte) and not writable:
-            pt.set(addr, pte_modify_write(pte, False))
-            changed = True
-        elif writable and vma.is_shared and not pte_write(pte) and pte & 0x40:
-            pt.set(addr, pte_modify_write(pte, True))
+        new = pte_modify(pte, accessible,
+                         writable and accessible and _can_change_pte_writable(vma, pte))
+        if new != pte:
+            pt.set(addr, new)
             changed = True
     if changed:
         vma.mm.machine.counters.tlb_flushes += 1
 
+
+def _can_change_pte_writable(vma: Vma, pte: int) -> bool:
+    """can_change_pte_writable(): may mprotect map this pte writable without a fault?"""
+    if vma.is_shared:
+        return pte_dirty(pte)
+    page = vma.mm.machine.physmem.pages[pte_pfn(pte)]
+    return page is not None and page.flags & (PG_ANON | PG_ANON_EXCLUSIVE) == (
+        PG_ANON | PG_ANON_EXCLUSIVE)

@@ -18,6 +18,7 @@ from .constants import (
     MREMAP_MAYMOVE,
     PAGE_SHIFT,
     TASK_SIZE,
+    VM_ACCESS_FLAGS,
     VM_ACCOUNT,
     VM_DONTEXPAND,
     VM_LOCKED,
@@ -36,7 +37,7 @@ from .mlock import mlock_future_ok
 from .mmap import do_munmap, get_unmapped_area, populate_range
 from .overcommit import vm_enough_memory
 from .page import PG_ANON, PG_ZERO, Page
-from .pagetable import pte_present
+from .pagetable import pte_modify, pte_present
 from .vma import Vma
 from .vma_ops import MergeRange, unlink_anon, vma_link, vma_merge_new_range
 
@@ -281,7 +282,9 @@ def _unshare_pte(vma: Vma, addr: int, new_vma: Vma, dst: int, page: Page) -> Non
     mm.pgtable.clear(addr)
     mm.add_rss(page, -1)
     m.unmap_page_pte(page, vma, addr)
-    map_new_anon_page(new_vma, dst, copy, writable=bool(new_vma.flags & VM_WRITE))
+    pte = map_new_anon_page(new_vma, dst, copy, writable=bool(new_vma.flags & VM_WRITE))
+    if not new_vma.flags & VM_ACCESS_FLAGS:  # the copy keeps PROT_NONE (vm_page_prot)
+        mm.pgtable.set(dst, pte_modify(pte, accessible=False, writable=False))
     m.counters.mremap_page_copies += 1
     m.emit("mremap_copy", mm.owner_pid, address=dst, old_pfn=page.pfn, pfn=copy.pfn)
 

@@ -20,6 +20,8 @@ PG_CACHE = 1 << 4  # in a page cache (a file's or a shmem object's)
 PG_ZERO = 1 << 5  # the shared zero page
 PG_REFERENCED = 1 << 6
 PG_ACTIVE = 1 << 7
+#: An anonymous page that MADV_FREE made lazily freeable (!PG_swapbacked in Linux).
+PG_LAZYFREE = 1 << 8
 
 
 class Page:

@@ -159,6 +159,37 @@ def truncate_pages(m: Machine, inode: Inode, size: int) -> None:
             inode.disk[last] = inode.disk[last][:tail]
 
 
+def punch_hole(m: Machine, inode: Inode, first: int, last: int) -> None:
+    """shmem_fallocate()/ext4_punch_hole() with FALLOC_FL_PUNCH_HOLE | KEEP_SIZE over the
+    page indices [first, last): unmap_mapping_range() without even_cows clears every pte
+    that maps a page-cache page there (private COW copies stay), then the cached pages,
+    the backing store and shmem swap slots of the range are dropped without writeback.
+    The size does not change; a later access reads zeros."""
+    from .memory import zap_pte_range
+    for proc in m.live_processes():
+        for vma in proc.mm.vmas:
+            if vma.file is None or vma.file.inode is not inode:
+                continue
+            for index in range(max(first, vma.pgoff), min(last, vma.pgoff + vma.pages)):
+                addr = vma.address_of(index)
+                pte = proc.mm.pgtable.ptes.get(addr >> 12, 0)
+                if pte_present(pte):
+                    page = m.physmem.pages[pte >> 12]
+                    if page is not None and page.flags & PG_CACHE:
+                        zap_pte_range(vma, addr, addr + PAGE_SIZE)
+    for index in range(first, last):
+        page = inode.pages.get(index)
+        if page is not None:
+            delete_from_page_cache(m, page)
+        if index * PAGE_SIZE < inode.fill_end:
+            inode.disk[index] = b""  # a hole over the created content: zeros, not fill
+        else:
+            inode.disk.pop(index, None)
+        slot = inode.swapped.pop(index, None)
+        if slot is not None:
+            m.swap.free_entry(slot)
+
+
 def release_inode_pages(m: Machine, inode: Inode) -> None:
     """evict(): a shmem inode whose last user is gone frees its pages and swap slots."""
     for page in list(inode.pages.values()):

@@ -3,6 +3,9 @@
 A PTE is an ``int``. When ``_PAGE_PRESENT`` is set it holds the pfn and the x86 bits
 (arch/x86/include/asm/pgtable_types.h); when it is clear and non-zero it is a swap entry
 (the swap slot and the "exclusive" bit that pte_swp_exclusive() reports). Zero is pte_none.
+Two more non-present kinds exist, as on x86: a PROT_NONE pte (``_PAGE_PROTNONE`` set,
+``_PAGE_PRESENT`` clear: the MMU faults, but pte_present() is true and the pfn is kept)
+and a guard-region marker (PTE_MARKER_GUARD, a non-present pte that is no swap entry).
 
 The table is stored flat (a dict from virtual page number to PTE), while the page-table
 pages a 4-level x86-64 walk would need are counted, so that metadata and walk cost match a
@@ -20,12 +23,18 @@ _PAGE_RW = 1 << 1
 _PAGE_USER = 1 << 2
 _PAGE_ACCESSED = 1 << 5
 _PAGE_DIRTY = 1 << 6
+#: _PAGE_PROTNONE is _PAGE_GLOBAL reused (arch/x86/include/asm/pgtable_types.h).
+_PAGE_PROTNONE = 1 << 8
 PFN_SHIFT = 12
 _FLAGS_MASK = (1 << PFN_SHIFT) - 1
 
 # Swap PTE layout (non-present): bit 1 = exclusive, slot in the pfn field.
 _SWP_EXCLUSIVE = 1 << 1
 _SWP_MARK = 1 << 2  # keeps swap slot 0 distinguishable from pte_none
+#: make_pte_marker(PTE_MARKER_GUARD): no swap slot, never present.
+GUARD_PTE = 1 << 3
+#: What pte_modify() keeps (_PAGE_CHG_MASK): the pfn and the accessed and dirty bits.
+_PAGE_CHG_MASK = ~_FLAGS_MASK | _PAGE_ACCESSED | _PAGE_DIRTY
 
 LEVELS = 4
 #: Entries per page-table page on x86-64 (PTRS_PER_PTE and friends).
@@ -45,8 +54,27 @@ def mk_pte(pfn: int, writable: bool, dirty: bool = False, accessed: bool = True)
 
 
 def pte_present(pte: int) -> bool:
-    """pte_present()."""
-    return bool(pte & _PAGE_PRESENT)
+    """pte_present(): mapped, including a PROT_NONE pte (x86 tests both bits)."""
+    return bool(pte & (_PAGE_PRESENT | _PAGE_PROTNONE))
+
+
+def pte_protnone(pte: int) -> bool:
+    """pte_protnone(): mapped but inaccessible (mprotect PROT_NONE)."""
+    return bool(pte & _PAGE_PROTNONE)
+
+
+def is_guard_pte(pte: int) -> bool:
+    """is_guard_pte_marker(): a MADV_GUARD_INSTALL marker."""
+    return pte == GUARD_PTE
+
+
+def pte_modify(pte: int, accessible: bool, writable: bool) -> int:
+    """pte_modify(): keep the pfn, accessed and dirty bits and take the new protection
+    (PAGE_NONE: _PAGE_PROTNONE and no present, user or write bit)."""
+    pte &= _PAGE_CHG_MASK
+    if not accessible:
+        return pte | _PAGE_PROTNONE
+    return pte | _PAGE_PRESENT | _PAGE_USER | (_PAGE_RW if writable else 0)
 
 
 def pte_pfn(pte: int) -> int:
@@ -89,19 +117,15 @@ def pte_mkyoung(pte: int, dirty: bool) -> int:
     return pte | _PAGE_ACCESSED | (_PAGE_DIRTY if dirty else 0)
 
 
-def pte_modify_write(pte: int, writable: bool) -> int:
-    """change_pte_range(): keep the pfn and bits, set or clear write permission."""
-    return pte | _PAGE_RW if writable else pte & ~_PAGE_RW
-
-
 def swp_entry_to_pte(slot: int, exclusive: bool) -> int:
     """swp_entry_to_pte(): a non-present PTE naming swap ``slot``."""
     return (slot << PFN_SHIFT) | _SWP_MARK | (_SWP_EXCLUSIVE if exclusive else 0)
 
 
 def is_swap_pte(pte: int) -> bool:
-    """is_swap_pte(): non-present and not pte_none."""
-    return pte != 0 and not pte & _PAGE_PRESENT
+    """is_swap_pte() for a swap entry proper: not pte_none, not present (nor PROT_NONE)
+    and not a guard marker (mmcore keeps markers apart from swap entries)."""
+    return pte != 0 and not pte & (_PAGE_PRESENT | _PAGE_PROTNONE) and pte != GUARD_PTE
 
 
 def swp_slot(pte: int) -> int:

@@ -20,7 +20,7 @@ from .constants import (
     VM_WRITE,
     vm_flags_mnemonics,
 )
-from .pagetable import is_swap_pte, pte_pfn, pte_present, swp_slot
+from .pagetable import GUARD_PTE, is_swap_pte, pte_pfn, pte_present, swp_slot
 
 if TYPE_CHECKING:
     from .mm import Mm
@@ -29,9 +29,14 @@ if TYPE_CHECKING:
 PM_PFRAME_MASK = (1 << 55) - 1
 PM_SOFT_DIRTY = 1 << 55
 PM_MMAP_EXCLUSIVE = 1 << 56
+PM_GUARD_REGION = 1 << 58
 PM_FILE = 1 << 61
 PM_SWAP = 1 << 62
 PM_PRESENT = 1 << 63
+#: What a guard marker reads as: the swap-entry encoding of PTE_MARKER_GUARD (type
+#: SWP_PTE_MARKER = 31, offset 4) plus PM_SWAP and PM_GUARD_REGION (probed raw value
+#: 0x440000000000009f).
+PM_GUARD_VALUE = PM_SWAP | PM_GUARD_REGION | (4 << 5) | 31
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,8 @@ class PagemapEntry(DataClassJsonMixin):
     exclusive: bool
     file_or_shared: bool
     value: int
+    #: PM_GUARD_REGION: a MADV_GUARD_INSTALL marker (6.14+).
+    guard: bool = False
 
 
 def vma_name(mm: Mm, vma: Vma) -> str:
@@ -107,6 +114,8 @@ def pagemap_entry(mm: Mm, addr: int) -> PagemapEntry:
         value = PM_PRESENT | pfn | (PM_MMAP_EXCLUSIVE if exclusive else 0) \
             | (PM_FILE if file else 0)
         return PagemapEntry(True, False, pfn, 0, exclusive, file, value)
+    if pte == GUARD_PTE:
+        return PagemapEntry(False, True, 0, 4, False, False, PM_GUARD_VALUE, guard=True)
     if is_swap_pte(pte):
         offset = swp_slot(pte)
         return PagemapEntry(False, True, 0, offset, False, False, PM_SWAP | (offset << 5))

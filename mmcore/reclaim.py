@@ -21,8 +21,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .constants import VM_LOCKED
-from .page import PG_CACHE, PG_DIRTY, PG_REFERENCED, PG_SWAPCACHE, Page
-from .pagetable import pte_mkold, pte_present, pte_young
+from .page import PG_CACHE, PG_DIRTY, PG_LAZYFREE, PG_REFERENCED, PG_SWAPCACHE, Page
+from .pagetable import pte_dirty, pte_mkold, pte_present, pte_young
 
 if TYPE_CHECKING:
     from .fs import Inode
@@ -117,6 +117,8 @@ def _reclaim_page(m: Machine, page: Page) -> str:
     if page.refcount > expected_refs(page):
         return "busy"  # pinned by an operation in progress (folio_ref_freeze fails)
     if page.is_anon:
+        if page.flags & PG_LAZYFREE and page.mapcount:
+            return discard_lazyfree(m, page)
         if page.mapcount:
             if not page.flags & PG_SWAPCACHE and not m.swap.nr_free:
                 return "no_swap"
@@ -171,6 +173,32 @@ def pageout_cache_page(m: Machine, page: Page, pte_dirty: bool) -> None:
             return
         _shmem_writeout(m, inode, page)
     delete_from_page_cache(m, page)
+
+
+def discard_lazyfree(m: Machine, page: Page) -> str:
+    """try_to_unmap_one() for a lazily freed (MADV_FREE) page: if neither the page nor
+    any pte mapping it was dirtied since, and no one else holds a reference, every pte
+    is cleared (a later read sees zeros) and the page is freed without swap. Otherwise
+    the page was written again: it becomes an ordinary anonymous page (folio_set_swapbacked)
+    and stays. Returns ``"freed"``, ``"locked"`` or ``"busy"``."""
+    from .rmap import find_mappings
+    hits, cost = find_mappings(m, page)
+    if m.in_reclaim:
+        m.reclaim_walk_cost.add(cost)
+    if any(vma.flags & VM_LOCKED for vma, _ in hits):
+        return "locked"
+    dirty = page.flags & PG_DIRTY or any(
+        pte_dirty(vma.mm.pgtable.ptes.get(addr >> 12, 0)) for vma, addr in hits)
+    if dirty or page.refcount != page.mapcount or len(hits) != page.mapcount:
+        page.flags &= ~PG_LAZYFREE
+        return "busy"
+    for vma, addr in hits:
+        vma.mm.pgtable.clear(addr)
+        vma.mm.add_rss(page, -1)
+        m.unmap_page_pte(page, vma, addr)
+    m.counters.tlb_flushes += 1
+    m.emit("unmap", 0, pfn=page.pfn, ptes=len(hits), anon=True)
+    return "freed"
 
 
 def shrink(m: Machine, nr_to_reclaim: int, reason: str) -> int:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from dataclasses_json import DataClassJsonMixin
 
 from .constants import PAGE_SIZE, VM_LOCKED
-from .page import PG_ANON, PG_CACHE, PG_DIRTY, PG_REFERENCED, PG_ZERO, Page
+from .page import PG_ANON, PG_CACHE, PG_DIRTY, PG_LAZYFREE, PG_REFERENCED, PG_ZERO, Page
 from .pagetable import is_swap_pte, pte_dirty, pte_pfn, pte_present, pte_young, swp_slot
 from .proc import MapsEntry, maps_entry
 from .proctext import Field, check_labels, fields, numbered, parse_lines, render
@@ -131,9 +131,10 @@ class SmapsRollup(DataClassJsonMixin):
 
 
 def is_swapbacked(page: Page) -> bool:
-    """folio_test_swapbacked(): anonymous pages and shmem page-cache pages."""
+    """folio_test_swapbacked(): anonymous pages, except those MADV_FREE marked lazily
+    freed (folio_clear_swapbacked()), and shmem page-cache pages."""
     if page.flags & PG_ANON:
-        return True
+        return not page.flags & PG_LAZYFREE
     return bool(page.flags & PG_CACHE and getattr(page.mapping, "shmem", False))
 
 

@@ -33,10 +33,12 @@ from typing import TYPE_CHECKING
 from .constants import PAGE_SHIFT
 from .fs import Inode
 from .pagetable import (
+    GUARD_PTE,
     is_swap_pte,
     pte_dirty,
     pte_pfn,
     pte_present,
+    pte_protnone,
     pte_swp_exclusive,
     pte_write,
     pte_young,
@@ -78,8 +80,10 @@ def _pt_index(addr: int) -> str:
 
 
 def _pte_flags(pte: int) -> str:
-    """``rwuad`` with ``-`` for a clear bit: present(readable), RW, USER, ACCESSED, DIRTY."""
-    bits = (True, pte_write(pte), bool(pte & _USER), pte_young(pte), pte_dirty(pte))
+    """``rwuad`` with ``-`` for a clear bit: present(readable), RW, USER, ACCESSED, DIRTY.
+    A PROT_NONE pte is not readable (and has no user bit)."""
+    bits = (not pte_protnone(pte), pte_write(pte), bool(pte & _USER), pte_young(pte),
+            pte_dirty(pte))
     return "".join(c if on else "-" for c, on in zip("rwuad", bits, strict=True))
 
 
@@ -130,6 +134,8 @@ def _pte_line(machine: Machine, addr: int, pte: int) -> str:
     if is_swap_pte(pte):
         excl = " (exclusive)" if pte_swp_exclusive(pte) else ""
         return f"{head} swap slot {swp_slot(pte)}{excl}"
+    if pte == GUARD_PTE:
+        return f"{head} guard marker"
     return f"{head} pte {pte:#x} (unknown)"
 
 

@@ -15,7 +15,19 @@ import traceback
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ..constants import MADV_DONTNEED, MAP_SHARED
+from ..constants import (
+    MADV_DONTNEED,
+    MADV_FREE,
+    MADV_GUARD_INSTALL,
+    MADV_GUARD_REMOVE,
+    MADV_KEEPONFORK,
+    MADV_POPULATE_WRITE,
+    MADV_REMOVE,
+    MADV_WIPEONFORK,
+    MAP_POPULATE,
+    MAP_SHARED,
+    PROT_WRITE,
+)
 from ..errors import BusError, MachineBroken, ProcessKilled, SegmentationFault
 from ..experiments.ops import Op, Player
 from ..machine import Machine
@@ -141,6 +153,7 @@ class Driver:
         result: object = None
         error: str | None = None
         sigbus = op.op in ("read", "write") and self.model.sigbus(op.pid, op.addr & ~(P - 1))
+        guarded = op.op in ("read", "write") and self.model.guarded(op.pid, op.addr & ~(P - 1))
         try:
             result = self.player.apply(op)
         except OSError as exc:
@@ -170,6 +183,10 @@ class Driver:
                 self.fail(f"content: op #{index}: pid {op.pid} read {result!r} at "
                           f"{op.addr:#x}, expected {want!r}")
         self._check_file_op(index, op, result, error, sigbus)
+        if guarded and error != "SIGSEGV":
+            self.fail(f"content: op #{index}: pid {op.pid} {op.op} at {op.addr:#x} "
+                      f"{'gave ' + error if error else 'succeeded'} in a guard region "
+                      "(SIGSEGV expected)")
         if self.check_each:
             self.check(index)
         return result
@@ -192,8 +209,8 @@ class Driver:
     def _update_model(self, op: Op, result: object, error: str | None) -> None:
         model = self.model
         name = op.op
-        if name == "madvise" and op.advice == MADV_DONTNEED and error in (None, "ENOMEM"):
-            model.dontneed(op.pid, op.addr, _pages(op.length))
+        if name == "madvise":
+            self._update_madvise(op, error)
         if error is not None:
             return
         if name == "spawn":
@@ -209,6 +226,8 @@ class Driver:
                                 op.offset // P, bool(op.flags & MAP_SHARED))
             else:
                 model.mmap(op.pid, result, _pages(op.length), bool(op.flags & MAP_SHARED))
+            if op.flags & MAP_POPULATE and op.prot & PROT_WRITE:
+                model.populate_write(op.pid, result, _pages(op.length))
         elif name == "create":
             model.create(op.path, op.length // P, op.data.encode())
         elif name == "pwrite" and op.fd in FILES:
@@ -222,6 +241,34 @@ class Driver:
                          op.flags)
         elif name == "write":
             model.write(op.pid, op.addr, op.data.encode())
+
+    def _update_madvise(self, op: Op, error: str | None) -> None:
+        """The model's share of one madvise. A hole (ENOMEM) does not stop DONTNEED or
+        the guard pair; MADV_FREE may stop at a vma it refuses, which "data or zeros"
+        covers; REMOVE, WIPEONFORK/KEEPONFORK and POPULATE_WRITE are drawn inside one
+        vma, so their errors leave nothing done (POPULATE_WRITE's EFAULT, at a guard or
+        EOF, is where the model's populate stops too)."""
+        model, pid, addr, n = self.model, op.pid, op.addr, _pages(op.length)
+        advice = op.advice
+        if advice == MADV_FREE:
+            model.free(pid, addr, n)
+        elif error not in (None, "ENOMEM"):
+            if advice == MADV_POPULATE_WRITE and error == "EFAULT":
+                model.populate_write(pid, addr, n)
+        elif advice == MADV_DONTNEED:
+            model.dontneed(pid, addr, n)
+        elif advice == MADV_GUARD_INSTALL:
+            model.guard_install(pid, addr, n)
+        elif advice == MADV_GUARD_REMOVE:
+            model.guard_remove(pid, addr, n)
+        elif error is not None:
+            return
+        elif advice == MADV_REMOVE:
+            model.remove(pid, addr, n)
+        elif advice in (MADV_WIPEONFORK, MADV_KEEPONFORK):
+            model.set_wipeonfork(pid, addr, n, advice == MADV_WIPEONFORK)
+        elif advice == MADV_POPULATE_WRITE:
+            model.populate_write(pid, addr, n)
 
     def _reap_killed(self, index: int) -> None:
         """A process the OOM killer ended is gone from the model and the player."""

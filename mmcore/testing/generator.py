@@ -1,7 +1,8 @@
 """Drawing operations for the conformance kit.
 
 :class:`OpGenerator` draws the next op (mmap, munmap, mprotect, mremap, fork, exit, write,
-read, try_to_unmap, MADV_DONTNEED, a fork tree, file mappings and I/O) for the current
+read, try_to_unmap, MADV_DONTNEED and the rest of the madvise family, a fork tree, file
+mappings and I/O, sometimes with MAP_POPULATE) for the current
 state and applies it through a :class:`~mmcore.testing.driver.Driver`. Its random
 decisions come from a :class:`Chooser`: :class:`DataChooser` (hypothesis data, so they
 shrink) or :class:`RandomChooser` (a seeded ``random.Random``).
@@ -15,9 +16,20 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..constants import (
+    MADV_COLD,
     MADV_DONTNEED,
+    MADV_FREE,
+    MADV_GUARD_INSTALL,
+    MADV_GUARD_REMOVE,
+    MADV_KEEPONFORK,
+    MADV_PAGEOUT,
+    MADV_POPULATE_READ,
+    MADV_POPULATE_WRITE,
+    MADV_REMOVE,
+    MADV_WIPEONFORK,
     MAP_ANONYMOUS,
     MAP_FIXED,
+    MAP_POPULATE,
     MAP_PRIVATE,
     MAP_SHARED,
     MREMAP_DONTUNMAP,
@@ -92,8 +104,13 @@ class OpGenerator:
     WEIGHTS: ClassVar[dict[str, int]] = {
         "write": 24, "read": 10, "mmap": 10, "mremap": 10, "mprotect": 8,
         "try_to_unmap": 8, "fork": 6, "munmap": 5, "dontneed": 3, "exit": 2, "spawn": 1,
-        "fork_tree": 2, "file_mmap": 5, "file_io": 4, "ftruncate": 1,
+        "fork_tree": 2, "file_mmap": 5, "file_io": 4, "ftruncate": 1, "advise": 6,
     }
+    #: madvise advice :meth:`advise` draws, over any range or inside one vma.
+    RANGE_ADVICE = (MADV_FREE, MADV_COLD, MADV_PAGEOUT, MADV_GUARD_INSTALL,
+                    MADV_GUARD_REMOVE)
+    VMA_ADVICE = (MADV_REMOVE, MADV_WIPEONFORK, MADV_KEEPONFORK, MADV_POPULATE_READ,
+                  MADV_POPULATE_WRITE)
 
     def __init__(self, driver: Driver, chooser: Chooser, max_live: int = MAX_LIVE) -> None:
         self.d = driver
@@ -159,6 +176,8 @@ class OpGenerator:
         prot = self.choice([RW, RW, RW, RW | PROT_EXEC, PROT_READ, PROT_NONE])
         placement = self.c.integer(0, 2)
         flags = MAP_ANONYMOUS | (MAP_SHARED if shared else MAP_PRIVATE)
+        if not self.c.integer(0, 4):
+            flags |= MAP_POPULATE
         addr = 0
         if placement:
             addr = self.window_page()
@@ -189,6 +208,27 @@ class OpGenerator:
             addr, length = self.range(pid)
             self.d.apply(Op("madvise", pid=pid, addr=addr, length=length,
                             advice=MADV_DONTNEED))
+
+    def advise(self) -> None:
+        """madvise with the rest of the family: FREE, COLD, PAGEOUT and the guard pair
+        over any range; REMOVE, WIPEONFORK/KEEPONFORK and POPULATE_READ/WRITE (on a
+        writable vma) inside one vma, since their errors stop the walk at a vma that the
+        model does not know about."""
+        pid = self.pid()
+        if pid is None:
+            return
+        advice = self.choice(self.RANGE_ADVICE + self.VMA_ADVICE)
+        if advice in self.RANGE_ADVICE:
+            addr, length = self.range(pid)
+        else:
+            vmas = self._vmas(pid, writable=advice == MADV_POPULATE_WRITE)
+            if not vmas:
+                return
+            start, end, _ = self.choice(vmas)
+            pages = (end - start) // P
+            first = self.c.integer(0, pages - 1)
+            addr, length = start + first * P, self.c.integer(1, pages - first) * P
+        self.d.apply(Op("madvise", pid=pid, addr=addr, length=length, advice=advice))
 
     def mremap(self) -> None:
         """mremap: shrink, grow (in place or moving), move with MREMAP_FIXED, DONTUNMAP,
@@ -261,6 +301,8 @@ class OpGenerator:
         npages = self.c.integer(1, 4)
         first = self.c.integer(0, FILE_PAGES_MAX - 1)
         flags = MAP_SHARED if self.c.integer(0, 1) else MAP_PRIVATE
+        if not self.c.integer(0, 4):
+            flags |= MAP_POPULATE
         prot = self.choice([RW, RW, RW, PROT_READ])
         placement = self.c.integer(0, 2)
         addr = 0

@@ -34,13 +34,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
-from ..constants import PAGE_SHIFT, PAGE_SIZE, VM_SHARED, VM_WRITE
+from ..constants import PAGE_SHIFT, PAGE_SIZE, VM_ACCESS_FLAGS, VM_SHARED, VM_WRITE
 from ..errors import MachineBroken
 from ..page import PG_ANON_EXCLUSIVE, PG_CACHE, PG_SWAPCACHE, PG_ZERO
 from ..pagetable import (
+    GUARD_PTE,
     is_swap_pte,
     pte_pfn,
     pte_present,
+    pte_protnone,
     pte_swp_exclusive,
     pte_write,
     swp_slot,
@@ -281,6 +283,10 @@ def _scan_mm(machine: Machine, pid: int, mm: Mm, truth: dict[int, list[tuple[int
             if vma is None:
                 problems.append(f"pid {pid} @ {addr:#x}: a swap pte (slot {swp_slot(pte)}) "
                                 "lies in no vma")
+        elif pte == GUARD_PTE:
+            if vma is None:
+                problems.append(f"pid {pid} @ {addr:#x}: a guard marker lies in no vma "
+                                "(munmap must drop markers)")
         else:
             problems.append(f"pid {pid} @ {addr:#x}: pte {pte:#x} is neither present nor swap")
     if mm.rss != rss:
@@ -292,6 +298,9 @@ def _check_pte(pid: int, addr: int, pte: int, page: Page, vma: Vma,
     where = f"pid {pid} @ {addr:#x} (pfn {page.pfn}, {describe_vma(vma)})"
     if pte_write(pte) and not vma.flags & VM_WRITE:
         problems.append(f"{where}: writable pte in a vma without VM_WRITE")
+    if pte_protnone(pte) != (not vma.flags & VM_ACCESS_FLAGS):
+        problems.append(f"{where}: pte is {'' if pte_protnone(pte) else 'not '}PROT_NONE "
+                        "but the vma disagrees (change_pte_range)")
     if page.is_anon:
         if vma.anon_vma is None:
             problems.append(f"{where}: anonymous page mapped in a vma with no anon_vma")

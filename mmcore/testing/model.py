@@ -2,9 +2,11 @@
 
 :class:`ContentModel` predicts, without looking at the simulator, what every process must
 read on every page it maps (private pages copied at fork, shared pages shared, content
-moved by mremap, zeroed by MADV_DONTNEED) and which pages it maps at all. Also here: the
-model's cell types (:class:`PrivFile`, ``Cell``) and the constants the kit's op lists share
-(the address window, token length, file paths, machine size).
+moved by mremap, zeroed by MADV_DONTNEED, made uncertain by MADV_FREE, punched by
+MADV_REMOVE, wiped at fork by MADV_WIPEONFORK) and which pages it maps at all, and which of
+them are guard regions. Also here: the model's cell types (:class:`PrivFile`,
+:class:`LazyFree`, ``Cell``) and the constants the kit's op lists share (the address
+window, token length, file paths, machine size).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "ZERO",
     "Cell",
     "ContentModel",
+    "LazyFree",
     "P",
     "PrivFile",
 ]
@@ -64,9 +67,17 @@ class PrivFile:
     data: bytes | None = None
 
 
+@dataclass(frozen=True)
+class LazyFree:
+    """A private anonymous page after MADV_FREE: it reads ``data`` until reclaim
+    discards it, zeros after; a write makes it ordinary private content again."""
+
+    data: bytes
+
+
 #: A model cell: private content, a shared object's page ``(object, index)``, a private
-#: file page, or unknown.
-Cell = bytes | tuple[int, int] | PrivFile | None
+#: file page, a lazily freed private page, or unknown.
+Cell = bytes | tuple[int, int] | PrivFile | LazyFree | None
 
 
 def _pages(length: int) -> int:
@@ -90,6 +101,10 @@ class ContentModel:
         self.obj_pages: dict[int, int] = {}
         #: Regular files: path -> object (their ``obj_pages`` is the file size).
         self.files: dict[str, int] = {}
+        #: Pages holding a guard marker (any access is SIGSEGV), per pid.
+        self.guards: dict[int, set[int]] = {}
+        #: Pages of VM_WIPEONFORK vmas, per pid.
+        self.wipe: dict[int, set[int]] = {}
         self._next_obj = 1
 
     def create(self, path: str, npages: int, token: bytes) -> None:
@@ -147,14 +162,25 @@ class ContentModel:
     def spawn(self, pid: int) -> None:
         """A new, empty address space."""
         self.procs[pid] = {}
+        self.guards[pid] = set()
+        self.wipe[pid] = set()
 
     def fork(self, parent: int, child: int) -> None:
-        """Private pages are copied, shared pages stay shared."""
-        self.procs[child] = dict(self.procs[parent])
+        """Private pages are copied, shared pages stay shared, guard markers are
+        inherited; a WIPEONFORK page starts empty (zeros, no guard) in the child."""
+        cells = dict(self.procs[parent])
+        wipe = self.wipe[parent]
+        for a in wipe:
+            cells[a] = ZERO
+        self.procs[child] = cells
+        self.guards[child] = self.guards[parent] - wipe
+        self.wipe[child] = set(wipe)
 
     def exit(self, pid: int) -> None:
         """The address space is gone."""
         self.procs.pop(pid, None)
+        self.guards.pop(pid, None)
+        self.wipe.pop(pid, None)
 
     def mmap(self, pid: int, addr: int, npages: int, shared: bool) -> None:
         """A new mapping replaces whatever was there (MAP_FIXED) and reads as zeros."""
@@ -173,12 +199,14 @@ class ContentModel:
         cells = self.procs[pid]
         for i in range(npages):
             cells.pop(addr + i * P, None)
+            self.guards[pid].discard(addr + i * P)
+            self.wipe[pid].discard(addr + i * P)
 
     def write(self, pid: int, addr: int, token: bytes) -> None:
         """A successful store of ``token`` at the page start."""
         cells = self.procs[pid]
         cell = cells.get(addr)
-        if isinstance(cell, bytes):
+        if isinstance(cell, bytes | LazyFree):
             cells[addr] = token
         elif isinstance(cell, PrivFile):
             cells[addr] = PrivFile(cell.obj, cell.index, token)
@@ -191,36 +219,105 @@ class ContentModel:
         for i in range(npages):
             a = addr + i * P
             cell = cells.get(a)
-            if isinstance(cell, bytes):
+            if isinstance(cell, bytes | LazyFree):
                 cells[a] = ZERO
             elif isinstance(cell, PrivFile):
                 cells[a] = PrivFile(cell.obj, cell.index)
+
+    def free(self, pid: int, addr: int, npages: int) -> None:
+        """MADV_FREE: private anonymous content may now be discarded at any time (the
+        call may have stopped at a shared or file vma: "data or zeros" covers both)."""
+        cells = self.procs[pid]
+        for i in range(npages):
+            cell = cells.get(addr + i * P)
+            if isinstance(cell, bytes) and cell != ZERO:
+                cells[addr + i * P] = LazyFree(cell)
+
+    def remove(self, pid: int, addr: int, npages: int) -> None:
+        """MADV_REMOVE of a shared range: a hole in the object, seen by every mapping
+        (private file pages not yet copied read zeros too; copies keep their data)."""
+        cells = self.procs[pid]
+        for i in range(npages):
+            cell = cells.get(addr + i * P)
+            if isinstance(cell, tuple):
+                self.objs[cell[0]].pop(cell[1], None)
+
+    def guard_install(self, pid: int, addr: int, npages: int) -> None:
+        """MADV_GUARD_INSTALL: the mapped pages lose their ptes (as MADV_DONTNEED) and
+        become guard regions."""
+        self.dontneed(pid, addr, npages)
+        cells = self.procs[pid]
+        self.guards[pid].update(a for a in range(addr, addr + npages * P, P) if a in cells)
+
+    def guard_remove(self, pid: int, addr: int, npages: int) -> None:
+        """MADV_GUARD_REMOVE: the markers go; what was zapped reads as after DONTNEED."""
+        self.guards[pid].difference_update(range(addr, addr + npages * P, P))
+
+    def set_wipeonfork(self, pid: int, addr: int, npages: int, wipe: bool) -> None:
+        """MADV_WIPEONFORK (``wipe``) or MADV_KEEPONFORK of one private anonymous vma."""
+        pages = range(addr, addr + npages * P, P)
+        if wipe:
+            self.wipe[pid].update(pages)
+        else:
+            self.wipe[pid].difference_update(pages)
+
+    def populate_write(self, pid: int, addr: int, npages: int) -> None:
+        """MADV_POPULATE_WRITE (or a writable private MAP_POPULATE) of one writable vma:
+        each private file page gets its copy of the file's content now, in address order,
+        stopping at a guard region or at EOF (EFAULT)."""
+        cells = self.procs[pid]
+        for a in range(addr, addr + npages * P, P):
+            cell = cells.get(a)
+            if a in self.guards[pid] or self.sigbus(pid, a):
+                return
+            if isinstance(cell, PrivFile) and cell.data is None:
+                cells[a] = PrivFile(cell.obj, cell.index,
+                                    self.objs[cell.obj].get(cell.index, ZERO))
+
+    def guarded(self, pid: int, addr: int) -> bool:
+        """True when page ``addr`` of ``pid`` is a guard region (access: SIGSEGV)."""
+        return addr in self.guards.get(pid, set())
 
     def mremap(self, pid: int, old: int, old_pages: int, new: int, new_pages: int,
                flags: int) -> None:
         """A successful mremap to ``new``: content moves, the old range is unmapped (or,
         with MREMAP_DONTUNMAP, stays mapped and empty), growth reads as zeros (or as the
         shared object's next pages)."""
-        cells = self.procs[pid]
+        cells, guards, wipe = self.procs[pid], self.guards[pid], self.wipe[pid]
         moved: dict[int, Cell] = {}
+        moved_guards: set[int] = set()
+        moved_wipe: set[int] = set()
         for i in range(old_pages):
             a = old + i * P
             if a in cells:
                 moved[i] = cells.pop(a)
+            if a in guards:  # the marker moves with the ptes
+                guards.discard(a)
+                moved_guards.add(i)
+            if a in wipe:
+                wipe.discard(a)
+                moved_wipe.add(i)
         if flags & MREMAP_DONTUNMAP:
             for i, cell in moved.items():
-                cells[old + i * P] = ZERO if isinstance(cell, bytes) else \
+                cells[old + i * P] = ZERO if isinstance(cell, bytes | LazyFree) else \
                     PrivFile(cell.obj, cell.index) if isinstance(cell, PrivFile) else cell
+            wipe.update(old + i * P for i in moved_wipe)  # the old vma keeps its flags
         if flags & MREMAP_FIXED and old_pages == new_pages:
             # remap_move(): each source vma moves on its own; gaps stay untouched.
-            for i in moved:
-                cells.pop(new + i * P, None)
+            dest = [new + i * P for i in moved]
         else:
-            for i in range(new_pages):
-                cells.pop(new + i * P, None)
+            dest = [new + i * P for i in range(new_pages)]
+        for a in dest:
+            cells.pop(a, None)
+            guards.discard(a)
+            wipe.discard(a)
         for i, cell in moved.items():
             if i < new_pages:
                 cells[new + i * P] = cell
+        guards.update(new + i * P for i in moved_guards if i < new_pages)
+        wipe.update(new + i * P for i in moved_wipe if i < new_pages)
+        if new_pages > old_pages and old_pages - 1 in moved_wipe:  # the vma grows
+            wipe.update(new + i * P for i in range(old_pages, new_pages))
         if new_pages > old_pages:
             last = moved.get(old_pages - 1)
             for k in range(1, new_pages - old_pages + 1):
@@ -229,13 +326,14 @@ class ContentModel:
                     cells[a] = PrivFile(last.obj, last.index + k)
                 elif isinstance(last, tuple):
                     cells[a] = (last[0], last[1] + k)
-                elif isinstance(last, bytes):
+                elif isinstance(last, bytes | LazyFree):
                     cells[a] = ZERO
                 else:
                     cells[a] = None
 
     def expected(self, pid: int, addr: int) -> bytes | None:
-        """What ``pid`` must read at page ``addr`` (None: unknown or past a shared EOF)."""
+        """What ``pid`` must read at page ``addr`` (None: unknown, lazily freed or past a
+        shared EOF)."""
         cell = self.procs.get(pid, {}).get(addr)
         if isinstance(cell, PrivFile):
             if cell.index >= self.obj_pages[cell.obj]:
@@ -247,7 +345,7 @@ class ContentModel:
             if index >= self.obj_pages[obj]:
                 return None
             return self.objs[obj].get(index, ZERO)
-        return cell
+        return None if isinstance(cell, LazyFree) else cell
 
     def resident(self, pid: int, addr: int) -> bool:
         """False for a private file page not yet written (what it reads is the file's,

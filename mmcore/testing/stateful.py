@@ -6,14 +6,15 @@ sibling modules, bottom up:
 
 * :mod:`.model`: :class:`ContentModel` predicts, independently of the simulator, what every
   process must read on every page it maps (private pages copied at fork, shared pages
-  shared, content moved by mremap, zeroed by MADV_DONTNEED) and which pages it maps at all;
+  shared, content moved by mremap, zeroed by MADV_DONTNEED, lazily freed, punched by
+  MADV_REMOVE, wiped at fork) and which pages it maps at all, and its guard regions;
 * :mod:`.driver`: :class:`Driver` applies :class:`~mmcore.experiments.ops.Op` values through
   a :class:`~mmcore.experiments.ops.Player`, updates the model, and after every op runs
   :func:`~mmcore.testing.invariants.find_violations` plus the model checks. The first
   failure raises :class:`~mmcore.testing.repro.ConformanceFailure` with the op list as
   runnable Python (minimised by delta debugging);
 * :mod:`.generator`: :class:`OpGenerator` draws the next op (mmap, munmap, mprotect, mremap,
-  fork, exit, write, read, try_to_unmap, MADV_DONTNEED, a fork tree) from a
+  fork, exit, write, read, try_to_unmap, the madvise family, MAP_POPULATE, a fork tree) from a
   :class:`Chooser`: hypothesis data in :func:`conformance_state_machine`, a seeded
   ``random.Random`` in :func:`run_random_sequence`;
 * :mod:`.scenarios`: :func:`fork_tree_ops` and the fixed, readable op lists;
@@ -93,7 +94,8 @@ def conformance_state_machine(rmap: str | type, mremap_policy: str | type | None
 
     class RmapStateMachine(RuleBasedStateMachine):
         """Random mmap/munmap/mprotect/mremap/fork/exit/write/read/try_to_unmap/
-        MADV_DONTNEED sequences against one rmap scheme."""
+        madvise (DONTNEED, FREE, COLD, PAGEOUT, REMOVE, guards, WIPEONFORK, POPULATE)
+        sequences against one rmap scheme."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -168,6 +170,11 @@ def conformance_state_machine(rmap: str | type, mremap_policy: str | type | None
         @rule(data=st.data())
         def madvise_dontneed(self, data: DataObject) -> None:
             self.gen(data).dontneed()
+
+        @precondition(alive)
+        @rule(data=st.data())
+        def madvise_other(self, data: DataObject) -> None:
+            self.gen(data).advise()
 
         @precondition(lambda self: alive(self) and room(self))
         @rule(data=st.data())
