@@ -3,100 +3,26 @@
 Run with ``python benchmarks/bench.py`` (or ``nox -s bench``). Every figure is a ratio to
 a dict insert timed in the same run, so results compare across machines; absolute times
 are printed too but mean little on a noisy machine. Not a test: nothing here asserts.
+The measurements live in :mod:`mmcore.benchmark`; ``mmsim bench`` times the same
+operations beside the real kernel (benchmarks/kernel_probe.c).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
-from mmcore import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, Machine, Process
-from mmcore.fault import handle_mm_fault
+from mmcore.atomicfile import atomic_open
+from mmcore.benchmark import (
+    best_of,
+    demand_zero_fault,
+    dict_insert,
+    first_write,
+    fork_cost,
+    inlined_floor,
+)
 from mmcore.plugins import valid_configurations
-
-PAGE = 4096
-
-
-def best_of(repeat: int, fn: Callable[..., float], *args: object) -> float:
-    """The smallest of ``repeat`` timings of ``fn(*args)`` (seconds per operation)."""
-    return min(fn(*args) for _ in range(repeat))
-
-
-def dict_insert(n: int) -> float:
-    """Seconds per ``d[k] = v`` insert of a fresh int key (the unit of every ratio)."""
-    d: dict[int, int] = {}
-    t = time.perf_counter()
-    for i in range(n):
-        d[i] = i
-    return (time.perf_counter() - t) / n
-
-
-def inlined_floor(n: int) -> float:
-    """Seconds per demand-zero fault done as one inlined loop with no calls but the Page
-    constructor: the vma range and permission check, the pte lookup, a frame off the free
-    list, the page fields, an LRU insert, the anon rmap fields and the pte store. This is
-    the floor a pure-Python fault path can reach with a Page object per frame."""
-    from mmcore.page import Page
-    free = list(range(n + 1, 0, -1))
-    pages: list[Page | None] = [None] * (n + 2)
-    ptes: dict[int, int] = {}
-    lru: dict[int, Page] = {}
-    start, end, pgoff, flags, anon = 0, n << 12, 0, 3, object()
-    t = time.perf_counter()
-    for i in range(n):
-        addr = i << 12
-        if not (start <= addr < end and flags & 2) or ptes.get(addr >> 12):
-            raise AssertionError("unreachable")
-        pfn = free.pop()
-        page = pages[pfn] = Page(pfn)
-        page.flags, page.mapcount, page.refcount = 3, 1, 1
-        lru[pfn] = page
-        page.mapping, page.index = anon, ((addr - start) >> 12) + pgoff
-        ptes[addr >> 12] = (pfn << 12) | 0x67
-    return (time.perf_counter() - t) / n
-
-
-def process_with_region(rmap: str, policy: str | None, n: int) -> tuple[Process, int]:
-    """A process on a fresh machine (RAM for four times ``n`` pages, so reclaim stays out
-    of the figures) with an untouched private anonymous region of ``n`` pages."""
-    m = Machine(rmap=rmap, mremap_policy=policy, ram_pages=4 * n + 1024)
-    p = m.spawn()
-    return p, p.mmap(0, n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
-
-
-def demand_zero_fault(rmap: str, policy: str | None, n: int) -> float:
-    """Seconds per demand-zero write fault: handle_mm_fault() on an untouched page."""
-    p, a = process_with_region(rmap, policy, n)
-    mm = p.mm
-    t = time.perf_counter()
-    for i in range(n):
-        handle_mm_fault(mm, a + i * PAGE, True)
-    return (time.perf_counter() - t) / n
-
-
-def first_write(rmap: str, policy: str | None, n: int) -> float:
-    """Seconds per ``Process.write`` of one byte to an untouched page (fault included)."""
-    p, a = process_with_region(rmap, policy, n)
-    write = p.write
-    t = time.perf_counter()
-    for i in range(n):
-        write(a + i * PAGE, b"x")
-    return (time.perf_counter() - t) / n
-
-
-def fork_cost(rmap: str, policy: str | None, pages: int) -> float:
-    """Seconds per fork of a process with ``pages`` faulted anonymous pages, per page."""
-    p, a = process_with_region(rmap, policy, pages)
-    for i in range(pages):
-        p.write(a + i * PAGE, b"x")
-    t = time.perf_counter()
-    c = p.fork()
-    elapsed = time.perf_counter() - t
-    c.exit(0)
-    return elapsed / pages
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:28} {r['fault_ratio']:10.1f} {r['faults_per_second']:10.0f} "
               f"{r['first_write_ratio']:10.1f} {r['fork_per_page_ratio']:19.1f}")
     if args.json:
-        with open(args.json, "w") as fh:
+        with atomic_open(args.json) as fh:
             json.dump({"dict_insert_ns": unit * 1e9, "inlined_floor_ratio": floor / unit,
                        "rows": rows}, fh, indent=2)
     return 0

@@ -9,7 +9,9 @@ needs no unshare policy. The walk still visits every mm of the group (the indica
 first) and in each asks the mm's tree for the vmas whose pgoff range holds the index:
 vma_prio_tree_foreach(vma, &mm->anon_tree, index, index).
 
-Modelled, not built: the prio tree is a list of the mm's anonymous vmas; a query costs
+The prio tree is built as an augmented interval tree
+(:class:`mmcore.interval_tree.IntervalTree`: the same stabbing query in O(log n + k)), so
+a walk's real time grows as it would; the query's modelled cost is counted as
 ceil(log2(n+1)) ``tree_steps`` for an mm with n vmas in its tree plus one ``vmas_visited``
 per vma whose range holds the index (the k of O(log n + k)), as anon_vma_chain counts its
 interval tree. Metadata: ``anonmm`` per mm, ``prio_tree_root`` per mm and
@@ -23,6 +25,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from mmcore import PluginInfo, hookimpl
+from mmcore.interval_tree import IntervalTree
+from mmcore.vma import vma_pgoff_range
 
 # anonmm's group machinery is reused. mmcore's plugins/ directory is installed as the
 # package mmcore_plugins; mypy cannot follow that mapping and checks it as plugins.
@@ -34,7 +38,7 @@ else:
     from mmcore_plugins.anonmm import AnonMM, AnonMMGroups, AnonMMScheme
 
 
-def anon_tree(mm: Mm) -> list[Vma]:
+def anon_tree(mm: Mm) -> IntervalTree[Vma]:
     """The mm's prio tree of anonymous vmas (kept on its anonmm)."""
     anonmm = mm.rmap
     assert isinstance(anonmm, AnonMMGlobal)
@@ -48,7 +52,7 @@ class AnonMMGlobal(AnonMM):
 
     def __init__(self, mm: Mm, head: AnonMM | None) -> None:
         super().__init__(mm, head)
-        self.tree: list[Vma] = []
+        self.tree: IntervalTree[Vma] = IntervalTree()
 
 
 class AnonVmaGlobal(AnonMMScheme):
@@ -93,7 +97,7 @@ class AnonVmaGlobal(AnonMMScheme):
 
     def _insert(self, vma: Vma) -> None:
         """vma_prio_tree_insert() into the vma's mm tree."""
-        anon_tree(vma.mm).append(vma)
+        anon_tree(vma.mm).insert(vma, *vma_pgoff_range(vma))
         self.meta.alloc("prio_tree_node")
 
     @hookimpl
@@ -125,6 +129,14 @@ class AnonVmaGlobal(AnonMMScheme):
         self._insert(target)
 
     @hookimpl
+    def vma_range_update(self, vma: Vma) -> None:
+        """vma_adjust(): a vma of the tree whose range changed is re-keyed
+        (vma_prio_tree_remove() and vma_prio_tree_insert() around the change)."""
+        anonmm = vma.mm.rmap
+        if isinstance(anonmm, AnonMMGlobal) and vma in anonmm.tree:
+            anonmm.tree.update(vma, *vma_pgoff_range(vma))
+
+    @hookimpl
     def rmap_vma_unlink(self, vma: Vma) -> None:
         """vma_prio_tree_remove() at unmap, exit or merge."""
         anon_tree(vma.mm).remove(vma)
@@ -149,7 +161,6 @@ class AnonVmaGlobal(AnonMMScheme):
         tree = anon_tree(mm)
         index = page.index
         cost.tree_steps += math.ceil(math.log2(len(tree) + 1))
-        for vma in list(tree):
-            if vma.pgoff <= index < vma.pgoff + vma.pages:
-                cost.vmas_visited += 1
-                yield vma, vma.address_of(index)
+        for vma in tree.query(index):
+            cost.vmas_visited += 1
+            yield vma, vma.address_of(index)

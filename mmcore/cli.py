@@ -9,6 +9,7 @@
     mmsim rerun RESULT.json [--json]       run a recorded result again and diff it
     mmsim trace import|info|record|replay  traces (mmcore.experiments.trace_cli)
     mmsim reproduce [--out DIR] [--json]   measure the 2004 thread's claims
+    mmsim bench [--pages N] [--output F]   per-page costs beside the real kernel's
 
 Every option has one spelling wherever it appears (``--rmap``, ``--mremap-policy``,
 ``--file-rmap``, ``--reclaim``, ``--observe``, ``--json``), the same as the pytest
@@ -248,6 +249,8 @@ def build_parser() -> Parser:
         pass
     else:
         add_trace_commands(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))
+    from .bench_cli import add_bench_command  # mmsim bench: mmcore beside the real kernel
+    add_bench_command(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))
     return p
 
 

@@ -9,7 +9,9 @@ from .memory import copy_guard_markers, copy_page_range, zap_pte_range
 from .vma_ops import remove_vma
 
 if TYPE_CHECKING:
+    from .machine import Machine
     from .mm import Mm
+    from .vma import Vma
 
 
 def dup_mmap(parent: Mm, child: Mm) -> None:
@@ -32,11 +34,9 @@ def dup_mmap(parent: Mm, child: Mm) -> None:
         new.flags &= ~VM_LOCKED_MASK
         new.anon_vma = None
         wipe = bool(vma.flags & VM_WIPEONFORK)
-        if not wipe and vma.anon_vma is not None:
-            m.hook.rmap_vma_fork(src=vma, dst=new)
-            if new.anon_vma is None:
-                from .errors import PluginError
-                raise PluginError("rmap_vma_fork left the child's anon_vma unset")
+        if not wipe and vma.anon_vma is not None and _anon_vma_fork(m, vma, new) is None:
+            from .errors import PluginError
+            raise PluginError("rmap_vma_fork left the child's anon_vma unset")
         child.vmas.insert(new)
         if new.file is not None:
             m.file_vma_link(new, after=vma)
@@ -44,6 +44,15 @@ def dup_mmap(parent: Mm, child: Mm) -> None:
             copy_page_range(new, vma)
         elif not wipe:
             copy_guard_markers(new, vma)
+
+
+def _anon_vma_fork(m: Machine, src: Vma, dst: Vma) -> object | None:
+    """anon_vma_fork() through the scheme's ``rmap_vma_fork``; returns the child's
+    anon_vma as the hook left it. A function of its own because the caller has just set
+    ``dst.anon_vma = None``: there mypy keeps the attribute narrowed to None across the
+    hook call that sets it, and a mypyc build turns that wrong type into a TypeError."""
+    m.hook.rmap_vma_fork(src=src, dst=dst)
+    return dst.anon_vma
 
 
 def exit_mmap(mm: Mm) -> None:

@@ -308,6 +308,26 @@ def rmap_vma_unlink(vma: Vma) -> None:
     """
 
 
+@hookspec
+def vma_range_update(vma: Vma) -> None:
+    """vma_complete() after vma_set_range(): a linked ``vma``'s start, end or pgoff has
+    just changed in place (a split, a merge, an expansion, brk). A scheme that keeps the
+    vma in a tree keyed by its pgoff range re-keys it here, as the kernel re-inserts it
+    in the anon_vma interval trees (anon_vma_interval_tree_post_update_vma()) and in
+    i_mmap (vma_interval_tree_insert()). Both rmap and file rmap plugins may implement
+    it; with no implementation the core does not call it. A vma is never re-keyed
+    between its creation and its first link hook (rmap_vma_split, rmap_vma_copy, ...):
+    it gets its final range before.
+
+    Example::
+
+        @hookimpl
+        def vma_range_update(self, vma):
+            tree = vma.file.inode.i_mmap
+            tree.update(vma, vma.pgoff, vma.pgoff + vma.pages - 1)
+    """
+
+
 # --------------------------------------------------------------------------------------
 # mremap policy
 # --------------------------------------------------------------------------------------

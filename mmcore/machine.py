@@ -132,6 +132,10 @@ class Machine:
         if self.hook.mremap_move_pte.get_hookimpls():
             self.mremap_policy = self.pm.bind_direct("mremap_move_pte")
         self.observed = bool(self.hook.mmcore_event.get_hookimpls())
+        #: Called by VmaTree.set_range() when a scheme keeps vmas in a range-keyed tree.
+        self.vma_range_update: Callable[..., Any] | None = (
+            self.hook.vma_range_update if self.hook.vma_range_update.get_hookimpls()
+            else None)
 
     # --- processes -----------------------------------------------------------------------
 

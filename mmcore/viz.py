@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT
 from .fs import Inode
+from .interval_tree import IntervalTree
 from .pagetable import (
     GUARD_PTE,
     is_swap_pte,
@@ -512,7 +513,7 @@ def _draw_anonmm(pic: _RmapPicture, pnode: str, page: Page, anonmm: object,
         if mm is None:
             continue
         tree = getattr(member, "tree", None)
-        if isinstance(tree, list):  # anon_vma_global: a per-mm tree keyed by pgoff
+        if isinstance(tree, IntervalTree):  # anon_vma_global: a per-mm tree keyed by pgoff
             for vma in tree:
                 _draw_vma_candidate(pic, mnode, vma, page, reached, label="tree")
             continue
@@ -562,7 +563,8 @@ def _draw_file(pic: _RmapPicture, pnode: str, page: Page, inode: Inode,
     fnode = pic.dot.node(("inode", id(inode)), f"file {inode.path}\ni_mmap",
                          shape="ellipse", style="filled", fillcolor="lavender")
     pic.dot.edge(pnode, fnode, label="mapping")
-    vmas = inode.i_mmap if isinstance(inode.i_mmap, list) else []
+    i_mmap = inode.i_mmap  # a list, or the i_mmap_tree plugin's interval tree
+    vmas = list(i_mmap) if isinstance(i_mmap, list | IntervalTree) else []
     for vma in vmas:
         _draw_vma_candidate(pic, fnode, vma, page, reached)
 

@@ -94,6 +94,12 @@ class Vma:
                 f"pgoff={self.pgoff:#x} anon_vma={'yes' if self.anon_vma else 'no'})")
 
 
+def vma_pgoff_range(vma: Vma) -> tuple[int, int]:
+    """vma_start_pgoff() and vma_last_pgoff(): the closed page-index range ``vma`` maps,
+    the key of the interval trees (anon_vma's chains, i_mmap)."""
+    return vma.pgoff, vma.pgoff + vma.pages - 1
+
+
 def is_cow_mapping(flags: int) -> bool:
     """is_cow_mapping(): private and possibly writable, so writes copy pages."""
     return (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE
@@ -141,7 +147,8 @@ class VmaTree:
         self.total_pages -= vma.pages
 
     def set_range(self, vma: Vma, start: int, end: int, pgoff: int) -> None:
-        """vma_set_range(): change a linked vma's bounds, keeping the order consistent."""
+        """vma_set_range(): change a linked vma's bounds, keeping the order consistent;
+        then vma_complete() re-keys it in the schemes' trees (``vma_range_update``)."""
         self._cache = None
         self.total_pages += ((end - start) >> PAGE_SHIFT) - vma.pages
         if start != vma.start:
@@ -150,6 +157,9 @@ class VmaTree:
             self._list.add(vma)
         else:
             vma.end, vma.pgoff = end, pgoff
+        update = vma.mm.machine.vma_range_update
+        if update is not None:
+            update(vma=vma)
 
     def find(self, addr: int) -> Vma | None:
         """find_vma(): the first vma with ``vm_end > addr`` (it may start above ``addr``)."""

@@ -10,8 +10,10 @@ Kept faithfully: ``__anon_vma_prepare`` with find_mergeable_anon_vma, ``anon_vma
 ``anon_vma_fork`` with the num_children / num_active_vmas reuse rule (2555283eb40d),
 ``unlink_anon_vmas`` freeing empty anon_vmas (root last), the fork-child merge restriction
 of is_mergeable_anon_vma (6.16+), and the root used for non-exclusive pages.
-Modelled: the interval tree query. Its cost is counted as ceil(log2(n+1)) tree steps plus
-one vma visit per chain entry whose range holds the page (the k of O(log n + k)).
+The interval tree is built (:class:`mmcore.interval_tree.IntervalTree`, keyed by each
+vma's pgoff range and re-keyed when a vma's range changes), so a walk's real time grows
+as the kernel's; its modelled cost is still counted as ceil(log2(n+1)) tree steps plus one
+vma visit per chain entry whose range holds the page (the k of O(log n + k)).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from mmcore import PluginInfo, hookimpl
-from mmcore.vma import anon_vma_compatible
+from mmcore.interval_tree import IntervalTree
+from mmcore.vma import anon_vma_compatible, vma_pgoff_range
 
 if TYPE_CHECKING:
     from mmcore import Machine, Page, Vma, WalkCost
@@ -38,8 +41,8 @@ class AnonVma:
         self.refcount = 1
         self.num_children = 0
         self.num_active_vmas = 0
-        #: The rb_root interval tree of chains, kept as a list (see the module docstring).
-        self.avcs: list[AnonVmaChain] = []
+        #: anon_vma->rb_root: the interval tree of chains, by their vma's pgoff range.
+        self.avcs: IntervalTree[AnonVmaChain] = IntervalTree()
 
 
 class AnonVmaChain:
@@ -97,7 +100,7 @@ class AnonVmaChainScheme:
             vma.rmap = []
             self.meta.alloc("vma_avc_fields")
         _chain(vma).insert(0, avc)
-        anon_vma.avcs.append(avc)
+        anon_vma.avcs.insert(avc, *vma_pgoff_range(vma))
 
     def _put(self, anon_vma: AnonVma) -> None:
         """put_anon_vma(): free on the last reference; a non-root drops its root ref."""
@@ -192,6 +195,13 @@ class AnonVmaChainScheme:
         return anon is target.anon_vma
 
     @hookimpl
+    def vma_range_update(self, vma: Vma) -> None:
+        """anon_vma_interval_tree_post_update_vma(): re-key each chain of the vma."""
+        key = vma_pgoff_range(vma)
+        for avc in _chain(vma):
+            avc.anon_vma.avcs.update(avc, *key)
+
+    @hookimpl
     def rmap_vma_unlink(self, vma: Vma) -> None:
         """unlink_anon_vmas(): drop every chain; anon_vmas whose tree empties lose their
         parent's child count and are put (their root last)."""
@@ -241,8 +251,7 @@ class AnonVmaChainScheme:
         assert isinstance(anon_vma, AnonVma)
         pgoff = page.index
         cost.tree_steps += math.ceil(math.log2(len(anon_vma.avcs) + 1))
-        for avc in list(anon_vma.avcs):
+        for avc in anon_vma.avcs.query(pgoff):
             vma = avc.vma
-            if vma.pgoff <= pgoff < vma.pgoff + vma.pages:
-                cost.vmas_visited += 1
-                yield vma, vma.address_of(pgoff)
+            cost.vmas_visited += 1
+            yield vma, vma.address_of(pgoff)

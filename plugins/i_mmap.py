@@ -4,8 +4,10 @@ Both keep the vmas that map an inode; a page-cache page is found at
 ``vm_start + ((index - vm_pgoff) << PAGE_SHIFT)`` in each vma that covers its index.
 The list (objrmap, 2003) visits every vma of the file; the interval tree (Michel
 Lespinasse, 6b2dbba8b6ac) visits only the vmas whose [pgoff, pgoff + pages) holds the
-index, after an O(log n) descent. The tree query is modelled: its cost is counted as
-ceil(log2(n+1)) tree steps plus one visit per overlapping vma.
+index, after an O(log n) descent. The tree is built (:class:`mmcore.interval_tree.
+IntervalTree`, re-keyed when a vma's range changes), so a walk's real time grows as the
+kernel's; its modelled cost is still counted as ceil(log2(n+1)) tree steps plus one visit
+per overlapping vma.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from mmcore import PluginInfo, hookimpl
+from mmcore.interval_tree import IntervalTree
+from mmcore.vma import vma_pgoff_range
 
 if TYPE_CHECKING:
     from mmcore import Machine, Page, Vma, WalkCost
@@ -33,6 +37,16 @@ def _i_mmap(vma: Vma) -> list[Vma]:
         inode.i_mmap = []
     lst: list[Vma] = inode.i_mmap  # type: ignore[assignment]
     return lst
+
+
+def _tree(vma: Vma) -> IntervalTree[Vma]:
+    """The i_mmap interval tree of the vma's inode (made on the inode's first mapping)."""
+    assert vma.file is not None
+    inode = vma.file.inode
+    if inode.i_mmap is None:
+        inode.i_mmap = IntervalTree()
+    tree: IntervalTree[Vma] = inode.i_mmap  # type: ignore[assignment]
+    return tree
 
 
 class IMmapList:
@@ -89,13 +103,32 @@ class IMmapTree(IMmapList):
     )
 
     @hookimpl
+    def file_rmap_insert(self, vma: Vma, after: Vma | None) -> None:
+        """vma_interval_tree_insert(); at fork vma_interval_tree_insert_after() the
+        parent's vma."""
+        _tree(vma).insert(vma, *vma_pgoff_range(vma), after=after)
+        self.meta.alloc(self.struct)
+
+    @hookimpl
+    def file_rmap_remove(self, vma: Vma) -> None:
+        """vma_interval_tree_remove()."""
+        _tree(vma).remove(vma)
+        self.meta.free(self.struct)
+
+    @hookimpl
+    def vma_range_update(self, vma: Vma) -> None:
+        """vma_complete(): a file vma whose range changed is re-inserted in i_mmap."""
+        if vma.file is not None:
+            _tree(vma).update(vma, *vma_pgoff_range(vma))
+
+    @hookimpl
     def file_rmap_walk(self, page: Page, cost: WalkCost) -> Iterator[tuple[Vma, int]]:
         """vma_interval_tree_foreach(vma, &mapping->i_mmap, pgoff, pgoff)."""
         inode: Inode = page.mapping  # type: ignore[assignment]
-        lst = _vmas(inode)
-        cost.tree_steps += math.ceil(math.log2(len(lst) + 1))
+        tree = inode.i_mmap
+        assert isinstance(tree, IntervalTree)
+        cost.tree_steps += math.ceil(math.log2(len(tree) + 1))
         index = page.index
-        for vma in list(lst):
-            if vma.pgoff <= index < vma.pgoff + vma.pages:
-                cost.vmas_visited += 1
-                yield vma, vma.address_of(index)
+        for vma in tree.query(index):
+            cost.vmas_visited += 1
+            yield vma, vma.address_of(index)
