@@ -8,8 +8,9 @@
 
 The conformance sessions come from :func:`mmcore.plugins.valid_configurations`, the same
 registry ``mmsim compare`` uses, so a combination whose needs are unmet (anonmm without an
-mremap policy) never becomes a session. Run nox from an environment where mmcore is
-installed (``pip install -e '.[test]'``) so that the registry can be read.
+mremap policy) never becomes a session. Run nox from an environment where mmcore (the
+``mmcore-sim`` distribution) is installed (``pip install -e '.[test]'``) so that the
+registry can be read.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@
 b'hello'
 """
 
+from importlib import metadata as _metadata
+
 from . import constants as _constants
 from .constants import *  # noqa: F403  (PROT_*, MAP_*, MREMAP_*, MADV_*, VM_*: Linux values)
 from .costs import Costs, Counters, WalkCost
@@ -28,11 +30,18 @@ from .process import Process
 from .rmap import UnmapResult, WalkResult
 from .vma import Vma
 
-__version__ = "0.1.0"
+#: The distribution's name on the package index ("mmcore" there is an unrelated project).
+DISTRIBUTION = "mmcore-sim"
+
+try:  # the installed metadata is the one source of the version
+    __version__ = _metadata.version(DISTRIBUTION)
+except _metadata.PackageNotFoundError:  # imported from a source tree never installed
+    __version__ = "0+unknown"
 
 __all__ = [
-    "BusError", "ConfigError", "Costs", "Counters", "Event", "Machine", "MachineBroken",
-    "OutOfMemory", "Page", "PluginError", "PluginInfo", "Process", "SegmentationFault",
+    "DISTRIBUTION", "BusError", "ConfigError", "Costs", "Counters", "Event", "Machine",
+    "MachineBroken", "OutOfMemory", "Page", "PluginError", "PluginInfo", "Process",
+    "SegmentationFault",
     "UnmapResult", "Vma", "WalkCost", "WalkResult", "hookimpl", "installed_plugins",
     "valid_configurations",
 ]

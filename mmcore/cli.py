@@ -289,29 +289,36 @@ def _needs_text(needs: frozenset[str], providers: dict[str, list[str]]) -> str:
 
 
 def cmd_plugins(args: argparse.Namespace, out: Console) -> int:
-    """Table (or JSON) of installed plugins; a need is shown as the plugins that
-    satisfy it (``anonmm`` needs ``unshare``), not as the capability's name."""
-    from .plugins import installed_plugins, plugin_info, valid_configurations
+    """Table (or JSON) of installed plugins with their distribution and version; a need
+    is shown as the plugins that satisfy it (``anonmm`` needs ``unshare``), not as the
+    capability's name. Broken and clashing plugins are listed with their status."""
+    from .plugins import discover, installed_plugins, plugin_info, valid_configurations
 
-    installed = installed_plugins()
-    providers = _need_providers(installed)
+    providers = _need_providers(installed_plugins())
     configs = [r if p is None else f"{r}+{p}" for r, p in valid_configurations()]
+    rows: list[dict[str, Any]] = []
+    for e in discover():
+        info = plugin_info(e.cls) if e.cls is not None else None
+        rows.append({"name": e.name, "kind": e.kind, "status": e.status,
+                     "distribution": e.distribution, "version": e.version,
+                     "problem": e.problem,
+                     "needs": {} if info is None else
+                     {cap: providers.get(cap, []) for cap in sorted(info.needs)},
+                     "needs_text": "-" if info is None else
+                     _needs_text(info.needs, providers),
+                     "provides": [] if info is None else sorted(info.provides),
+                     "summary": e.problem if info is None else info.summary})
     if args.json:
-        print_json({"plugins": [
-            {"name": name, "kind": info.kind, "version": info.version,
-             "needs": {cap: providers.get(cap, []) for cap in sorted(info.needs)},
-             "provides": sorted(info.provides), "summary": info.summary}
-            for name, info in ((n, plugin_info(c)) for n, c in installed.items())],
-            "valid_configurations": configs})
+        print_json({"plugins": [{k: v for k, v in r.items() if k != "needs_text"}
+                                for r in rows], "valid_configurations": configs})
         return 0
     table = Table(title="installed mmcore plugins", title_justify="left",
                   header_style="bold")
-    for col in ("name", "kind", "version", "needs", "summary"):
+    for col in ("name", "kind", "status", "distribution", "needs", "summary"):
         table.add_column(col, overflow="fold")
-    for name, cls in installed.items():
-        info = plugin_info(cls)
-        table.add_row(name, info.kind, info.version, _needs_text(info.needs, providers),
-                      info.summary)
+    for r in rows:
+        table.add_row(r["name"], r["kind"], r["status"],
+                      f"{r['distribution']} {r['version']}", r["needs_text"], r["summary"])
     out.print(table)
     out.print(f"valid configurations ({len(configs)}): " + ", ".join(configs))
     return 0

@@ -24,7 +24,7 @@ Order of hooks over a process's life (see docs/hooks.md for the diagram)::
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import pluggy
 
@@ -37,8 +37,11 @@ if TYPE_CHECKING:
     from .vma import Vma
 
 PROJECT = "mmcore"
-hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
+hookspec: Final[pluggy.HookspecMarker] = pluggy.HookspecMarker(PROJECT)
+#: The marker of a plugin's hook methods. Annotated so that ``@hookimpl`` (and
+#: ``@hookimpl(tryfirst=True)``) keep the decorated method's type under a plugin author's
+#: ``mypy --strict`` (pluggy's overloads return the function unchanged).
+hookimpl: Final[pluggy.HookimplMarker] = pluggy.HookimplMarker(PROJECT)
 
 #: Hooks the Machine binds directly (one implementation, no pluggy dispatch per call).
 PER_PAGE_HOOKS = (

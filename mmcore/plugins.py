@@ -8,10 +8,11 @@ through the ``mmcore`` entry-point group; in-process classes can be passed direc
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from dataclasses import dataclass, field, replace
+from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pluggy
@@ -40,7 +41,9 @@ class PluginInfo:
     name: str
     kind: str
     summary: str
-    version: str = "1.0"
+    #: Only for a class used in-process: an installed plugin's version is always its
+    #: distribution's (see :func:`plugin_version`).
+    version: str = ""
     needs: frozenset[str] = frozenset()
     provides: frozenset[str] = frozenset()
     needs_help: str = ""
@@ -66,27 +69,111 @@ def plugin_info(cls: type) -> PluginInfo:
     return info
 
 
-def installed_plugins() -> dict[str, type]:
-    """Every plugin class registered under the ``mmcore`` entry-point group, by name.
+class PluginLoadWarning(UserWarning):
+    """An installed plugin could not be used (it failed to load, or its name clashes);
+    ``mmsim`` prints each as one line. Issued once per process, at discovery."""
 
-    A plugin whose entry point fails to load is skipped with a warning; two plugins with
-    one name are an error (conda's rule: names must be unambiguous).
+
+@dataclass(frozen=True)
+class PluginEntry:
+    """One plugin found under the ``mmcore`` entry-point group, usable or not.
+
+    ``distribution`` and ``version`` come from the entry point's distribution metadata
+    (what ``pip`` installed), never from the plugin's own declaration. ``status`` is
+    ``ok``, ``broken`` (the entry point failed to load or has no valid PluginInfo) or
+    ``clash`` (another distribution registers a plugin of the same name); ``problem``
+    is the one-line reason for anything but ``ok``.
     """
-    found: dict[str, type] = {}
+
+    name: str
+    distribution: str
+    version: str
+    cls: type | None
+    status: str = "ok"
+    problem: str = ""
+    kind: str = "?"
+
+
+def _distribution(ep: EntryPoint) -> tuple[str, str]:
+    """The (name, version) of the distribution that registered ``ep``."""
+    dist = ep.dist
+    if dist is None:
+        return "?", "?"
+    return dist.metadata["Name"] or "?", dist.version
+
+
+def _load(ep: EntryPoint) -> PluginEntry:
+    """Load one entry point; a failure becomes a ``broken`` entry, never an exception
+    (a broken third-party plugin must not break the others)."""
+    dist, version = _distribution(ep)
+    try:
+        cls = ep.load()
+        info = plugin_info(cls)
+    except Exception as exc:
+        return PluginEntry(ep.name, dist, version, None, "broken",
+                           f"failed to load: {type(exc).__name__}: {exc}")
+    if info.kind not in KINDS:
+        return PluginEntry(ep.name, dist, version, None, "broken",
+                           f"unknown kind {info.kind!r} (one of: {', '.join(KINDS)})")
+    return PluginEntry(info.name, dist, version, cls, kind=info.kind)
+
+
+@functools.cache
+def discover() -> tuple[PluginEntry, ...]:
+    """Every entry point of the ``mmcore`` group, loaded once per process, by name.
+
+    Two distinct classes with one name are both marked ``clash`` (naming both
+    distributions) and neither is usable; the same class seen twice (a distribution
+    installed twice on ``sys.path``) is one plugin. Each unusable plugin is warned
+    about once, as a :class:`PluginLoadWarning`.
+    """
+    loaded: list[PluginEntry] = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            cls = ep.load()
-            info = plugin_info(cls)
-        except Exception as exc:  # a broken third-party plugin must not break the others
-            warnings.warn(f"mmcore plugin {ep.name!r} failed to load: {exc}", stacklevel=2)
-            continue
-        if info.kind not in KINDS:
-            warnings.warn(f"mmcore plugin {ep.name!r} has no valid PluginInfo", stacklevel=2)
-            continue
-        if info.name in found and found[info.name] is not cls:
-            raise PluginError(f"two mmcore plugins are named {info.name!r}")
-        found[info.name] = cls
-    return dict(sorted(found.items()))
+        entry = _load(ep)
+        if not any(e.cls is not None and e.cls is entry.cls for e in loaded):
+            loaded.append(entry)
+    out = []
+    for entry in loaded:
+        rivals = [e for e in loaded if e.name == entry.name and e.status == "ok"]
+        if entry.status == "ok" and len(rivals) > 1:
+            dists = " and ".join(f"{e.distribution} {e.version}" for e in rivals)
+            entry = replace(entry, status="clash",
+                            problem=f"{len(rivals)} plugins are named {entry.name!r} "
+                                    f"(from {dists}); uninstall one")
+        out.append(entry)
+    for entry in out:
+        if entry.status != "ok":
+            warnings.warn(f"mmcore plugin {entry.name!r} ({entry.distribution} "
+                          f"{entry.version}) is {entry.status}: {entry.problem}",
+                          PluginLoadWarning, stacklevel=2)
+    return tuple(sorted(out, key=lambda e: (e.name, e.distribution)))
+
+
+def installed_plugins() -> dict[str, type]:
+    """Every usable plugin class registered under the ``mmcore`` entry-point group, by
+    name (broken and clashing plugins are left out: see :func:`discover`)."""
+    return {e.name: e.cls for e in discover() if e.status == "ok" and e.cls is not None}
+
+
+def plugin_entry(cls: type) -> PluginEntry | None:
+    """The installed entry of plugin class ``cls`` (None for a class passed in-process)."""
+    return next((e for e in discover() if e.cls is cls), None)
+
+
+def plugin_version(cls: type) -> str:
+    """The version of plugin ``cls``: its distribution's, or for an in-process class
+    the one its PluginInfo states ("unregistered" if none)."""
+    entry = plugin_entry(cls)
+    if entry is not None:
+        return entry.version
+    return plugin_info(cls).version or "unregistered"
+
+
+def describe_plugin(cls: type) -> str:
+    """``'name' (distribution version)``, how messages name a plugin."""
+    entry = plugin_entry(cls)
+    where = "not installed" if entry is None else f"{entry.distribution} {entry.version}"
+    return f"{plugin_info(cls).name!r} ({where})"
 
 
 def plugins_of_kind(kind: str) -> dict[str, type]:
@@ -102,6 +189,10 @@ def resolve(name_or_class: str | type, kind: str) -> type:
             raise ConfigError(f"plugin {info.name!r} is a {info.kind} plugin, not {kind}")
         return name_or_class
     choices = plugins_of_kind(kind)
+    unusable = [e for e in discover() if e.name == name_or_class and e.status != "ok"]
+    if name_or_class not in choices and unusable:
+        raise ConfigError(f"{kind} plugin {name_or_class!r} is {unusable[0].status}: "
+                          f"{unusable[0].problem}")
     if name_or_class not in choices:
         raise ConfigError(f"unknown {kind} plugin {name_or_class!r}: choose one of: "
                           + ", ".join(choices))
@@ -188,6 +279,6 @@ def instantiate(classes: Iterable[type], machine: Machine) -> list[Any]:
         try:
             out.append(cls(machine))
         except Exception as exc:
-            raise PluginError(f"plugin {plugin_info(cls).name!r} failed to start: {exc}") \
-                from exc
+            raise PluginError(f"plugin {describe_plugin(cls)} failed to start: "
+                              f"{type(exc).__name__}: {exc}") from exc
     return out

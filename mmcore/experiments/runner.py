@@ -29,7 +29,13 @@ from .. import __version__
 from ..costs import Costs, WalkCost
 from ..errors import ConfigError
 from ..machine import Machine
-from ..plugins import installed_plugins, plugin_info, plugins_of_kind, valid_configurations
+from ..plugins import (
+    installed_plugins,
+    plugin_info,
+    plugin_version,
+    plugins_of_kind,
+    valid_configurations,
+)
 from . import workloads
 from .ops import Op, Player
 from .results import (
@@ -91,12 +97,12 @@ def machine_sizes(workload: str, params: DataClassJsonMixin, ram_pages: int | No
 
 
 def plugin_versions(rmap: str, policy: str | None) -> dict[str, str]:
-    """``PluginInfo.version`` of each plugin of a configuration, by name."""
+    """The version of each plugin of a configuration (its distribution's), by name."""
     found = installed_plugins()
     out = {}
     for name in (rmap, policy):
         if name is not None and name in found:
-            out[name] = plugin_info(found[name]).version
+            out[name] = plugin_version(found[name])
     return out
 
 
@@ -182,7 +188,7 @@ def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True,
         log.info("run.done", workload=config.workload, config=config.label, ops=applied,
                  seconds=round(wall, 3))
     return Result(config=config, mmcore_version=__version__,
-                  plugin_versions={plugin_info(type(x)).name: plugin_info(type(x)).version
+                  plugin_versions={plugin_info(type(x)).name: plugin_version(type(x))
                                    for x in machine.plugins}, costs=costs,
                   derived=derived, ops_applied=applied, errors=dict(sorted(
                       player.errors.items())), segfaults=player.segfaults, wall_time_s=wall,
