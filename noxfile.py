@@ -1,90 +1,108 @@
-"""nox sessions for mmcore, with the plugin matrix taken from the library's own registry.
+"""nox sessions for mmcore; they work from a nox installed on its own.
 
     nox -l                          list the sessions
-    nox -s tests                    the whole test suite
+    nox -s tests                    the whole test suite, in parallel, on every Python found
+    nox -s quick                    the quick subset (-m "not slow")
     nox -s conformance-anon_vma     the conformance kit against one configuration
     nox -t conformance              every configuration
-    nox -s typecheck lint bench docs
+    nox -s typecheck lint bench docs reproduce
 
-The conformance sessions come from :func:`mmcore.plugins.valid_configurations`, the same
-registry ``mmsim compare`` uses, so a combination whose needs are unmet (anonmm without an
-mremap policy) never becomes a session. Run nox from an environment where mmcore (the
-``mmcore-sim`` distribution) is installed (``pip install -e '.[test]'``) so that the
-registry can be read.
+nox is usually installed on its own (``pipx install nox``, ``uv tool install nox``), where
+mmcore cannot be imported, so this file never imports it. The conformance matrix is read
+from ``tools/plugin_matrix.json``, which ``tools/plugin_matrix.py`` writes from the
+plugin registry (:func:`mmcore.plugins.valid_configurations`, the one ``mmsim compare``
+uses) and a test keeps current; a combination whose needs are unmet (anonmm without an
+mremap policy) never becomes a session. Every session installs this repository into its
+own virtualenv with only the extra it needs; uv makes them when nox can find it
+(``uv tool install nox --with uv``, ``pipx install 'nox[uv]'``), virtualenv otherwise.
 """
 
 from __future__ import annotations
 
+import json
+import tomllib
 from collections.abc import Callable
+from pathlib import Path
 
 import nox
+from packaging.requirements import Requirement  # a dependency of nox itself
+
+ROOT = Path(__file__).resolve().parent
+MATRIX = json.loads((ROOT / "tools" / "plugin_matrix.json").read_text())
+
+# The Pythons requires-python admits; a session for one that is not installed is skipped
+# (never an error, never a download), so the same noxfile runs on any machine.
+PYTHONS = ["3.11", "3.12", "3.13", "3.14"]
 
 nox.options.sessions = ["tests", "typecheck", "lint"]
-nox.options.error_on_missing_interpreters = True
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.error_on_missing_interpreters = False
+nox.options.download_python = "never"
 
-INSTALL = ("-e", ".[test]")
 
-try:
-    from mmcore.plugins import valid_configurations
+def requirement(extra: str, name: str) -> str:
+    """The requirement for ``name`` as the pyproject.toml extra ``extra`` pins it, so a
+    session that needs one tool installs that tool alone at the project's pin."""
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        extras = tomllib.load(fh)["project"]["optional-dependencies"]
+    for req in extras[extra]:
+        if Requirement(req).name == name:
+            return str(req)
+    raise LookupError(f"pyproject.toml extra {extra!r} does not list {name!r}")
 
-    CONFIGURATIONS: list[tuple[str, str | None]] = valid_configurations()
-    REGISTRY_ERROR = ""
-except ImportError as exc:  # nox itself runs outside the project's environment
-    CONFIGURATIONS = []
-    REGISTRY_ERROR = f"mmcore is not importable by nox ({exc})"
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The whole test suite in parallel (pytest -n auto; extra arguments go to pytest)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-n", "auto", *session.posargs)
 
 
 @nox.session
-def tests(session: nox.Session) -> None:
-    """Run the whole test suite (pytest; extra arguments go to pytest)."""
-    session.install(*INSTALL)
-    session.run("pytest", *session.posargs)
+def quick(session: nox.Session) -> None:
+    """The quick subset for inner-loop work: every test not marked slow."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-n", "auto", "-m", "not slow", *session.posargs)
 
 
-def session_name(rmap: str, policy: str | None) -> str:
-    """``conformance-RMAP`` or ``conformance-RMAP-POLICY``."""
-    return f"conformance-{rmap}" if policy is None else f"conformance-{rmap}-{policy}"
-
-
-def make_conformance(rmap: str, policy: str | None) -> Callable[[nox.Session], None]:
-    """A session running the conformance kit against one valid configuration."""
+def make_conformance(options: list[str], what: str) -> Callable[[nox.Session], None]:
+    """A session that installs mmcore with the slim ``conformance`` extra and runs the
+    kit (loaded by mmcore's pytest11 entry point) with the given pytest options."""
     def conformance(session: nox.Session) -> None:
-        session.install(*INSTALL)
-        args = ["pytest", "--mmcore-rmap", rmap]  # the pytest11 entry point loads the kit
-        if policy is not None:
-            args += ["--mmcore-mremap-policy", policy]
-        session.run(*args, *session.posargs)
+        session.install(".[conformance]")
+        session.run("pytest", *options, *session.posargs)
 
-    what = rmap if policy is None else f"{rmap} with the {policy} mremap policy"
     conformance.__doc__ = f"Conformance kit (walk == truth, invariants) against {what}."
     return conformance
 
 
-for _rmap, _policy in CONFIGURATIONS:
-    nox.session(name=session_name(_rmap, _policy),
-                tags=["conformance", f"rmap:{_rmap}"]
-                + ([f"policy:{_policy}"] if _policy else []))(
-        make_conformance(_rmap, _policy))
+for _rmap, _policy in MATRIX["rmap"]:
+    nox.session(
+        name=f"conformance-{_rmap}" + (f"-{_policy}" if _policy else ""),
+        tags=["conformance", f"rmap:{_rmap}"] + ([f"policy:{_policy}"] if _policy else []),
+    )(make_conformance(
+        ["--mmcore-rmap", _rmap] + (["--mmcore-mremap-policy", _policy] if _policy else []),
+        _rmap if _policy is None else f"{_rmap} with the {_policy} mremap policy"))
 
-
-if REGISTRY_ERROR:
-    @nox.session(name="conformance", tags=["conformance"])
-    def conformance_unavailable(session: nox.Session) -> None:
-        """Conformance sessions need the plugin registry: install mmcore where nox runs."""
-        session.error(REGISTRY_ERROR)
+for _kind, _option in (("file_rmap", "--mmcore-file-rmap"), ("reclaim", "--mmcore-reclaim")):
+    for _name in MATRIX[_kind]:
+        nox.session(name=f"conformance-{_kind}-{_name}",
+                    tags=["conformance", f"{_kind}:{_name}"])(
+            make_conformance([_option, _name], f"anon_vma_chain with the {_kind} plugin "
+                                               f"{_name}"))
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the library, the shipped plugins and contrib."""
-    session.install(*INSTALL)
+    session.install("-e", ".[test]")  # mypy reads the types of every dependency
     session.run("mypy", "--strict", "mmcore", "plugins", "contrib")
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check over the whole tree."""
-    session.install(*INSTALL)
+    """ruff check over the whole tree (installs ruff alone)."""
+    session.install(requirement("test", "ruff"))
     session.run("ruff", "check", ".")
 
 
@@ -92,13 +110,22 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks (benchmarks/bench.py): simulated costs as ratios to a dict insert;
     benchmarks/bench_reclaim.py: reclaim with full swap, time against RAM size."""
-    session.install(*INSTALL)
+    session.install(".")
     session.run("python", "benchmarks/bench.py", *session.posargs)
     session.run("python", "benchmarks/bench_reclaim.py")
 
 
 @nox.session
 def docs(session: nox.Session) -> None:
+    """Build the documentation site (mkdocs.yml) with mkdocs build --strict: a broken
+    link, a missing page or an unresolved API reference fails."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", *session.posargs,
+                env={"NO_MKDOCS_2_WARNING": "1"})  # mkdocs-material's banner, not a finding
+
+
+@nox.session
+def reproduce(session: nox.Session) -> None:
     """Regenerate docs/results.md and docs/img/ with mmsim reproduce."""
-    session.install(*INSTALL)
+    session.install(".")
     session.run("mmsim", "reproduce", "--out", "docs")

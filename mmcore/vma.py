@@ -1,7 +1,7 @@
 """Virtual memory areas (struct vm_area_struct) and the per-mm ordered tree of them.
 
 The kernel keeps vmas in a maple tree; here a sorted list keyed by ``vm_start`` gives the
-same O(log n) find_vma(). Merge and split rules live in :mod:`mmcore.vma_merge`.
+same O(log n) find_vma(). Merge and split rules live in :mod:`mmcore.vma_ops`.
 """
 
 from __future__ import annotations

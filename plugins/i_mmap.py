@@ -4,10 +4,10 @@ Both keep the vmas that map an inode; a page-cache page is found at
 ``vm_start + ((index - vm_pgoff) << PAGE_SHIFT)`` in each vma that covers its index.
 The list (objrmap, 2003) visits every vma of the file; the interval tree (Michel
 Lespinasse, 6b2dbba8b6ac) visits only the vmas whose [pgoff, pgoff + pages) holds the
-index, after an O(log n) descent. The tree is built (:class:`mmcore.interval_tree.
-IntervalTree`, re-keyed when a vma's range changes), so a walk's real time grows as the
-kernel's; its modelled cost is still counted as ceil(log2(n+1)) tree steps plus one visit
-per overlapping vma.
+index, after an O(log n) descent. The tree is built
+(:class:`mmcore.interval_tree.IntervalTree`, re-keyed when a vma's range changes), so a
+walk's real time grows as the kernel's; its modelled cost is still counted as
+ceil(log2(n+1)) tree steps plus one visit per overlapping vma.
 """
 
 from __future__ import annotations

@@ -145,6 +145,7 @@ def test_a_scheme_missing_its_needs_is_exit_2(capsys: pytest.CaptureFixture[str]
     assert err.count("\n") == 1 and "needs" in err
 
 
+@pytest.mark.slow  # every claim on every configuration: 16 s in a loaded -n 2 run
 def test_reproduce_into_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                     ) -> None:
     assert main(["reproduce", "--out", str(tmp_path)]) == 0

@@ -63,6 +63,7 @@ def test_run_and_compare_with_a_chosen_file_rmap(capsys: pytest.CaptureFixture[s
     assert {r["config"]["file_rmap"] for r in doc["results"]} == {FILE_RMAPS[0]}
 
 
+@pytest.mark.slow  # a grid on a process pool: 7 s in a loaded -n 2 run
 def test_sweep_with_a_chosen_file_rmap_inline_and_pooled(
         capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["sweep", "large-file", "--param", "vmas_per_proc=1,2", "--param", "pages=8",

@@ -17,6 +17,10 @@ from mmcore.testing import RmapConformance
 
 pytest_plugins = ["pytester"]
 
+# The whole kit (hypothesis state machines, seeded walks) over every configuration: about
+# 70 s on one core, the largest part of the suite; outside the quick subset.
+pytestmark = pytest.mark.slow
+
 
 def _class_name(rmap: str, policy: str | None) -> str:
     return "TestConformance_" + rmap + (f"_{policy}" if policy else "")

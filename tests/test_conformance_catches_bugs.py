@@ -135,6 +135,7 @@ def _assert_reproducer(failure: ConformanceFailure, scheme: type) -> None:
         failure.reason.splitlines()[0].split("(")[0]
 
 
+@pytest.mark.slow  # hypothesis searches and shrinks: up to 27 s for one broken scheme
 @pytest.mark.parametrize(("scheme", "expected"), BROKEN, ids=[b.__name__ for b, _ in BROKEN])
 def test_hypothesis_suite_fails_with_a_reproducer(scheme: type, expected: str) -> None:
     suite = type("TestBroken", (RmapConformance,), {"rmap": scheme, "max_examples": 60})
@@ -145,6 +146,7 @@ def test_hypothesis_suite_fails_with_a_reproducer(scheme: type, expected: str) -
     _assert_reproducer(failure, scheme)
 
 
+@pytest.mark.slow  # a seeded walk and its shrinking: up to 2 s a scheme
 @pytest.mark.parametrize(("scheme", "expected"), BROKEN, ids=[b.__name__ for b, _ in BROKEN])
 def test_random_sequence_fails_with_a_reproducer(scheme: type, expected: str) -> None:
     with pytest.raises(ConformanceFailure) as info:

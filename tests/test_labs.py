@@ -287,6 +287,7 @@ def test_grader_loads_a_students_file(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "Score: 11/11" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # the whole conformance kit on a student's scheme: about 20 s
 def test_grader_uses_the_conformance_kit_when_present() -> None:
     pytest.importorskip("mmcore.testing.stateful")  # the kit is optional for the grader
     report = grade_plugin(AnonVmaChainScheme)

@@ -13,6 +13,7 @@ pytest_plugins = ["pytester"]
 N_SUITE = len([n for n in dir(RmapConformance) if n.startswith("test_")])
 
 
+@pytest.mark.slow  # the whole suite, in a pytester run
 def test_option_runs_the_suite(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--mmcore-rmap", "pte_chains", "--mmcore-max-examples", "5",
                                 "-p", "no:cacheprovider", "-v")
@@ -20,6 +21,7 @@ def test_option_runs_the_suite(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*mmcore-conformance?pte_chains?::test_fork_tree*PASSED*"])
 
 
+@pytest.mark.slow  # the whole suite, in a pytester run
 def test_option_with_policy_and_paths(pytester: pytest.Pytester) -> None:
     """With test paths given, the suite runs after the tests found there."""
     pytester.makepyfile(test_other="def test_plain():\n    assert True\n")
@@ -42,6 +44,7 @@ def test_unknown_scheme_fails_clearly(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*unknown rmap plugin 'no_such_scheme': choose one of:*"])
 
 
+@pytest.mark.slow  # the whole suite, in a pytester run
 def test_one_line_subclass(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mine="""
         from mmcore.testing import RmapConformance
@@ -92,3 +95,33 @@ def test_machine_factory_fixture(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("test_factory.py", "--mmcore-rmap", "anon_vma",
                                 "-k", "default or explicit", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_reclaim_option_alone_runs_the_suite_with_anon_vma_chain(pytester: pytest.Pytester) -> None:
+    """``--mmcore-reclaim NAME`` without ``--mmcore-rmap`` runs the suite against
+    anon_vma_chain, labelled with the reclaim plugin."""
+    result = pytester.runpytest("--mmcore-reclaim", "clock", "-k", "fork_tree", "-v",
+                                "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["*mmcore-conformance?anon_vma_chain,reclaim=clock?::test_fork_tree*PASSED*"])
+
+
+def test_reclaim_option_reaches_the_suites_machines(pytester: pytest.Pytester) -> None:
+    """The suite's machines are built with the ``--mmcore-reclaim`` plugin: an unknown
+    name fails the memory-pressure walk with the registry's "choose one of"."""
+    result = pytester.runpytest("--mmcore-reclaim", "no_such_reclaim", "-k",
+                                "seeded_random_walk", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*unknown reclaim plugin 'no_such_reclaim': choose one of:*"])
+
+
+def test_machine_factory_takes_the_reclaim_option(pytester: pytest.Pytester) -> None:
+    """``mmcore_machine_factory`` builds machines with the ``--mmcore-reclaim`` plugin."""
+    pytester.makepyfile(test_factory="""
+        def test_reclaim(mmcore_machine_factory):
+            assert mmcore_machine_factory().reclaim_name == "clock"
+    """)
+    result = pytester.runpytest("test_factory.py", "--mmcore-reclaim", "clock",
+                                "-k", "test_reclaim", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

@@ -13,6 +13,7 @@ CONFIGS = valid_configurations()
 IDS = [r + (f"+{p}" if p else "") for r, p in CONFIGS]
 
 
+@pytest.mark.slow  # 1.5 s a configuration, 11 configurations
 @pytest.mark.parametrize(("rmap", "policy"), CONFIGS, ids=IDS)
 def test_random_sequence(rmap: str, policy: str | None) -> None:
     driver = run_random_sequence(rmap, policy, seed=2024, steps=2000)

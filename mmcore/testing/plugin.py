@@ -12,12 +12,17 @@ Options:
     The file rmap plugin (``i_mmap_tree``, ``i_mmap_list``, ...) the suite runs with (its
     file mappings go through it). Without ``--mmcore-rmap`` the suite runs with
     ``anon_vma_chain``.
+``--mmcore-reclaim NAME``
+    The reclaim plugin (``lru2``, ``clock``, ...) the suite runs with: its memory-pressure
+    tests reclaim through it. Without ``--mmcore-rmap`` the suite runs with
+    ``anon_vma_chain``.
 ``--mmcore-max-examples N``
     The hypothesis budget of the random-operations test (default: the suite's).
 
 Fixture ``mmcore_machine_factory``: ``factory(rmap=None, mremap_policy=None, **kwargs)``
 builds a :class:`~mmcore.Machine`, by default with the scheme of ``--mmcore-rmap`` (or
-``anon_vma_chain``) and the file rmap of ``--mmcore-file-rmap``. Nothing here imports
+``anon_vma_chain``), the file rmap of ``--mmcore-file-rmap`` and the reclaim plugin of
+``--mmcore-reclaim``. Nothing here imports
 mmcore until it is needed.
 """
 
@@ -49,6 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mmcore-file-rmap", default=None, metavar="NAME",
                     help="file rmap plugin for the suite (e.g. i_mmap_list); alone, the "
                          "suite runs with rmap anon_vma_chain")
+    group.addoption("--mmcore-reclaim", default=None, metavar="NAME",
+                    help="reclaim plugin for the suite (e.g. clock); alone, the suite runs "
+                         "with rmap anon_vma_chain")
     group.addoption("--mmcore-max-examples", type=int, default=None, metavar="N",
                     help="hypothesis examples for the suite's random-operations test")
 
@@ -73,7 +81,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _schemes(config: pytest.Config) -> list[str]:
     names: list[str] = config.getoption("mmcore_rmap") or []
-    if not names and config.getoption("mmcore_file_rmap"):
+    if not names and (config.getoption("mmcore_file_rmap")
+                      or config.getoption("mmcore_reclaim")):
         return ["anon_vma_chain"]
     return names
 
@@ -130,15 +139,20 @@ def _suite_items(session: pytest.Session) -> list[pytest.Item]:
     config = session.config
     policy = config.getoption("mmcore_mremap_policy")
     file_rmap = config.getoption("mmcore_file_rmap")
+    reclaim = config.getoption("mmcore_reclaim")
     attrs: dict[str, Any] = {"mremap_policy": policy}
     if file_rmap is not None:
         attrs["file_rmap"] = file_rmap
+    if reclaim is not None:
+        attrs["machine_kwargs"] = {**RmapConformance.machine_kwargs, "reclaim": reclaim}
     items: list[pytest.Item] = []
     methods = sorted(n for n in dir(RmapConformance) if n.startswith("test_"))
     for name in _schemes(config):
         label = name if policy is None else f"{name}+{policy}"
         if file_rmap is not None:
             label += f",file={file_rmap}"
+        if reclaim is not None:
+            label += f",reclaim={reclaim}"
         suite = type(f"TestRmapConformance[{label}]", (RmapConformance,),
                      {"rmap": name, **attrs})
         for method in methods:
@@ -175,12 +189,15 @@ def mmcore_machine_factory(request: pytest.FixtureRequest) -> Iterator[Callable[
     default_rmap = schemes[0] if schemes else "anon_vma_chain"
     default_policy = config.getoption("mmcore_mremap_policy")
     default_file_rmap = config.getoption("mmcore_file_rmap")
+    default_reclaim = config.getoption("mmcore_reclaim")
     machines: list[Machine] = []
 
     def factory(rmap: str | type | None = None, mremap_policy: str | type | None = None,
                 **kwargs: Any) -> Machine:
         if default_file_rmap is not None:
             kwargs.setdefault("file_rmap", default_file_rmap)
+        if default_reclaim is not None:
+            kwargs.setdefault("reclaim", default_reclaim)
         m = Machine(rmap=rmap if rmap is not None else default_rmap,
                     mremap_policy=mremap_policy if mremap_policy is not None
                     else (default_policy if rmap is None else None), **kwargs)
