@@ -74,3 +74,4 @@ EBADF = _errno.EBADF
 ENOENT = _errno.ENOENT
 ESRCH = _errno.ESRCH
 EBUSY = _errno.EBUSY
+EOVERFLOW = _errno.EOVERFLOW
