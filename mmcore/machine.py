@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -102,7 +103,10 @@ class Machine:
         self.files: dict[str, Inode] = {}
         self._next_pid = 1
         self._next_inode = 1
+        #: Why the machine is unusable (None while it is fine), and the plugin and hook
+        #: that broke it when a plugin did (:meth:`syscall`).
         self.broken: str | None = None
+        self.broken_by: tuple[str | None, str | None] = (None, None)
         self.current: Process | None = None
         self.in_reclaim = False
         #: pgdat->kswapd_failures: kswapd runs in a row that freed nothing (reclaim.shrink).
@@ -145,7 +149,7 @@ class Machine:
         mm = Mm(self, brk_start)
         proc = Process(self, self._alloc_pid(), None, mm)
         self.processes[proc.pid] = proc
-        self.hook.rmap_mm_init(mm=mm, parent=None)
+        self.syscall(functools.partial(self.hook.rmap_mm_init, mm=mm, parent=None))
         return proc
 
     def _alloc_pid(self) -> int:
@@ -422,7 +426,9 @@ class Machine:
 
     def _check_usable(self) -> None:
         if self.broken is not None:
-            raise MachineBroken(f"machine is broken: {self.broken}")
+            plugin, hook = self.broken_by
+            raise MachineBroken(f"machine is broken: {self.broken}", plugin=plugin,
+                                hook=hook)
 
     def run(self, proc: Process, fn: Callable[..., T], *args: Any) -> T:
         """Run one operation on behalf of ``proc`` (the OOM killer needs to know whom)."""
@@ -442,9 +448,16 @@ class Machine:
             return fn(*args)
         except (OSError, SegmentationFault, BusError, ProcessKilled):
             raise
+        except MachineBroken:  # a nested operation already blamed the plugin
+            raise
         except Exception as exc:
-            self.broken = f"{type(exc).__name__}: {exc}"
-            raise MachineBroken(f"machine marked broken: {self.broken}") from exc
+            plugin, hook = self.broken_by = self.pm.blame(exc)
+            reason = f"{type(exc).__name__}: {exc}"
+            if plugin is None:
+                self.broken = reason
+                raise MachineBroken(f"machine marked broken: {reason}", hook=hook) from exc
+            self.broken = f"plugin {plugin!r} raised in hook {hook!r}: {reason}"
+            raise MachineBroken(self.broken, plugin=plugin, hook=hook) from exc
 
     def pages_in_use(self) -> Iterator[Page]:
         """Every allocated frame except the zero page."""
