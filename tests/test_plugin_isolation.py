@@ -40,6 +40,8 @@ from mmcore.experiments.isolation import RunFailure, run_guarded
 from mmcore.experiments.results import Result
 from mmcore.plugins import PluginLoadWarning, discover, installed_plugins, resolve
 
+pytest_plugins = ["pytester"]
+
 RW = PROT_READ | PROT_WRITE
 ANON = MAP_PRIVATE | MAP_ANONYMOUS
 PAGE = 4096
@@ -458,3 +460,42 @@ def test_compare_axis_honours_only(capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert [r["config"]["reclaim"] for r in doc["results"]] == ["clock"]
     assert doc["failures"] == []
+
+
+# --- the conformance kit ------------------------------------------------------------------
+
+
+@pytest.mark.slow  # ~18 s: the failure is shrunk, and every hanging replay costs 0.5 s
+def test_the_kit_reports_a_hanging_hook_with_seed_and_step(pytester: pytest.Pytester
+                                                           ) -> None:
+    """``--mmcore-timeout``: a scheme whose rmap_page_dup never returns fails the seeded
+    test, naming plugin, hook, op and seed, instead of hanging the session."""
+    pytester.makepyfile(test_hangs="""
+        from typing import ClassVar
+        from mmcore import PluginInfo, hookimpl
+        from mmcore.testing import RmapConformance
+        from mmcore_plugins.pte_chains import PteChains
+
+        class Hangs(PteChains):
+            info: ClassVar[PluginInfo] = PluginInfo(
+                name="hangs", kind="rmap", summary="loops on fork", structs=("pte_chain",))
+
+            @hookimpl
+            def rmap_page_dup(self, page, vma, address):
+                while True:
+                    pass
+
+        class TestHangs(RmapConformance):
+            rmap = Hangs
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-k", "seeded_random_walk",
+                                "--mmcore-timeout", "0.5")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*[[]seed 1[]] op #* marked the machine broken: plugin "
+                                 "'hangs' raised in hook 'rmap_page_dup': RunTimeout*"])
+
+
+def test_the_kit_rejects_a_negative_timeout(pytester: pytest.Pytester) -> None:
+    """A budget below 0 is a usage error, not a suite that never stops anything."""
+    result = pytester.runpytest("--mmcore-timeout", "-1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
