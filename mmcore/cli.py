@@ -5,6 +5,7 @@
     mmsim run WORKLOAD --rmap X [--mremap-policy P] [--param k=v ...] [--seed N] [--json]
     mmsim compare WORKLOAD [--param k=v ...] [--plot out.png] [--json]
     mmsim compare WORKLOAD --axis file_rmap|reclaim [--rmap X] [--mremap-policy P] ...
+    mmsim compare WORKLOAD [--only NAME,...] [--exclude NAME,...] [--timeout SECONDS]
     mmsim sweep WORKLOAD --param k=v1,v2,... [--jobs N] [--plot out.png] [--json]
     mmsim rerun RESULT.json [--json]       run a recorded result again and diff it
     mmsim trace import|info|record|replay  traces (mmcore.experiments.trace_cli)
@@ -19,7 +20,8 @@ plugin such as ``event_log`` (its events go to stderr at ``--log-level debug``, 
 default when observing).
 
 Exit status: 0 success; 1 the command ran and failed (a file that cannot be read,
-parsed or written, a broken plugin, a rerun that differs, a replay mismatch); 2 the command
+parsed or written, a broken plugin, a rerun that differs, a replay mismatch; ``compare``
+prints every healthy configuration and the failed ones first); 2 the command
 line is wrong (an unknown option, workload or plugin, a bad value); 130 interrupted
 (Ctrl-C). Every error is one line on stderr, never a traceback. Nothing is written
 unless an output path is given, or the default path is printed (on stderr) before
