@@ -28,7 +28,14 @@ from .overcommit import fork_charge
 from .page import Page, PhysMem
 from .pagecache import delete_from_page_cache, release_inode_pages, truncate_pages, write_inode
 from .pagetable import is_swap_pte
-from .plugins import PluginManager, instantiate, missing_needs, plugin_info, resolve
+from .plugins import (
+    PluginManager,
+    instantiate,
+    missing_needs,
+    plugin_info,
+    plugin_label,
+    resolve,
+)
 from .process import Process
 from .reclaim import kswapd_hopeless, shrink
 from .rmap import UnmapResult, WalkResult, find_mappings, rmap_truth, try_to_unmap
@@ -456,7 +463,8 @@ class Machine:
             if plugin is None:
                 self.broken = reason
                 raise MachineBroken(f"machine marked broken: {reason}", hook=hook) from exc
-            self.broken = f"plugin {plugin!r} raised in hook {hook!r}: {reason}"
+            self.broken = (f"plugin {plugin_label(plugin, self.plugins)} raised in hook "
+                           f"{hook!r}: {reason}")
             raise MachineBroken(self.broken, plugin=plugin, hook=hook) from exc
 
     def pages_in_use(self) -> Iterator[Page]:

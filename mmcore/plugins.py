@@ -217,6 +217,15 @@ def describe_plugin(cls: type) -> str:
     return f"{plugin_info(cls).name!r} ({where})"
 
 
+def plugin_label(name: str, instances: Iterable[object]) -> str:
+    """``'name' (distribution version)`` for the installed plugin ``name`` among
+    ``instances``; just ``'name'`` for a class passed in-process."""
+    cls = next((type(x) for x in instances if plugin_info(type(x)).name == name), None)
+    entry = None if cls is None else plugin_entry(cls)
+    return repr(name) if entry is None else \
+        f"{name!r} ({entry.distribution} {entry.version})"
+
+
 def plugins_of_kind(kind: str) -> dict[str, type]:
     """Installed plugins of one kind (``rmap``, ``mremap_policy``, ``observer``)."""
     return {n: c for n, c in installed_plugins().items() if plugin_info(c).kind == kind}

@@ -338,6 +338,18 @@ def broken_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 
 @pytest.mark.usefixtures("broken_dist")
+def test_an_installed_plugin_is_named_with_its_distribution() -> None:
+    """The message of an installed plugin's failure says which distribution it came from;
+    the ``plugin`` attribute stays the bare name."""
+    m = Machine(rmap="boom")
+    with pytest.raises(MachineBroken) as info:
+        m.rmap_walk(_mapped_page(m))
+    assert str(info.value) == ("plugin 'boom' (brokenrmap 0.3) raised in hook "
+                               "'rmap_walk': RuntimeError: boom")
+    assert info.value.plugin == "boom"
+
+
+@pytest.mark.usefixtures("broken_dist")
 def test_a_name_clash_leaves_the_shipped_plugin_and_every_other_working() -> None:
     """The shipped anon_vma keeps its name; the third-party twin is reachable as
     ``brokenrmap:anon_vma``; every other scheme builds as before."""
