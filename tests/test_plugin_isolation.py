@@ -511,3 +511,20 @@ def test_the_kit_rejects_a_negative_timeout(pytester: pytest.Pytester) -> None:
     """A budget below 0 is a usage error, not a suite that never stops anything."""
     result = pytester.runpytest("--mmcore-timeout", "-1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_a_walk_that_yields_the_wrong_thing_is_blamed_on_it() -> None:
+    """rmap_walk returning None (not an iterator of (vma, address)) names the scheme and
+    the hook, and says what a walk must yield."""
+
+    class WalkReturnsNone(PteChains):
+        info: ClassVar[PluginInfo] = _info("walk_returns_none")
+
+        @hookimpl
+        def rmap_walk(self, page: Any, cost: Any) -> Any:
+            return None
+
+    m = Machine(rmap=WalkReturnsNone)
+    with pytest.raises(MachineBroken, match=r"must yield \(vma, address\) pairs") as info:
+        m.rmap_walk(_mapped_page(m))
+    assert (info.value.plugin, info.value.hook) == ("walk_returns_none", "rmap_walk")
