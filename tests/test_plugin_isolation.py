@@ -528,3 +528,35 @@ def test_a_walk_that_yields_the_wrong_thing_is_blamed_on_it() -> None:
     with pytest.raises(MachineBroken, match=r"must yield \(vma, address\) pairs") as info:
         m.rmap_walk(_mapped_page(m))
     assert (info.value.plugin, info.value.hook) == ("walk_returns_none", "rmap_walk")
+
+
+@pytest.mark.slow  # a fresh interpreter running the whole matrix, with a 2 s hang in it
+def test_mmsim_compare_with_a_broken_distribution_installed(broken_dist: Path) -> None:
+    """The issue's acceptance run, as a user types it: with a distribution holding a
+    raising, a looping and a constructor-raising plugin installed, ``mmsim compare
+    forking-server --timeout 2`` prints the whole table, marks those rows broken or timed
+    out with plugin and hook, warns once per unusable entry point, and exits 1."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(broken_dist), "COLUMNS": "200"}
+    done = subprocess.run([sys.executable, "-m", "mmcore.cli", "compare", "forking-server",
+                           *SMALL, "--timeout", "2", "--exclude", "loopy+unshare"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    table, _, details = done.stdout.partition("failed configurations")
+
+    def rows(text: str) -> dict[str, list[str]]:
+        return {ln.split()[0]: ln.split()[1:] for ln in text.splitlines() if ln.strip()}
+
+    measured, failed = rows(table), rows(details)
+    for healthy in ("anon_vma_chain", "pte_chains", "brokenrmap:anon_vma"):
+        assert healthy in measured and healthy not in failed
+    assert measured["loopy"][:2] == ["timed", "out"] and "rmap_walk" in failed["loopy"]
+    assert measured["boom"][0] == "broken" and "rmap_walk" in failed["boom"]
+    assert measured["badinit"][0] == "broken" and "__init__" in failed["badinit"]
+    warned = [ln for ln in done.stderr.splitlines() if ln.startswith("mmsim: warning:")]
+    assert len(warned) == 4  # missing (broken); the anon_vma twin, both `shared` (clash)
+    assert sum("brokenrmap_nosuch:X" in ln for ln in warned) == 1
