@@ -9,7 +9,6 @@ through the ``mmcore`` entry-point group; in-process classes can be passed direc
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -167,6 +166,8 @@ def discover() -> tuple[PluginEntry, ...]:
     not usable as installed is warned about once, in one line naming its entry point
     and distribution, as a :class:`PluginLoadWarning`.
     """
+    import multiprocessing  # here, not at import: `import mmcore` stays light
+
     loaded: list[PluginEntry] = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         entry = _load(ep)
