@@ -390,6 +390,29 @@ def test_an_entry_point_that_fails_to_load_is_one_warning_line(broken_dist: Path
     assert next(e for e in discover() if e.name == "missing").status == "broken"
 
 
+def _count_plugin_warnings(results: Any) -> None:
+    """In a multiprocessing child: rediscover, and report how many warnings it issued."""
+    discover.cache_clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        discover()
+    results.put(sum(w.category is PluginLoadWarning for w in caught))
+
+
+@pytest.mark.usefixtures("broken_dist")
+def test_a_worker_process_does_not_repeat_the_warnings() -> None:
+    """A pool worker (sweep --jobs, compare --timeout) rediscovering the plugins stays
+    quiet: its parent has already warned, so each warning appears once per command."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_count_plugin_warnings, args=(results,))
+    child.start()
+    child.join(60)
+    assert results.get(timeout=10) == 0
+
+
 def test_mmsim_plugins_shows_broken_and_clashing_plugins(
         broken_dist: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``mmsim plugins --json`` lists every plugin with its status; warnings are one line
