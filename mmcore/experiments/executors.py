@@ -19,6 +19,8 @@ and propagates, so a store keeps exactly the cells that finished.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import multiprocessing
 import signal
@@ -98,21 +100,27 @@ class LocalPool:
         pool.shutdown()
 
 
+def _distributed() -> Any:
+    """The ``distributed`` module, untyped: mmcore type-checks with or without dask."""
+    return importlib.import_module("distributed")
+
+
 class Dask:
     """A ``dask.distributed`` cluster: a LocalCluster of ``workers`` single-threaded
     processes, or the scheduler at ``scheduler``."""
 
     def __init__(self, workers: int = 2, scheduler: str | None = None) -> None:
-        try:
-            import distributed
-        except ImportError:
-            raise ExecutorError(DASK_MISSING) from None
-        self._distributed = distributed
+        try:  # found now, imported (2 s) only when there are cells to run
+            found = importlib.util.find_spec("distributed") is not None
+        except ValueError:  # a module set to None in sys.modules: as good as missing
+            found = False
+        if not found:
+            raise ExecutorError(DASK_MISSING)
         self.workers = workers
         self.scheduler = scheduler
 
     def _client(self) -> Any:
-        d = self._distributed
+        d = _distributed()
         try:
             if self.scheduler is not None:
                 return d.Client(self.scheduler, timeout="10s")
@@ -128,7 +136,7 @@ class Dask:
     def run(self, cells: Sequence[Cell], done: Done, timeout: float | None = None
             ) -> None:
         """Run ``cells`` on the cluster; cancel what is left on an interrupt."""
-        d = self._distributed
+        d = _distributed()
         client = self._client()
         futures: list[Any] = []
         try:

@@ -87,7 +87,8 @@ def run_sweep(todo: Sequence[Cell], executor: Executor | None = None,
         if progress is not None:
             progress(len(got), len(run))
 
-    (executor or Inline()).run(run, done, timeout)
+    if run:  # a resumed sweep with nothing left starts no pool and no cluster
+        (executor or Inline()).run(run, done, timeout)
     for c in todo:
         if c.key not in got and store is not None:
             got[c.key] = store.get(c.key)
