@@ -702,4 +702,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # python -m mmcore.cli: run the mmcore.cli that the command modules import (their
+    # UsageError and Failure), not this __main__ copy of it.
+    from mmcore.cli import main as _main
+
+    sys.exit(_main())

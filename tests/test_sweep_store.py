@@ -144,22 +144,41 @@ def _sweep_process(store: Path, jobs: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-@pytest.mark.parametrize("sig,jobs", [(signal.SIGTERM, 1), (signal.SIGINT, 2)])
-def test_a_killed_sweep_resumes_without_recomputing_or_losing_cells(
-        tmp_path: Path, sig: int, jobs: int) -> None:
-    store = tmp_path / "s"
-    total = 20 * len(CONFIGS)
-    proc = _sweep_process(store, jobs)
+def _wait_for_cells(proc: subprocess.Popen[bytes], store: Path, n: int) -> None:
+    """Return once ``n`` cells are stored, the sweep still running."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        if len(list((store / "cells").glob("[!.]*.json"))) >= 30:
+        if len(list((store / "cells").glob("[!.]*.json"))) >= n:
             break
         time.sleep(0.01)
     assert proc.poll() is None, "the sweep ended before it could be interrupted"
-    proc.send_signal(sig)
+
+
+def _kill_a_pool_worker(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL one of the sweep's spawned pool workers, as the OOM killer would."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    workers = [int(c) for c in children
+               if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    assert workers, children
+    os.kill(workers[0], signal.SIGKILL)
+
+
+@pytest.mark.parametrize("sig,jobs", [(signal.SIGTERM, 1), (signal.SIGINT, 2),
+                                      (signal.SIGKILL, 2)])
+def test_a_killed_sweep_resumes_without_recomputing_or_losing_cells(
+        tmp_path: Path, sig: int, jobs: int) -> None:
+    """SIGTERM or Ctrl-C (SIGINT) to mmsim, or a pool worker SIGKILLed."""
+    store = tmp_path / "s"
+    total = 20 * len(CONFIGS)
+    proc = _sweep_process(store, jobs)
+    _wait_for_cells(proc, store, 30)
+    if sig == signal.SIGKILL:
+        _kill_a_pool_worker(proc)
+    else:
+        proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert b"run the same command to resume" in err
+    assert proc.returncode == (1 if sig == signal.SIGKILL else 130), err
+    assert b"run the same command to resume" in err and b"Traceback" not in err
     names = os.listdir(store / "cells")
     assert not [n for n in names if n.startswith(".")]  # no partial files
     kept = {n: (store / "cells" / n).stat().st_ino for n in names}
