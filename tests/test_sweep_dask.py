@@ -69,3 +69,34 @@ def test_the_dask_command_line_runs_and_resumes(
     assert f"{n} cells, {n} run" in capsys.readouterr().err
     assert main(argv) == 0
     assert f"0 run, {n} from the store" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # starts a LocalCluster: about 6 s
+def test_a_sigterm_stops_a_dask_sweep_and_the_rerun_resumes(tmp_path: Path) -> None:
+    pytest.importorskip("distributed", reason="dask.distributed is not installed "
+                        "(pip install 'mmcore-sim[dask]')")
+    import signal
+    import subprocess
+    import time
+
+    store = tmp_path / "s"
+    argv = [sys.executable, "-m", "mmcore.cli", "sweep", "forking-server", "--param",
+            "pages=" + ",".join(map(str, range(1, 11))), "--param", "children=1,2",
+            "--no-plot", "--json", "--store", str(store), "--executor", "dask"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len(list((store / "cells").glob("[!.]*.json"))) < 20 and proc.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the sweep ended before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and b"Traceback" not in err, err
+    kept = {p.name: p.stat().st_ino for p in (store / "cells").iterdir()}
+    assert not [n for n in kept if n.startswith(".")]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, err = proc.communicate(timeout=120)
+    total = 20 * len(valid_configurations())
+    assert proc.returncode == 0, err
+    assert f"{total - len(kept)} run, {len(kept)} from the store".encode() in err
+    assert {n: (store / "cells" / n).stat().st_ino for n in kept} == kept

@@ -257,3 +257,32 @@ def test_beyond_spread_is_whether_seed_ranges_overlap() -> None:
     assert beyond_spread(apart, "m") is True
     assert beyond_spread(overlapping, "m") is False
     assert beyond_spread(same, "m") is None
+
+
+def test_a_timeout_fails_every_cell_from_the_command_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*SWEEP, "--timeout", "1e-9"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert sum("timeout: no result within" in line for line in err) == 2 * len(CONFIGS)
+    assert err[-1].endswith(f"{2 * len(CONFIGS)} failed")
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    ([*SWEEP, "--timeout", "0"], "not a positive number of seconds"),
+    ([*SWEEP, "--timeout", "soon"], "not a number"),
+    ([*SWEEP, "--seeds", "0"], "less than 1"),
+    ([*SWEEP, "--executor", "slurm"], "invalid choice"),
+    (["results", "export", "STORE", "-o", "t.txt"], "must end in .csv or .parquet"),
+    (["results", "list", "STORE", "--where", "rmap"], "malformed --where"),
+    (["results"], "required"),
+])
+def test_bad_sweep_and_results_input_is_one_line_and_exit_2(
+        argv: list[str], fragment: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "s"
+    if "STORE" in argv:
+        Store(store)
+    assert main([str(store) if a == "STORE" else a for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mmsim: error: "), err
+    assert fragment in err

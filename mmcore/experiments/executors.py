@@ -14,7 +14,8 @@ and propagates, so a store keeps exactly the cells that finished.
   LocalCluster it starts or on the scheduler at an address (``tcp://HOST:PORT``: any
   Dask deployment, dask-jobqueue or Kubernetes included). Workers need mmcore and the
   plugins the cells name; Dask retries a cell whose worker died, and one that kills
-  its workers every time is a failed outcome of kind ``worker``.
+  its workers every time, or that a worker cannot even load (no mmcore there), is a
+  failed outcome of kind ``worker``.
 """
 
 from __future__ import annotations
@@ -100,6 +101,11 @@ class LocalPool:
         pool.shutdown()
 
 
+def _worker_failure(cell: Cell, reason: str) -> str:
+    """The JSON of a failed outcome of kind ``worker``."""
+    return Outcome(cell, failure=Failure("worker", reason)).to_json()
+
+
 def _distributed() -> Any:
     """The ``distributed`` module, untyped: mmcore type-checks with or without dask."""
     return importlib.import_module("distributed")
@@ -147,9 +153,11 @@ class Dask:
                 try:
                     text = fut.result()
                 except d.KilledWorker as exc:
-                    text = Outcome(cells[i], failure=Failure(
-                        "worker", f"every worker that ran it died ({one_line(exc)})"
-                    )).to_json()
+                    text = _worker_failure(cells[i], f"every worker that ran it died "
+                                                     f"({one_line(exc)})")
+                except Exception as exc:  # a worker without mmcore cannot even unpickle
+                    text = _worker_failure(cells[i], f"the worker could not run it: "
+                                                     f"{one_line(exc)}")
                 done(i, text)
         except BaseException:
             client.cancel(futures)
