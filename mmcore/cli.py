@@ -230,7 +230,6 @@ def build_parser() -> Parser:
 
     s = sub.add_parser("sweep", help="a grid of parameter values x every configuration")
     common(s, lists=True)
-    add_plugin_options(s)
     add_sweep_options(s)
     plot_options(s, "results/WORKLOAD-sweep-PARAM.png")
 

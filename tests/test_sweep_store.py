@@ -286,3 +286,21 @@ def test_bad_sweep_and_results_input_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("mmsim: error: "), err
     assert fragment in err
+
+
+def test_a_sweep_runs_the_whole_plugin_matrix(capsys: pytest.CaptureFixture[str]) -> None:
+    from mmcore.plugins import plugins_of_kind
+
+    file_rmaps, reclaims = list(plugins_of_kind("file_rmap")), list(plugins_of_kind("reclaim"))
+    assert main(["sweep", "large-file", "--param", "vmas_per_proc=1,2", "--param",
+                 "pages=4", "--param", "procs=2", "--file-rmap", "all", "--reclaim",
+                 "all", "--no-plot", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    combos = {(r["config"]["rmap"], r["config"]["policy"], r["config"]["file_rmap"],
+               r["config"]["reclaim"], r["config"]["params"]["vmas_per_proc"])
+              for r in results}
+    assert len(results) == len(combos) == 2 * len(file_rmaps) * len(reclaims) * len(CONFIGS)
+    assert main(["sweep", "large-file", "--param", "vmas_per_proc=1,2", "--file-rmap",
+                 ",".join(file_rmaps), "--no-plot"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"/{name}" in out for name in file_rmaps if name != "i_mmap_tree")

@@ -29,13 +29,16 @@ def grid(values: Mapping[str, Sequence[object]]) -> list[dict[str, object]]:
 def cells(workload: str, values: Mapping[str, Sequence[object]], *,
           seeds: Sequence[int] = (0,), arch: str = "x86_64",
           configs: Sequence[tuple[str, str | None]] | None = None,
-          file_rmap: str = DEFAULT_FILE_RMAP, reclaim: str = DEFAULT_RECLAIM) -> list[Cell]:
-    """The cells of a sweep: the parameter grid (slowest) times the plugin matrix times
-    ``seeds`` (fastest)."""
+          file_rmaps: Sequence[str] = (DEFAULT_FILE_RMAP,),
+          reclaims: Sequence[str] = (DEFAULT_RECLAIM,)) -> list[Cell]:
+    """The cells of a sweep: the parameter grid (slowest), times the file rmap plugins,
+    the reclaim policies and the (rmap, mremap policy) matrix, times ``seeds``
+    (fastest)."""
     matrix = configs if configs is not None else runner.configurations()
     return [make_cell(workload, params, rmap=r, mremap_policy=p, seed=s, arch=arch,
-                      file_rmap=file_rmap, reclaim=reclaim)
-            for params in grid(values) for r, p in matrix for s in seeds]
+                      file_rmap=f, reclaim=c)
+            for params in grid(values) for f in file_rmaps for c in reclaims
+            for r, p in matrix for s in seeds]
 
 
 @dataclass

@@ -29,13 +29,14 @@ from ..cli import (
     _machine_note,
     _plot_path,
     _short_labels,
-    machine_plugins,
     parse_params,
     positive,
 )
+from ..errors import ConfigError
+from ..plugins import plugins_of_kind, resolve
 from .cells import Outcome
 from .executors import ExecutorError, make_executor
-from .results import Result
+from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM, Result
 from .store import Store
 from .sweep import Sweep, cells, grid, run_sweep
 
@@ -53,8 +54,33 @@ def seconds(text: str) -> float:
     return value
 
 
+#: The plugin axes a sweep can run several plugins of, with their defaults.
+PLUGIN_AXES = {"file_rmap": DEFAULT_FILE_RMAP, "reclaim": DEFAULT_RECLAIM}
+
+
+def plugin_axis(given: str | None, kind: str) -> list[str]:
+    """The plugins of ``kind`` a sweep runs: ``--file-rmap``/``--reclaim`` as one name,
+    a comma list or ``all`` (every installed one), else the default; UsageError naming
+    the choices for an unknown one."""
+    if given == "all":
+        return list(plugins_of_kind(kind))
+    names = [n.strip() for n in (given or PLUGIN_AXES[kind]).split(",")]
+    if len(set(names)) != len(names):
+        raise UsageError(f"--{kind.replace('_', '-')} {given}: a name given twice")
+    try:
+        for name in names:
+            resolve(name, kind)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return names
+
+
 def add_sweep_options(sp: argparse.ArgumentParser) -> None:
-    """The executor, store and seed options of ``mmsim sweep``."""
+    """The plugin axes, executor, store and seed options of ``mmsim sweep``."""
+    sp.add_argument("--file-rmap", default=None, metavar="NAME[,NAME...]|all",
+                    help="file rmap plugins to sweep (default: i_mmap_tree)")
+    sp.add_argument("--reclaim", default=None, metavar="NAME[,NAME...]|all",
+                    help="reclaim policies to sweep (default: lru2)")
     sp.add_argument("--jobs", type=positive, default=1,
                     help="worker processes (local pool or Dask LocalCluster)")
     sp.add_argument("--executor", default="local", choices=["local", "dask"],
@@ -141,10 +167,11 @@ def cmd_sweep(args: argparse.Namespace, out: Console) -> int:
                          "e.g. --param children=4,8,16")
     for combo in grid(values):
         _check_workload(args.workload, combo)
-    plugins = machine_plugins(args)
+    axes = {kind: plugin_axis(getattr(args, kind), kind) for kind in ("file_rmap",
+                                                                      "reclaim")}
     plot = _plot_path(args, f"{args.workload}-sweep-{swept[0]}.png")
     todo = cells(args.workload, values, seeds=range(args.seed, args.seed + args.seeds),
-                 arch=args.arch, file_rmap=plugins["file_rmap"], reclaim=plugins["reclaim"])
+                 arch=args.arch, file_rmaps=axes["file_rmap"], reclaims=axes["reclaim"])
     if args.store is None:
         sweep = _run(args, todo, None)
     else:
@@ -153,8 +180,10 @@ def cmd_sweep(args: argparse.Namespace, out: Console) -> int:
     results = [o.result for o in sweep.outcomes if o.result is not None]
     if args.json:
         print(dumps(results))
-    note = _machine_note(plugins)
-    _short_labels(results)
+    fixed = all(len(names) == 1 for names in axes.values())
+    note = _machine_note({k: v[0] for k, v in axes.items()}) if fixed else ""
+    if fixed:  # else rows keep /file_rmap and /reclaim in their labels
+        _short_labels(results)
     if plot is not None and results:
         sweep_plot(results, swept[0], plot,
                    title=f"{args.workload}: sweep of {swept[0]}{note}")
@@ -165,7 +194,8 @@ def cmd_sweep(args: argparse.Namespace, out: Console) -> int:
         for rows in groups.values():
             title = f"{args.workload} ({describe_params(rows[0].config.params)}{note}"
             if args.seeds == 1:
-                out.print(compare_table(rows, title=title + ")"))
+                # merging rows "scheme ±policy" would also merge file rmap/reclaim rows
+                out.print(compare_table(rows, title=title + ")", merge=fixed))
             else:
                 for part in seed_tables(rows, title=f"{title}; {args.seeds} seeds)"):
                     out.print(part)
