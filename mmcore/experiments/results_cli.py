@@ -28,7 +28,7 @@ from rich.table import Table
 from ..atomicfile import atomic_path, check_writable, write_text
 from ..cli import Failure, UsageError, add_json_option, print_json
 from .cells import Outcome
-from .store import Store
+from .store import Entry, Store
 
 __all__ = ["add_results_command", "rows", "select"]
 
@@ -37,8 +37,8 @@ AXES = ("workload", "rmap", "mremap_policy", "file_rmap", "reclaim", "arch", "se
         "observers", "mmcore_version", "label", "status")
 
 
-def _axis_value(o: Outcome, axis: str) -> str | None:
-    """The text of ``axis`` for outcome ``o`` (None if the cell has no such axis)."""
+def _axis_value(o: Entry | Outcome, axis: str) -> str | None:
+    """The text of ``axis`` for cell ``o`` (None if the cell has no such axis)."""
     c = o.cell
     if axis == "status":
         return "ok" if o.ok else "failed"
@@ -67,13 +67,13 @@ def parse_where(items: Sequence[str]) -> dict[str, set[str]]:
     return out
 
 
-def select(outcomes: Iterable[Outcome], where: dict[str, set[str]]) -> list[Outcome]:
-    """The outcomes whose every ``where`` axis has one of its values. UsageError for an
-    axis that no outcome has (a typo would otherwise select nothing, silently)."""
-    kept: list[Outcome] = []
+def select(entries: Iterable[Entry], where: dict[str, set[str]]) -> list[Entry]:
+    """The index entries whose every ``where`` axis has one of its values. UsageError
+    for an axis that no cell has (a typo would otherwise select nothing, silently)."""
+    kept: list[Entry] = []
     seen: set[str] = set()
     total = 0
-    for o in outcomes:
+    for o in entries:
         total += 1
         values = {axis: _axis_value(o, axis) for axis in where}
         seen.update(axis for axis, v in values.items() if v is not None)
@@ -163,19 +163,23 @@ def _open(path: str) -> Store:
     return Store(path, create=False)
 
 
-def _selected(args: argparse.Namespace) -> list[Outcome]:
+def _selected(args: argparse.Namespace) -> tuple[Store, list[Entry]]:
+    """The store named on the command line and its cells that ``--where`` and
+    ``--status`` select (from the index: no cell file is read)."""
     where = parse_where(args.where)
     if args.status:
         where["status"] = {args.status}
-    return select(_open(args.store).outcomes(), where)
+    store = _open(args.store)
+    return store, select(store.entries(), where)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    chosen = _selected(args)
+    store, entries = _selected(args)
+    chosen = [store.get(e.key) if not e.ok else e for e in entries]  # failures' reasons
     if args.json:
         print_json([{"key": o.key, "status": "ok" if o.ok else "failed",
                      "cell": o.cell.to_dict(),
-                     "failure": None if o.failure is None else vars(o.failure)}
+                     "failure": _failure(o)}
                     for o in chosen])
         return 0
     table = Table(title=f"{args.store}: {len(chosen)} cells", title_justify="left",
@@ -183,12 +187,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for col in ("key", "status", "workload", "configuration", "params", "seed", "reason"):
         table.add_column(col, overflow="fold")
     for o in chosen:
-        c = o.cell
+        c, f = o.cell, _failure(o)
         table.add_row(o.key, "ok" if o.ok else "[red]failed[/]", c.workload, c.label,
                       " ".join(f"{k}={v}" for k, v in c.params.items()), str(c.seed),
-                      "" if o.failure is None else f"{o.failure.kind}: {o.failure.reason}")
+                      "" if f is None else f"{f['kind']}: {f['reason']}")
     Console(width=160).print(table)
     return 0
+
+
+def _failure(o: Entry | Outcome) -> dict[str, Any] | None:
+    """The failure of an outcome as data (None for a result)."""
+    return None if isinstance(o, Entry) or o.failure is None else vars(o.failure)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -197,7 +206,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if suffix not in (".csv", ".parquet"):
         raise UsageError(f"--output {args.output!r} must end in .csv or .parquet")
     check_writable(out)
-    columns, table = rows(_selected(args))
+    store, entries = _selected(args)
+    columns, table = rows(store.get(e.key) for e in entries)
     (write_csv if suffix == ".csv" else write_parquet)(out, columns, table)
     print(f"{out}: {len(table)} cells, {len(columns)} columns")
     return 0

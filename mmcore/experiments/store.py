@@ -25,10 +25,10 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..atomicfile import write_text
-from .cells import CELL_FORMAT, Outcome
+from .cells import CELL_FORMAT, Cell, Outcome
 
 MARKER = "mmsim-store.json"
 #: Seconds between index rewrites during a sweep.
@@ -38,6 +38,14 @@ INDEX_INTERVAL = 1.0
 class StoreError(ValueError):
     """A directory that is not a usable store, or a cell file in it that cannot be
     read; the message names the path."""
+
+
+class Entry(NamedTuple):
+    """A cell as the index knows it: its key, the cell and whether it has a result."""
+
+    key: str
+    cell: Cell
+    ok: bool
 
 
 def summary(outcome: Outcome) -> dict[str, Any]:
@@ -115,8 +123,9 @@ class Store:
     def flush(self) -> None:
         """Rewrite the index if it changed."""
         if self._dirty:
+            # keys sorted, each cell's own order kept (parameters in dataclass order)
             write_text(self.root / "index.json",
-                       json.dumps(self.index, sort_keys=True, indent=1) + "\n")
+                       json.dumps(dict(sorted(self.index.items())), indent=1) + "\n")
             self._dirty = False
         self._flushed = time.monotonic()
 
@@ -156,6 +165,12 @@ class Store:
         self._dirty = True
         if time.monotonic() - self._flushed >= INDEX_INTERVAL:
             self.flush()
+
+    def entries(self) -> Iterator[Entry]:
+        """Every cell of the index, by key, without reading the cell files."""
+        for key in sorted(self.index):
+            entry = self.index[key]
+            yield Entry(key, Cell.from_dict(entry["cell"]), entry["status"] == "ok")
 
     def outcomes(self) -> Iterator[Outcome]:
         """Every stored outcome, by key."""
