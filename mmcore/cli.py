@@ -6,7 +6,7 @@
     mmsim compare WORKLOAD [--param k=v ...] [--plot out.png] [--json]
     mmsim compare WORKLOAD --axis file_rmap|reclaim [--rmap X] [--mremap-policy P] ...
     mmsim sweep WORKLOAD --param k=v1,v2,... [--jobs N] [--store DIR] [--seeds N] ...
-    mmsim results list|export|merge STORE ...   a sweep's result store
+    mmsim results list|export|report|merge STORE ...   a sweep's result store
     mmsim rerun RESULT.json [--json]       run a recorded result again and diff it
     mmsim trace import|info|record|replay  traces (mmcore.experiments.trace_cli)
     mmsim reproduce [--out DIR] [--json]   measure the 2004 thread's claims

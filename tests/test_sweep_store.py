@@ -304,3 +304,24 @@ def test_a_sweep_runs_the_whole_plugin_matrix(capsys: pytest.CaptureFixture[str]
                  ",".join(file_rmaps), "--no-plot"]) == 0
     out = capsys.readouterr().out
     assert all(f"/{name}" in out for name in file_rmaps if name != "i_mmap_tree")
+
+
+def test_results_report_reprints_the_sweep_from_the_store(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "s"
+    argv = ["sweep", "forking-server", "--param", "pages=1,2", "--param", "children=1,2",
+            "--no-plot", "--store", str(store)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    plot = tmp_path / "r.svg"
+    assert main(["results", "report", str(store), "--plot", str(plot)]) == 0
+    report = capsys.readouterr().out
+    assert report == printed + f"plot: {plot}\n"  # the same stored figures, wall time too
+    assert plot.stat().st_size > 0
+    assert main(["results", "report", str(store), "--where", "children=2"]) == 0
+    assert capsys.readouterr().out.count("forking-server (") == 2
+    assert main(["sweep", "wide-fork", "--param", "children=1,2", "--no-plot", "--json",
+                 "--store", str(store)]) == 0
+    capsys.readouterr()
+    assert main(["results", "report", str(store)]) == 2
+    assert "--where workload=NAME" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
     mmsim results list STORE [--where AXIS=V1,V2 ...] [--status ok|failed] [--json]
     mmsim results export STORE -o FILE.csv|FILE.parquet [--where ...] [--status ...]
+    mmsim results report STORE [--where ...] [--plot FILE]
     mmsim results merge DEST SRC [SRC ...]
 
 ``--where`` filters on any axis of a cell (``workload``, ``rmap``, ``mremap_policy``,
@@ -9,7 +10,9 @@
 ``label``) or on a workload parameter (``pages`` or ``params.pages``); values compare as
 text, and a comma list matches any of them. An export is one row per cell: the axes,
 ``param.NAME`` per parameter, ``derived.*`` and ``counters.*`` figures of a result, and
-``failure.*`` of a failed cell; Parquet needs pyarrow (``pip install pyarrow``).
+``failure.*`` of a failed cell; Parquet needs pyarrow (``pip install pyarrow``). A report
+prints the tables ``mmsim sweep`` printed (one per grid point, medians and spreads for
+several seeds), for one workload, from the stored results alone.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import csv
 import io
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -213,6 +217,50 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grid_order(o: Outcome) -> tuple[Any, ...]:
+    """Sort key putting a store's cells in a sweep's order: parameters (by value), file
+    rmap, reclaim, the plugin matrix, seed."""
+    from ..plugins import valid_configurations
+
+    matrix = valid_configurations()
+    c = o.cell
+    scheme = (c.rmap, c.mremap_policy)
+    return (tuple((type(v).__name__, v) for v in c.params.values()), c.file_rmap,
+            c.reclaim, matrix.index(scheme) if scheme in matrix else len(matrix),
+            c.rmap, c.mremap_policy or "", c.seed)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .sweep_cli import show
+
+    store, entries = _selected(args)
+    outcomes = sorted((store.get(e.key) for e in entries if e.ok), key=_grid_order)
+    workloads = sorted({o.cell.workload for o in outcomes})
+    if len(workloads) != 1:
+        raise UsageError(f"the selection holds {len(workloads)} workloads"
+                         f"{': ' + ', '.join(workloads) if workloads else ''}; choose one "
+                         f"with --where workload=NAME")
+    values: dict[str, set[str]] = {}
+    for o in outcomes:
+        for k, v in o.cell.params.items():
+            values.setdefault(k, set()).add(json.dumps(v))
+    swept = next((k for k, v in values.items() if len(v) > 1), None)
+    plot = None if args.plot is None else Path(args.plot)
+    if plot is not None:
+        if plot.suffix.lower() not in (".png", ".svg"):
+            raise UsageError(f"--plot {args.plot!r} must end in .png or .svg")
+        if swept is None:
+            raise UsageError("--plot: no parameter takes several values in the selection")
+        check_writable(plot)
+    results = [o.result for o in outcomes if o.result is not None]
+    show(results, workloads[0], swept, plot, Console(width=120))
+    failed = sum(1 for e in entries if not e.ok)
+    if failed:
+        print(f"mmsim: {failed} failed cells are not in the tables: mmsim results list "
+              f"{args.store} --status failed", file=sys.stderr)
+    return 0
+
+
 def _cmd_merge(args: argparse.Namespace) -> int:
     sources = [_open(s) for s in args.sources]
     added = replaced = 0
@@ -255,6 +303,11 @@ def add_results_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     ex.add_argument("-o", "--output", required=True, metavar="FILE",
                     help="FILE.csv or FILE.parquet (written atomically)")
     ex.set_defaults(func=_cmd_export)
+    rp = rs.add_parser("report", help="the tables (and plot) of a sweep, from its store")
+    filters(rp)
+    rp.add_argument("--plot", default=None, metavar="FILE",
+                    help="also plot each metric against the swept parameter (.png/.svg)")
+    rp.set_defaults(func=_cmd_report)
     mg = rs.add_parser("merge", help="copy the cells of stores into another")
     mg.add_argument("dest", help="the store to merge into (created if missing)")
     mg.add_argument("sources", nargs="+", metavar="SRC", help="stores to copy from")

@@ -15,6 +15,7 @@ import json
 import signal
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -40,7 +41,7 @@ from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM, Result
 from .store import Store
 from .sweep import Sweep, cells, grid, run_sweep
 
-__all__ = ["add_sweep_options", "cmd_sweep"]
+__all__ = ["add_sweep_options", "cmd_sweep", "show"]
 
 
 def seconds(text: str) -> float:
@@ -153,11 +154,44 @@ def _run(args: argparse.Namespace, todo: list[Any], store: Store | None) -> Swee
             raise
 
 
+def show(results: list[Result], workload: str, swept: str | None, plot: Path | None,
+         out: Console, tables: bool = True) -> None:
+    """The plot (against parameter ``swept``) and the tables, one per grid point, of a
+    sweep's results: what ``mmsim sweep`` prints, and ``mmsim results report`` reprints
+    from a store. With one file rmap and reclaim policy, rows are named by the scheme
+    and the title names the plugins; with several, rows keep their full labels."""
+    from .plots import sweep_plot
+    from .report import compare_table, describe_params, seed_tables
+
+    combos = {(r.config.file_rmap, r.config.reclaim) for r in results}
+    fixed = len(combos) == 1
+    note = _machine_note(dict(zip(("file_rmap", "reclaim"), combos.pop(), strict=True))
+                         ) if fixed else ""
+    if fixed:
+        _short_labels(results)
+    if plot is not None and results and swept is not None:
+        sweep_plot(results, swept, plot, title=f"{workload}: sweep of {swept}{note}")
+    if not tables:
+        return
+    seeds = len({r.config.seed for r in results})
+    groups: dict[str, list[Result]] = {}
+    for r in results:  # one table per grid point, in grid order
+        groups.setdefault(json.dumps(r.config.params, sort_keys=True), []).append(r)
+    for rows in groups.values():
+        title = f"{workload} ({describe_params(rows[0].config.params)}{note}"
+        if seeds == 1:
+            # merging rows "scheme ±policy" would also merge file rmap/reclaim rows
+            out.print(compare_table(rows, title=title + ")", merge=fixed))
+        else:
+            for part in seed_tables(rows, title=f"{title}; {seeds} seeds)"):
+                out.print(part)
+    if plot is not None and results and swept is not None:
+        out.print(f"plot: {plot}")
+
+
 def cmd_sweep(args: argparse.Namespace, out: Console) -> int:
     """A grid of parameter values times every configuration (times seeds), on an
     executor, into the store if one is given; exit 1 if any cell failed."""
-    from .plots import sweep_plot
-    from .report import compare_table, describe_params, seed_tables
     from .results import dumps
 
     values = parse_params(args.param, allow_lists=True)
@@ -180,27 +214,7 @@ def cmd_sweep(args: argparse.Namespace, out: Console) -> int:
     results = [o.result for o in sweep.outcomes if o.result is not None]
     if args.json:
         print(dumps(results))
-    fixed = all(len(names) == 1 for names in axes.values())
-    note = _machine_note({k: v[0] for k, v in axes.items()}) if fixed else ""
-    if fixed:  # else rows keep /file_rmap and /reclaim in their labels
-        _short_labels(results)
-    if plot is not None and results:
-        sweep_plot(results, swept[0], plot,
-                   title=f"{args.workload}: sweep of {swept[0]}{note}")
-    if not args.json:
-        groups: dict[str, list[Result]] = {}
-        for r in results:  # one table per grid point, in grid order
-            groups.setdefault(json.dumps(r.config.params, sort_keys=True), []).append(r)
-        for rows in groups.values():
-            title = f"{args.workload} ({describe_params(rows[0].config.params)}{note}"
-            if args.seeds == 1:
-                # merging rows "scheme ±policy" would also merge file rmap/reclaim rows
-                out.print(compare_table(rows, title=title + ")", merge=fixed))
-            else:
-                for part in seed_tables(rows, title=f"{title}; {args.seeds} seeds)"):
-                    out.print(part)
-        if plot is not None and results:
-            out.print(f"plot: {plot}")
+    show(results, args.workload, swept[0], plot, out, tables=not args.json)
     for o in sweep.failed:
         print(_failure_line(o), file=sys.stderr)
     print(f"mmsim: sweep {args.workload}: {len(todo)} cells, {sweep.computed} run, "
