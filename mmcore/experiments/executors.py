@@ -51,7 +51,9 @@ class Executor(Protocol):
     """Runs cells and reports each outcome's JSON to ``done``."""
 
     def run(self, cells: Sequence[Cell], done: Done, timeout: float | None = None
-            ) -> None: ...
+            ) -> None:
+        """Run every cell (each for at most ``timeout`` seconds), calling
+        ``done(index, outcome_json)`` here as each finishes."""
 
 
 class Inline:
