@@ -82,6 +82,7 @@ class LocalPool:
             ) -> None:
         """Run ``cells`` on the pool; stop every worker on an interrupt."""
         ctx = multiprocessing.get_context("spawn")
+        others = set(multiprocessing.active_children())  # not ours to stop
         pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=ctx,
                                    initializer=_ignore_sigint)
         try:
@@ -97,7 +98,7 @@ class LocalPool:
                              "cells finished before it are kept") from None
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
-            for child in multiprocessing.active_children():  # this pool's workers
+            for child in set(multiprocessing.active_children()) - others:  # the pool's
                 child.terminate()
             raise
         pool.shutdown()
