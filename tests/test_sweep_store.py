@@ -325,3 +325,15 @@ def test_results_report_reprints_the_sweep_from_the_store(
     capsys.readouterr()
     assert main(["results", "report", str(store)]) == 2
     assert "--where workload=NAME" in capsys.readouterr().err
+
+
+def test_parquet_without_pyarrow_is_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    Store(tmp_path / "s")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    assert main(["results", "export", str(tmp_path / "s"), "-o",
+                 str(tmp_path / "t.parquet")]) == 1
+    assert capsys.readouterr().err == ("mmsim: error: writing Parquet needs pyarrow: pip "
+                                       "install pyarrow (or export to .csv)\n")
+    assert not (tmp_path / "t.parquet").exists()
