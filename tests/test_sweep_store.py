@@ -335,5 +335,6 @@ def test_parquet_without_pyarrow_is_one_line(
     assert main(["results", "export", str(tmp_path / "s"), "-o",
                  str(tmp_path / "t.parquet")]) == 1
     assert capsys.readouterr().err == ("mmsim: error: writing Parquet needs pyarrow: pip "
-                                       "install pyarrow (or export to .csv)\n")
+                                       "install 'mmcore-sim[parquet]' (or export to "
+                                       ".csv)\n")
     assert not (tmp_path / "t.parquet").exists()

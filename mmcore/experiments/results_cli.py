@@ -10,9 +10,10 @@
 ``label``) or on a workload parameter (``pages`` or ``params.pages``); values compare as
 text, and a comma list matches any of them. An export is one row per cell: the axes,
 ``param.NAME`` per parameter, ``derived.*`` and ``counters.*`` figures of a result, and
-``failure.*`` of a failed cell; Parquet needs pyarrow (``pip install pyarrow``). A report
-prints the tables ``mmsim sweep`` printed (one per grid point, medians and spreads for
-several seeds), for one workload, from the stored results alone.
+``failure.*`` of a failed cell; Parquet needs pyarrow (``pip install
+'mmcore-sim[parquet]'``). A report prints the tables ``mmsim sweep`` printed (one per
+grid point, medians and spreads for several seeds), for one workload, from the stored
+results alone.
 """
 
 from __future__ import annotations
@@ -150,8 +151,8 @@ def write_parquet(path: Path, columns: list[str], table: list[dict[str, Any]]) -
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise Failure("writing Parquet needs pyarrow: pip install pyarrow (or export "
-                      "to .csv)") from None
+        raise Failure("writing Parquet needs pyarrow: pip install 'mmcore-sim[parquet]' "
+                      "(or export to .csv)") from None
     data: dict[str, list[Any]] = {}
     for col in columns:
         values = [r.get(col) for r in table]
