@@ -6,7 +6,8 @@
     mmsim compare WORKLOAD [--param k=v ...] [--plot out.png] [--json]
     mmsim compare WORKLOAD --axis file_rmap|reclaim [--rmap X] [--mremap-policy P] ...
     mmsim compare WORKLOAD [--only NAME,...] [--exclude NAME,...] [--timeout SECONDS]
-    mmsim sweep WORKLOAD --param k=v1,v2,... [--jobs N] [--plot out.png] [--json]
+    mmsim sweep WORKLOAD --param k=v1,v2,... [--jobs N] [--store DIR] [--seeds N] ...
+    mmsim results list|export|report|merge STORE ...   a sweep's result store
     mmsim rerun RESULT.json [--json]       run a recorded result again and diff it
     mmsim trace import|info|record|replay  traces (mmcore.experiments.trace_cli)
     mmsim reproduce [--out DIR] [--json]   measure the 2004 thread's claims
@@ -35,13 +36,12 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
 import structlog
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from . import __version__
@@ -249,10 +249,11 @@ def build_parser() -> Parser:
                         "this process)")
     plot_options(c, "results/WORKLOAD.png")
 
+    from .experiments.sweep_cli import add_sweep_options
+
     s = sub.add_parser("sweep", help="a grid of parameter values x every configuration")
     common(s, lists=True)
-    add_plugin_options(s)
-    s.add_argument("--jobs", type=positive, default=1, help="worker processes")
+    add_sweep_options(s)
     plot_options(s, "results/WORKLOAD-sweep-PARAM.png")
 
     rr = sub.add_parser("rerun", help="run a recorded result (mmsim run --json) again")
@@ -274,6 +275,8 @@ def build_parser() -> Parser:
         add_trace_commands(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))
     from .bench_cli import add_bench_command  # mmsim bench: mmcore beside the real kernel
     add_bench_command(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))
+    from .experiments.results_cli import add_results_command  # the stores of sweeps
+    add_results_command(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))
     return p
 
 
@@ -532,7 +535,7 @@ def _axis_metrics(axis: str) -> list[Any]:
 def _compare_cells(args: argparse.Namespace, params: dict[str, Any],
                    plugins: dict[str, str]) -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
     """Every configuration of a comparison, by label: the names that choose it with
-    ``--only``/``--exclude``, and the run's keyword arguments (for ``run_spec``)."""
+    ``--only``/``--exclude``, and the run's keyword arguments (for ``run_from_spec``)."""
     from .experiments.runner import axis_plugins, configurations
 
     base = {"workload": args.workload, "params": params, "seed": args.seed,
@@ -650,81 +653,6 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
-def cmd_sweep(args: argparse.Namespace, out: Console) -> int:
-    """A grid of parameter values times every configuration, on a process pool."""
-
-    from .experiments.plots import sweep_plot
-    from .experiments.report import compare_table, describe_params
-    from .experiments.results import dumps
-    from .experiments.sweep import grid, jobs, run_jobs
-
-    values = parse_params(args.param, allow_lists=True)
-    swept = [k for k, v in values.items() if len(v) > 1]
-    if not swept:
-        raise UsageError("sweep needs at least one --param with several values, "
-                         "e.g. --param children=4,8,16")
-    for combo in grid(values):
-        _check_workload(args.workload, combo)
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
-    plugins = machine_plugins(args)
-    plot = _plot_path(args, f"{args.workload}-sweep-{swept[0]}.png")
-    todo = jobs(args.workload, values, seed=args.seed, arch=args.arch)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True,
-                  disable=args.json and not sys.stderr.isatty()) as bar:
-        task = bar.add_task(f"sweep {args.workload}", total=len(todo))
-        if _machine_note(plugins):
-            results = _run_with_plugins(todo, plugins, args.jobs,
-                                        progress=lambda: bar.advance(task))
-        else:
-            results = run_jobs(todo, args.jobs, progress=lambda job: bar.advance(task))
-    if args.json:
-        print(dumps(results))
-    note = _machine_note(plugins)
-    _short_labels(results)
-    if plot is not None:
-        sweep_plot(results, swept[0], plot,
-                   title=f"{args.workload}: sweep of {swept[0]}{note}")
-    if args.json:
-        return 0
-    width = len(todo) // len(grid(values))  # jobs are the grid times the matrix
-    for i in range(0, len(results), width):
-        rows = results[i:i + width]
-        out.print(compare_table(rows, title=f"{args.workload} "
-                                f"({describe_params(rows[0].config.params)}{note})"))
-    if plot is not None:
-        out.print(f"plot: {plot}")
-    return 0
-
-
-def _run_with_plugins(todo: Sequence[Any], plugins: dict[str, str], processes: int,
-                      progress: Callable[[], None]) -> list[Any]:
-    """Run sweep jobs with chosen file rmap and reclaim plugins (``sweep.Job`` does not
-    carry them): inline, or on a process pool; results in job order."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    from .experiments.results import Result
-    from .experiments.runner import run_spec
-
-    specs = [{"workload": j.workload, "params": j.params, "rmap": j.rmap,
-              "mremap_policy": j.policy, "seed": j.seed, "arch": j.arch, **plugins} for j in todo]
-    if processes <= 1:
-        out = []
-        for spec in specs:
-            out.append(Result.from_json(run_spec(spec)))
-            progress()
-        return out
-    with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
-        texts = []
-        for text in pool.map(run_spec, specs):
-            texts.append(text)
-            progress()
-    return [Result.from_json(t) for t in texts]
-
-
 def read_input(path: str) -> str:
     """The UTF-8 text of an input file; :class:`Failure` (one line naming the file and,
     for bad UTF-8, the line) if it cannot be read."""
@@ -788,6 +716,13 @@ def cmd_reproduce(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace, out: Console) -> int:
+    """``mmsim sweep`` (:mod:`mmcore.experiments.sweep_cli`)."""
+    from .experiments.sweep_cli import cmd_sweep as sweep
+
+    return sweep(args, out)
+
+
 COMMANDS = {
     "plugins": cmd_plugins, "workloads": cmd_workloads, "run": cmd_run,
     "compare": cmd_compare, "sweep": cmd_sweep, "rerun": cmd_rerun,
@@ -831,6 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     from .experiments.record import RecordError
+    from .experiments.store import StoreError
 
     parser = build_parser()
     try:
@@ -849,7 +785,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return exc.code if isinstance(exc.code, int) else 0
     except UsageError as exc:
         return _error(str(exc), EXIT_USAGE)
-    except (Failure, ConfigError, PluginError, MachineBroken, RecordError) as exc:
+    except (Failure, ConfigError, PluginError, MachineBroken, RecordError,
+            StoreError) as exc:
         return _error(str(exc), EXIT_FAILURE)
     except OSError as exc:  # an output that cannot be written, an input gone
         return _error(_oserror_text(exc), EXIT_FAILURE)
@@ -859,4 +796,8 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # python -m mmcore.cli: run the mmcore.cli that the command modules import (their
+    # UsageError and Failure), not this __main__ copy of it.
+    from mmcore.cli import main as _entry
+
+    sys.exit(_entry())

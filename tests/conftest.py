@@ -20,3 +20,11 @@ def config(request: pytest.FixtureRequest) -> tuple[str, str | None]:
     """Every valid (rmap, mremap_policy) configuration installed."""
     value: tuple[str, str | None] = request.param
     return value
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_terminal_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest-xdist workers run with COLUMNS=80 in the environment, which mmsim's console
+    honours; drop it so tables are as wide under ``-n auto`` as in a serial run."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)

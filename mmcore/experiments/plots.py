@@ -7,6 +7,7 @@ other commands do not pay for it.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,16 +101,19 @@ def lines(x_name: str, series: dict[str, list[tuple[float, float]]],
 def sweep_plot(results: Sequence[Result], x_param: str, path: str | Path,
                title: str = "") -> Path:
     """How each comparison metric grows with parameter ``x_param``: one line per
-    configuration (and per value of the other swept parameters)."""
+    configuration (and per value of the other swept parameters); where several seeds
+    ran, each point is their median."""
     others = sorted({k for r in results for k in r.config.params if k != x_param
                      and len({str(q.config.params.get(k)) for q in results}) > 1})
     fig, axes = _figure(len(COMPARE_PANELS))
     for ax, (panel_title, get) in zip(axes, COMPARE_PANELS, strict=True):
-        series: dict[str, list[tuple[float, float]]] = {}
+        points: dict[str, dict[float, list[float]]] = {}
         for r in results:
             key = r.label + "".join(f" {k}={r.config.params[k]}" for k in others)
-            series.setdefault(key, []).append((float(r.config.params[x_param]),
-                                               float(get(r))))
+            points.setdefault(key, {}).setdefault(float(r.config.params[x_param]),
+                                                  []).append(float(get(r)))
+        series = {key: [(x, statistics.median(ys)) for x, ys in by_x.items()]
+                  for key, by_x in points.items()}
         lines(x_param, series, panel_title, ax)
     axes[0].legend(fontsize=7)
     fig.suptitle(title or f"{results[0].config.workload}: sweep of {x_param}", fontsize=10)

@@ -6,6 +6,7 @@ Where configurations are compared, each metric is also given as a ratio to the b
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -174,3 +175,61 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
            "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|"]
     out += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One metric of one configuration over several seeds: median, smallest, largest."""
+
+    median: float
+    low: float
+    high: float
+
+
+def spreads(results: Sequence[Result], metrics: Sequence[Metric] = TABLE_METRICS
+            ) -> dict[str, dict[str, Spread]]:
+    """Per configuration label (rows of several seeds), per metric, its :class:`Spread`."""
+    by_label: dict[str, list[Result]] = {}
+    for r in results:
+        by_label.setdefault(r.label, []).append(r)
+    return {label: {m.key: Spread(statistics.median(v), min(v), max(v))
+                    for m in metrics for v in [[float(m.get(r)) for r in rows]]}
+            for label, rows in by_label.items()}
+
+
+def beyond_spread(by_label: dict[str, dict[str, Spread]], key: str) -> bool | None:
+    """Whether the configurations differ in metric ``key`` by more than the seeds do:
+    True when the seed range of the best configuration (smallest median) overlaps none
+    of the ranges of the configurations with another median; None when every median is
+    the same."""
+    rows = [s[key] for s in by_label.values()]
+    best = min(rows, key=lambda s: s.median)
+    others = [s for s in rows if s.median != best.median]
+    if not others:
+        return None
+    return all(s.low > best.high for s in others)
+
+
+def seed_tables(results: Sequence[Result], title: str = "",
+                metrics: Sequence[Metric] = TABLE_METRICS) -> list[Table | str]:
+    """A table of results over several seeds: per configuration and metric the median
+    and the spread (largest minus smallest), then a line naming the metrics whose
+    differences between configurations exceed the spread (:func:`beyond_spread`)."""
+    by_label = spreads(results, metrics)
+    table = Table(title=title or None, title_justify="left", header_style="bold",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("configuration", style="bold cyan", no_wrap=True)
+    for m in metrics:
+        table.add_column(m.header, justify="right", no_wrap=True)
+    for label, row in by_label.items():
+        table.add_row(label, *(f"{fmt(row[m.key].median, m.digits)} [dim]"
+                               f"±{fmt(row[m.key].high - row[m.key].low, m.digits)}[/]"
+                               for m in metrics))
+    verdicts: dict[bool | None, list[str]] = {True: [], False: [], None: []}
+    for m in metrics:
+        verdicts[beyond_spread(by_label, m.key)].append(m.key)
+    line = ("median ±spread (max - min) over the seeds; differences beyond the spread: "
+            f"{', '.join(verdicts[True]) or 'none'}; within it: "
+            f"{', '.join(verdicts[False]) or 'none'}; the same everywhere: "
+            f"{', '.join(verdicts[None]) or 'none'}")
+    return [table, line]

@@ -110,12 +110,13 @@ def run(workload: str, params: Mapping[str, Any] | DataClassJsonMixin | None = N
         rmap: str, mremap_policy: str | None = None, seed: int = 0, arch: str = "x86_64",
         ram_pages: int | None = None, swap_pages: int | None = None,
         file_rmap: str = DEFAULT_FILE_RMAP, reclaim: str = DEFAULT_RECLAIM,
-        observers: Sequence[str] = ()) -> Result:
+        observers: Sequence[str] = (), deadline: float | None = None) -> Result:
     """Run built-in ``workload`` with ``params`` on one configuration.
 
     ``file_rmap`` and ``reclaim`` name the file rmap and reclaim plugins, ``observers``
     any observer plugins to register (``event_log``); ``ram_pages``
-    and ``swap_pages`` size the machine (see :func:`machine_sizes`). Raises
+    and ``swap_pages`` size the machine (see :func:`machine_sizes`); ``deadline`` (a
+    :func:`time.monotonic` instant) stops the run with :class:`RunTimeout`. Raises
     :class:`mmcore.ConfigError` for an unknown workload, bad parameters or an invalid
     configuration (an unknown plugin, or anonmm without an mremap policy).
     """
@@ -126,7 +127,7 @@ def run(workload: str, params: Mapping[str, Any] | DataClassJsonMixin | None = N
                        policy=mremap_policy, arch=arch, ram_pages=ram, swap_pages=swap,
                        file_rmap=file_rmap, reclaim=reclaim)
     return execute(w.generator(p, random.Random(seed)), config, strict=w.strict,
-                   observers=observers)
+                   observers=observers, deadline=deadline)
 
 
 def run_ops(ops: Iterable[Op], *, rmap: str, mremap_policy: str | None = None,
@@ -160,10 +161,15 @@ def rerun(result_json: str) -> Result:
                file_rmap=c.file_rmap, reclaim=c.reclaim)
 
 
+class RunTimeout(Exception):
+    """A run passed its deadline (checked between ops, so a sweep's time limit works in
+    any thread, where a signal cannot reach)."""
+
+
 def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True,
-            observers: Sequence[str] = ()) -> Result:
+            observers: Sequence[str] = (), deadline: float | None = None) -> Result:
     """Replay ``ops`` on a fresh Machine built from ``config`` (and ``observers``) and
-    measure it."""
+    measure it; :class:`RunTimeout` once :func:`time.monotonic` passes ``deadline``."""
     start = time.perf_counter()
     machine = Machine(rmap=config.rmap, mremap_policy=config.policy, arch=config.arch,
                       ram_pages=config.ram_pages, swap_pages=config.swap_pages,
@@ -174,6 +180,8 @@ def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True,
     missed = 0
     applied = 0
     for op in ops:
+        if deadline is not None and time.monotonic() > deadline:
+            raise RunTimeout(f"timed out after {applied} ops")
         if op.op == "reclaim" and before_reclaim is None:
             before_reclaim = snapshot(machine)
         player.apply(op)
@@ -329,9 +337,3 @@ def run_from_spec(spec: Mapping[str, Any]) -> Result:
     """
     kw = dict(spec)
     return run(kw.pop("workload"), kw.pop("params", None), **kw)
-
-
-def run_spec(spec: Mapping[str, Any]) -> str:
-    """:func:`run_from_spec`, returning the result as JSON: a picklable unit of work for a
-    process pool."""
-    return run_from_spec(spec).to_json()

@@ -1,5 +1,5 @@
-"""Parameter grids: every combination of swept values times every valid configuration,
-run on a local process pool.
+"""Parameter grids: every combination of swept values times every valid configuration
+(times seeds), as cells run by an executor into an optional result store.
 
 >>> from mmcore.experiments.sweep import grid
 >>> grid({"pages": ["8", "16"], "children": ["2"]})
@@ -9,67 +9,91 @@ run on a local process pool.
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any
 
 from . import runner
-from .results import Result
+from .cells import Cell, Outcome, make_cell
+from .executors import Executor, Inline
+from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM
+from .store import Store
 
 
-@dataclass(frozen=True)
-class Job:
-    """One cell of a sweep: a workload, parameters, and a configuration."""
-
-    workload: str
-    params: dict[str, Any]
-    rmap: str
-    policy: str | None
-    seed: int = 0
-    arch: str = "x86_64"
-
-
-def grid(values: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+def grid(values: Mapping[str, Sequence[object]]) -> list[dict[str, object]]:
     """Every combination of ``values`` (parameter -> values), first parameter slowest."""
     keys = list(values)
     return [dict(zip(keys, combo, strict=True))
             for combo in itertools.product(*(values[k] for k in keys))]
 
 
-def jobs(workload: str, values: Mapping[str, Sequence[Any]], seed: int = 0,
-         arch: str = "x86_64",
-         configs: Sequence[tuple[str, str | None]] | None = None) -> list[Job]:
-    """The jobs of a sweep: the parameter grid times the plugin matrix."""
+def cells(workload: str, values: Mapping[str, Sequence[object]], *,
+          seeds: Sequence[int] = (0,), arch: str = "x86_64",
+          configs: Sequence[tuple[str, str | None]] | None = None,
+          file_rmaps: Sequence[str] = (DEFAULT_FILE_RMAP,),
+          reclaims: Sequence[str] = (DEFAULT_RECLAIM,)) -> list[Cell]:
+    """The cells of a sweep: the parameter grid (slowest), times the file rmap plugins,
+    the reclaim policies and the (rmap, mremap policy) matrix, times ``seeds``
+    (fastest)."""
     matrix = configs if configs is not None else runner.configurations()
-    return [Job(workload, params, r, p, seed, arch)
-            for params in grid(values) for r, p in matrix]
+    return [make_cell(workload, params, rmap=r, mremap_policy=p, seed=s, arch=arch,
+                      file_rmap=f, reclaim=c)
+            for params in grid(values) for f in file_rmaps for c in reclaims
+            for r, p in matrix for s in seeds]
 
 
-def run_job(job: Job) -> str:
-    """Run one job and return its result as JSON (what crosses the process boundary)."""
-    return runner.run(job.workload, job.params, rmap=job.rmap, mremap_policy=job.policy,
-                      seed=job.seed, arch=job.arch).to_json()
+@dataclass
+class Sweep:
+    """What a sweep gave: one outcome per cell, in cell order; ``computed`` cells ran
+    now, ``reused`` came from the store."""
+
+    outcomes: list[Outcome]
+    computed: int
+    reused: int
+
+    @property
+    def failed(self) -> list[Outcome]:
+        """The failed outcomes."""
+        return [o for o in self.outcomes if not o.ok]
 
 
-def run_jobs(todo: Sequence[Job], processes: int = 1,
-             progress: Callable[[Job], None] | None = None) -> list[Result]:
-    """Run every job (in a pool of ``processes`` when more than 1), results in job order.
-    ``progress`` is called once per finished job."""
-    out: list[Result | None] = [None] * len(todo)
-    if processes <= 1:
-        for i, job in enumerate(todo):
-            out[i] = Result.from_json(run_job(job))
-            if progress is not None:
-                progress(job)
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
-            futures = {pool.submit(run_job, job): i for i, job in enumerate(todo)}
-            for fut in as_completed(futures):
-                i = futures[fut]
-                out[i] = Result.from_json(fut.result())
-                if progress is not None:
-                    progress(todo[i])
-    return [r for r in out if r is not None]
+def plan(todo: Sequence[Cell], store: Store | None, force: bool = False,
+         retry_failed: bool = False) -> list[Cell]:
+    """The distinct cells of ``todo`` that must run: all with ``force``, else those not
+    in ``store`` (and its failed ones with ``retry_failed``)."""
+    out: dict[str, Cell] = {}
+    for cell in todo:
+        key = cell.key
+        status = None if store is None or force else store.status(key)
+        if status is None or (retry_failed and status == "failed"):
+            out.setdefault(key, cell)
+    return list(out.values())
+
+
+def run_sweep(todo: Sequence[Cell], executor: Executor | None = None,
+              store: Store | None = None, *, force: bool = False,
+              retry_failed: bool = False, timeout: float | None = None,
+              progress: Callable[[int, int], None] | None = None) -> Sweep:
+    """Run the cells of ``todo`` that ``store`` lacks (see :func:`plan`) on ``executor``
+    (inline by default), storing each outcome as it arrives; ``progress(done, total)``
+    is called before the first cell runs and after each. The caller holds the store's
+    lock (``with store:``)."""
+    run = plan(todo, store, force, retry_failed)
+    got: dict[str, Outcome] = {}
+    if progress is not None:
+        progress(0, len(run))
+
+    def done(i: int, text: str) -> None:
+        outcome = Outcome.from_json(text)
+        if store is not None:
+            store.put(outcome, text)
+        got[outcome.key] = outcome
+        if progress is not None:
+            progress(len(got), len(run))
+
+    if run:  # a resumed sweep with nothing left starts no pool and no cluster
+        (executor or Inline()).run(run, done, timeout)
+    for c in todo:
+        if c.key not in got and store is not None:
+            got[c.key] = store.get(c.key)
+    return Sweep([got[c.key] for c in todo], computed=len(run),
+                 reused=len({c.key for c in todo} - {c.key for c in run}))

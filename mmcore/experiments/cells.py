@@ -1,0 +1,237 @@
+"""Sweep cells: every axis of one run, its identity, and what running it gave.
+
+A :class:`Cell` names everything that determines a run's numbers: the workload and its
+parameters (all of them, defaults filled in), the seed, the arch profile, the rmap scheme,
+mremap policy, file rmap and reclaim plugins and the observers, plus the versions of
+mmcore and of each plugin it names. Its :attr:`Cell.key` is a content hash of all that:
+the same cell built anywhere with the same versions has the same key, and a new version
+of any plugin it uses gives a new key (so a result store never mixes versions).
+
+:func:`run_cell` runs a cell wherever it is sent (a pool process, a Dask worker) and
+always returns an :class:`Outcome` as JSON text, never an exception: a cell that raises,
+times out, breaks its machine or names a plugin the worker lacks is a failed outcome
+with the plugin, the hook and a one-line reason.
+
+>>> from mmcore.experiments.cells import make_cell
+>>> c = make_cell("forking-server", {"pages": "8"}, rmap="pte_chains")
+>>> c.params["pages"], len(c.key)
+(8, 24)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from .. import __version__
+from ..errors import MachineBroken
+from ..plugins import installed_plugins, plugin_version, resolve
+from . import workloads
+from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM, Result
+from .runner import RunTimeout, run
+
+#: The version of the cell and outcome layout (part of every key).
+CELL_FORMAT = 1
+#: Hex digits of a cell's key: 96 bits, far from any collision in a sweep of millions.
+KEY_LENGTH = 24
+
+
+def _canonical(doc: Any) -> str:
+    """JSON with sorted keys: the one spelling a document is hashed and stored in."""
+    return json.dumps(doc, sort_keys=True, indent=1)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a sweep, every axis named. Build cells with :func:`make_cell`, which
+    normalises the parameters and records the versions in use."""
+
+    workload: str
+    params: Mapping[str, Any]
+    rmap: str
+    mremap_policy: str | None = None
+    seed: int = 0
+    arch: str = "x86_64"
+    file_rmap: str = DEFAULT_FILE_RMAP
+    reclaim: str = DEFAULT_RECLAIM
+    observers: tuple[str, ...] = ()
+    mmcore_version: str = __version__
+    #: The version of each plugin the cell names, by name.
+    plugin_versions: Mapping[str, str] = field(default_factory=dict)
+
+    def plugins(self) -> list[tuple[str, str]]:
+        """The (kind, name) of every plugin the cell names."""
+        named = [("rmap", self.rmap), ("mremap_policy", self.mremap_policy),
+                 ("file_rmap", self.file_rmap), ("reclaim", self.reclaim)]
+        named += [("observer", name) for name in self.observers]
+        return [(kind, name) for kind, name in named if name is not None]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cell as plain JSON data (observers as a list)."""
+        d = asdict(self)
+        d["params"] = dict(self.params)
+        d["plugin_versions"] = dict(self.plugin_versions)
+        d["observers"] = list(self.observers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Cell:
+        """The cell :meth:`to_dict` gave."""
+        kw = dict(d)
+        kw["observers"] = tuple(kw.get("observers", ()))
+        return cls(**kw)
+
+    @property
+    def key(self) -> str:
+        """The content hash of the cell and the versions it names (hex)."""
+        text = _canonical({"format": CELL_FORMAT, "cell": self.to_dict()})
+        return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
+
+    @property
+    def label(self) -> str:
+        """``rmap`` or ``rmap+policy``, then ``/file_rmap`` and ``/reclaim`` where they
+        are not the defaults (as :attr:`RunConfig.label`)."""
+        out = self.rmap if self.mremap_policy is None else f"{self.rmap}+{self.mremap_policy}"
+        for value, default in ((self.file_rmap, DEFAULT_FILE_RMAP),
+                               (self.reclaim, DEFAULT_RECLAIM)):
+            if value != default:
+                out += f"/{value}"
+        return out
+
+
+def make_cell(workload: str, params: Mapping[str, Any] | None = None, *, rmap: str,
+              mremap_policy: str | None = None, seed: int = 0, arch: str = "x86_64",
+              file_rmap: str = DEFAULT_FILE_RMAP, reclaim: str = DEFAULT_RECLAIM,
+              observers: Sequence[str] = ()) -> Cell:
+    """A cell with every parameter of ``workload`` (given ones converted, as
+    :func:`~mmcore.experiments.workloads.make_params` does) and the installed versions
+    of mmcore and the named plugins. ConfigError for an unknown workload, parameter or
+    plugin."""
+    full = workloads.make_params(workload, params).to_dict()
+    cell = Cell(workload, full, rmap, mremap_policy, seed, arch, file_rmap, reclaim,
+                tuple(observers))
+    return replace(cell, plugin_versions={name: plugin_version(resolve(name, kind))
+                                          for kind, name in cell.plugins()})
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a cell failed: ``kind`` is ``error`` (it raised), ``timeout``, ``broken`` (a
+    plugin raised inside a hook and the machine was marked broken), ``missing`` (the
+    worker lacks a plugin the cell names), ``version`` (the worker has other versions)
+    or ``worker`` (the worker running it died). ``plugin`` and ``hook`` name the culprit
+    where it is known."""
+
+    kind: str
+    reason: str
+    plugin: str | None = None
+    hook: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What running a cell gave: its result, or its failure; ``worker`` is the host that
+    ran it and ``wall_time_s`` how long it took (neither is reproducible)."""
+
+    cell: Cell
+    result: Result | None = None
+    failure: Failure | None = None
+    worker: str = ""
+    wall_time_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the cell produced a result."""
+        return self.result is not None
+
+    @property
+    def key(self) -> str:
+        """The cell's key."""
+        return self.cell.key
+
+    def to_json(self) -> str:
+        """The outcome as one JSON document (what a store keeps per cell). Keys keep
+        their order, so a workload's parameters load in its dataclass's order (the order
+        tables print them in); the same outcome always gives the same text."""
+        return json.dumps({
+            "format": CELL_FORMAT, "key": self.key, "cell": self.cell.to_dict(),
+            "status": "ok" if self.ok else "failed",
+            "result": None if self.result is None else
+            self.result.to_dict(encode_json=True),
+            "failure": None if self.failure is None else asdict(self.failure),
+            "worker": self.worker, "wall_time_s": self.wall_time_s}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Outcome:
+        """Parse :meth:`to_json`; ValueError naming what is wrong."""
+        try:
+            doc = json.loads(text)
+            cell = Cell.from_dict(doc["cell"])
+            result = None if doc["result"] is None else Result.from_dict(doc["result"])
+            failure = None if doc["failure"] is None else Failure(**doc["failure"])
+            out = cls(cell, result, failure, str(doc.get("worker", "")),
+                      float(doc.get("wall_time_s", 0.0)))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a cell outcome: {type(exc).__name__}: {exc}") from None
+        if doc.get("key") != cell.key:
+            raise ValueError(f"key {doc.get('key')!r} is not the hash of its cell "
+                             f"({cell.key})")
+        if (result is None) == (failure is None):
+            raise ValueError("an outcome has a result or a failure, not both or neither")
+        return out
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def _worker_problem(cell: Cell) -> Failure | None:
+    """A failure if this process lacks a plugin the cell names, or has other versions
+    of mmcore or of its plugins than the cell was built with."""
+    host = socket.gethostname()
+    found = installed_plugins()
+    for kind, name in cell.plugins():
+        if name not in found:
+            return Failure("missing", f"{kind} plugin {name!r} is not installed on worker "
+                           f"{host}: install its distribution there", plugin=name)
+    if __version__ != cell.mmcore_version:
+        return Failure("version", f"worker {host} has mmcore {__version__}, the sweep "
+                       f"{cell.mmcore_version}")
+    for name, wanted in cell.plugin_versions.items():
+        have = plugin_version(found[name])
+        if have != wanted:
+            return Failure("version", f"worker {host} has {name} {have}, the sweep "
+                           f"{wanted}", plugin=name)
+    return None
+
+
+def run_cell(cell: Cell, timeout: float | None = None) -> str:
+    """Run ``cell`` here and return its :class:`Outcome` as JSON text (what crosses a
+    process or network boundary). Never raises for the cell's own failure: a cell that
+    raises, runs past ``timeout`` seconds, breaks its machine or names a plugin this
+    worker lacks gives a failed outcome."""
+    start = time.monotonic()
+    result: Result | None = None
+    failure = _worker_problem(cell)
+    if failure is None:
+        try:
+            result = run(cell.workload, cell.params, rmap=cell.rmap,
+                         mremap_policy=cell.mremap_policy, seed=cell.seed, arch=cell.arch,
+                         file_rmap=cell.file_rmap, reclaim=cell.reclaim,
+                         observers=cell.observers,
+                         deadline=None if timeout is None else start + timeout)
+        except RunTimeout as exc:
+            failure = Failure("timeout", f"no result within {timeout:g} s ({exc})")
+        except Exception as exc:  # a plugin bug: the failure is data, the sweep goes on
+            kind = "broken" if isinstance(exc, MachineBroken) else "error"
+            # plugin and hook are set by the plugin-isolation work where known.
+            failure = Failure(kind, one_line(exc), getattr(exc, "plugin", None),
+                              getattr(exc, "hook", None))
+    return Outcome(cell, result, failure, socket.gethostname(),
+                   round(time.monotonic() - start, 6)).to_json()

@@ -1,0 +1,182 @@
+"""Where sweep cells run: in this process, on a local process pool, or on Dask.
+
+Every executor takes a list of :class:`~mmcore.experiments.cells.Cell` and calls
+``done(index, outcome_json)`` in this process as each finishes, in any order; the cell's
+own failures come back as failed outcomes (:func:`~mmcore.experiments.cells.run_cell`).
+Ctrl-C (or SIGTERM turned into KeyboardInterrupt by the command line) stops the workers
+and propagates, so a store keeps exactly the cells that finished.
+
+* :class:`Inline`: one cell after another, here.
+* :class:`LocalPool`: a ``spawn`` process pool, no dependency beyond the standard library.
+  A worker that dies (killed, out of memory) ends the sweep with :class:`WorkerDied`; the
+  cells finished so far are kept and a rerun resumes.
+* :class:`Dask`: ``dask.distributed`` (the optional extra ``mmcore-sim[dask]``), on a
+  LocalCluster it starts or on the scheduler at an address (``tcp://HOST:PORT``: any
+  Dask deployment, dask-jobqueue or Kubernetes included). Workers need mmcore and the
+  plugins the cells name; Dask retries a cell whose worker died, and one that kills
+  its workers every time, or that a worker cannot even load (no mmcore there), is a
+  failed outcome of kind ``worker``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import multiprocessing
+import signal
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Protocol
+
+from .cells import Cell, Failure, Outcome, one_line, run_cell
+
+Done = Callable[[int, str], None]
+
+#: The one line printed when ``--executor dask`` is asked for without dask.
+DASK_MISSING = ("--executor dask needs dask.distributed: pip install 'mmcore-sim[dask]' "
+                "(or pip install 'dask[distributed]')")
+
+
+class ExecutorError(RuntimeError):
+    """An executor that cannot run (dask missing, a scheduler that cannot be reached)."""
+
+
+class WorkerDied(ExecutorError):
+    """A pool worker died: the cells finished before it are kept."""
+
+
+class Executor(Protocol):
+    """Runs cells and reports each outcome's JSON to ``done``."""
+
+    def run(self, cells: Sequence[Cell], done: Done, timeout: float | None = None
+            ) -> None:
+        """Run every cell (each for at most ``timeout`` seconds), calling
+        ``done(index, outcome_json)`` here as each finishes."""
+
+
+class Inline:
+    """Every cell in this process, in order."""
+
+    def run(self, cells: Sequence[Cell], done: Done, timeout: float | None = None
+            ) -> None:
+        """Run ``cells`` one after another."""
+        for i, cell in enumerate(cells):
+            done(i, run_cell(cell, timeout))
+
+
+def _ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C (sent to the whole process group) to the parent, which
+    stops them: no traceback per worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class LocalPool:
+    """A pool of ``processes`` spawned worker processes on this machine."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+
+    def run(self, cells: Sequence[Cell], done: Done, timeout: float | None = None
+            ) -> None:
+        """Run ``cells`` on the pool; stop every worker on an interrupt."""
+        ctx = multiprocessing.get_context("spawn")
+        others = set(multiprocessing.active_children())  # not ours to stop
+        pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=ctx,
+                                   initializer=_ignore_sigint)
+        try:
+            pending = {pool.submit(run_cell, cell, timeout): i
+                       for i, cell in enumerate(cells)}
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    done(pending.pop(fut), fut.result())
+        except BrokenProcessPool:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise WorkerDied("a worker process died (killed, or out of memory); the "
+                             "cells finished before it are kept") from None
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            for child in set(multiprocessing.active_children()) - others:  # the pool's
+                child.terminate()
+            raise
+        pool.shutdown()
+
+
+def _worker_failure(cell: Cell, reason: str) -> str:
+    """The JSON of a failed outcome of kind ``worker``."""
+    return Outcome(cell, failure=Failure("worker", reason)).to_json()
+
+
+def _distributed() -> Any:
+    """The ``distributed`` module, untyped: mmcore type-checks with or without dask."""
+    return importlib.import_module("distributed")
+
+
+class Dask:
+    """A ``dask.distributed`` cluster: a LocalCluster of ``workers`` single-threaded
+    processes, or the scheduler at ``scheduler``."""
+
+    def __init__(self, workers: int = 2, scheduler: str | None = None) -> None:
+        try:  # found now, imported (2 s) only when there are cells to run
+            found = importlib.util.find_spec("distributed") is not None
+        except ValueError:  # a module set to None in sys.modules: as good as missing
+            found = False
+        if not found:
+            raise ExecutorError(DASK_MISSING)
+        self.workers = workers
+        self.scheduler = scheduler
+
+    def _client(self) -> Any:
+        d = _distributed()
+        try:
+            if self.scheduler is not None:
+                return d.Client(self.scheduler, timeout="10s")
+            cluster = d.LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                     processes=True, dashboard_address=None,
+                                     silence_logs=logging.ERROR)
+            return d.Client(cluster)
+        except (OSError, TimeoutError) as exc:
+            where = self.scheduler or "a LocalCluster"
+            raise ExecutorError(f"cannot reach the Dask scheduler at {where}: "
+                                f"{one_line(exc)}") from None
+
+    def run(self, cells: Sequence[Cell], done: Done, timeout: float | None = None
+            ) -> None:
+        """Run ``cells`` on the cluster; cancel what is left on an interrupt."""
+        d = _distributed()
+        client = self._client()
+        futures: list[Any] = []
+        try:
+            futures = client.map(run_cell, list(cells), timeout=timeout, pure=False)
+            index = {f.key: i for i, f in enumerate(futures)}
+            for fut in d.as_completed(futures):
+                i = index[fut.key]
+                try:
+                    text = fut.result()
+                except d.KilledWorker as exc:
+                    text = _worker_failure(cells[i], f"every worker that ran it died "
+                                                     f"({one_line(exc)})")
+                except Exception as exc:  # a worker without mmcore cannot even unpickle
+                    text = _worker_failure(cells[i], f"the worker could not run it: "
+                                                     f"{one_line(exc)}")
+                done(i, text)
+        except BaseException:
+            client.cancel(futures)
+            raise
+        finally:
+            cluster = client.cluster
+            client.close()
+            if cluster is not None and self.scheduler is None:
+                cluster.close()
+
+
+def make_executor(kind: str, jobs: int, scheduler: str | None = None) -> Executor:
+    """The executor ``kind`` (``local`` or ``dask``) with ``jobs`` workers; ``local``
+    with one job runs inline. ExecutorError when dask is asked for and missing."""
+    if kind == "dask" or scheduler is not None:
+        return Dask(jobs, scheduler)
+    if kind != "local":
+        raise ExecutorError(f"unknown executor {kind!r}: local or dask")
+    return Inline() if jobs <= 1 else LocalPool(jobs)
