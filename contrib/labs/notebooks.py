@@ -1,0 +1,150 @@
+"""The lab notebooks: built from one Python source per lab, in a student and a teacher
+version.
+
+Each lab is a Python file in ``notebooks/`` beside this module, in the "percent" format
+that Jupytext, VS Code and Spyder read: a line ``# %%`` starts a code cell, ``# %%
+[markdown]`` a Markdown cell (its lines are comments), and a trailing tag keeps a cell to
+one version: ``teacher`` (an answer: the teacher version only) or ``student`` (a space for
+the student's answer: the student version only). Untagged cells are in both. So the
+teacher version is the student version with the answers filled in, and there is no JSON
+twin to keep in step; run as a script, a source runs every cell, answers included.
+
+    python -m mmcore_contrib.labs.notebooks --out labs/            # the student notebooks
+    python -m mmcore_contrib.labs.notebooks --teacher --out keys/  # with the answers
+    python -m mmcore_contrib.labs.notebooks lab2_reclaim --out .   # one lab
+
+Building needs ``nbformat`` (the ``notebooks`` extra: ``pip install
+'mmcore-sim[notebooks]'``, which also brings nbclient and ipykernel to run them);
+:func:`cells` does not. The answer cells check their answers with ``assert`` against the
+simulator, so running a teacher notebook (as the test suite does) proves its answer key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmcore.atomicfile import atomic_open
+
+__all__ = ["LABS", "SOURCES", "Cell", "build", "cells", "main", "write"]
+
+SOURCES = Path(__file__).resolve().parent / "notebooks"
+
+#: The labs by name, with their one-line subject.
+LABS: dict[str, str] = {
+    "lab1_cow_and_rmap": "copy-on-write after fork, and how each rmap scheme finds a page",
+}
+
+_TAGS = ("teacher", "student")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of a lab source: ``kind`` is ``code`` or ``markdown``; ``tag`` is
+    ``teacher``, ``student`` or empty (both versions)."""
+
+    kind: str
+    source: str
+    tag: str = ""
+
+
+def _source_path(name: str) -> Path:
+    if name not in LABS:
+        raise ValueError(f"no lab notebook {name!r}; the labs are {', '.join(LABS)}")
+    return SOURCES / f"{name}.py"
+
+
+def parse(text: str, source: str = "lab") -> list[Cell]:
+    """The cells of a percent-format source; a malformed marker raises ValueError naming
+    ``source`` and the line."""
+    found: list[Cell] = []
+    kind, tag, body = "", "", list[str]()
+
+    def close() -> None:
+        if kind:
+            lines = body
+            if kind == "markdown":
+                lines = [line[2:] if line.startswith("# ") else line.lstrip("#")
+                         for line in lines]
+            found.append(Cell(kind, "\n".join(lines).strip("\n"), tag))
+
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.startswith("# %%"):
+            if kind:
+                body.append(line)
+            continue
+        close()
+        words = line[4:].split()
+        kind = "markdown" if words[:1] == ["[markdown]"] else "code"
+        rest = words[1:] if kind == "markdown" else words
+        if len(rest) > 1 or (rest and rest[0] not in _TAGS):
+            raise ValueError(f"{source}:{lineno}: a cell marker is '# %%' or '# %% "
+                             f"[markdown]', then optionally teacher or student; got {line!r}")
+        tag, body = (rest[0] if rest else ""), []
+    close()
+    return found
+
+
+def cells(name: str, teacher: bool = False) -> list[Cell]:
+    """The cells of lab ``name`` in the student or the teacher version."""
+    path = _source_path(name)
+    skip = "student" if teacher else "teacher"
+    return [c for c in parse(path.read_text(), str(path)) if c.tag != skip]
+
+
+def build(name: str, teacher: bool = False) -> Any:
+    """Lab ``name`` as an ``nbformat`` notebook (version 4), ready to write or run."""
+    try:
+        # Through import_module: nbformat is optional and untyped, so it is used as Any.
+        nbf: Any = importlib.import_module("nbformat.v4")
+    except ImportError:
+        raise ImportError("building lab notebooks needs nbformat: pip install "
+                          "'mmcore-sim[notebooks]'") from None
+    version = "teacher version, with answers" if teacher else "student version"
+    head = nbf.new_markdown_cell(f"*mmcore lab notebook `{name}` ({version}); generated "
+                                 "from `mmcore_contrib/labs/notebooks/"
+                                 f"{name}.py`: edit that file, not this one.*")
+    made = [nbf.new_code_cell(c.source) if c.kind == "code" else
+            nbf.new_markdown_cell(c.source) for c in cells(name, teacher)]
+    nb = nbf.new_notebook(cells=[head, *made])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def write(name: str, directory: str | Path, teacher: bool = False) -> Path:
+    """Write lab ``name`` to ``directory`` (``NAME.ipynb``, or ``NAME_teacher.ipynb``),
+    atomically; returns the path."""
+    nb = build(name, teacher)
+    nbformat: Any = importlib.import_module("nbformat")
+    path = Path(directory) / f"{name}{'_teacher' if teacher else ''}.ipynb"
+    with atomic_open(path) as fh:
+        nbformat.write(nb, fh)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: write the named labs (all by default) to ``--out``."""
+    parser = argparse.ArgumentParser(prog="python -m mmcore_contrib.labs.notebooks",
+                                     description="Write the lab notebooks.")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(LABS))
+    parser.add_argument("--out", type=Path, default=Path("."), help="directory")
+    parser.add_argument("--teacher", action="store_true", help="the versions with answers")
+    args = parser.parse_args(argv)
+    try:
+        for name in args.names or LABS:
+            print(write(name, args.out, args.teacher))
+    except (ValueError, ImportError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
