@@ -38,6 +38,12 @@ SOURCES = Path(__file__).resolve().parent / "notebooks"
 #: The labs by name, with their one-line subject.
 LABS: dict[str, str] = {
     "lab1_cow_and_rmap": "copy-on-write after fork, and how each rmap scheme finds a page",
+    "lab2_reclaim": "reclaim: the LRU lists, page_referenced, try_to_unmap, walk cost "
+                    "under memory pressure",
+    "lab3_mremap_after_fork": "mremap after fork: anonmm + unshare against anon_vma, "
+                              "page copies counted",
+    "lab4_write_a_scheme": "write your own rmap scheme and grade it with the conformance "
+                           "kit",
 }
 
 _TAGS = ("teacher", "student")
