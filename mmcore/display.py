@@ -24,7 +24,7 @@ Displaying reads the objects and changes nothing: no walk is run, no counter mov
 from __future__ import annotations
 
 import html as _html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from functools import singledispatch
 from typing import Any
@@ -46,7 +46,7 @@ from .viz import _kind, _ObjectNames, _perms, _pte_flags
 from .vma import Vma
 from .vmstat import VmEvents, Vmstat
 
-__all__ = ["Table", "View", "html", "pretty", "rich_renderable", "text", "view"]
+__all__ = ["Table", "View", "html", "pretty", "rich_renderable", "text", "view", "view_html"]
 
 #: At most this many rows of a table are shown (a big process has many ptes); the rest
 #: are counted in a last row.
@@ -281,14 +281,20 @@ def _e(s: str) -> str:
 
 def html(obj: object) -> str:
     """``obj`` as an HTML fragment (what Jupyter shows for ``_repr_html_``)."""
-    v = view(obj)
+    return view_html(view(obj))
+
+
+def view_html(v: View, marked: Callable[[Table, tuple[str, ...]], bool] | None = None) -> str:
+    """A :class:`View` as an HTML fragment; rows for which ``marked(table, row)`` is true
+    get ``class="changed"`` (the step-through marks what a step changed)."""
     out = [_STYLE, '<div class="mmcore-view">', f"<strong>{_e(v.title)}</strong>"]
     if v.facts:
         out.append("<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(val)}</td></tr>"
                                        for k, val in v.facts) + "</table>")
     for t in v.tables:
         head = "".join(f"<th>{_e(h)}</th>" for h in t.header)
-        body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>"
+        body = "".join(("<tr class=\"changed\">" if marked and marked(t, row) else "<tr>")
+                       + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>"
                        for row in t.rows)
         if t.more:
             body += f'<tr><td colspan="{len(t.header)}">... {t.more} more</td></tr>'
