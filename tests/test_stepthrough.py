@@ -99,3 +99,39 @@ def test_main_writes_the_file_and_rejects_an_unknown_scheme(
     assert stepthrough.main([str(tmp_path / "y.html"), "--rmap", "nope"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
     assert not (tmp_path / "y.html").exists()
+
+
+def test_page_shows_in_an_iframe_and_saves(tmp_path: Path) -> None:
+    """Without ipywidgets a notebook gets the page in an iframe (its script runs there),
+    and save() writes the same offline file."""
+    runs = {"anon_vma_chain": record(FORK_AND_COW[:3])}
+    view = stepthrough.Page(stepthrough.render_html(runs))
+    shown = view._repr_html_()
+    assert shown.startswith('<iframe srcdoc="&lt;!DOCTYPE html&gt;')
+    assert view.save(tmp_path / "p.html").read_text() == view.text
+
+
+def test_show_falls_back_to_the_page_without_ipywidgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ipywidgets: show() returns the offline page."""
+    import sys
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)
+    assert isinstance(stepthrough.show(FORK_AND_COW[:2]), stepthrough.Page)
+
+
+def test_widget_steps_forward_back_and_resets() -> None:
+    """The widget: Next, Prev and Reset move the slider, and the view shows that step."""
+    widgets = pytest.importorskip("ipywidgets", reason="ipywidgets is not installed")
+    box = stepthrough.widget(FORK_AND_COW)
+    controls, view = box.children
+    reset, prev, play, nxt, slider = controls.children
+    assert isinstance(play, widgets.Play) and slider.max == len(FORK_AND_COW) - 1
+    assert 'id="step-1"' in view.value
+    for _ in range(6):
+        nxt.click()
+    assert slider.value == 6 and 'id="step-7"' in view.value
+    assert '<tr class="changed"><td>0x10000000</td><td>3</td>' in view.value
+    prev.click()
+    assert 'id="step-6"' in view.value
+    reset.click()
+    prev.click()  # stays at the first step
+    assert slider.value == 0 and 'id="step-1"' in view.value

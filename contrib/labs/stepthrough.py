@@ -17,6 +17,9 @@ opens offline, from a course page or an e-mail, without a Python kernel. Every s
 the page; the script only shows one at a time (Prev, Next, Play, Reset, a slider, and
 the arrow keys), so without a script all steps show in order.
 
+In a notebook, :func:`show` gives the same steps as an ipywidgets :func:`widget` (Play, a
+slider, Prev, Next, Reset) or, without ipywidgets, as the page in an iframe.
+
     python -m mmcore_contrib.labs.stepthrough fork_cow.html
     python -m mmcore_contrib.labs.stepthrough cmp.html --rmap anon_vma_chain --rmap anon_vma
 """
@@ -25,18 +28,21 @@ from __future__ import annotations
 
 import argparse
 import html
+import importlib
 import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mmcore import Machine, PluginError, Process
 from mmcore import display as mdisplay
 from mmcore.atomicfile import write_text
 from mmcore.viz import GraphvizNotFound, layout, rmap_dot
 
-__all__ = ["EXTERNAL", "FORK_AND_COW", "Frame", "export_html", "main", "record", "render_html"]
+__all__ = ["EXTERNAL", "FORK_AND_COW", "Frame", "Page", "export_html", "main", "record",
+           "render_html", "render_sections", "show", "widget"]
 
 #: The fork-and-COW scenario: demand paging, the zero page, fork, a COW copy, the reuse
 #: of the last mapper, a second copy, and an exit.
@@ -166,8 +172,9 @@ def _rows(v: mdisplay.View) -> set[tuple[str, ...]]:
     return {(t.title, *row) for t in v.tables for row in t.rows}
 
 
-def render_html(runs: dict[str, list[Frame]], title: str = "mmcore step-through") -> str:
-    """The page for the recorded ``runs`` (one per scheme, same steps)."""
+def render_sections(runs: dict[str, list[Frame]]) -> list[str]:
+    """One HTML ``<section>`` per step of the recorded ``runs`` (one run per scheme, the
+    same steps), with one column per scheme."""
     schemes = list(runs)
     nsteps = len(runs[schemes[0]])
     before: dict[str, dict[str, set[tuple[str, ...]]]] = {s: {} for s in schemes}
@@ -187,6 +194,13 @@ def render_html(runs: dict[str, list[Frame]], title: str = "mmcore step-through"
         sections.append(f'<section class="step" id="step-{k + 1}"><h2>Step {k + 1}: '
                         f'<code class="op">{html.escape(code)}</code></h2>'
                         f'<div class="cols">{"".join(cols)}</div></section>')
+    return sections
+
+
+def render_html(runs: dict[str, list[Frame]], title: str = "mmcore step-through") -> str:
+    """The whole page for the recorded ``runs``: every step, the controls and their
+    script, inline."""
+    sections = render_sections(runs)
     controls = ('<div class="controls"><button id="reset">Reset</button> '
                 '<button id="prev">Prev</button> <button id="play">Play</button> '
                 '<button id="next">Next</button> <input id="slider" type="range" min="0" '
@@ -206,6 +220,63 @@ def export_html(path: str | Path, steps: Sequence[str] = FORK_AND_COW,
     (atomically); returns the path."""
     runs = {rmap: record(steps, rmap, watch) for rmap in rmaps}
     return write_text(path, render_html(runs, title))
+
+
+class Page:
+    """A step-through page in a notebook without ipywidgets: shown in an iframe (its
+    script runs there), and :meth:`save`-able as the offline file."""
+
+    def __init__(self, text: str) -> None:
+        #: The HTML document.
+        self.text = text
+
+    def save(self, path: str | Path) -> Path:
+        """Write the page to ``path`` (atomically)."""
+        return write_text(path, self.text)
+
+    def _repr_html_(self) -> str:  # Jupyter
+        return (f'<iframe srcdoc="{html.escape(self.text, quote=True)}" '
+                'style="width:100%;height:640px;border:1px solid #ccc"></iframe>')
+
+
+def show(steps: Sequence[str] = FORK_AND_COW, rmaps: Sequence[str] = ("anon_vma_chain",),
+         watch: tuple[str, int] = ("p", BASE + PAGE)) -> Any:
+    """The step-through in a notebook: the :func:`widget` when ipywidgets is installed,
+    else the offline :class:`Page` in an iframe."""
+    try:
+        return widget(steps, rmaps, watch)
+    except ImportError:
+        runs = {rmap: record(steps, rmap, watch) for rmap in rmaps}
+        return Page(render_html(runs, "step-through"))
+
+
+def widget(steps: Sequence[str] = FORK_AND_COW, rmaps: Sequence[str] = ("anon_vma_chain",),
+           watch: tuple[str, int] = ("p", BASE + PAGE)) -> Any:
+    """An ipywidgets step-through (``pip install 'mmcore-sim[notebooks]'``): Reset, Prev,
+    Play, Next and a step slider over the recorded steps; returns the widget box."""
+    try:
+        w: Any = importlib.import_module("ipywidgets")
+    except ImportError:
+        raise ImportError("the step-through widget needs ipywidgets: pip install "
+                          "'mmcore-sim[notebooks]'") from None
+    runs = {rmap: record(steps, rmap, watch) for rmap in rmaps}
+    pages = [f"<style>{_CSS}</style>{section}" for section in render_sections(runs)]
+    last = len(pages) - 1
+    view = w.HTML(pages[0])
+    slider = w.IntSlider(value=0, min=0, max=last, description="step")
+    play = w.Play(value=0, min=0, max=last, interval=1200)
+    w.jslink((play, "value"), (slider, "value"))
+    buttons = {name: w.Button(description=name) for name in ("Reset", "Prev", "Next")}
+
+    def move(to: int) -> None:
+        slider.value = max(0, min(last, to))
+
+    buttons["Reset"].on_click(lambda _b: move(0))
+    buttons["Prev"].on_click(lambda _b: move(slider.value - 1))
+    buttons["Next"].on_click(lambda _b: move(slider.value + 1))
+    slider.observe(lambda change: setattr(view, "value", pages[change["new"]]), names="value")
+    return w.VBox([w.HBox([buttons["Reset"], buttons["Prev"], play, buttons["Next"], slider]),
+                   view])
 
 
 #: What a self-contained page must not have: a reference to anything outside it.

@@ -214,6 +214,19 @@ assert costs["anon_vma"][1].vmas_visited > costs["anon_vma_chain"][1].vmas_visit
 assert costs["pte_chains"][1].ptes_probed == 1
 
 # %% [markdown]
+# ## Replay it, step by step
+#
+# The same fork-and-COW story, one statement at a time: the vmas, each page table (rows
+# the step changed are highlighted) and who maps p's page 1, under two schemes side by
+# side. Use Play, the slider, or Prev and Next. (`stepthrough.export_html("fork.html")`
+# writes it as one offline HTML file, for a course page.)
+
+# %%
+from mmcore_contrib.labs import stepthrough
+
+stepthrough.show(stepthrough.FORK_AND_COW, rmaps=("anon_vma_chain", "anon_vma"))
+
+# %% [markdown]
 # ## Your turn
 #
 # Seeded exercises on the same ideas, with answers computed by the simulator:
