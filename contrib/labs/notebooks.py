@@ -1,7 +1,7 @@
 """The lab notebooks: built from one Python source per lab, in a student and a teacher
 version.
 
-Each lab is a Python file in ``notebooks/`` beside this module, in the "percent" format
+Each lab is a Python file in ``notebook_sources/`` beside this module, in the "percent" format
 that Jupytext, VS Code and Spyder read: a line ``# %%`` starts a code cell, ``# %%
 [markdown]`` a Markdown cell (its lines are comments), and a trailing tag keeps a cell to
 one version: ``teacher`` (an answer: the teacher version only) or ``student`` (a space for
@@ -33,7 +33,7 @@ from mmcore.atomicfile import atomic_open
 
 __all__ = ["LABS", "SOURCES", "Cell", "build", "cells", "main", "write"]
 
-SOURCES = Path(__file__).resolve().parent / "notebooks"
+SOURCES = Path(__file__).resolve().parent / "notebook_sources"
 
 #: The labs by name, with their one-line subject.
 LABS: dict[str, str] = {
@@ -113,7 +113,7 @@ def build(name: str, teacher: bool = False) -> Any:
                           "'mmcore-sim[notebooks]'") from None
     version = "teacher version, with answers" if teacher else "student version"
     head = nbf.new_markdown_cell(f"*mmcore lab notebook `{name}` ({version}); generated "
-                                 "from `mmcore_contrib/labs/notebooks/"
+                                 "from `mmcore_contrib/labs/notebook_sources/"
                                  f"{name}.py`: edit that file, not this one.*")
     made = [nbf.new_code_cell(c.source) if c.kind == "code" else
             nbf.new_markdown_cell(c.source) for c in cells(name, teacher)]
