@@ -52,6 +52,17 @@ def test_fork_step_shows_both_processes_sharing_the_frames(page: str) -> None:
     assert "mapped by pid 1 @ 0x10001000, pid 2 @ 0x10001000" in fork
 
 
+def test_frames_table_gives_each_process_pfn_and_mapcount(page: str) -> None:
+    """The frames table: after fork both map frames 1 and 2 twice (every row changed);
+    after c's write of page 0, c maps frame 3 once and p frame 1 once (that row alone
+    changed)."""
+    fork, cow = sections(page)[5], sections(page)[6]
+    assert "<tr><th>address</th><th>p</th><th>c</th></tr>" in fork
+    assert '<tr class="changed"><td>0x10000000</td><td>1 x2</td><td>1 x2</td></tr>' in fork
+    assert '<tr class="changed"><td>0x10000000</td><td>1 x1</td><td>3 x1</td></tr>' in cow
+    assert "<tr><td>0x10001000</td><td>2 x2</td><td>2 x2</td></tr>" in cow
+
+
 def test_cow_step_highlights_the_new_frame(page: str) -> None:
     """c's write of page 0 gives it frame 3: that row, and p's frame 1 whose mapcount
     dropped to 1, are marked changed; p's untouched page 1 is not."""
@@ -80,7 +91,7 @@ def test_a_failing_step_is_shown_and_the_scenario_goes_on() -> None:
     """A segfault is part of the lesson: the step says what it raised."""
     frames = record(("p = m.spawn()", "p.write(0x1000, b'x')", "q = m.spawn()"))
     assert "raised SegmentationFault" in frames[1].code
-    assert [n for n, _ in frames[2].processes] == ["p", "q"]
+    assert [n for n, _ in frames[2].processes] == [stepthrough.FRAMES, "p", "q"]
 
 
 def test_without_graphviz_the_rmap_picture_is_its_outline(

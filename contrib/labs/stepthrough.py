@@ -5,6 +5,7 @@ of Python statements run one at a time against a :class:`~mmcore.Machine` (``m``
 processes they name. After each statement the page shows
 
 * the statement, and the vmas of every process as a ruler (:func:`mmcore.viz.layout`);
+* which frame each process maps at each address, with the frame's mapcount;
 * per process, its vmas and its page table (pfn, ``rwuad`` bits and mapcount of each pte:
   the tables of :mod:`mmcore.display`), with the rows the step changed highlighted;
 * for a watched page (a process and an address), the ptes that map its frame and the rmap
@@ -39,9 +40,10 @@ from typing import Any
 from mmcore import Machine, PluginError, Process
 from mmcore import display as mdisplay
 from mmcore.atomicfile import write_text
+from mmcore.pagetable import is_swap_pte, pte_pfn, pte_present
 from mmcore.viz import GraphvizNotFound, layout, rmap_dot
 
-__all__ = ["EXTERNAL", "FORK_AND_COW", "Frame", "Page", "export_html", "main", "record",
+__all__ = ["EXTERNAL", "FORK_AND_COW", "FRAMES", "Frame", "Page", "export_html", "main", "record",
            "render_html", "render_sections", "show", "widget"]
 
 #: The fork-and-COW scenario: demand paging, the zero page, fork, a COW copy, the reuse
@@ -67,8 +69,33 @@ class Frame:
 
     code: str
     ruler: str
+    #: Which frame each process maps at each address (:data:`FRAMES`), then each
+    #: process's own view, by the name the scenario gave it.
     processes: list[tuple[str, mdisplay.View]]
     watched: str
+
+
+#: The name of the frames table among a :class:`Frame`'s views (no scenario variable
+#: can be called that).
+FRAMES = "frames by address"
+
+
+def _frames_view(m: Machine, named: list[tuple[str, Process]]) -> mdisplay.View:
+    """One row per address any process maps: the pfn each process maps there and that
+    frame's mapcount (``2 x2``), ``swap`` for a swap entry, ``-`` for nothing."""
+    cells: dict[int, dict[str, str]] = {}
+    for name, proc in named:
+        for vpn, pte in proc.mm.pgtable.ptes.items():
+            if pte_present(pte):
+                pfn = pte_pfn(pte)
+                cell = f"{pfn} x{m.kpagecount(pfn)}"
+            else:
+                cell = "swap" if is_swap_pte(pte) else "marker"
+            cells.setdefault(vpn, {})[name] = cell
+    rows = [(f"{vpn * PAGE:#x}", *(cells[vpn].get(name, "-") for name, _ in named))
+            for vpn in sorted(cells)]
+    table = mdisplay.Table("pfn and mapcount", ("address", *(n for n, _ in named)), rows)
+    return mdisplay.View("Frames", tables=[table])
 
 
 def _namespace(m: Machine) -> dict[str, object]:
@@ -121,10 +148,9 @@ def record(steps: Sequence[str] = FORK_AND_COW, rmap: str = "anon_vma_chain",
             shown = code
         except Exception as exc:
             shown = f"{code}  # raised {type(exc).__name__}: {exc}"
-        procs = [(n, mdisplay.view(p)) for n, p in ns.items()
-                 if isinstance(p, Process) and p.alive]
-        live = [p for _, p in ns.items() if isinstance(p, Process) and p.alive]
-        ruler = layout(*live) if live else "no process yet\n"
+        named = [(n, p) for n, p in ns.items() if isinstance(p, Process) and p.alive]
+        procs = [(FRAMES, _frames_view(m, named)), *((n, mdisplay.view(p)) for n, p in named)]
+        ruler = layout(*(p for _, p in named)) if named else "no process yet\n"
         frames.append(Frame(shown, str(ruler), procs, _watched(m, ns, watch)))
     return frames
 
@@ -183,7 +209,7 @@ def render_sections(runs: dict[str, list[Frame]]) -> list[str]:
         cols = []
         for scheme in schemes:
             f = runs[scheme][k]
-            procs = "".join(f"<h4>{html.escape(name)}</h4>"
+            procs = "".join(("" if name == FRAMES else f"<h4>{html.escape(name)}</h4>")
                             + mdisplay.view_html(v, _changed(before[scheme], name))
                             for name, v in f.processes)
             before[scheme] = {name: _rows(v) for name, v in f.processes}
