@@ -163,7 +163,17 @@ def _mapping_name(page: Page) -> str:
         return "-"
     if isinstance(mapping, Inode):
         return f"page cache of {mapping.path}"
+    if type(mapping) is object:  # pte_chains: PageAnon's marker, the ptes are in rmap
+        return "marker (no anon object)"
     return _kind(mapping)
+
+
+def _rmap_slot(page: Page) -> str:
+    """The scheme's per-page slot (pte_chains: the direct pte, or the chain)."""
+    state = page.rmap
+    if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], int):
+        return f"direct pte: pid {getattr(state[0], 'owner_pid', '?')} @ {state[1]:#x}"
+    return type(state).__name__
 
 
 @view.register
@@ -171,6 +181,8 @@ def _(page: Page) -> View:
     facts = [("pfn", str(page.pfn)), ("flags", page_flags_expr(page.flags)),
              ("refcount", str(page.refcount)), ("mapcount", str(page.mapcount)),
              ("mapping", _mapping_name(page)), ("index", f"{page.index:#x}")]
+    if page.rmap is not None:
+        facts.append(("rmap slot", _rmap_slot(page)))
     if page.swap_slot >= 0:
         facts.append(("swap slot", str(page.swap_slot)))
     return View(f"Page {page.pfn}", facts)

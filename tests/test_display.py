@@ -213,3 +213,18 @@ def test_unknown_object_is_a_type_error() -> None:
     """Only the simulator's objects have a view."""
     with pytest.raises(TypeError, match="no view of int"):
         display.html(3)
+
+
+def test_pte_chains_page_shows_its_direct_pte_then_its_chain() -> None:
+    """pte_chains keeps the ptes in the page's rmap slot: one direct pte (pid and address
+    in hex), then a chain once fork adds a second mapping."""
+    m = Machine(rmap="pte_chains")
+    p = m.spawn()
+    p.mmap(BASE, PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+    p.write(BASE, b"x")
+    page = m.physmem.page(1)
+    assert page is not None
+    assert "<th>rmap slot</th><td>direct pte: pid 1 @ 0x10000000</td>" in page._repr_html_()
+    assert "marker (no anon object)" in page._repr_html_()
+    p.fork()
+    assert "<th>rmap slot</th><td>PteChain</td>" in page._repr_html_()
