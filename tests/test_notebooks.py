@@ -100,3 +100,34 @@ def test_notebook_runs_clean(name: str, teacher: bool, tmp_path: Path) -> None:
               if o.output_type == "error"]
     assert not errors
     assert all(c.execution_count for c in nb.cells if c.cell_type == "code")
+
+
+def test_run_in_a_terminal_prints_text_and_cell_results() -> None:
+    """run(): Markdown as text, a cell's last expression shown as IPython would (the
+    mmcore display tables); the student version has no answers, the teacher's does and
+    its asserts pass."""
+    shown: list[str] = []
+    notebooks.run("lab3_mremap_after_fork", out=shown.append)
+    text = "\n".join(shown)
+    assert text.startswith("# Lab 3: mremap after fork")
+    assert "WalkResult of pfn 2" in text and "0x10101000" in text
+    assert "**Answer:**" not in text
+    shown.clear()
+    notebooks.run("lab3_mremap_after_fork", teacher=True, out=shown.append)
+    assert any(s.startswith("**Answer:** anonmm + unshare copies the 7 pages") for s in shown)
+
+
+def test_a_notebook_only_result_is_named_not_dumped() -> None:
+    """A long repr (a widget) prints as one line saying to open the notebook."""
+    class Widget:
+        def __repr__(self) -> str:
+            return "VBox(" + "x" * 1000 + ")"
+    assert notebooks._shown(Widget()) == (
+        "(Widget: a notebook display; open the notebook to use it)")
+    assert notebooks._shown(None) is None and notebooks._shown(3) == "3"
+
+
+def test_main_run_takes_one_lab(capsys: pytest.CaptureFixture[str]) -> None:
+    """--run with two names is an error, one line."""
+    assert notebooks.main(["--run", "lab1_cow_and_rmap", "lab2_reclaim"]) == 2
+    assert capsys.readouterr().err == "error: --run takes one lab name\n"

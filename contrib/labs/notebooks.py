@@ -12,26 +12,29 @@ twin to keep in step; run as a script, a source runs every cell, answers include
     python -m mmcore_contrib.labs.notebooks --out labs/            # the student notebooks
     python -m mmcore_contrib.labs.notebooks --teacher --out keys/  # with the answers
     python -m mmcore_contrib.labs.notebooks lab2_reclaim --out .   # one lab
+    python -m mmcore_contrib.labs.notebooks --run lab3_mremap_after_fork --pause  # no Jupyter
 
 Building needs ``nbformat`` (the ``notebooks`` extra: ``pip install
 'mmcore-sim[notebooks]'``, which also brings nbclient and ipykernel to run them);
-:func:`cells` does not. The answer cells check their answers with ``assert`` against the
-simulator, so running a teacher notebook (as the test suite does) proves its answer key.
+:func:`cells` and :func:`run` (a lab in a terminal) do not. The answer cells check their
+answers with ``assert`` against the simulator, so running a teacher notebook (as the test
+suite does) proves its answer key.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mmcore.atomicfile import atomic_open
 
-__all__ = ["LABS", "SOURCES", "Cell", "build", "cells", "main", "write"]
+__all__ = ["LABS", "SOURCES", "Cell", "build", "cells", "main", "parse", "run", "write"]
 
 SOURCES = Path(__file__).resolve().parent / "notebook_sources"
 
@@ -135,15 +138,75 @@ def write(name: str, directory: str | Path, teacher: bool = False) -> Path:
     return path
 
 
+class _TextPrinter:
+    """What ``_repr_pretty_`` writes to (the part of IPython.lib.pretty it uses)."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def text(self, s: str) -> None:
+        self.parts.append(s)
+
+
+#: A cell result whose repr is longer than this is a notebook-only display (a widget).
+_MAX_REPR = 400
+
+
+def _shown(value: object) -> str | None:
+    """What a terminal shows for a cell's last expression, as IPython would print it."""
+    if value is None:
+        return None
+    pretty = getattr(value, "_repr_pretty_", None)
+    if pretty is not None:
+        printer = _TextPrinter()
+        pretty(printer, False)
+        return "".join(printer.parts)
+    text = repr(value)
+    return text if len(text) <= _MAX_REPR else \
+        f"({type(value).__name__}: a notebook display; open the notebook to use it)"
+
+
+def run(name: str, teacher: bool = False, out: Callable[[str], None] = print,
+        pause: bool = False) -> None:
+    """Lab ``name`` in a terminal, no Jupyter needed: Markdown cells print as text, code
+    cells run in one namespace, and a cell ending in an expression prints it as IPython
+    would (the text tables of :mod:`mmcore.display`). With ``pause``, wait for Enter
+    after each question, to predict before reading on."""
+    ns: dict[str, Any] = {"__name__": f"lab_{name}"}
+    for cell in cells(name, teacher):
+        if cell.kind == "markdown":
+            out(cell.source + "\n")
+            if pause and "**Predict" in cell.source:
+                input("(your prediction, then Enter) ")
+            continue
+        tree = ast.parse(cell.source)
+        tail = tree.body[-1] if tree.body else None
+        last = tree.body.pop() if isinstance(tail, ast.Expr) else None
+        exec(compile(tree, f"<{name}>", "exec"), ns)  # the lab's own cells
+        if isinstance(last, ast.Expr):
+            shown = _shown(eval(compile(ast.Expression(last.value), f"<{name}>", "eval"), ns))
+            if shown is not None:
+                out(shown + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: write the named labs (all by default) to ``--out``."""
+    """Command line: write the named labs (all by default) to ``--out``, or ``--run``
+    one in the terminal."""
     parser = argparse.ArgumentParser(prog="python -m mmcore_contrib.labs.notebooks",
-                                     description="Write the lab notebooks.")
+                                     description="Write the lab notebooks, or run one.")
     parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(LABS))
     parser.add_argument("--out", type=Path, default=Path("."), help="directory")
     parser.add_argument("--teacher", action="store_true", help="the versions with answers")
+    parser.add_argument("--run", action="store_true",
+                        help="run the named lab here in the terminal instead")
+    parser.add_argument("--pause", action="store_true", help="with --run: stop at questions")
     args = parser.parse_args(argv)
     try:
+        if args.run:
+            if len(args.names) != 1:
+                raise ValueError("--run takes one lab name")
+            run(args.names[0], args.teacher, pause=args.pause)
+            return 0
         for name in args.names or LABS:
             print(write(name, args.out, args.teacher))
     except (ValueError, ImportError, OSError) as exc:
