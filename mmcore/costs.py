@@ -9,8 +9,11 @@ today's sizes (x86_64) can both be reproduced from one run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from dataclasses_json import DataClassJsonMixin
+
+from . import _reprs
 
 #: Bytes per struct type. "(est.)" sizes are summed from the field lists, debug options off.
 ARCH_PROFILES: dict[str, dict[str, int]] = {
@@ -138,6 +141,15 @@ class WalkCost(DataClassJsonMixin):
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
+    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
+        return _reprs.html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
+        _reprs.pretty(self, printer, cycle)
+
+    def __rich__(self) -> object:  # rich.print()
+        return _reprs.rich(self)
+
 
 @dataclass
 class Counters(DataClassJsonMixin):
@@ -170,6 +182,15 @@ class Counters(DataClassJsonMixin):
     direct_reclaims: int = 0
     oom_kills: int = 0
 
+    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
+        return _reprs.html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
+        _reprs.pretty(self, printer, cycle)
+
+    def __rich__(self) -> object:  # rich.print()
+        return _reprs.rich(self)
+
 
 @dataclass
 class Costs(DataClassJsonMixin):
@@ -196,3 +217,12 @@ class Costs(DataClassJsonMixin):
     def rmap_peak_bytes(self) -> int:
         """Sum of the per-struct high-water marks."""
         return sum(self.metadata_peak_bytes.values())
+
+    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
+        return _reprs.html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
+        _reprs.pretty(self, printer, cycle)
+
+    def __rich__(self) -> object:  # rich.print()
+        return _reprs.rich(self)

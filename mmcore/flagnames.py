@@ -5,6 +5,8 @@ conformance kit's reproducers, the labs' scenario code): each function returns a
 expression over the names of :mod:`mmcore.constants`, so pasted output runs after
 ``from mmcore.constants import ...`` (:func:`names_in` lists what to import). Bits with no
 name are kept as a hexadecimal term, so the expression always has the value given.
+The displays (:mod:`mmcore.display`) name a vma's vm_flags and a page's ``PG_*`` flags
+(:mod:`mmcore.page`) the same way.
 
     >>> prot_expr(3), mmap_flags_expr(0x22), mremap_flags_expr(0), advice_expr(4)
     ('PROT_READ | PROT_WRITE', 'MAP_PRIVATE | MAP_ANONYMOUS', '0', 'MADV_DONTNEED')
@@ -15,9 +17,10 @@ from __future__ import annotations
 import re
 
 from . import constants as C
+from . import page as _page
 
 __all__ = ["prot_expr", "mmap_flags_expr", "mremap_flags_expr", "mlock_flags_expr",
-           "advice_expr", "names_in"]
+           "advice_expr", "vm_flags_expr", "page_flags_expr", "names_in"]
 
 _PROT_BITS = ("PROT_READ", "PROT_WRITE", "PROT_EXEC", "PROT_SEM", "PROT_GROWSDOWN",
               "PROT_GROWSUP")
@@ -30,15 +33,25 @@ _MAP_BITS = ("MAP_FIXED", "MAP_ANONYMOUS", "MAP_GROWSDOWN", "MAP_DENYWRITE",
              "MAP_UNINITIALIZED")
 _MREMAP_BITS = ("MREMAP_MAYMOVE", "MREMAP_FIXED", "MREMAP_DONTUNMAP")
 _MLOCK_BITS = ("MLOCK_ONFAULT",)
+#: The single-bit vm_flags in bit order (VM_NONE and the masks are not bits).
+_VM_BITS = tuple(sorted((n for n in C.__all__ if n.startswith("VM_")
+                         and isinstance(getattr(C, n), int) and getattr(C, n) > 0
+                         and getattr(C, n) & (getattr(C, n) - 1) == 0),
+                        key=lambda n: int(getattr(C, n))))
+#: mmcore's page flags (the PG_* of :mod:`mmcore.page`) in bit order.
+_PG_BITS = tuple(sorted((n for n in vars(_page) if n.startswith("PG_")),
+                        key=lambda n: int(getattr(_page, n))))
 _ADVICE = {getattr(C, n): n for n in C.__all__ if n.startswith("MADV_")}
 _NAME = re.compile(r"\b(?:PROT|MAP|MREMAP|MLOCK|MADV)_[A-Z0-9_]+\b")
 
 
-def _bits(value: int, names: tuple[str, ...], terms: list[str], zero: str) -> str:
-    """``terms`` then the named bits set in ``value``, then any bits left as hex."""
+def _bits(value: int, names: tuple[str, ...], terms: list[str], zero: str,
+          where: object = C) -> str:
+    """``terms`` then the named bits set in ``value`` (constants of module ``where``),
+    then any bits left as hex."""
     rest = value
     for name in names:
-        bit = getattr(C, name)
+        bit = getattr(where, name)
         if rest & bit == bit:
             terms.append(name)
             rest &= ~bit
@@ -73,6 +86,17 @@ def mlock_flags_expr(flags: int) -> str:
 def advice_expr(advice: int) -> str:
     """``MADV_DONTNEED`` for 4; a value with no name as a plain number."""
     return _ADVICE.get(advice, str(advice))
+
+
+def vm_flags_expr(flags: int) -> str:
+    """``VM_READ | VM_WRITE | VM_MAYREAD`` for 0x13: a vma's vm_flags by name."""
+    return _bits(flags, _VM_BITS, [], "VM_NONE")
+
+
+def page_flags_expr(flags: int) -> str:
+    """``PG_ANON | PG_DIRTY`` for 9: a :class:`~mmcore.page.Page`'s flags by name, ``0``
+    for none."""
+    return _bits(flags, _PG_BITS, [], "0", _page)
 
 
 def names_in(text: str) -> list[str]:

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from . import _reprs
 from .constants import DEFAULT_BRK_START, DEFAULT_MAX_MAP_COUNT, PAGE_SIZE
 from .costs import Costs, Counters, Metadata, WalkCost
 from .errors import (
@@ -470,4 +471,13 @@ class Machine:
     def pages_in_use(self) -> Iterator[Page]:
         """Every allocated frame except the zero page."""
         return iter(self.physmem.used_pages())
+
+    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
+        return _reprs.html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
+        _reprs.pretty(self, printer, cycle)
+
+    def __rich__(self) -> object:  # rich.print()
+        return _reprs.rich(self)
 

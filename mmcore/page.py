@@ -8,6 +8,9 @@ content payload lets tests prove that no byte is lost or leaked across COW, mrem
 
 from __future__ import annotations
 
+from typing import Any
+
+from . import _reprs
 from .errors import OutOfMemory
 from .freepool import FreePool
 
@@ -85,6 +88,15 @@ class Page:
     def __repr__(self) -> str:
         return (f"Page(pfn={self.pfn}, ref={self.refcount}, map={self.mapcount}, "
                 f"flags={self.flags:#x}, index={self.index:#x})")
+
+    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
+        return _reprs.html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
+        _reprs.pretty(self, printer, cycle)
+
+    def __rich__(self) -> object:  # rich.print()
+        return _reprs.rich(self)
 
 
 class PhysMem:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from . import _reprs
 from .constants import (
     DEFAULT_BRK_START,
     MAP_ANONYMOUS,
@@ -358,3 +359,12 @@ class Process:
     def __repr__(self) -> str:
         state = "alive" if self.alive else f"exited({self.exit_status})"
         return f"Process(pid={self.pid}, {state}, vmas={self.mm.map_count})"
+
+    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
+        return _reprs.html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
+        _reprs.pretty(self, printer, cycle)
+
+    def __rich__(self) -> object:  # rich.print()
+        return _reprs.rich(self)

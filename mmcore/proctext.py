@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from dataclasses_json import DataClassJsonMixin
+
+from . import _reprs
 
 
 @dataclass(frozen=True)
@@ -98,3 +100,12 @@ class ProcTable(DataClassJsonMixin):
     def text(self) -> str:
         """The lines exactly as Linux prints them."""
         return render(self.TABLE, self.values)
+
+    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
+        return _reprs.html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
+        _reprs.pretty(self, printer, cycle)
+
+    def __rich__(self) -> object:  # rich.print()
+        return _reprs.rich(self)

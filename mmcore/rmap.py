@@ -9,10 +9,11 @@ as the kernel's ``done()`` callback does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dataclasses_json import DataClassJsonMixin
 
+from . import _reprs
 from .constants import VM_LOCKED
 from .costs import WalkCost
 from .errors import PluginError
@@ -33,6 +34,15 @@ class WalkResult(DataClassJsonMixin):
     mappings: list[tuple[int, int]] = field(default_factory=list)
     cost: WalkCost = field(default_factory=WalkCost)
 
+    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
+        return _reprs.html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
+        _reprs.pretty(self, printer, cycle)
+
+    def __rich__(self) -> object:  # rich.print()
+        return _reprs.rich(self)
+
 
 @dataclass
 class UnmapResult(DataClassJsonMixin):
@@ -44,6 +54,15 @@ class UnmapResult(DataClassJsonMixin):
     swap_slot: int = -1
     reason: str = ""
     cost: WalkCost = field(default_factory=WalkCost)
+
+    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
+        return _reprs.html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
+        _reprs.pretty(self, printer, cycle)
+
+    def __rich__(self) -> object:  # rich.print()
+        return _reprs.rich(self)
 
 
 def find_mappings(m: Machine, page: Page) -> tuple[list[tuple[Vma, int]], WalkCost]:

@@ -1,7 +1,11 @@
 """Pictures of the simulator's structures, for teaching: text and Graphviz DOT.
 
 Everything here reads the machine and changes nothing (no walk is run, no counter moves),
-and returns a plain string; only :func:`render_png` needs the Graphviz ``dot`` program.
+and returns a string that also displays itself in a notebook: the text pictures are a
+:class:`TextPicture`, the graphs a :class:`DotGraph` (the DOT source, drawn as SVG when the
+``graphviz`` Python package and the Graphviz ``dot`` program are installed, as a text
+outline otherwise). Both are ``str`` subclasses, so printing, comparing and writing them
+to a file work as on the DOT text itself; only :func:`render_png` needs ``dot``.
 
 * :func:`vmprint`: the page table of one process, one line per present or swap pte,
   grouped by vma, in the spirit of xv6's ``vmprint()``.
@@ -22,13 +26,14 @@ drawn as a labelled box, with the vmas, mms and truth edges around it.
 
 from __future__ import annotations
 
+import html
 import itertools
 import shutil
 import string
 import subprocess
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .constants import PAGE_SHIFT
 from .fs import Inode
@@ -55,7 +60,9 @@ if TYPE_CHECKING:
     from .vma import Vma
 
 __all__ = [
+    "DotGraph",
     "GraphvizNotFound",
+    "TextPicture",
     "anon_vma_tree_dot",
     "layout",
     "render_png",
@@ -88,7 +95,20 @@ def _pte_flags(pte: int) -> str:
     return "".join(c if on else "-" for c, on in zip("rwuad", bits, strict=True))
 
 
-def vmprint(process: Process) -> str:
+class TextPicture(str):
+    """A text picture (:func:`vmprint`, :func:`layout`): the ``str`` itself, shown as
+    preformatted text by IPython and Jupyter rather than as a quoted string."""
+
+    __slots__ = ()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:  # Jupyter
+        return f"<pre>{html.escape(str(self))}</pre>"
+
+
+def vmprint(process: Process) -> TextPicture:
     """The page table of ``process``: one line per present or swap pte, grouped by vma.
 
     Each line gives the virtual address, its pgd/pud/pmd/pte indices (what a 4-level
@@ -122,7 +142,7 @@ def vmprint(process: Process) -> str:
     if stray:
         out.append("outside every vma (a bug: stale ptes)")
         out.extend(_pte_line(machine, vpn << PAGE_SHIFT, pte) for vpn, pte in stray)
-    return "\n".join(out) + "\n"
+    return TextPicture("\n".join(out) + "\n")
 
 
 def _pte_line(machine: Machine, addr: int, pte: int) -> str:
@@ -140,7 +160,8 @@ def _pte_line(machine: Machine, addr: int, pte: int) -> str:
     return f"{head} pte {pte:#x} (unknown)"
 
 
-def layout(process: Process, *more: Process, width: int = 64, gap: int = 16) -> str:
+def layout(process: Process, *more: Process, width: int = 64,
+           gap: int = 16) -> TextPicture:
     """The vmas of one or more processes as ruler pictures, one letter per vma, one column
     per page.
 
@@ -167,7 +188,7 @@ def layout(process: Process, *more: Process, width: int = 64, gap: int = 16) -> 
     out: list[str] = []
     for proc in (process, *more):
         out += _layout_lines(proc, names, width, gap)
-    return "\n".join(out) + "\n"
+    return TextPicture("\n".join(out) + "\n")
 
 
 def _layout_lines(process: Process, names: _ObjectNames, width: int, gap: int) -> list[str]:
@@ -280,6 +301,9 @@ class _Dot:
         self.lines: list[str] = []
         self.clusters: dict[str, list[str]] = {}
         self.cluster_labels: dict[str, str] = {}
+        #: Node labels by id and (from, to, label) edges, for the text outline.
+        self.labels: dict[str, str] = {}
+        self.edges: list[tuple[str, str, str]] = []
 
     def has(self, key: object) -> bool:
         return key in self.ids
@@ -291,6 +315,7 @@ class _Dot:
             return self.ids[key]
         nid = f"n{len(self.ids)}"
         self.ids[key] = nid
+        self.labels[nid] = label
         line = f"  {nid}{_attrs({'label': label, **attrs})};"
         if cluster is None:
             self.lines.append(line)
@@ -300,6 +325,7 @@ class _Dot:
 
     def edge(self, a: str, b: str, **attrs: str) -> None:
         self.lines.append(f"  {a} -> {b}{_attrs(attrs)};")
+        self.edges.append((a, b, attrs.get("label", "")))
 
     def cluster(self, name: str, label: str) -> str:
         self.cluster_labels.setdefault(name, label)
@@ -319,6 +345,22 @@ class _Dot:
         out.extend(self.lines)
         out.append("}")
         return "\n".join(out) + "\n"
+
+    def outline(self) -> str:
+        """The graph as text: the title, then one line per edge, ``from --label--> to``
+        (labels on one line), then any node no edge touches."""
+        def name(nid: str) -> str:
+            return self.labels[nid].replace("\n", " | ")
+        out = [self.title]
+        out += [f"  {name(a)} --{label.replace(chr(10), ' ')}--> {name(b)}" if label
+                else f"  {name(a)} --> {name(b)}" for a, b, label in self.edges]
+        touched = {n for a, b, _ in self.edges for n in (a, b)}
+        out += [f"  {name(n)}" for n in self.labels if n not in touched]
+        return "\n".join(out) + "\n"
+
+    def graph(self) -> DotGraph:
+        """The finished picture."""
+        return DotGraph(self.text(), self.outline())
 
 
 class _RmapPicture:
@@ -353,7 +395,7 @@ class _RmapPicture:
                              **attrs)
 
 
-def rmap_dot(machine: Machine, pfn: int) -> str:
+def rmap_dot(machine: Machine, pfn: int) -> DotGraph:
     """A Graphviz DOT graph of how the rmap scheme reaches the page at ``pfn``.
 
     Black edges are the scheme's structure, in the order a walk follows it:
@@ -430,7 +472,7 @@ def rmap_dot(machine: Machine, pfn: int) -> str:
         else:
             dot.edge(src, pnode, label=f"pte @ {addr:#x}\nNOT REACHED", color="red",
                      fontcolor="red", penwidth="2", constraint="false")
-    return dot.text()
+    return dot.graph()
 
 
 def _maps(vma: Vma, addr: int, pfn: int) -> bool:
@@ -575,7 +617,7 @@ def _anon_vmas_of(vma: Vma) -> Iterable[object]:
     return [getattr(avc, "anon_vma", None) for avc in reversed(chain)]
 
 
-def anon_vma_tree_dot(machine: Machine) -> str:
+def anon_vma_tree_dot(machine: Machine) -> DotGraph:
     """A Graphviz DOT graph of every anon object and the vmas that use it.
 
     For anon_vma_chain this is the fork hierarchy: each anon_vma with its
@@ -652,7 +694,7 @@ def anon_vma_tree_dot(machine: Machine) -> str:
                 if ("obj", id(a)) in dot.ids and ("obj", id(b)) in dot.ids:
                     dot.edge(dot.ids[("obj", id(a))], dot.ids[("obj", id(b))],
                              label="list", style="dashed")
-    return dot.text()
+    return dot.graph()
 
 
 def _anon_object_label(names: _ObjectNames, obj: object) -> str:
@@ -685,6 +727,63 @@ class GraphvizNotFound(RuntimeError):
     """The Graphviz ``dot`` program is not installed (or not on PATH)."""
 
 
+class DotGraph(str):
+    """A graph picture: the ``str`` is its DOT source (also :attr:`source`), unchanged.
+
+    In a notebook it draws itself as SVG (:meth:`svg`) when the ``graphviz`` Python
+    package (``pip install 'mmcore-sim[viz]'``) and the Graphviz ``dot`` program are
+    installed, and as its text :attr:`outline` (one line per edge) when they are not; an
+    IPython terminal prints the outline.
+    """
+
+    outline: str
+
+    def __new__(cls, source: str, outline: str) -> DotGraph:
+        """``source`` is the DOT text, ``outline`` the text rendering."""
+        graph = super().__new__(cls, source)
+        graph.outline = outline
+        return graph
+
+    @property
+    def source(self) -> str:
+        """The DOT source as a plain ``str``."""
+        return str(self)
+
+    def svg(self) -> str:
+        """The graph drawn by ``dot`` as SVG text; :class:`GraphvizNotFound` says what to
+        install when the ``graphviz`` package or the ``dot`` program is missing."""
+        try:
+            import graphviz  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        except ImportError:
+            raise GraphvizNotFound("drawing needs the graphviz Python package: pip install "
+                                   "'mmcore-sim[viz]'") from None
+        if shutil.which("dot") is None:
+            raise GraphvizNotFound(_NO_DOT)
+        svg: str = graphviz.Source(self.source).pipe(format="svg", encoding="utf-8")
+        return svg
+
+    def _repr_svg_(self) -> str | None:  # Jupyter, when Graphviz is there
+        try:
+            return self.svg()
+        except GraphvizNotFound:
+            return None
+
+    def _repr_html_(self) -> str:  # Jupyter: html outranks svg, so it carries the picture
+        try:
+            return self.svg()
+        except GraphvizNotFound as exc:
+            return (f"<pre>{html.escape(self.outline)}</pre>"
+                    f"<small>text outline: {html.escape(str(exc))}</small>")
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
+        printer.text(self.outline)
+
+
+_NO_DOT = ("the Graphviz 'dot' program is not on PATH: install Graphviz (apt-get install "
+           "graphviz, brew install graphviz, conda install graphviz), or paste the DOT "
+           "text into any Graphviz viewer")
+
+
 def render_png(dot: str, path: str | Path) -> Path:
     """Render DOT text to a PNG file with the Graphviz ``dot`` program; returns the path.
 
@@ -697,10 +796,7 @@ def render_png(dot: str, path: str | Path) -> Path:
     """
     exe = shutil.which("dot")
     if exe is None:
-        raise GraphvizNotFound(
-            "render_png needs the Graphviz 'dot' program, which is not on PATH: install "
-            "Graphviz (apt-get install graphviz, brew install graphviz, conda install "
-            "graphviz), or paste the DOT text into any Graphviz viewer")
+        raise GraphvizNotFound(f"render_png needs Graphviz: {_NO_DOT}")
     out = Path(path)
     subprocess.run([exe, "-Tpng", "-o", str(out)], input=dot.encode(), check=True,
                    capture_output=True)

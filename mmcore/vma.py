@@ -7,11 +7,12 @@ same O(log n) find_vma(). Merge and split rules live in :mod:`mmcore.vma_ops`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sortedcontainers import SortedKeyList  # type: ignore[import-untyped]  # no stubs; kept
 
 # inline, not in a mypy override, so a plugin author's mypy --strict on mmcore passes too
+from . import _reprs
 from .constants import (
     PAGE_SHIFT,
     VM_ACCESS_FLAGS,
@@ -93,6 +94,15 @@ class Vma:
     def __repr__(self) -> str:
         return (f"Vma({self.start:#x}-{self.end:#x} flags={self.flags:#x} "
                 f"pgoff={self.pgoff:#x} anon_vma={'yes' if self.anon_vma else 'no'})")
+
+    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
+        return _reprs.html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
+        _reprs.pretty(self, printer, cycle)
+
+    def __rich__(self) -> object:  # rich.print()
+        return _reprs.rich(self)
 
 
 def vma_pgoff_range(vma: Vma) -> tuple[int, int]:

@@ -13,10 +13,11 @@ and their order are those of this 6.18 kernel.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dataclasses_json import DataClassJsonMixin
 
+from . import _reprs
 from .proctext import numbered
 from .smaps import is_swapbacked
 
@@ -259,6 +260,15 @@ class VmEvents:
         for name in names:
             setattr(self, name, getattr(self, name) + 1)
 
+    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
+        return _reprs.html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
+        _reprs.pretty(self, printer, cycle)
+
+    def __rich__(self) -> object:  # rich.print()
+        return _reprs.rich(self)
+
 
 @dataclass(frozen=True)
 class Vmstat(DataClassJsonMixin):
@@ -272,6 +282,15 @@ class Vmstat(DataClassJsonMixin):
     def text(self) -> str:
         """The file exactly as vmstat_show() prints it."""
         return "".join(f"{name} {value}\n" for name, value in self.values.items())
+
+    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
+        return _reprs.html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
+        _reprs.pretty(self, printer, cycle)
+
+    def __rich__(self) -> object:  # rich.print()
+        return _reprs.rich(self)
 
 
 def vmstat(m: Machine) -> Vmstat:

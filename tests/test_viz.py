@@ -400,3 +400,83 @@ class BruteForce:
                 cost.vmas_visited += 1
                 yield from ((vma, a) for a in range(vma.start, vma.end, PAGE))
 
+
+
+# --- notebook displays -------------------------------------------------------------------
+
+
+class FakePrinter:
+    """What IPython.lib.pretty hands to _repr_pretty_: something with text()."""
+
+    def __init__(self) -> None:
+        self.out: list[str] = []
+
+    def text(self, s: str) -> None:
+        self.out.append(s)
+
+
+def test_text_pictures_are_strings_that_display_as_preformatted_text() -> None:
+    """vmprint and layout return the same text as before, shown unquoted by IPython and
+    as <pre> (escaped) by Jupyter."""
+    _m, p, _c = forked()
+    picture = vmprint(p)
+    assert isinstance(picture, viz.TextPicture) and isinstance(picture, str)
+    assert str(picture).startswith("page table of pid 1: 1 vma, 4 ptes\n")
+    printer = FakePrinter()
+    picture._repr_pretty_(printer, False)
+    assert printer.out == [str(picture)]
+    ruler = layout(p)
+    assert ruler._repr_html_() == f"<pre>{ruler}</pre>"  # nothing in it to escape
+
+
+def test_dot_graph_keeps_its_source_and_has_a_text_outline() -> None:
+    """rmap_dot's value is the DOT text (also .source); its outline lists every edge, the
+    mapping edge from the page to its anon_vma first."""
+    m, p, _c = forked()
+    pfn = p.pagemap(BASE + PAGE).pfn
+    graph = rmap_dot(m, pfn)
+    assert isinstance(graph, viz.DotGraph) and graph.source == str(graph)
+    assert graph.startswith("digraph mmcore {")
+    lines = graph.outline.splitlines()
+    assert lines[0] == f"rmap of pfn {pfn} (anon_vma_chain)"
+    assert lines[1].startswith(f"  page pfn {pfn} | mapcount 2") and "--mapping--> anon_vma#1" \
+        in lines[1]
+    assert sum("pte @ 0x10001000" in line for line in lines) == 2
+    assert len(lines) == 1 + graph.count(" -> ")
+    tree = anon_vma_tree_dot(m)
+    assert "--parent of--> anon_vma#2" in tree.outline
+
+
+def test_dot_graph_without_dot_shows_the_outline_and_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No dot program: no SVG, the HTML is the outline with what to install."""
+    m, _p, _c = forked()
+    graph = anon_vma_tree_dot(m)
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+    assert graph._repr_svg_() is None
+    out = graph._repr_html_()
+    assert out.startswith("<pre>anon objects (anon_vma_chain)\n") and "apt-get install" in out
+    printer = FakePrinter()
+    graph._repr_pretty_(printer, False)
+    assert printer.out == [graph.outline]
+
+
+def test_dot_graph_without_the_graphviz_package_names_the_extra(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No graphviz Python package: svg() names the mmcore-sim[viz] extra."""
+    import sys
+    monkeypatch.setitem(sys.modules, "graphviz", None)
+    m, _p, _c = forked()
+    with pytest.raises(viz.GraphvizNotFound, match=r"mmcore-sim\[viz\]"):
+        anon_vma_tree_dot(m).svg()
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
+def test_dot_graph_draws_svg_with_graphviz() -> None:
+    """With the package and dot, Jupyter gets an SVG naming the page."""
+    pytest.importorskip("graphviz", reason="the viz extra is not installed")
+    m, p, _c = forked()
+    graph = rmap_dot(m, p.pagemap(BASE + PAGE).pfn)
+    svg = graph._repr_svg_()
+    assert svg is not None and "<svg" in svg and "anon_vma#1" in svg
+    assert graph._repr_html_() == svg

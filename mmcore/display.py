@@ -1,0 +1,367 @@
+"""Rich displays: what a notebook or a terminal shows for the simulator's objects.
+
+``Machine``, ``Process``, ``Vma``, ``Page``, ``WalkResult``, ``UnmapResult``, ``Costs`` and
+the counters (``Counters``, ``WalkCost``, ``VmEvents``, ``Vmstat``, ``Meminfo`` and the
+other /proc tables) each have three one-line display methods that delegate here:
+
+* ``_repr_html_`` (Jupyter): an HTML table;
+* ``_repr_pretty_`` (IPython in a terminal, ``IPython.lib.pretty``): the same table as
+  text;
+* ``__rich__`` (``rich.print(obj)``): the same table as rich renderables.
+
+Each object is first turned into one :class:`View` (a title, key/value facts, tables), and
+the three renderings are drawn from it, so they always say the same thing. Addresses are
+in hex, vm_flags and page flags by name (:mod:`mmcore.flagnames`), rmap objects by the short
+names the pictures of :mod:`mmcore.viz` use (``anon_vma#1``). ``repr()`` is untouched.
+
+Displaying reads the objects and changes nothing: no walk is run, no counter moves.
+
+    >>> m = Machine()
+    >>> "anon_vma_chain" in m._repr_html_()
+    True
+"""
+
+from __future__ import annotations
+
+import html as _html
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
+from functools import singledispatch
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table as RichTable
+
+from .costs import Costs, Counters, WalkCost
+from .flagnames import page_flags_expr, vm_flags_expr
+from .fs import Inode
+from .machine import Machine
+from .page import Page
+from .pagetable import GUARD_PTE, is_swap_pte, pte_pfn, pte_present, swp_slot
+from .proc import vma_name
+from .process import Process
+from .proctext import ProcTable
+from .rmap import UnmapResult, WalkResult
+from .viz import _kind, _ObjectNames, _perms, _pte_flags
+from .vma import Vma
+from .vmstat import VmEvents, Vmstat
+
+__all__ = ["Table", "View", "html", "pretty", "rich_renderable", "text", "view", "view_html"]
+
+#: At most this many rows of a table are shown (a big process has many ptes); the rest
+#: are counted in a last row.
+MAX_ROWS = 64
+#: A counter set with more fields than this shows only the non-zero ones (/proc/vmstat).
+MAX_ZERO_FIELDS = 30
+
+
+@dataclass
+class Table:
+    """One table of a view: a title, column names and rows of text cells."""
+
+    title: str
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]] = field(default_factory=list)
+    #: How many rows were not kept (:data:`MAX_ROWS`).
+    more: int = 0
+
+
+@dataclass
+class View:
+    """What is shown for one object: a title, key/value facts and tables."""
+
+    title: str
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    note: str = ""
+
+
+def _table(title: str, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Table:
+    return Table(title, header, list(rows[:MAX_ROWS]), max(0, len(rows) - MAX_ROWS))
+
+
+# --- views -------------------------------------------------------------------------------
+
+
+@singledispatch
+def view(obj: object) -> View:
+    """The :class:`View` of ``obj`` (one registered per displayed type)."""
+    raise TypeError(f"mmcore.display has no view of {type(obj).__name__}")
+
+
+def _machine_names(m: Machine) -> _ObjectNames:
+    """Names for the anon objects of ``m`` in pid then address order, so that every view
+    of one machine state calls the same object by the same name."""
+    names = _ObjectNames()
+    for proc in m.processes.values():
+        for vma in proc.mm.vmas:
+            if vma.anon_vma is not None:
+                names.name(vma.anon_vma)
+    return names
+
+
+def _anon_name(names: _ObjectNames, vma: Vma) -> str:
+    return "-" if vma.anon_vma is None else names.name(vma.anon_vma)
+
+
+def _vma_rows(proc: Process, names: _ObjectNames) -> list[tuple[str, ...]]:
+    mm = proc.mm
+    return [(f"{v.start:#x}", f"{v.end:#x}", str(v.pages), _perms(mm, v),
+             vm_flags_expr(v.flags), f"{v.pgoff:#x}", _anon_name(names, v),
+             vma_name(mm, v) or "anon") for v in mm.vmas]
+
+
+_VMA_HEADER = ("start", "end", "pages", "perms", "vm_flags", "pgoff", "anon object", "name")
+
+
+def _pte_row(machine: Machine, vpn: int, pte: int) -> tuple[str, ...]:
+    addr = f"{vpn << 12:#x}"
+    if pte_present(pte):
+        pfn = pte_pfn(pte)
+        page = machine.physmem.page(pfn)
+        kind = ("zero page" if pfn == machine.physmem.ZERO_PFN
+                else "-" if page is None else page_flags_expr(page.flags))
+        return (addr, str(pfn), _pte_flags(pte), str(machine.kpagecount(pfn)), kind)
+    if is_swap_pte(pte):
+        return (addr, "-", "swap", "-", f"swap slot {swp_slot(pte)}")
+    return (addr, "-", "guard" if pte == GUARD_PTE else f"{pte:#x}", "-", "-")
+
+
+@view.register
+def _(proc: Process) -> View:
+    machine = proc.machine
+    state = "alive" if proc.alive else f"exited ({proc.exit_status})"
+    parent = "-" if proc.parent is None else str(proc.parent.pid)
+    facts = [("pid", str(proc.pid)), ("parent", parent), ("state", state),
+             ("vmas", str(proc.mm.map_count)), ("rss pages", str(proc.mm.rss)),
+             ("children", ", ".join(map(str, proc.children)) or "-")]
+    names = _machine_names(machine)
+    ptes = sorted(proc.mm.pgtable.ptes.items())
+    return View(f"Process {proc.pid}", facts, [
+        _table("vmas", _VMA_HEADER, _vma_rows(proc, names)),
+        _table("page table", ("address", "pfn", "rwuad", "mapcount", "page"),
+               [_pte_row(machine, vpn, pte) for vpn, pte in ptes]),
+    ], "rwuad: present/readable, writable, user, accessed, dirty (- when clear)")
+
+
+@view.register
+def _(vma: Vma) -> View:
+    mm = vma.mm
+    names = _machine_names(mm.machine)
+    facts = [("range", f"{vma.start:#x}-{vma.end:#x}"), ("pages", str(vma.pages)),
+             ("pid", str(mm.owner_pid)), ("perms", _perms(mm, vma)),
+             ("vm_flags", vm_flags_expr(vma.flags)), ("pgoff", f"{vma.pgoff:#x}"),
+             ("anon object", _anon_name(names, vma)), ("name", vma_name(mm, vma) or "anon")]
+    return View("Vma", facts)
+
+
+def _mapping_name(page: Page) -> str:
+    """page->mapping: the kind of anon object (a page knows no machine to number it by)
+    or the file's path."""
+    mapping = page.mapping
+    if mapping is None:
+        return "-"
+    if isinstance(mapping, Inode):
+        return f"page cache of {mapping.path}"
+    if type(mapping) is object:  # pte_chains: PageAnon's marker, the ptes are in rmap
+        return "marker (no anon object)"
+    return _kind(mapping)
+
+
+def _rmap_slot(page: Page) -> str:
+    """The scheme's per-page slot (pte_chains: the direct pte, or the chain)."""
+    state = page.rmap
+    if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], int):
+        return f"direct pte: pid {getattr(state[0], 'owner_pid', '?')} @ {state[1]:#x}"
+    return type(state).__name__
+
+
+@view.register
+def _(page: Page) -> View:
+    facts = [("pfn", str(page.pfn)), ("flags", page_flags_expr(page.flags)),
+             ("refcount", str(page.refcount)), ("mapcount", str(page.mapcount)),
+             ("mapping", _mapping_name(page)), ("index", f"{page.index:#x}")]
+    if page.rmap is not None:
+        facts.append(("rmap slot", _rmap_slot(page)))
+    if page.swap_slot >= 0:
+        facts.append(("swap slot", str(page.swap_slot)))
+    return View(f"Page {page.pfn}", facts)
+
+
+def _pairs_table(title: str, pairs: list[tuple[int, int]]) -> Table:
+    return _table(title, ("pid", "address"), [(str(pid), f"{a:#x}") for pid, a in pairs])
+
+
+def _counter_table(title: str, counters: object) -> Table:
+    assert is_dataclass(counters)
+    values = [(f.name, getattr(counters, f.name)) for f in fields(counters)]
+    return _values_table(title, values)
+
+
+def _values_table(title: str, values: list[tuple[str, Any]]) -> Table:
+    shown = values if len(values) <= MAX_ZERO_FIELDS else [kv for kv in values if kv[1]]
+    table = _table(title, ("counter", "value"), [(k, str(v)) for k, v in shown])
+    if len(shown) < len(values):
+        table.title += f" ({len(values) - len(shown)} at 0 not shown)"
+    return table
+
+
+@view.register
+def _(walk: WalkResult) -> View:
+    return View(f"WalkResult of pfn {walk.pfn}", [("mappings found", str(len(walk.mappings)))],
+                [_pairs_table("mappings", walk.mappings), _counter_table("cost", walk.cost)])
+
+
+@view.register
+def _(res: UnmapResult) -> View:
+    facts = [("success", str(res.success)), ("swap slot", str(res.swap_slot))]
+    if res.reason:
+        facts.append(("reason", res.reason))
+    return View(f"UnmapResult of pfn {res.pfn}", facts,
+                [_pairs_table("unmapped", res.unmapped), _counter_table("cost", res.cost)])
+
+
+@view.register
+def _(costs: Costs) -> View:
+    structs = sorted(set(costs.metadata_bytes) | set(costs.metadata_peak_bytes))
+    meta = _table("rmap metadata", ("struct", "objects", "bytes", "peak bytes"),
+                  [(s, str(costs.metadata_objects.get(s, 0)),
+                    str(costs.metadata_bytes.get(s, 0)),
+                    str(costs.metadata_peak_bytes.get(s, 0))) for s in structs])
+    facts = [("rmap", costs.rmap), ("arch", costs.arch),
+             ("rmap bytes", str(costs.rmap_bytes)),
+             ("rmap peak bytes", str(costs.rmap_peak_bytes)),
+             ("page-table bytes", str(costs.page_table_bytes))]
+    tables = [meta, _counter_table("walk", costs.walk),
+              _counter_table("reclaim walk", costs.reclaim_walk)]
+    if costs.reclaim_decisions:
+        tables.append(_values_table("reclaim decisions", list(costs.reclaim_decisions.items())))
+    tables.append(_counter_table("counters", costs.counters))
+    return View("Costs", facts, tables)
+
+
+@view.register(Counters)
+@view.register(WalkCost)
+@view.register(VmEvents)
+def _(counters: Counters | WalkCost | VmEvents) -> View:
+    return View(type(counters).__name__, [], [_counter_table("counters", counters)])
+
+
+@view.register
+def _(stat: Vmstat) -> View:
+    return View("/proc/vmstat", [], [_values_table("counters", list(stat.values.items()))])
+
+
+@view.register
+def _(table: ProcTable) -> View:
+    unit = {f.label: f.unit for f in table.TABLE}
+    rows = [(label, f"{value}{unit.get(label, '')}")
+            for label, value in table.values.items()]
+    return View(type(table).__name__, [], [_table("values", ("field", "value"), rows)])
+
+
+@view.register
+def _(m: Machine) -> View:
+    pm = m.physmem
+    scheme = m.rmap_name + (f" + {m.mremap_policy_name}" if m.mremap_policy_name else "")
+    facts = [("rmap", scheme), ("file rmap", m.file_rmap_name), ("reclaim", m.reclaim_name),
+             ("arch", m.arch), ("frames used", f"{pm.nr_used} of {pm.nr_frames - 1}"),
+             ("swap slots used", f"{m.swap.nr_used} of {m.swap.nr_slots}"),
+             ("state", "usable" if m.broken is None else f"broken: {m.broken}")]
+    procs = [(str(p.pid), "-" if p.parent is None else str(p.parent.pid),
+              "alive" if p.alive else f"exited ({p.exit_status})", str(p.mm.map_count),
+              str(p.mm.rss)) for p in m.processes.values()]
+    nonzero = [(f.name, getattr(m.counters, f.name)) for f in fields(m.counters)
+               if getattr(m.counters, f.name)]
+    return View("Machine", facts, [
+        _table("processes", ("pid", "parent", "state", "vmas", "rss pages"), procs),
+        _table("counters (non-zero)", ("counter", "value"), [(k, str(v)) for k, v in nonzero]),
+    ])
+
+
+# --- renderings --------------------------------------------------------------------------
+
+_STYLE = ("<style>.mmcore-view table{border-collapse:collapse;margin:2px 0 8px 0}"
+          ".mmcore-view th,.mmcore-view td{border:1px solid #ccc;padding:1px 6px;"
+          "text-align:left;font-family:monospace}.mmcore-view caption{text-align:left;"
+          "font-weight:bold}</style>")
+
+
+def _e(s: str) -> str:
+    return _html.escape(s, quote=True)
+
+
+def html(obj: object) -> str:
+    """``obj`` as an HTML fragment (what Jupyter shows for ``_repr_html_``)."""
+    return view_html(view(obj))
+
+
+def view_html(v: View, marked: Callable[[Table, tuple[str, ...]], bool] | None = None) -> str:
+    """A :class:`View` as an HTML fragment; rows for which ``marked(table, row)`` is true
+    get ``class="changed"`` (the step-through marks what a step changed)."""
+    out = [_STYLE, '<div class="mmcore-view">', f"<strong>{_e(v.title)}</strong>"]
+    if v.facts:
+        out.append("<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(val)}</td></tr>"
+                                       for k, val in v.facts) + "</table>")
+    for t in v.tables:
+        head = "".join(f"<th>{_e(h)}</th>" for h in t.header)
+        body = "".join(("<tr class=\"changed\">" if marked and marked(t, row) else "<tr>")
+                       + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>"
+                       for row in t.rows)
+        if t.more:
+            body += f'<tr><td colspan="{len(t.header)}">... {t.more} more</td></tr>'
+        if not t.rows:
+            body += f'<tr><td colspan="{len(t.header)}">(none)</td></tr>'
+        out.append(f"<table><caption>{_e(t.title)}</caption><tr>{head}</tr>{body}</table>")
+    if v.note:
+        out.append(f"<small>{_e(v.note)}</small>")
+    out.append("</div>")
+    return "".join(out)
+
+
+def text(obj: object) -> str:
+    """``obj`` as aligned plain text (what IPython's terminal shows)."""
+    v = view(obj)
+    out = [v.title]
+    width = max((len(k) for k, _ in v.facts), default=0)
+    out += [f"  {k:<{width}}  {val}" for k, val in v.facts]
+    for t in v.tables:
+        out.append(f"{t.title}:")
+        rows = [t.header, *t.rows]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(t.header))]
+        out += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                for r in rows]
+        if t.more:
+            out.append(f"  ... {t.more} more")
+        if not t.rows:
+            out.append("  (none)")
+    if v.note:
+        out.append(v.note)
+    return "\n".join(out)
+
+
+def pretty(obj: object, printer: Any, cycle: bool) -> None:
+    """IPython's ``_repr_pretty_``: ``printer`` (an ``IPython.lib.pretty`` printer) prints
+    :func:`text`; the objects shown hold no cycles."""
+    printer.text(text(obj))
+
+
+def rich_renderable(obj: object) -> Group:
+    """``obj`` as rich renderables (what ``rich.print(obj)`` shows through ``__rich__``)."""
+    v = view(obj)
+    parts: list[RichTable] = []
+    if v.facts:
+        facts = RichTable(title=v.title, show_header=False)
+        facts.add_column(style="bold")
+        facts.add_column()
+        for k, val in v.facts:
+            facts.add_row(k, val)
+        parts.append(facts)
+    for t in v.tables:
+        table = RichTable(*t.header, title=t.title if v.facts else f"{v.title}: {t.title}")
+        for row in t.rows:
+            table.add_row(*row)
+        if t.more:
+            table.add_row(f"... {t.more} more", *[""] * (len(t.header) - 1))
+        parts.append(table)
+    return Group(*parts)

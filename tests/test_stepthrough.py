@@ -1,0 +1,148 @@
+"""The offline step-through (mmcore_contrib.labs.stepthrough): one self-contained HTML
+file that steps through fork and copy-on-write op by op."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from mmcore_contrib.labs import stepthrough
+from mmcore_contrib.labs.stepthrough import EXTERNAL, FORK_AND_COW, export_html, record
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The fork-and-COW page under anon_vma_chain and anon_vma, side by side."""
+    out = tmp_path_factory.mktemp("st") / "fork_cow.html"
+    assert export_html(out, rmaps=("anon_vma_chain", "anon_vma")) == out
+    return out.read_text()
+
+
+def sections(text: str) -> list[str]:
+    """The page's steps, in order."""
+    return re.findall(r'<section class="step" id="step-\d+">.*?</section>', text, re.S)
+
+
+def test_page_is_self_contained(page: str) -> None:
+    """No src/href, stylesheet link, @import or url(): nothing is fetched; the only
+    URLs left are the SVG namespace names, which are never fetched."""
+    assert not EXTERNAL.search(page)
+    urls = re.findall(r'(\S*)"?(https?://[^"\' >]+)', page)
+    assert all(attr.startswith("xmlns") for attr, _ in urls)
+    assert "<script>" in page and "<style>" in page
+
+
+def test_page_has_every_step_in_order(page: str) -> None:
+    """One section per statement of the scenario, each headed by the statement."""
+    steps = sections(page)
+    assert len(steps) == len(FORK_AND_COW)
+    for k, (section, code) in enumerate(zip(steps, FORK_AND_COW, strict=True), 1):
+        assert f"Step {k}: <code class=\"op\">{html.escape(code)}</code>" in section
+
+
+def test_fork_step_shows_both_processes_sharing_the_frames(page: str) -> None:
+    """After fork: c's page table maps frames 1 and 2 with mapcount 2 (new rows for a
+    new process are not marked), and the watched page is mapped by both pids."""
+    fork = sections(page)[5]
+    assert "<h4>c</h4>" in fork
+    assert "<td>0x10001000</td><td>2</td><td>r-u-d</td><td>2</td>" in fork
+    assert "mapped by pid 1 @ 0x10001000, pid 2 @ 0x10001000" in fork
+
+
+def test_frames_table_gives_each_process_pfn_and_mapcount(page: str) -> None:
+    """The frames table: after fork both map frames 1 and 2 twice (every row changed);
+    after c's write of page 0, c maps frame 3 once and p frame 1 once (that row alone
+    changed)."""
+    fork, cow = sections(page)[5], sections(page)[6]
+    assert "<tr><th>address</th><th>p</th><th>c</th></tr>" in fork
+    assert '<tr class="changed"><td>0x10000000</td><td>1 x2</td><td>1 x2</td></tr>' in fork
+    assert '<tr class="changed"><td>0x10000000</td><td>1 x1</td><td>3 x1</td></tr>' in cow
+    assert "<tr><td>0x10001000</td><td>2 x2</td><td>2 x2</td></tr>" in cow
+
+
+def test_cow_step_highlights_the_new_frame(page: str) -> None:
+    """c's write of page 0 gives it frame 3: that row, and p's frame 1 whose mapcount
+    dropped to 1, are marked changed; p's untouched page 1 is not."""
+    cow = sections(page)[6]
+    assert '<tr class="changed"><td>0x10000000</td><td>3</td><td>rwuad</td><td>1</td>' in cow
+    assert '<tr class="changed"><td>0x10000000</td><td>1</td><td>r-uad</td><td>1</td>' in cow
+    assert '<tr><td>0x10001000</td><td>2</td><td>r-uad</td><td>2</td>' in cow
+
+
+def test_comparison_runs_each_scheme_side_by_side(page: str) -> None:
+    """Every step has one column per scheme, and the anon objects differ as they should:
+    anon_vma_chain gives the child its own anon_vma, anon_vma (2004) shares one."""
+    fork = sections(page)[5]
+    cols = fork.split('<div class="col">')[1:]
+    assert [c[:c.index("</h3>")] for c in cols] == ["<h3>anon_vma_chain", "<h3>anon_vma"]
+    assert "anon_vma#2" in cols[0] and "anon_vma#2" not in cols[1]
+
+
+def test_exit_step_drops_the_child(page: str) -> None:
+    """After c.exit() only p is shown."""
+    last = sections(page)[-1]
+    assert "<h4>p</h4>" in last and "<h4>c</h4>" not in last
+
+
+def test_a_failing_step_is_shown_and_the_scenario_goes_on() -> None:
+    """A segfault is part of the lesson: the step says what it raised."""
+    frames = record(("p = m.spawn()", "p.write(0x1000, b'x')", "q = m.spawn()"))
+    assert "raised SegmentationFault" in frames[1].code
+    assert [n for n, _ in frames[2].processes] == [stepthrough.FRAMES, "p", "q"]
+
+
+def test_without_graphviz_the_rmap_picture_is_its_outline(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No dot: the watched page's picture is the text outline."""
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+    frames = record(FORK_AND_COW[:6])
+    assert "<pre>rmap of pfn 2 (anon_vma_chain)" in frames[-1].watched
+
+
+def test_main_writes_the_file_and_rejects_an_unknown_scheme(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The command line: 0 and the path; 2 and one line for a scheme that is not there."""
+    out = tmp_path / "x.html"
+    assert stepthrough.main([str(out)]) == 0 and out.is_file()
+    assert stepthrough.main([str(tmp_path / "y.html"), "--rmap", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not (tmp_path / "y.html").exists()
+
+
+def test_page_shows_in_an_iframe_and_saves(tmp_path: Path) -> None:
+    """Without ipywidgets a notebook gets the page in an iframe (its script runs there),
+    and save() writes the same offline file."""
+    runs = {"anon_vma_chain": record(FORK_AND_COW[:3])}
+    view = stepthrough.Page(stepthrough.render_html(runs))
+    shown = view._repr_html_()
+    assert shown.startswith('<iframe srcdoc="&lt;!DOCTYPE html&gt;')
+    assert view.save(tmp_path / "p.html").read_text() == view.text
+
+
+def test_show_falls_back_to_the_page_without_ipywidgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ipywidgets: show() returns the offline page."""
+    import sys
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)
+    assert isinstance(stepthrough.show(FORK_AND_COW[:2]), stepthrough.Page)
+
+
+def test_widget_steps_forward_back_and_resets() -> None:
+    """The widget: Next, Prev and Reset move the slider, and the view shows that step."""
+    widgets = pytest.importorskip("ipywidgets", reason="ipywidgets is not installed")
+    box = stepthrough.widget(FORK_AND_COW)
+    controls, view = box.children
+    reset, prev, play, nxt, slider = controls.children
+    assert isinstance(play, widgets.Play) and slider.max == len(FORK_AND_COW) - 1
+    assert 'id="step-1"' in view.value
+    for _ in range(6):
+        nxt.click()
+    assert slider.value == 6 and 'id="step-7"' in view.value
+    assert '<tr class="changed"><td>0x10000000</td><td>3</td>' in view.value
+    prev.click()
+    assert 'id="step-6"' in view.value
+    reset.click()
+    prev.click()  # stays at the first step
+    assert slider.value == 0 and 'id="step-1"' in view.value
