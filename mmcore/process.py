@@ -244,6 +244,7 @@ class Process:
     def getrlimit(self, resource: int) -> tuple[int, int]:
         """getrlimit(2): (soft, hard); RLIM_INFINITY for a resource never set."""
         resource = cint("getrlimit", "resource", resource)
+        self._check_alive("getrlimit")
         return self.rlimits.get(resource, (RLIM_INFINITY, RLIM_INFINITY))
 
     def setrlimit(self, resource: int, soft: int, hard: int) -> None:

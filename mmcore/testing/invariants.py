@@ -12,7 +12,8 @@ what the machine believes:
 * **COW**: a writable pte in a private mapping maps a page nobody else maps
   (PG_anon_exclusive), an anonymous page sits in a vma that has an anon_vma;
 * **vma bounds**: every vma is page aligned, non-empty, below TASK_SIZE and belongs to
-  its mm, and the vmas do not overlap (a negative length must never make a vma);
+  its mm, and the vmas do not overlap (a negative length must never make a vma); every
+  file size lies in [0, MAX_LFS_FILESIZE];
 * **no stale ptes**: every pte lies inside a vma and names an allocated frame or an
   allocated swap slot; every swap slot is named as often as its swap_map count says;
 * **nothing leaks**: every allocated frame is mapped or cached; with no live process
@@ -37,6 +38,7 @@ from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from ..constants import (
+    MAX_LFS_FILESIZE,
     PAGE_SHIFT,
     PAGE_SIZE,
     TASK_SIZE,
@@ -219,6 +221,9 @@ def find_violations(machine: Machine,
     inodes = _live_inodes(machine)
     cached_pfns: set[int] = set()
     for inode in inodes:
+        if not 0 <= inode.size <= MAX_LFS_FILESIZE:
+            problems.append(f"inode {inode.path!r}: size {inode.size} outside "
+                            "[0, MAX_LFS_FILESIZE]")
         for index, page in inode.pages.items():
             cached_pfns.add(page.pfn)
             if physmem.page(page.pfn) is not page:
