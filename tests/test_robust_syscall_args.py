@@ -328,3 +328,28 @@ def test_14_4_a_type_error_inside_a_plugin_still_marks_the_machine_broken() -> N
     with pytest.raises(MachineBroken, match="TypeError"):
         m.try_to_unmap(p.pagemap(a).pfn)
     assert m.broken is not None
+
+
+def test_14_2_the_three_negative_values_from_a_trace_change_nothing() -> None:
+    """Issue 14.2's three calls, reached through a trace file: each fails with Linux's
+    errno, counted in the replay report, and the mappings stay as they were."""
+    from mmcore.experiments.ops import Op
+    from mmcore.experiments.replay import replay
+    from mmcore.experiments.trace import dumps_trace, new_header, parse_trace
+
+    m = Machine()
+    ops = [Op("spawn", pid=1),
+           Op("mmap", pid=1, length=4 * P, prot=RW, flags=ANON),
+           Op("mmap", pid=1, length=16 * P, prot=RW, flags=ANON),  # merges below it
+           Op("mmap", pid=1, length=-4096, prot=RW, flags=ANON),
+           Op("write", pid=1, addr=0x7FFFF7FEB000),
+           Op("mremap", pid=1, addr=0x7FFFF7FEB000, length=4 * P, new_len=-4096),
+           Op("mremap", pid=1, addr=0x7FFFF7FEB000, length=16 * P, new_len=16 * P,
+              flags=MREMAP_MAYMOVE | MREMAP_FIXED, new_addr=-65536)]
+    _, parsed = parse_trace(dumps_trace(new_header("test"), ops).splitlines())
+    report = replay(parsed, machine=m)
+    assert report.broken is None
+    assert report.errors == {"mmap:ENOMEM": 1, "mremap:EINVAL": 2}
+    (p,) = m.live_processes()
+    assert [(v.start, v.end) for v in p.vmas()] == [(0x7FFFF7FEB000, 0x7FFFF7FFF000)]
+    assert p.read(0x7FFFF7FEB000, 1) == b"\x01" and find_violations(m) == []
