@@ -119,13 +119,18 @@ __all__ = [
     "VM_DATA_DEFAULT_FLAGS",
     "VM_FLAG_MNEMONICS",
     "vm_flags_mnemonics",
+    "ULONG_MAX",
     "page_align",
+    "ulong_add",
     "offset_in_page",
 ]
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 PAGE_MASK = ~(PAGE_SIZE - 1)
+#: The largest unsigned long on a 64-bit kernel: syscall addresses and lengths are
+#: unsigned longs, and the kernel's overflow checks rely on their wrapping.
+ULONG_MAX = (1 << 64) - 1
 
 #: TASK_SIZE_MAX on x86-64 with 4-level paging (arch/x86/include/asm/page_64_types.h).
 TASK_SIZE = (1 << 47) - PAGE_SIZE
@@ -326,8 +331,16 @@ def vm_flags_mnemonics(flags: int) -> str:
 
 
 def page_align(n: int) -> int:
-    """PAGE_ALIGN(): round ``n`` up to a page boundary."""
-    return (n + PAGE_SIZE - 1) & PAGE_MASK
+    """PAGE_ALIGN(): round ``n`` up to a page boundary, as an unsigned long: a length
+    within a page of 2**64 wraps to 0 (the "small -ve rounded to zero" the kernel tests
+    for)."""
+    return (n + PAGE_SIZE - 1) & PAGE_MASK & ULONG_MAX
+
+
+def ulong_add(a: int, b: int) -> int:
+    """``a + b`` as an unsigned long (wrapping modulo 2**64), for the kernel's
+    ``end = start + len; if (end < start)`` overflow checks."""
+    return (a + b) & ULONG_MAX
 
 
 def offset_in_page(addr: int) -> int:

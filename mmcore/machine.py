@@ -41,6 +41,7 @@ from .process import Process
 from .reclaim import kswapd_hopeless, shrink
 from .rmap import UnmapResult, WalkResult, find_mappings, rmap_truth, try_to_unmap
 from .swap import SwapArea
+from .sysargs import brk_start as check_brk_start
 from .vma import Vma
 from .vmstat import VmEvents, Vmstat, vmstat
 
@@ -153,6 +154,7 @@ class Machine:
 
     def spawn(self, brk_start: int = DEFAULT_BRK_START) -> Process:
         """A new process with an empty address space (as after execve)."""
+        brk_start = check_brk_start("spawn", brk_start)
         self._check_usable()
         mm = Mm(self, brk_start)
         proc = Process(self, self._alloc_pid(), None, mm)

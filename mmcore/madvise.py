@@ -55,6 +55,7 @@ from .constants import (
     VM_WRITE,
     offset_in_page,
     page_align,
+    ulong_add,
 )
 from .errors import (
     EACCES,
@@ -127,7 +128,9 @@ def do_madvise(mm: Mm, start: int, len_in: int, advice: int) -> None:
     length = page_align(len_in)
     if len_in and not length:
         raise syscall_error(EINVAL, "madvise")
-    end = start + length
+    end = ulong_add(start, length)
+    if end < start:  # is_valid_madvise(): the range wraps past 2**64
+        raise syscall_error(EINVAL, "madvise")
     if end == start:
         return
     if advice in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
@@ -364,7 +367,7 @@ def do_mlock(mm: Mm, start: int, length: int, flags: int, lock: bool) -> None:
     start &= PAGE_MASK
     if lock:
         check_mlock_limit(mm, start, length)
-    end = start + length
+    end = ulong_add(start, length)
     if end < start:
         raise syscall_error(EINVAL, "mlock")
     if end == start:
@@ -398,8 +401,10 @@ def do_mseal(mm: Mm, start: int, length: int, flags: int) -> None:
         raise syscall_error(EINVAL, "mseal")
     if offset_in_page(start):
         raise syscall_error(EINVAL, "mseal")
-    length = page_align(length)
-    end = start + length
+    len_in, length = length, page_align(length)
+    if len_in and not length:  # "len was rounded up from small -ve to zero"
+        raise syscall_error(EINVAL, "mseal")
+    end = ulong_add(start, length)
     if end < start:
         raise syscall_error(EINVAL, "mseal")
     if end == start:

@@ -31,6 +31,7 @@ from .constants import (
     PROT_READ,
     PROT_WRITE,
     TASK_SIZE,
+    ULONG_MAX,
     VM_ACCOUNT,
     VM_DATA_DEFAULT_FLAGS,
     VM_EXEC,
@@ -49,6 +50,7 @@ from .constants import (
     VM_WRITE,
     offset_in_page,
     page_align,
+    ulong_add,
 )
 from .errors import (
     EACCES,
@@ -131,10 +133,6 @@ def _gaps_bottom_up(mm: Mm, low: int, high: int) -> list[tuple[int, int]]:
     if cur < high:
         gaps.append((cur, high))
     return gaps
-
-
-#: The range of an unsigned long, as syscall arguments are read.
-ULONG_MAX = (1 << 64) - 1
 
 
 def file_mmap_ok(pgoff: int, length: int) -> bool:
@@ -349,8 +347,11 @@ def do_brk(mm: Mm, brk: int) -> int:
             return mm.brk
         mm.brk = brk
         return brk
-    if mm.vmas.intersecting(oldbrk, newbrk + PAGE_SIZE) or newbrk > TASK_SIZE:
-        return mm.brk  # check_brk_limits / the next vma plus a guard gap is in the way
+    if newbrk < oldbrk or newbrk > TASK_SIZE \
+            or mm.vmas.intersecting(oldbrk, newbrk + PAGE_SIZE):
+        # check_brk_limits(): beyond TASK_SIZE, or a break within a page of 2**64 whose
+        # PAGE_ALIGN wrapped to 0; or the next vma plus a guard gap is in the way
+        return mm.brk
     if not mlock_future_ok(mm, mm.def_flags, newbrk - oldbrk):
         return mm.brk  # check_brk_limits(): EAGAIN, and brk() keeps the old break
     try:
@@ -381,7 +382,7 @@ def do_msync(mm: Mm, start: int, length: int, flags: int) -> None:
     if flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC) or offset_in_page(start) \
             or (flags & MS_ASYNC and flags & MS_SYNC):
         raise syscall_error(EINVAL, "msync")
-    end = start + page_align(length)
+    end = ulong_add(start, page_align(length))
     if end < start:
         raise syscall_error(ENOMEM, "msync")
     unmapped = False

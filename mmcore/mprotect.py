@@ -21,6 +21,7 @@ from .constants import (
     VM_SHARED,
     VM_WRITE,
     page_align,
+    ulong_add,
 )
 from .errors import EACCES, EINVAL, ENOMEM, EPERM, syscall_error
 from .mmap import calc_vm_prot_bits
@@ -49,7 +50,7 @@ def do_mprotect(mm: Mm, start: int, length: int, prot: int) -> None:
     if not length:
         return
     length = page_align(length)
-    end = start + length
+    end = ulong_add(start, length)
     if end <= start:
         raise syscall_error(ENOMEM, "mprotect")
     # arch_validate_prot() comes after the length checks: length 0 succeeds whatever prot.

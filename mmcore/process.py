@@ -28,22 +28,22 @@ from .pagecache import file_read, file_write, truncate_pages, write_inode
 from .proc import MapsEntry, PagemapEntry, maps_entry, pagemap_entry
 from .proc_status import ProcStatus, task_mem
 from .smaps import SmapsEntry, SmapsRollup, smaps, smaps_rollup
+from .sysargs import brk_start as _brk_start
+from .sysargs import buffer, cint, integer, loff, ulong
+from .sysargs import path as _path
 
 if TYPE_CHECKING:
     from .machine import Machine
     from .vma import Vma
 
 
-def _check_ints(call: str, **args: object) -> None:
-    """TypeError naming the first argument of ``call`` that is not an int."""
-    for name, value in args.items():
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"{call}: {name} must be an int, not {type(value).__name__}")
-
-
 class Process:
     """A task with its own mm. Syscall methods take Linux's arguments and flag values and
-    raise ``OSError(errno)`` where Linux returns that errno."""
+    raise ``OSError(errno)`` where Linux returns that errno.
+
+    Arguments are checked first, by :mod:`mmcore.sysargs`: a wrong type is a TypeError
+    naming the argument, addresses and lengths are unsigned longs (``-4096`` is
+    ``2**64 - 4096``, as in C), and nothing has changed when any of these is raised."""
 
     def __init__(self, machine: Machine, pid: int, parent: Process | None, mm: Mm) -> None:
         self.machine = machine
@@ -78,7 +78,12 @@ class Process:
 
     def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int = -1,
              offset: int = 0) -> int:
-        """mmap(2): returns the mapping's address. ``fd`` is ignored with MAP_ANONYMOUS."""
+        """mmap(2): returns the mapping's address. ``fd`` is ignored with MAP_ANONYMOUS.
+        ``offset`` is taken as sys_mmap's unsigned long: a negative one is EOVERFLOW for
+        a file (file_mmap_ok())."""
+        addr, length = ulong("mmap", "addr", addr), ulong("mmap", "length", length)
+        prot, flags = cint("mmap", "prot", prot), cint("mmap", "flags", flags)
+        fd, offset = cint("mmap", "fd", fd), ulong("mmap", "offset", offset)
         self._check_alive("mmap")
         file = None
         if not flags & MAP_ANONYMOUS and not offset & (PAGE_SIZE - 1):
@@ -97,6 +102,7 @@ class Process:
     def open(self, path: str, flags: int = os.O_RDONLY) -> int:
         """open(2) with ``os`` flag values: O_CREAT creates, O_TRUNC truncates (when
         writable); ENOENT for a missing file without O_CREAT."""
+        path, flags = _path("open", "path", path), cint("open", "flags", flags)
         self._check_alive("open")
         inode = self.machine.files.get(path)
         if inode is None:
@@ -110,6 +116,7 @@ class Process:
 
     def close(self, fd: int) -> None:
         """close(2): mappings keep their own reference to the open file."""
+        fd = cint("close", "fd", fd)
         self._check_alive("close")
         file = self._file(fd, "close")
         del self.files.fds[fd]
@@ -117,11 +124,16 @@ class Process:
 
     def dup(self, fd: int) -> int:
         """dup(2): a new descriptor for the same open file description."""
+        fd = cint("dup", "fd", fd)
         self._check_alive("dup")
         return self.files.install(self._file(fd, "dup"))
 
     def pread(self, fd: int, n: int, offset: int) -> bytes:
-        """pread(2) through the page cache (sees shared-mapping writes)."""
+        """pread(2) through the page cache (sees shared-mapping writes). A negative ``n``
+        is EINVAL, as rw_verify_area() makes a count past SSIZE_MAX (with no user
+        buffer here, the kernel's EFAULT for it cannot arise)."""
+        fd, n, offset = cint("pread", "fd", fd), loff("pread", "n", n), \
+            loff("pread", "offset", offset)
         self._check_alive("pread")
         file = self._file(fd, "pread")
         if not file.readable:
@@ -133,6 +145,8 @@ class Process:
 
     def pwrite(self, fd: int, data: bytes, offset: int) -> int:
         """pwrite(2) into the page cache; the pages become dirty."""
+        fd, data = cint("pwrite", "fd", fd), buffer("pwrite", "data", data)
+        offset = loff("pwrite", "offset", offset)
         self._check_alive("pwrite")
         file = self._file(fd, "pwrite")
         if not file.writable:
@@ -143,6 +157,7 @@ class Process:
     def ftruncate(self, fd: int, length: int) -> None:
         """ftruncate(2): EINVAL unless open for writing; shrinking unmaps what lies past
         the new EOF from every mapping (a later access there is SIGBUS)."""
+        fd, length = cint("ftruncate", "fd", fd), loff("ftruncate", "length", length)
         self._check_alive("ftruncate")
         file = self._file(fd, "ftruncate")
         if not file.writable or not 0 <= length <= MAX_LFS_FILESIZE:
@@ -153,6 +168,7 @@ class Process:
 
     def fsync(self, fd: int) -> None:
         """fsync(2): write back every dirty page of the file."""
+        fd = cint("fsync", "fd", fd)
         self._check_alive("fsync")
         file = self._file(fd, "fsync")
         self.machine.run(self, write_inode, self.machine, file.inode)
@@ -160,49 +176,64 @@ class Process:
     def msync(self, addr: int, length: int, flags: int) -> None:
         """msync(2): MS_SYNC writes back the dirty pages of shared file mappings in the
         range; MS_ASYNC does nothing (as since 2.6.19); a hole gives ENOMEM."""
+        addr, length = ulong("msync", "addr", addr), ulong("msync", "length", length)
+        flags = cint("msync", "flags", flags)
         self._check_alive("msync")
         self.machine.run(self, do_msync, self.mm, addr, length, flags)
 
     def munmap(self, addr: int, length: int) -> None:
         """munmap(2)."""
+        addr, length = ulong("munmap", "addr", addr), ulong("munmap", "length", length)
         self._check_alive("munmap")
         self.machine.run(self, do_munmap, self.mm, addr, length)
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
         """mprotect(2) (partially applied up to a hole, as in Linux)."""
+        addr, length = ulong("mprotect", "addr", addr), ulong("mprotect", "length", length)
+        prot = cint("mprotect", "prot", prot)
         self._check_alive("mprotect")
         self.machine.run(self, do_mprotect, self.mm, addr, length, prot)
 
     def mremap(self, old_addr: int, old_len: int, new_len: int, flags: int = 0,
                new_addr: int = 0) -> int:
         """mremap(2): returns the (possibly new) address."""
+        old_addr = ulong("mremap", "old_addr", old_addr)
+        old_len, new_len = ulong("mremap", "old_len", old_len), \
+            ulong("mremap", "new_len", new_len)
+        flags, new_addr = cint("mremap", "flags", flags), ulong("mremap", "new_addr", new_addr)
         self._check_alive("mremap")
         return self.machine.run(self, do_mremap, self.mm, old_addr, old_len, new_len, flags,
                                     new_addr)
 
     def brk(self, addr: int) -> int:
         """brk(2): returns the new program break (the old one if the request failed)."""
+        addr = ulong("brk", "addr", addr)
         self._check_alive("brk")
         return self.machine.run(self, do_brk, self.mm, addr)
 
     def madvise(self, addr: int, length: int, advice: int) -> None:
         """madvise(2)."""
+        addr, length = ulong("madvise", "addr", addr), ulong("madvise", "length", length)
+        advice = cint("madvise", "advice", advice)
         self._check_alive("madvise")
         self.machine.run(self, do_madvise, self.mm, addr, length, advice)
 
     def mlock(self, addr: int, length: int, flags: int = 0) -> None:
         """mlock2(2) (``flags=0`` is mlock(2))."""
+        addr, length = ulong("mlock", "addr", addr), ulong("mlock", "length", length)
+        flags = cint("mlock", "flags", flags)
         self._check_alive("mlock")
         self.machine.run(self, do_mlock, self.mm, addr, length, flags, True)
 
     def munlock(self, addr: int, length: int) -> None:
         """munlock(2)."""
+        addr, length = ulong("munlock", "addr", addr), ulong("munlock", "length", length)
         self._check_alive("munlock")
         self.machine.run(self, do_mlock, self.mm, addr, length, 0, False)
 
     def mlockall(self, flags: int) -> None:
         """mlockall(2) with MCL_CURRENT, MCL_FUTURE and MCL_ONFAULT."""
-        _check_ints("mlockall", flags=flags)
+        flags = cint("mlockall", "flags", flags)
         self._check_alive("mlockall")
         self.machine.run(self, do_mlockall, self.mm, flags)
 
@@ -213,19 +244,24 @@ class Process:
 
     def getrlimit(self, resource: int) -> tuple[int, int]:
         """getrlimit(2): (soft, hard); RLIM_INFINITY for a resource never set."""
-        _check_ints("getrlimit", resource=resource)
+        resource = cint("getrlimit", "resource", resource)
+        self._check_alive("getrlimit")
         return self.rlimits.get(resource, (RLIM_INFINITY, RLIM_INFINITY))
 
     def setrlimit(self, resource: int, soft: int, hard: int) -> None:
         """setrlimit(2): EINVAL if soft > hard, EPERM for raising the hard limit without
-        CAP_SYS_RESOURCE. Only RLIMIT_MEMLOCK changes what mmcore does."""
-        _check_ints("setrlimit", resource=resource, soft=soft, hard=hard)
+        CAP_SYS_RESOURCE (a negative limit is EINVAL). Only RLIMIT_MEMLOCK changes what
+        mmcore does."""
+        resource = cint("setrlimit", "resource", resource)
+        soft, hard = integer("setrlimit", "soft", soft), integer("setrlimit", "hard", hard)
         self._check_alive("setrlimit")
         check_rlimit(self, resource, soft, hard)
         self.rlimits[resource] = (soft, hard)
 
     def mseal(self, addr: int, length: int, flags: int = 0) -> None:
         """mseal(2)."""
+        addr, length = ulong("mseal", "addr", addr), ulong("mseal", "length", length)
+        flags = ulong("mseal", "flags", flags)
         self._check_alive("mseal")
         self.machine.run(self, do_mseal, self.mm, addr, length, flags)
 
@@ -236,6 +272,7 @@ class Process:
 
         Raises :class:`mmcore.SegmentationFault` where the access is not allowed.
         """
+        addr, data = ulong("write", "addr", addr), buffer("write", "data", data)
         self._check_alive("write")
         self.machine.run(self, self._write, addr, data)
 
@@ -250,7 +287,11 @@ class Process:
             pos += n
 
     def read(self, addr: int, n: int) -> bytes:
-        """Load ``n`` bytes from ``addr`` as the CPU would, faulting page by page."""
+        """Load ``n`` bytes from ``addr`` as the CPU would, faulting page by page
+        (ValueError for a negative ``n``)."""
+        addr, n = ulong("read", "addr", addr), integer("read", "n", n)
+        if n < 0:
+            raise ValueError(f"read: n must not be negative, not {n}")
         self._check_alive("read")
         return self.machine.run(self, self._read, addr, n)
 
@@ -281,15 +322,19 @@ class Process:
         return self.machine.run(self, self.machine._fork, self)
 
     def execve(self, brk_start: int = DEFAULT_BRK_START) -> None:
-        """execve(2): replace the address space with a fresh, empty one."""
+        """execve(2): replace the address space with a fresh, empty one whose heap starts
+        at ``brk_start`` (a page-aligned user address, as load_elf_binary() sets it)."""
+        brk_start = _brk_start("execve", brk_start)
         self._check_alive("execve")
         self.machine.run(self, self.machine._exec, self, brk_start)
 
     def exit(self, status: int = 0) -> None:
         """exit(2): free the whole address space; the process stays a zombie until its
-        parent calls :meth:`waitpid` (a parentless process is reaped at once)."""
+        parent calls :meth:`waitpid` (a parentless process is reaped at once). As for
+        exit_group(2), only the low 8 bits of ``status`` are kept."""
+        status = cint("exit", "status", status)
         self._check_alive("exit")
-        self.machine.run(self, self.machine._exit, self, status)
+        self.machine.run(self, self.machine._exit, self, status & 0xFF)
 
     def waitpid(self, pid: int) -> tuple[int, int]:
         """waitpid(2) with WNOHANG: ``(pid, status)`` for an exited child, which is reaped;
@@ -298,6 +343,7 @@ class Process:
         ``pid``: > 0 that child, -1 any child, 0 any child in the caller's process group,
         < -1 any child in group ``-pid``; of several exited children, do_wait() reaps the
         oldest first (the children list is in fork order)."""
+        pid = cint("waitpid", "pid", pid)
         if pid > 0:
             matching = [self.children[pid]] if pid in self.children else []
         else:
@@ -354,6 +400,7 @@ class Process:
 
     def pagemap(self, addr: int) -> PagemapEntry:
         """/proc/PID/pagemap entry of the page containing ``addr``."""
+        addr = ulong("pagemap", "addr", addr)
         return pagemap_entry(self.mm, addr)
 
     def __repr__(self) -> str:

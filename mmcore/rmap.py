@@ -66,18 +66,29 @@ class UnmapResult(DataClassJsonMixin):
 
 
 def find_mappings(m: Machine, page: Page) -> tuple[list[tuple[Vma, int]], WalkCost]:
-    """Run the walk for ``page``; return the (vma, address) pairs whose pte maps it."""
+    """Run the walk for ``page``; return the (vma, address) pairs whose pte maps it.
+
+    Each candidate is verified before it counts, as rmap_walk_anon() does through
+    page_vma_mapped_walk(): the address lies in the vma and its pte maps this page, and
+    no (mm, address) is returned twice. A scheme may propose extra or repeated
+    candidates (they are wasted probes); acting on a repeat would unmap one pte twice,
+    driving rss negative and freeing a page another pte still maps.
+    """
     cost = WalkCost(walks=1)
     hits: list[tuple[Vma, int]] = []
     want = page.mapcount
     if want == 0:
         return hits, cost
     walk = m.rmap_walk_impl if page.is_anon else m.file_rmap_walk_impl
+    seen: set[tuple[int, int]] = set()
     try:
         for vma, addr in walk(page, cost):
             cost.ptes_probed += 1
+            key = (id(vma.mm), addr)
             pte = vma.mm.pgtable.lookup(addr)
-            if pte_present(pte) and pte_pfn(pte) == page.pfn:
+            if pte_present(pte) and pte_pfn(pte) == page.pfn \
+                    and vma.start <= addr < vma.end and key not in seen:
+                seen.add(key)
                 cost.hits += 1
                 hits.append((vma, addr))
                 if len(hits) == want:

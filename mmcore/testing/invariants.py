@@ -11,6 +11,9 @@ what the machine believes:
   ``_refcount`` equals mappings + swap cache + page cache;
 * **COW**: a writable pte in a private mapping maps a page nobody else maps
   (PG_anon_exclusive), an anonymous page sits in a vma that has an anon_vma;
+* **vma bounds**: every vma is page aligned, non-empty, below TASK_SIZE and belongs to
+  its mm, and the vmas do not overlap (a negative length must never make a vma); every
+  file size lies in [0, MAX_LFS_FILESIZE];
 * **no stale ptes**: every pte lies inside a vma and names an allocated frame or an
   allocated swap slot; every swap slot is named as often as its swap_map count says;
 * **nothing leaks**: every allocated frame is mapped or cached; with no live process
@@ -34,7 +37,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
-from ..constants import PAGE_SHIFT, PAGE_SIZE, VM_ACCESS_FLAGS, VM_SHARED, VM_WRITE
+from ..constants import (
+    MAX_LFS_FILESIZE,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    TASK_SIZE,
+    VM_ACCESS_FLAGS,
+    VM_SHARED,
+    VM_WRITE,
+    offset_in_page,
+)
 from ..errors import MachineBroken
 from ..page import PG_ANON_EXCLUSIVE, PG_CACHE, PG_SWAPCACHE, PG_ZERO
 from ..pagetable import (
@@ -203,11 +215,15 @@ def find_violations(machine: Machine,
     swap_refs: Counter[int] = Counter()
     exclusive_slots: list[tuple[int, int, int]] = []
     for proc in machine.live_processes():
+        _check_vmas(proc.pid, proc.mm, problems)
         _scan_mm(machine, proc.pid, proc.mm, truth, swap_refs, exclusive_slots, problems)
 
     inodes = _live_inodes(machine)
     cached_pfns: set[int] = set()
     for inode in inodes:
+        if not 0 <= inode.size <= MAX_LFS_FILESIZE:
+            problems.append(f"inode {inode.path!r}: size {inode.size} outside "
+                            "[0, MAX_LFS_FILESIZE]")
         for index, page in inode.pages.items():
             cached_pfns.add(page.pfn)
             if physmem.page(page.pfn) is not page:
@@ -246,6 +262,22 @@ def find_violations(machine: Machine,
     if expected:
         _check_content(machine, expected, problems)
     return problems
+
+
+def _check_vmas(pid: int, mm: Mm, problems: list[str]) -> None:
+    """The vma tree is a set of disjoint, page-aligned, non-empty user ranges."""
+    prev_end = 0
+    for vma in mm.vmas:
+        where = f"pid {pid}: {describe_vma(vma)}"
+        if offset_in_page(vma.start) or offset_in_page(vma.end):
+            problems.append(f"{where} is not page aligned")
+        if not 0 <= vma.start < vma.end <= TASK_SIZE:
+            problems.append(f"{where} is empty, reversed or outside [0, TASK_SIZE)")
+        if vma.start < prev_end:
+            problems.append(f"{where} overlaps the vma before it (ending {prev_end:#x})")
+        if vma.mm is not mm:
+            problems.append(f"{where} belongs to another mm")
+        prev_end = max(prev_end, vma.end)
 
 
 def _scan_mm(machine: Machine, pid: int, mm: Mm, truth: dict[int, list[tuple[int, int]]],
