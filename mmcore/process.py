@@ -107,7 +107,7 @@ class Process:
         """close(2): mappings keep their own reference to the open file."""
         self._check_alive("close")
         file = self._file(fd, "close")
-        del self.files.fds[fd]
+        self.files.remove(fd)
         self.machine.fput(file)
 
     def dup(self, fd: int) -> int:
