@@ -109,10 +109,12 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks (benchmarks/bench.py): simulated costs as ratios to a dict insert;
-    benchmarks/bench_reclaim.py: reclaim with full swap, time against RAM size."""
+    benchmarks/bench_reclaim.py: reclaim with full swap, time against RAM size;
+    benchmarks/bench_scaling.py: time per doubling of fork chains, opens, populate."""
     session.install(".")
     session.run("python", "benchmarks/bench.py", *session.posargs)
     session.run("python", "benchmarks/bench_reclaim.py")
+    session.run("python", "benchmarks/bench_scaling.py")
 
 
 @nox.session

@@ -9,6 +9,7 @@ vm_file pointers).
 
 from __future__ import annotations
 
+import heapq
 import os
 from typing import TYPE_CHECKING
 
@@ -146,16 +147,32 @@ class OpenFile:
 
 
 class FileTable:
-    """A process's descriptor table (struct files_struct)."""
+    """A process's descriptor table (struct files_struct).
+
+    alloc_fd() gives the lowest free descriptor: the kernel finds it with find_next_fd()
+    from ``files->next_fd`` over the ``open_fds`` bitmap, skipping full words through
+    ``full_fds_bits``, and __put_unused_fd() lowers ``next_fd`` when a lower descriptor
+    is closed. Here the descriptors ever used are [0, ``_end``) and the closed ones
+    among them are a heap, so the lowest free descriptor is the heap's least or else
+    ``_end``: O(log n) per open and close, where scanning for the first hole made n
+    opens quadratic."""
+
+    __slots__ = ("_end", "_free", "fds")
 
     def __init__(self) -> None:
+        #: The open descriptors, in the order they were installed (fork copies it).
         self.fds: dict[int, OpenFile] = {}
+        #: Every descriptor below ``_end`` that is not in ``fds``, as a heap.
+        self._free: list[int] = []
+        self._end = 0
 
     def install(self, file: OpenFile) -> int:
-        """fd_install() at the lowest free descriptor."""
-        fd = 0
-        while fd in self.fds:
-            fd += 1
+        """alloc_fd() + fd_install() at the lowest free descriptor."""
+        if self._free:
+            fd = heapq.heappop(self._free)
+        else:
+            fd = self._end
+            self._end = fd + 1
         self.fds[fd] = file
         file.refs += 1
         return fd
@@ -163,3 +180,29 @@ class FileTable:
     def get(self, fd: int) -> OpenFile | None:
         """fget()."""
         return self.fds.get(fd)
+
+    def remove(self, fd: int) -> OpenFile:
+        """file_close_fd() + __put_unused_fd(): take ``fd`` out of the table and make it
+        free again; returns its open file, whose reference the caller drops. KeyError
+        if ``fd`` is not open."""
+        file = self.fds.pop(fd)
+        heapq.heappush(self._free, fd)
+        return file
+
+    def copy_from(self, parent: FileTable) -> None:
+        """dup_fd() at fork: the same open files at the same descriptors (each gains a
+        reference), and the same free descriptors."""
+        for fd, file in parent.fds.items():
+            self.fds[fd] = file
+            file.refs += 1
+        self._free = list(parent._free)
+        self._end = parent._end
+
+    def close_all(self) -> list[OpenFile]:
+        """exit_files(): empty the table; returns the open files it held, in table
+        order, for the caller to drop their references."""
+        files = list(self.fds.values())
+        self.fds.clear()
+        self._free.clear()
+        self._end = 0
+        return files

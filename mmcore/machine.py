@@ -175,9 +175,7 @@ class Machine:
         child.capabilities = set(parent.capabilities)
         self.processes[child.pid] = child
         parent.children[child.pid] = child
-        for fd, file in parent.files.fds.items():  # dup_fd(): same open files
-            child.files.fds[fd] = file
-            file.refs += 1
+        child.files.copy_from(parent.files)
         dup_mmap(parent.mm, mm)
         self.counters.forks += 1
         self.emit("fork", parent.pid, child=child.pid)
@@ -191,9 +189,8 @@ class Machine:
 
     def _exit(self, proc: Process, status: int) -> None:
         exit_mmap(proc.mm)
-        for file in proc.files.fds.values():  # exit_files()
+        for file in proc.files.close_all():
             self.fput(file)
-        proc.files.fds.clear()
         proc.exit_status = status
         for child in list(proc.children.values()):
             child.parent = None

@@ -119,7 +119,7 @@ class Process:
         fd = cint("close", "fd", fd)
         self._check_alive("close")
         file = self._file(fd, "close")
-        del self.files.fds[fd]
+        self.files.remove(fd)
         self.machine.fput(file)
 
     def dup(self, fd: int) -> int:

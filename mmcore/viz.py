@@ -613,8 +613,8 @@ def _draw_file(pic: _RmapPicture, pnode: str, page: Page, inode: Inode,
 
 def _anon_vmas_of(vma: Vma) -> Iterable[object]:
     """The anon_vmas a vma's chain links it to (oldest first), for AVC-shaped schemes."""
-    chain = vma.rmap if isinstance(vma.rmap, list) else []
-    return [getattr(avc, "anon_vma", None) for avc in reversed(chain)]
+    chain = vma.rmap if isinstance(vma.rmap, list) else []  # oldest first
+    return [getattr(avc, "anon_vma", None) for avc in chain]
 
 
 def anon_vma_tree_dot(machine: Machine) -> DotGraph:

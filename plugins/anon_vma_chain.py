@@ -56,7 +56,10 @@ class AnonVmaChain:
 
 
 def _chain(vma: Vma | None) -> list[AnonVmaChain]:
-    """vma->anon_vma_chain (newest first), empty when the vma has none."""
+    """vma->anon_vma_chain, empty when the vma has none. The kernel's list_add() puts
+    each chain at the head (newest first); this list holds them oldest first, so that
+    linking one appends instead of shifting the whole chain (a chain of forks d deep
+    would pay O(d) per link, O(d^3) over the chain)."""
     if vma is None or vma.rmap is None:
         return []
     chain: list[AnonVmaChain] = vma.rmap  # type: ignore[assignment]
@@ -93,13 +96,14 @@ class AnonVmaChainScheme:
         return AnonVma()
 
     def _link(self, vma: Vma, anon_vma: AnonVma) -> None:
-        """anon_vma_chain_link(): new chain at the head of the vma's list and in the tree."""
+        """anon_vma_chain_link(): new chain at the head of the vma's list (the end of
+        :func:`_chain`'s oldest-first list) and in the tree."""
         avc = AnonVmaChain(vma, anon_vma)
         self.meta.alloc("anon_vma_chain")
         if vma.rmap is None:
             vma.rmap = []
             self.meta.alloc("vma_avc_fields")
-        _chain(vma).insert(0, avc)
+        _chain(vma).append(avc)
         anon_vma.avcs.insert(avc, *vma_pgoff_range(vma))
 
     def _put(self, anon_vma: AnonVma) -> None:
@@ -114,7 +118,7 @@ class AnonVmaChainScheme:
     def _clone(self, dst: Vma, src: Vma) -> None:
         """anon_vma_clone(): one chain per chain of ``src``, oldest first; in the fork
         path (dst.anon_vma None) an ancestor with no vma and <2 children is reused."""
-        for pavc in reversed(_chain(src)):
+        for pavc in _chain(src):
             anon_vma = pavc.anon_vma
             self._link(dst, anon_vma)
             if (dst.anon_vma is None and src.anon_vma is not None
@@ -206,7 +210,7 @@ class AnonVmaChainScheme:
         """unlink_anon_vmas(): drop every chain; anon_vmas whose tree empties lose their
         parent's child count and are put (their root last)."""
         emptied = []
-        for avc in _chain(vma):
+        for avc in reversed(_chain(vma)):  # list_for_each_entry: newest first
             anon_vma = avc.anon_vma
             anon_vma.avcs.remove(avc)
             self.meta.free("anon_vma_chain")

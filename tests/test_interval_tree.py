@@ -104,3 +104,28 @@ def test_the_tree_stays_balanced_so_a_query_is_logarithmic() -> None:
     assert depth(tree._root) <= 3 * 11
     assert all(tree.query(it.start + 2) == [it] for it in items[1::2])
     assert tree.query(items[0].start) == []
+
+
+def test_items_over_one_range_share_a_node_and_keep_link_order() -> None:
+    """Structural: a fork family links many chains over one pgoff range; they share a
+    single tree node, so linking and unlinking one is a dict operation, not a treap
+    split, and a query still returns them in link order (``after`` included). The node
+    goes when its last item does."""
+    tree: IntervalTree[Item] = IntervalTree()
+    items = [Item(0, 9) for _ in range(1000)]
+    for it in items:
+        tree.insert(it, 0, 9)
+    late = Item(0, 9)
+    tree.insert(late, 0, 9, after=items[10])
+    assert depth(tree._root) == 1
+    assert tree.query(3) == [*items[:11], late, *items[11:]]
+    for it in items[::3]:
+        tree.remove(it)
+    other = Item(5, 20)
+    tree.insert(other, 5, 20)
+    assert depth(tree._root) == 2
+    rest = [it for it in [*items[:11], late, *items[11:]] if it not in items[::3]]
+    assert tree.query(7) == [*rest, other] and tree.query(15) == [other]
+    for it in rest:
+        tree.remove(it)
+    assert depth(tree._root) == 1 and list(tree) == [other]

@@ -215,3 +215,22 @@ def test_metadata_is_one_anon_vma_plus_one_link_per_vma(arch: str) -> None:
     }
     if arch == "i386":  # Andrea: "worst case 24byte overhead per anonymous vma"
         assert sizes["anon_vma_2004"] + sizes["vma_anon_link"] == 24
+
+
+def test_an_exit_unlinks_its_vma_from_anywhere_in_the_list_keeping_the_order() -> None:
+    """anon_vma_unlink(): list_del of a vma in the middle of the list (a middle child
+    exits, then the parent) leaves the others in list order, and the anon_vma goes with
+    its last vma."""
+    m = Machine(rmap="anon_vma")
+    p = m.spawn()
+    a = fixed(p, 0, 2)
+    p.write(a, b"x")
+    kids = [p.fork() for _ in range(3)]
+    anon = anon_of(p, a)
+    kids[1].exit(0)
+    assert anon.vmas == [kids[2].vmas()[0], kids[0].vmas()[0], p.vmas()[0]]
+    p.exit(0)
+    assert anon.vmas == [kids[2].vmas()[0], kids[0].vmas()[0]]
+    kids[2].exit(0)
+    kids[0].exit(0)
+    assert anon.vmas == [] and m.meta.live == {"anon_vma_2004": 0, "vma_anon_link": 0}
