@@ -51,7 +51,7 @@ PLUGINS = {
     # It allocates without bound: RLIMIT_AS turns that into a MemoryError in the child.
     "hungry": SCHEME.format(name="Hungry", body=WALK + "        hoard = []\n"
                             "        while page.mapcount > 1:\n"
-                            "            hoard.append(bytearray(1 << 20))\n"
+                            "            hoard.append(bytearray(64 << 20))\n"
                             "        yield from AnonVmaScheme.rmap_walk(self, page, cost)"),
     # It rewrites the grader's answer checking to pass everything, then exits at import:
     # neither may reach the grader or another student.
@@ -202,6 +202,7 @@ def test_a_zip_export_and_gradescope_ids(tmp_path: Path) -> None:
     assert rows["901"].score == rows["901"].max_score == make("maps", 1).max_points
     assert rows["902"].status == "invalid" and rows["902"].max_score == rows["901"].max_score
     assert result.all_graded
+    assert rows["901"].reason == ""  # no roster given: nobody is "not on the roster"
 
 
 @pytest.mark.parametrize(("path", "student"), [
@@ -284,3 +285,23 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "roster.csv:2" in err
     assert mmsim(["lab", "show", "nope"]) == 2
+
+
+def test_one_student_as_a_gradescope_autograder_sees_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--student``: every file in /autograder/submission is one student's; the exit
+    status is 0 although the answers are not all right."""
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "answers.json").write_text(json.dumps(answers("cow", 9, wrong=1)))
+    (submission / "maps.json").write_text(json.dumps(answers("maps", 9)))
+    out = tmp_path / "out"
+    assert mmsim(["lab", "grade", str(submission), "--student", "me", "--out", str(out),
+                  "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert [s["student"] for s in summary["students"]] == ["me"]
+    doc = json.loads((out / "gradescope" / "me" / "results.json").read_text())
+    full = make("cow", 9).max_points + make("maps", 9).max_points
+    assert doc["max_score"] == full
+    assert doc["score"] == full - make("cow", 9).questions[0].points
+    assert {t["name"].split(":")[0] for t in doc["tests"]} == {"answers.json", "maps.json"}

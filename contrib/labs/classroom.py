@@ -132,11 +132,12 @@ def _read_file(file: Path) -> tuple[bytes | None, str]:
         return None, f"cannot read it: {exc.strerror}"
 
 
-def collect(paths: Sequence[str | Path], id_pattern: re.Pattern[str] | None = None
-            ) -> tuple[list[Submission], list[tuple[str, str]]]:
+def collect(paths: Sequence[str | Path], id_pattern: re.Pattern[str] | None = None,
+            student: str | None = None) -> tuple[list[Submission], list[tuple[str, str]]]:
     """Every submission under ``paths`` (files, directories, zips), and the skipped
-    files as ``(student, source)`` (neither ``.json`` nor ``.py``). Raises ``ValueError``
-    for a path that does not exist or a zip that cannot be opened."""
+    files as ``(student, source)`` (neither ``.json`` nor ``.py``). ``student`` gives every
+    file to that one student. Raises ``ValueError`` for a path that does not exist or a
+    zip that cannot be opened."""
     found: list[Submission] = []
     skipped: list[tuple[str, str]] = []
     for raw in paths:
@@ -155,12 +156,12 @@ def collect(paths: Sequence[str | Path], id_pattern: re.Pattern[str] | None = No
         for rel, data, problem in members:
             if IGNORED.search(rel):
                 continue
-            student = student_id(rel, id_pattern)
+            who = student if student is not None else student_id(rel, id_pattern)
             kind = KINDS.get(PurePosixPath(rel).suffix.lower())
             if kind is None:
-                skipped.append((student, prefix + rel))
+                skipped.append((who, prefix + rel))
                 continue
-            found.append(Submission(student, prefix + rel, kind, data, problem))
+            found.append(Submission(who, prefix + rel, kind, data, problem))
     return found, skipped
 
 
@@ -354,6 +355,8 @@ class StudentResult:
     entry: RosterEntry | None
     graded: list[Graded] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: Whether there is a roster to be on (grading without one flags nobody).
+    rostered: bool = True
     #: Points available of each graded file, or of the missing submission, once
     #: :meth:`ClassResult.finish` has set them.
     totals: list[int] = field(default_factory=list)
@@ -383,7 +386,7 @@ class StudentResult:
     @property
     def flags(self) -> list[str]:
         """Things a teacher should look at beyond the score."""
-        out = [] if self.entry is not None else ["not on the roster"]
+        out = ["not on the roster"] if self.entry is None and self.rostered else []
         if len(self.graded) > 1:
             out.append(f"{len(self.graded)} files")
         return out
@@ -465,13 +468,13 @@ def grade_class(submissions: Sequence[Submission], roster: dict[str, RosterEntry
     """Grade every submission (``opts.jobs`` children at a time) and return one row per
     student: every roster student and everyone who submitted."""
     start = time.monotonic()
-    roster = roster or {}
+    rostered, roster = roster is not None, roster or {}
     rows: dict[str, StudentResult] = {
         s: StudentResult(s, e) for s, e in roster.items()}
-    for sub in submissions:
-        rows.setdefault(sub.student, StudentResult(sub.student, roster.get(sub.student)))
+    for student in [sub.student for sub in submissions] + [s for s, _ in skipped]:
+        rows.setdefault(student, StudentResult(student, roster.get(student),
+                                               rostered=rostered))
     for student, source in skipped:
-        rows.setdefault(student, StudentResult(student, roster.get(student)))
         rows[student].skipped.append(PurePosixPath(source).name)
     with ThreadPoolExecutor(max_workers=opts.jobs) as pool:
         futures = [pool.submit(grade_submission, sub, rows[sub.student].seed, opts)

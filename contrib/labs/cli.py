@@ -143,8 +143,10 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     except re.error as exc:
         raise UsageError(f"--id-pattern {args.id_pattern!r}: {exc}") from None
     roster = _roster(args.roster) if args.roster else None
+    if args.student is not None and pattern is not None:
+        raise UsageError("--student and --id-pattern exclude each other")
     try:
-        submissions, skipped = collect(args.paths, pattern)
+        submissions, skipped = collect(args.paths, pattern, args.student)
     except ValueError as exc:
         raise Failure(str(exc)) from None
     if not submissions and not roster:
@@ -207,6 +209,9 @@ def _add_grade(sub: SubParsers) -> None:
     p.add_argument("--id-pattern", default=None, metavar="REGEX",
                    help="student id from the path inside the export: group 'id', else "
                         "group 1, else the match")
+    p.add_argument("--student", default=None, metavar="ID",
+                   help="every file is this one student's (a Gradescope autograder's "
+                        "/autograder/submission)")
     add_json_option(p)
     p.set_defaults(func=_cmd_grade)
 
