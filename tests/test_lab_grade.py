@@ -170,6 +170,8 @@ def test_grades_a_class_of_thirty_without_hanging(tmp_path: Path,
     assert "FAIL" in report and "Score: 0/8" in report
     printed = capsys.readouterr().out
     assert "31 students, 30 files graded" in printed
+    assert "statuses: graded 22, wrong-seed 1, invalid 3, timeout 2, memory 1, " \
+        "crashed 1, missing 1" in printed
 
 
 def test_isolation_the_tampering_plugin_cannot_change_another_students_grade(
@@ -305,3 +307,70 @@ def test_one_student_as_a_gradescope_autograder_sees_them(
     assert doc["max_score"] == full
     assert doc["score"] == full - make("cow", 9).questions[0].points
     assert {t["name"].split(":")[0] for t in doc["tests"]} == {"answers.json", "maps.json"}
+
+
+def test_a_students_module_cannot_shadow_the_standard_library(tmp_path: Path) -> None:
+    """A plugin saved as json.py or random.py is imported under a name of its own, from
+    a directory not on sys.path."""
+    for name in ("json", "random"):
+        (tmp_path / f"{name}.py").write_text(PLUGINS["correct"])
+    subs, _ = collect([tmp_path])
+    result = classroom.grade_class(subs, None, Options(quick=True, timeout=60))
+    assert [(r.student, r.status, r.score) for r in result.students] == \
+        [("json", "graded", 11), ("random", "graded", 11)]
+
+
+def test_a_file_too_large_is_not_run(tmp_path: Path) -> None:
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (classroom.MAX_BYTES + 1))
+    subs, _ = collect([big])
+    graded = classroom.grade_submission(subs[0], None, Options())
+    assert graded.status == "invalid" and "file too large" in graded.reason
+
+
+def test_exit_status_1_only_when_the_grader_itself_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A child that ends without a result on an answer file (no student code runs there)
+    is the grader's error: exit 1. On a plugin it is the student's crash."""
+    (tmp_path / "alice.json").write_text(json.dumps(answers("maps", 1)))
+    (tmp_path / "bob.py").write_text(PLUGINS["correct"])
+    monkeypatch.setattr(classroom, "_worker_command", lambda *a: [
+        "python3", "-c", "import sys; print('boom', file=sys.stderr); sys.exit(4)"])
+    assert mmsim(["lab", "grade", str(tmp_path), "--out", str(tmp_path / "g")]) == 1
+    rows = read_rows(tmp_path / "g" / "roster.csv")
+    assert (rows["alice"]["status"], rows["bob"]["status"]) == ("error", "crashed")
+    assert rows["alice"]["reason"] == "exited with status 4 without a result: boom"
+    capsys.readouterr()
+
+
+def test_ctrl_c_kills_the_running_children_at_once(tmp_path: Path) -> None:
+    (tmp_path / "quick.json").write_text(json.dumps(answers("maps", 1)))
+    (tmp_path / "stubborn.py").write_text(PLUGINS["stubborn"])
+    subs, _ = collect([tmp_path])
+
+    def interrupt(graded: classroom.Graded) -> None:
+        raise KeyboardInterrupt
+
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        classroom.grade_class(subs, None, Options(quick=True, timeout=120,
+                                                  test_timeout=None), progress=interrupt)
+    assert time.monotonic() - start < 30  # not the stubborn plugin's 120 s
+    deadline = time.monotonic() + 10
+    while workers_grading("/submission/stubborn.py") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not workers_grading("/submission/stubborn.py")
+
+
+def workers_grading(name: str) -> list[int]:
+    """Pids of grading children whose command line names ``name``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "mmcore_contrib.labs.worker" in cmdline and name in cmdline:
+            pids.append(int(proc.name))
+    return pids

@@ -18,6 +18,7 @@ file_/answers.json`` give ``smithjohn`` and ``John Smith``); Gradescope's
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -27,6 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
@@ -42,7 +44,7 @@ from .grader import Item, Report
 __all__ = [
     "Submission", "RosterEntry", "Options", "Graded", "StudentResult", "ClassResult",
     "collect", "student_id", "read_roster", "grade_submission", "grade_class",
-    "write_outputs", "STATUSES",
+    "write_outputs", "Sessions", "STATUSES",
 ]
 
 #: Every status a submission or student can get, from best to worst: a student's status
@@ -230,7 +232,7 @@ class Options:
     assignment's total, given to a submission that cannot be graded; default the largest
     total graded in the run)."""
 
-    timeout: float = 300.0
+    timeout: float = 600.0
     test_timeout: float | None = 60.0
     memory: int = 1024
     jobs: int = 2
@@ -274,7 +276,8 @@ def _read_result(out: bytes) -> tuple[str, str, Report | None]:
 
 def _worker_command(file: Path, sub: Submission, seed: int | None, opts: Options
                     ) -> list[str]:
-    cmd = [sys.executable, "-m", "mmcore_contrib.labs.worker", str(file), "--kind",
+    # -P: the child's directory is not put on sys.path (nothing there to import).
+    cmd = [sys.executable, "-P", "-m", "mmcore_contrib.labs.worker", str(file), "--kind",
            sub.kind, "--memory", str(opts.memory), "--cpu", str(int(opts.timeout) + 5)]
     if seed is not None:
         cmd += ["--seed", str(seed)]
@@ -283,24 +286,66 @@ def _worker_command(file: Path, sub: Submission, seed: int | None, opts: Options
     return cmd + ["--quick"] * opts.quick + ["--reveal"] * opts.reveal
 
 
-def grade_submission(sub: Submission, seed: int | None, opts: Options) -> Graded:
+class Sessions:
+    """The grading children alive now, each the leader of its own session. A child's
+    pid stays in :attr:`live` until it has been killed (with its whole session) and not
+    yet reaped, so that a kill never reaches a recycled pid; :meth:`kill_all` is what
+    Ctrl-C in the grader does."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.live: set[int] = set()
+
+    def start(self, cmd: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        """Start ``cmd`` as a session leader and remember it."""
+        with self._lock:
+            child = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+            self.live.add(child.pid)
+        return child
+
+    def end(self, child: subprocess.Popen[bytes]) -> None:
+        """Kill whatever is left in the child's session (the child itself, or processes
+        it started), forget it, then reap it."""
+        with self._lock:
+            self._kill(child.pid)
+            self.live.discard(child.pid)
+        child.wait()
+
+    def kill_all(self) -> None:
+        """Kill every live child's session (they are reaped by :meth:`end`)."""
+        with self._lock:
+            for pid in self.live:
+                self._kill(pid)
+
+    @staticmethod
+    def _kill(pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):  # the session is already empty
+            os.killpg(pid, signal.SIGKILL)
+
+
+def grade_submission(sub: Submission, seed: int | None, opts: Options,
+                     sessions: Sessions | None = None) -> Graded:
     """Grade one submission in a fresh child process under ``opts``' limits. Never
     raises for anything the submission does."""
     if sub.data is None:
         return Graded(sub, "invalid", sub.problem)
+    sessions = sessions or Sessions()
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mmsim-lab-") as scratch:
-        # A copy, so that the child (running in scratch) never sees the export itself.
+        # A copy, so that the child never sees the export itself, in a directory of its
+        # own, so that a student's random.py cannot shadow the standard library's.
         safe = re.sub(r"[^A-Za-z0-9_]", "_", PurePosixPath(sub.filename).stem) or "sub"
-        file = Path(scratch) / f"{safe}{PurePosixPath(sub.filename).suffix.lower()}"
+        (Path(scratch) / "submission").mkdir()
+        file = Path(scratch) / "submission" / \
+            f"{safe}{PurePosixPath(sub.filename).suffix.lower()}"
         file.write_bytes(sub.data)
-        out_path, err_path = Path(scratch) / ".out", Path(scratch) / ".err"
+        out_path, err_path = Path(scratch) / "out", Path(scratch) / "err"
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
         with out_path.open("wb") as out, err_path.open("wb") as err:
-            child = subprocess.Popen(_worker_command(file, sub, seed, opts),
-                                     stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                     cwd=scratch, env=env, start_new_session=True)
-            code = _wait_then_kill_group(child, opts.timeout)
+            child = sessions.start(_worker_command(file, sub, seed, opts),
+                                   stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                   cwd=scratch, env=env)
+            code = _wait(child, opts.timeout, sessions)
         seconds = time.monotonic() - start
         stdout = out_path.read_bytes()[:MAX_OUTPUT]
         stderr = err_path.read_bytes()[-MAX_OUTPUT:]
@@ -314,20 +359,17 @@ def grade_submission(sub: Submission, seed: int | None, opts: Options) -> Graded
     return Graded(sub, status, reason, report, seconds)
 
 
-def _wait_then_kill_group(child: subprocess.Popen[bytes], timeout: float) -> int | None:
-    """Wait up to ``timeout`` for the child to exit, kill whatever is left in its session
-    (a process the submission started, or the child itself when it ran out of time), then
-    reap it. Returns its exit status, ``None`` on timeout. The child is waited for through
-    a pidfd and reaped only after the kill, so its pid (the group's id) cannot have been
-    reused by an unrelated process when the signal is sent."""
+def _wait(child: subprocess.Popen[bytes], timeout: float, sessions: Sessions
+          ) -> int | None:
+    """Wait up to ``timeout`` for the child to exit (through a pidfd, which does not reap
+    it), end its session, and return its exit status (``None``: it ran out of time)."""
     pidfd = os.pidfd_open(child.pid)
     try:
         exited = bool(select.select([pidfd], [], [], timeout)[0])
-        os.killpg(child.pid, signal.SIGKILL)
     finally:
         os.close(pidfd)
-    code = child.wait()
-    return code if exited else None
+        sessions.end(child)
+    return child.returncode if exited else None
 
 
 def _no_result(sub: Submission, code: int, stderr: bytes, opts: Options
@@ -476,13 +518,19 @@ def grade_class(submissions: Sequence[Submission], roster: dict[str, RosterEntry
                                                rostered=rostered))
     for student, source in skipped:
         rows[student].skipped.append(PurePosixPath(source).name)
-    with ThreadPoolExecutor(max_workers=opts.jobs) as pool:
-        futures = [pool.submit(grade_submission, sub, rows[sub.student].seed, opts)
-                   for sub in submissions]
+    sessions = Sessions()
+    pool = ThreadPoolExecutor(max_workers=opts.jobs)
+    try:
+        futures = [pool.submit(grade_submission, sub, rows[sub.student].seed, opts,
+                               sessions) for sub in submissions]
         for future in as_completed(futures):
-            graded = future.result()
             if progress is not None:
-                progress(graded)
+                progress(future.result())
+    except BaseException:  # Ctrl-C: stop at once, not after every timeout has run out
+        pool.shutdown(wait=False, cancel_futures=True)
+        sessions.kill_all()
+        raise
+    pool.shutdown()
     order = {id(sub): n for n, sub in enumerate(submissions)}
     for graded in sorted((f.result() for f in futures),
                          key=lambda g: order[id(g.submission)]):

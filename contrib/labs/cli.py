@@ -21,6 +21,7 @@ import argparse
 import json
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeAlias
@@ -30,6 +31,7 @@ from mmcore.cli import Failure, UsageError, add_json_option, announce, positive,
 from mmcore.errors import ConfigError, PluginError
 
 from .classroom import (
+    STATUSES,
     Options,
     RosterEntry,
     collect,
@@ -172,6 +174,8 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     else:
         print(f"{len(result.students)} students, {len(submissions)} files graded in "
               f"{result.seconds:.1f} s; roster: {path}")
+        counts = Counter(row.status for row in result.students)
+        print("statuses: " + ", ".join(f"{s} {counts[s]}" for s in STATUSES if counts[s]))
         for row in result.students:
             if row.status != "graded" or row.reason:
                 print(f"  {row.student}: {row.status}: {row.reason}")

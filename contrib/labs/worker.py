@@ -139,7 +139,8 @@ def find_scheme(module: Any) -> type:
 
 
 def _load_module(path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
+    # Under a name of its own: a student's json.py must not replace the json module.
+    spec = importlib.util.spec_from_file_location(f"student_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ValueError(f"cannot load {path.name} as Python")
     module = importlib.util.module_from_spec(spec)
