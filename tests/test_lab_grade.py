@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mmcore_contrib.labs import classroom, worker
 from mmcore_contrib.labs.classroom import Options, collect, read_roster, student_id
 from mmcore_contrib.labs.exercises import make
@@ -258,6 +260,31 @@ def test_answer_files_are_checked_in_the_worker(tmp_path: Path) -> None:
     wrong = worker.grade_answer_file(f, assigned_seed=5)
     assert wrong.status == "wrong-seed" and wrong.report is not None
     assert wrong.report["score"] == 0
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+ENTRY = st.fixed_dictionaries({
+    "exercise": st.sampled_from(["maps", "cow", "rmap", "nope"]) | JSON,
+    "seed": st.integers(-3, 3) | JSON,
+    "answers": st.dictionaries(st.sampled_from(["maps", "map_count", "pfns", "copies",
+                                                "mappers"]), JSON, max_size=3) | JSON},
+    optional={"options": st.fixed_dictionaries({}, optional={"rmap": JSON}) | JSON})
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow])
+@given(doc=JSON | ENTRY | st.lists(ENTRY, max_size=3))
+def test_any_json_is_graded_or_invalid_never_a_grader_error(tmp_path: Path, doc: Any
+                                                            ) -> None:
+    """Whatever JSON a student hands in, the verdict is theirs: graded, wrong-seed or
+    invalid, never the grader's ``error`` (which would make the run exit 1)."""
+    f = tmp_path / "a.json"
+    f.write_text(json.dumps(doc))
+    outcome = worker.grade_answer_file(f, assigned_seed=1)
+    assert outcome.status in ("graded", "wrong-seed", "invalid"), outcome
 
 
 def test_cli_show_template_and_per_student_templates(tmp_path: Path,

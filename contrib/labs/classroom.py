@@ -67,6 +67,8 @@ class Submission:
     its bytes (``None`` with ``problem`` when it cannot be read or is too large)."""
 
     student: str
+    #: The path inside the export (a directory or zip), with ``/`` separators.
+    relpath: str
     source: str
     kind: str
     data: bytes | None
@@ -75,7 +77,7 @@ class Submission:
     @property
     def filename(self) -> str:
         """The file's own name, without the export's directories."""
-        return PurePosixPath(self.source.rpartition(":")[2] or self.source).name
+        return PurePosixPath(self.relpath).name
 
 
 def student_id(relpath: str, pattern: re.Pattern[str] | None = None) -> str:
@@ -163,7 +165,7 @@ def collect(paths: Sequence[str | Path], id_pattern: re.Pattern[str] | None = No
             if kind is None:
                 skipped.append((who, prefix + rel))
                 continue
-            found.append(Submission(who, prefix + rel, kind, data, problem))
+            found.append(Submission(who, rel, prefix + rel, kind, data, problem))
     return found, skipped
 
 
