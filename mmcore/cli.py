@@ -5,6 +5,7 @@
     mmsim run WORKLOAD --rmap X [--mremap-policy P] [--param k=v ...] [--seed N] [--json]
     mmsim compare WORKLOAD [--param k=v ...] [--plot out.png] [--json]
     mmsim compare WORKLOAD --axis file_rmap|reclaim [--rmap X] [--mremap-policy P] ...
+    mmsim compare WORKLOAD [--only NAME,...] [--exclude NAME,...] [--timeout SECONDS]
     mmsim sweep WORKLOAD --param k=v1,v2,... [--jobs N] [--plot out.png] [--json]
     mmsim rerun RESULT.json [--json]       run a recorded result again and diff it
     mmsim trace import|info|record|replay  traces (mmcore.experiments.trace_cli)
@@ -20,7 +21,8 @@ plugin such as ``event_log`` (its events go to stderr at ``--log-level debug``, 
 default when observing).
 
 Exit status: 0 success; 1 the command ran and failed (a file that cannot be read,
-parsed or written, a broken plugin, a rerun that differs, a replay mismatch); 2 the command
+parsed or written, a broken plugin, a rerun that differs, a replay mismatch; ``compare``
+prints every healthy configuration and the failed ones first); 2 the command
 line is wrong (an unknown option, workload or plugin, a bad value); 130 interrupted
 (Ctrl-C). Every error is one line on stderr, never a traceback. Nothing is written
 unless an output path is given, or the default path is printed (on stderr) before
@@ -34,6 +36,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, cast
@@ -107,6 +110,17 @@ def _bounded(text: str, low: int) -> int:
         raise argparse.ArgumentTypeError(f"{text} is less than {low}")
     if value >= 1 << 63:
         raise argparse.ArgumentTypeError(f"{text} is too large")
+    return value
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < 1 << 31:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
     return value
 
 
@@ -226,6 +240,15 @@ def build_parser() -> Parser:
                         "or the reclaim policies")
     add_machine_options(c, rmap_help="with --axis file_rmap or reclaim: the rmap scheme "
                                      "(default anon_vma_chain)")
+    c.add_argument("--only", action="append", default=[], metavar="NAME[,NAME]",
+                   help="run only these configurations: a scheme, a scheme+policy, or on "
+                        "another --axis a plugin (repeatable)")
+    c.add_argument("--exclude", action="append", default=[], metavar="NAME[,NAME]",
+                   help="leave these configurations out (repeatable)")
+    c.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
+                   help="time budget of each configuration's run, in a child process: "
+                        "a run past it is a 'timed out' row (default: no budget, in "
+                        "this process)")
     plot_options(c, "results/WORKLOAD.png")
 
     s = sub.add_parser("sweep", help="a grid of parameter values x every configuration")
@@ -308,6 +331,8 @@ def cmd_plugins(args: argparse.Namespace, out: Console) -> int:
     for e in discover():
         info = plugin_info(e.cls) if e.cls is not None else None
         rows.append({"name": e.name, "kind": e.kind, "status": e.status,
+                     # what Machine(rmap=...) and --rmap take: distribution:name on a clash
+                     "use_as": e.qualified if e.status == "clash" else e.name,
                      "distribution": e.distribution, "version": e.version,
                      "problem": e.problem,
                      "needs": {} if info is None else
@@ -315,7 +340,7 @@ def cmd_plugins(args: argparse.Namespace, out: Console) -> int:
                      "needs_text": "-" if info is None else
                      _needs_text(info.needs, providers),
                      "provides": [] if info is None else sorted(info.provides),
-                     "summary": e.problem if info is None else info.summary})
+                     "summary": e.problem or (info.summary if info else "")})
     if args.json:
         print_json({"plugins": [{k: v for k, v in r.items() if k != "needs_text"}
                                 for r in rows], "valid_configurations": configs})
@@ -325,7 +350,7 @@ def cmd_plugins(args: argparse.Namespace, out: Console) -> int:
     for col in ("name", "kind", "status", "distribution", "needs", "summary"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["name"], r["kind"], r["status"],
+        table.add_row(r["use_as"], r["kind"], r["status"],
                       f"{r['distribution']} {r['version']}", r["needs_text"], r["summary"])
     out.print(table)
     out.print(f"valid configurations ({len(configs)}): " + ", ".join(configs))
@@ -512,14 +537,48 @@ def _axis_metrics(axis: str) -> list[Any]:
     return list(TABLE_METRICS)
 
 
+def _compare_cells(args: argparse.Namespace, params: dict[str, Any],
+                   plugins: dict[str, str]) -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
+    """Every configuration of a comparison, by label: the names that choose it with
+    ``--only``/``--exclude``, and the run's keyword arguments (for ``run_spec``)."""
+    from .experiments.runner import axis_plugins, configurations
+
+    base = {"workload": args.workload, "params": params, "seed": args.seed,
+            "arch": args.arch, "observers": args.observe, **plugins}
+    cells: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {}
+    if args.axis == "rmap":
+        for rmap, policy in configurations():
+            label = rmap if policy is None else f"{rmap}+{policy}"
+            cells[label] = ((rmap, label), {**base, "rmap": rmap, "mremap_policy": policy})
+    else:
+        for name in axis_plugins(args.axis):
+            cells[name] = ((name,), {**base, "rmap": args.rmap or "anon_vma_chain",
+                                     "mremap_policy": args.mremap_policy, args.axis: name})
+    return cells
+
+
+def _names(values: Sequence[str]) -> list[str]:
+    """``--only a,b --only c`` as ``[a, b, c]``."""
+    return [n for v in values for n in v.split(",") if n]
+
+
 def cmd_compare(args: argparse.Namespace, out: Console) -> int:
     """Run one workload on every valid configuration (or every plugin along ``--axis``):
-    table, JSON and plot."""
+    table, JSON and plot. A configuration whose plugin fails (raises, or runs past
+    ``--timeout``) is a failed row naming the plugin and hook; the others still run, and
+    the exit status is then 1."""
     import json
 
+    from .experiments.isolation import RunFailure, run_guarded, select
     from .experiments.plots import COMPARE_PANELS, bars, compare_plot
-    from .experiments.report import compare_document, compare_table, describe_params
-    from .experiments.runner import configurations, run, run_axis
+    from .experiments.report import (
+        compare_document,
+        compare_table,
+        describe_params,
+        failure_table,
+    )
+    from .experiments.results import Result
+    from .experiments.workloads import make_params
 
     params = parse_params(args.param)
     _check_workload(args.workload, params)
@@ -538,34 +597,45 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> int:
                              f"{axis} compares: give one or the other")
         check_scheme(args.rmap or "anon_vma_chain", args.mremap_policy, args.observe)
         suffix = f"-{axis}"
+    cells = _compare_cells(args, params, plugins)
+    try:
+        chosen = select({k: v[0] for k, v in cells.items()}, _names(args.only),
+                        _names(args.exclude))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if not chosen:
+        raise UsageError("--only and --exclude leave no configuration to run")
     plot = _plot_path(args, f"{args.workload}{suffix}.png")
+    results: list[Result] = []
+    failures: list[RunFailure] = []
+    for label in chosen:
+        outcome = run_guarded(label, cells[label][1], args.timeout)
+        if isinstance(outcome, RunFailure):
+            failures.append(outcome)
+        else:
+            if axis != "rmap":
+                outcome.display_label = label
+            results.append(outcome)
+    shown = describe_params(make_params(args.workload, params).to_dict())
     if axis == "rmap":
-        results = [run(args.workload, params, rmap=rmap, mremap_policy=policy, seed=args.seed,
-                       arch=args.arch, file_rmap=plugins["file_rmap"],
-                       reclaim=plugins["reclaim"], observers=args.observe)
-                   for rmap, policy in configurations()]
         what = f"{_machine_note(plugins)}): x = ratio to the best configuration"
     else:
-        rmap = args.rmap or "anon_vma_chain"
-        results = run_axis(args.workload, axis, params, rmap=rmap,
-                           mremap_policy=args.mremap_policy, seed=args.seed, arch=args.arch,
-                           file_rmap=plugins["file_rmap"], reclaim=plugins["reclaim"],
-                           observers=args.observe)
         policy = args.mremap_policy
+        rmap = args.rmap or "anon_vma_chain"
         scheme = rmap if policy is None else f"{rmap}+{policy}"
         other = "reclaim" if axis == "file_rmap" else "file_rmap"
         what = (f"): {axis.replace('_', ' ')} plugins with {scheme} and "
                 f"{other.replace('_', ' ')} {plugins[other]}; x = ratio to the best")
-    title = (f"{args.workload} ({describe_params(results[0].config.params)}; seed "
-             f"{args.seed}; {args.arch}{what}")
+    title = f"{args.workload} ({shown}; seed {args.seed}; {args.arch}{what}"
     if args.json:
         doc = compare_document(results)
         doc["axis"] = axis
-        doc["plot"] = str(plot) if plot is not None else None
+        doc["plot"] = str(plot) if plot is not None and results else None
+        doc["failures"] = [f.to_dict() for f in failures]
     if axis == "rmap":
         _short_labels(results)
-    if plot is not None:
-        ptitle = f"{args.workload} ({describe_params(results[0].config.params)})"
+    if plot is not None and results:
+        ptitle = f"{args.workload} ({shown})"
         if axis == "rmap":
             compare_plot(results, plot, title=ptitle + _machine_note(plugins))
         else:  # rows are plugins of one kind: never merged, named by the plugin
@@ -574,11 +644,17 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> int:
                  ptitle, plot)
     if args.json:
         print(json.dumps(doc, indent=1, sort_keys=True))
-        return 0
-    out.print(compare_table(results, title=title, metrics=_axis_metrics(axis),
-                            merge=axis == "rmap"))
-    if plot is not None:
-        out.print(f"plot: {plot}")
+    else:
+        out.print(compare_table(results, title=title, metrics=_axis_metrics(axis),
+                                merge=axis == "rmap", failures=failures))
+        if failures:
+            out.print(failure_table(failures))
+        if plot is not None and results:
+            out.print(f"plot: {plot}")
+    if failures:
+        return _error(f"{len(failures)} of {len(chosen)} configurations failed: "
+                      + ", ".join(f"{f.label} ({f.status})" for f in failures),
+                      EXIT_FAILURE)
     return 0
 
 
@@ -741,8 +817,27 @@ def _error(message: str, status: int) -> int:
     return status
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str,
+                  lineno: int, file: Any = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` for mmsim: a plugin that cannot be used is one line,
+    ``mmsim: warning: ...``; any other warning is shown as Python shows it."""
+    from .plugins import PluginLoadWarning
+
+    if issubclass(category, PluginLoadWarning):
+        print(f"mmsim: warning: {message}", file=sys.stderr)
+    else:
+        warnings._showwarnmsg_impl(  # type: ignore[attr-defined]
+            warnings.WarningMessage(message, category, filename, lineno, file, line))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mmsim``; returns the exit status (see the module docstring)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from .experiments.record import RecordError
 
     parser = build_parser()

@@ -11,6 +11,7 @@ __all__ = [
     "PAGE_SIZE",
     "PAGE_MASK",
     "TASK_SIZE",
+    "MAX_LFS_FILESIZE",
     "MMAP_MIN_ADDR",
     "MMAP_BASE",
     "DEFAULT_BRK_START",
@@ -45,6 +46,9 @@ __all__ = [
     "MREMAP_MAYMOVE",
     "MREMAP_FIXED",
     "MREMAP_DONTUNMAP",
+    "MS_ASYNC",
+    "MS_INVALIDATE",
+    "MS_SYNC",
     "MADV_NORMAL",
     "MADV_RANDOM",
     "MADV_SEQUENTIAL",
@@ -125,6 +129,10 @@ PAGE_MASK = ~(PAGE_SIZE - 1)
 
 #: TASK_SIZE_MAX on x86-64 with 4-level paging (arch/x86/include/asm/page_64_types.h).
 TASK_SIZE = (1 << 47) - PAGE_SIZE
+
+#: MAX_LFS_FILESIZE (include/linux/fs.h), LLONG_MAX: the s_maxbytes of the modelled file
+#: system (tmpfs has it; ext4 stops at 16 TiB). No file is larger, no offset reaches it.
+MAX_LFS_FILESIZE = (1 << 63) - 1
 #: Default vm.mmap_min_addr on most distributions (security/Kconfig DEFAULT_MMAP_MIN_ADDR).
 MMAP_MIN_ADDR = 65536
 #: Top of the top-down mmap area when ASLR is off (mm/util.c mmap_base, 8 MiB stack gap).
@@ -186,6 +194,11 @@ LEGACY_MAP_MASK = (
 MREMAP_MAYMOVE = 1
 MREMAP_FIXED = 2
 MREMAP_DONTUNMAP = 4
+
+# msync(2) flags (include/uapi/asm-generic/mman-common.h).
+MS_ASYNC = 1
+MS_INVALIDATE = 2
+MS_SYNC = 4
 
 # --- madvise(2) ---------------------------------------------------------------------
 MADV_NORMAL = 0

@@ -54,11 +54,40 @@ class ConfigError(ValueError):
 
 
 class PluginError(RuntimeError):
-    """A plugin is missing, misdeclared or raised inside a hook."""
+    """A plugin is missing, misdeclared or raised inside a hook.
+
+    ``plugin`` names the plugin at fault and ``hook`` where it failed (``"__init__"``
+    for a constructor), when known; both are None otherwise.
+    """
+
+    def __init__(self, message: str, *, plugin: str | None = None,
+                 hook: str | None = None) -> None:
+        super().__init__(message)
+        self.plugin = plugin
+        self.hook = hook
 
 
 class MachineBroken(RuntimeError):
-    """The machine was marked broken after a plugin raised mid-operation; state is unsafe."""
+    """The machine was marked broken after a plugin raised mid-operation; state is unsafe.
+
+    ``plugin`` and ``hook`` name the plugin whose hook raised (the innermost hook
+    implementation on the traceback), or are None when the failure is not inside a
+    plugin (mmcore itself, or a check on what a plugin left behind).
+    """
+
+    def __init__(self, message: str, *, plugin: str | None = None,
+                 hook: str | None = None) -> None:
+        super().__init__(message)
+        self.plugin = plugin
+        self.hook = hook
+
+
+class RunTimeout(Exception):
+    """An operation ran past its time budget (:func:`mmcore.budget.time_budget`).
+
+    Not an :class:`OSError` (so not Linux's ``ETIMEDOUT``): inside an operation it marks
+    the machine broken, naming the plugin and hook that were running.
+    """
 
 
 ENOMEM = _errno.ENOMEM
@@ -74,3 +103,4 @@ EBADF = _errno.EBADF
 ENOENT = _errno.ENOENT
 ESRCH = _errno.ESRCH
 EBUSY = _errno.EBUSY
+EOVERFLOW = _errno.EOVERFLOW

@@ -102,7 +102,7 @@ def anon_vma_prepare(vma: Vma) -> None:
         anon = vma.mm.machine.hook.rmap_anon_prepare(vma=vma)
         if anon is None:
             from .errors import PluginError
-            raise PluginError("rmap_anon_prepare returned None")
+            raise PluginError("rmap_anon_prepare returned None", hook="rmap_anon_prepare")
         vma.anon_vma = anon
 
 

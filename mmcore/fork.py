@@ -36,7 +36,8 @@ def dup_mmap(parent: Mm, child: Mm) -> None:
         wipe = bool(vma.flags & VM_WIPEONFORK)
         if not wipe and vma.anon_vma is not None and _anon_vma_fork(m, vma, new) is None:
             from .errors import PluginError
-            raise PluginError("rmap_vma_fork left the child's anon_vma unset")
+            raise PluginError("rmap_vma_fork left the child's anon_vma unset",
+                              hook="rmap_vma_fork")
         child.vmas.insert(new)
         if new.file is not None:
             m.file_vma_link(new, after=vma)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .constants import PAGE_SHIFT, PAGE_SIZE
+from .constants import MAX_LFS_FILESIZE, PAGE_SHIFT, PAGE_SIZE
+from .errors import EINVAL, syscall_error
 
 if TYPE_CHECKING:
     from .page import Page
@@ -20,6 +21,15 @@ if TYPE_CHECKING:
 #: The device number /proc/PID/maps shows for this filesystem and for shmem.
 FS_DEV = "00:1f"
 SHMEM_DEV = "00:01"
+
+
+def rw_verify_area(pos: int, count: int, call: str) -> None:
+    """rw_verify_area(): a file position is a loff_t, so one at or past 2**63 is negative
+    and EINVAL, and so is a range whose end overflows it (check_add_overflow()). The
+    modelled file system's s_maxbytes is MAX_LFS_FILESIZE (tmpfs's), so past that the
+    kernel's EFBIG of generic_write_check_limits() cannot be reached."""
+    if not 0 <= pos <= MAX_LFS_FILESIZE or pos + count > MAX_LFS_FILESIZE:
+        raise syscall_error(EINVAL, call)
 
 
 class Inode:

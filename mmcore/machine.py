@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -27,7 +28,14 @@ from .overcommit import fork_charge
 from .page import Page, PhysMem
 from .pagecache import delete_from_page_cache, release_inode_pages, truncate_pages, write_inode
 from .pagetable import is_swap_pte
-from .plugins import PluginManager, instantiate, missing_needs, plugin_info, resolve
+from .plugins import (
+    PluginManager,
+    instantiate,
+    missing_needs,
+    plugin_info,
+    plugin_label,
+    resolve,
+)
 from .process import Process
 from .reclaim import kswapd_hopeless, shrink
 from .rmap import UnmapResult, WalkResult, find_mappings, rmap_truth, try_to_unmap
@@ -102,7 +110,10 @@ class Machine:
         self.files: dict[str, Inode] = {}
         self._next_pid = 1
         self._next_inode = 1
+        #: Why the machine is unusable (None while it is fine), and the plugin and hook
+        #: that broke it when a plugin did (:meth:`syscall`).
         self.broken: str | None = None
+        self.broken_by: tuple[str | None, str | None] = (None, None)
         self.current: Process | None = None
         self.in_reclaim = False
         #: pgdat->kswapd_failures: kswapd runs in a row that freed nothing (reclaim.shrink).
@@ -145,7 +156,7 @@ class Machine:
         mm = Mm(self, brk_start)
         proc = Process(self, self._alloc_pid(), None, mm)
         self.processes[proc.pid] = proc
-        self.hook.rmap_mm_init(mm=mm, parent=None)
+        self.syscall(functools.partial(self.hook.rmap_mm_init, mm=mm, parent=None))
         return proc
 
     def _alloc_pid(self) -> int:
@@ -422,7 +433,9 @@ class Machine:
 
     def _check_usable(self) -> None:
         if self.broken is not None:
-            raise MachineBroken(f"machine is broken: {self.broken}")
+            plugin, hook = self.broken_by
+            raise MachineBroken(f"machine is broken: {self.broken}", plugin=plugin,
+                                hook=hook)
 
     def run(self, proc: Process, fn: Callable[..., T], *args: Any) -> T:
         """Run one operation on behalf of ``proc`` (the OOM killer needs to know whom)."""
@@ -442,9 +455,17 @@ class Machine:
             return fn(*args)
         except (OSError, SegmentationFault, BusError, ProcessKilled):
             raise
+        except MachineBroken:  # a nested operation already blamed the plugin
+            raise
         except Exception as exc:
-            self.broken = f"{type(exc).__name__}: {exc}"
-            raise MachineBroken(f"machine marked broken: {self.broken}") from exc
+            plugin, hook = self.broken_by = self.pm.blame(exc)
+            reason = f"{type(exc).__name__}: {exc}"
+            if plugin is None:
+                self.broken = reason
+                raise MachineBroken(f"machine marked broken: {reason}", hook=hook) from exc
+            self.broken = (f"plugin {plugin_label(plugin, self.plugins)} raised in hook "
+                           f"{hook!r}: {reason}")
+            raise MachineBroken(self.broken, plugin=plugin, hook=hook) from exc
 
     def pages_in_use(self) -> Iterator[Page]:
         """Every allocated frame except the zero page."""

@@ -149,13 +149,17 @@ def _walk_range(mm: Mm, start: int, end: int, fn: Callable[[Vma, int, int], Vma]
     """Call ``fn(vma, s, e)`` for each mapped piece of [start, end) in address order.
 
     ``fn`` returns the vma now covering the piece (it may have merged); returns True if a
-    hole was seen. With ``stop_at_hole`` a hole raises ENOMEM at once (mlock, mprotect).
+    hole was seen. With ``stop_at_hole`` a hole raises ENOMEM when it is reached, the
+    vmas before it keeping what ``fn`` did, as apply_vma_lock_flags() returns -ENOMEM at
+    a gap or when the last vma ends before ``end`` (mlock, munlock, mseal).
     """
     addr = start
     hole = False
     while addr < end:
         vma = mm.vmas.find(addr)
         if vma is None or vma.start >= end:
+            if stop_at_hole:
+                raise syscall_error(ENOMEM, "mlock")
             return True
         if vma.start > addr:
             if stop_at_hole:

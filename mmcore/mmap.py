@@ -19,8 +19,12 @@ from .constants import (
     MAP_SHARED_VALIDATE,
     MAP_STACK,
     MAP_TYPE,
+    MAX_LFS_FILESIZE,
     MMAP_BASE,
     MMAP_MIN_ADDR,
+    MS_ASYNC,
+    MS_INVALIDATE,
+    MS_SYNC,
     PAGE_SHIFT,
     PAGE_SIZE,
     PROT_EXEC,
@@ -54,6 +58,7 @@ from .errors import (
     EINVAL,
     ENOMEM,
     EOPNOTSUPP,
+    EOVERFLOW,
     EPERM,
     BusError,
     SegmentationFault,
@@ -128,6 +133,19 @@ def _gaps_bottom_up(mm: Mm, low: int, high: int) -> list[tuple[int, int]]:
     return gaps
 
 
+#: The range of an unsigned long, as syscall arguments are read.
+ULONG_MAX = (1 << 64) - 1
+
+
+def file_mmap_ok(pgoff: int, length: int) -> bool:
+    """file_mmap_ok(): the mapped file range must end within the largest file size
+    (file_mmap_size_max(): MAX_LFS_FILESIZE for a regular file), else EOVERFLOW."""
+    maxsize = MAX_LFS_FILESIZE
+    if length > maxsize:
+        return False
+    return pgoff <= (maxsize - length) >> PAGE_SHIFT
+
+
 def do_mmap(mm: Mm, addr: int, length: int, prot: int, flags: int,
             file: OpenFile | None = None, offset: int = 0) -> int:
     """do_mmap(): create a mapping; returns its address or raises OSError.
@@ -183,7 +201,9 @@ def do_mmap(mm: Mm, addr: int, length: int, prot: int, flags: int,
             raise syscall_error(EINVAL, "mmap")
         if not file.readable:
             raise syscall_error(EACCES, "mmap")
-        pgoff = offset >> PAGE_SHIFT
+        pgoff = (offset & ULONG_MAX) >> PAGE_SHIFT  # sys_mmap(): off is an unsigned long
+        if not file_mmap_ok(pgoff, length):
+            raise syscall_error(EOVERFLOW, "mmap")
     elif map_type == MAP_SHARED:
         # Only MAP_SHARED and MAP_PRIVATE are valid for anonymous memory (even
         # MAP_SHARED_VALIDATE is EINVAL; EOPNOTSUPP is for files).
@@ -352,16 +372,11 @@ def do_brk(mm: Mm, brk: int) -> int:
     return brk
 
 
-
-MS_ASYNC = 1
-MS_INVALIDATE = 2
-MS_SYNC = 4
-
-
 def do_msync(mm: Mm, start: int, length: int, flags: int) -> None:
     """sys_msync(): MS_SYNC writes back, through vfs_fsync_range(), the file range that
-    each shared file vma in [start, start + len) maps; a hole makes the call fail with
-    ENOMEM after the mapped parts were synced (MS_ASYNC alone stops at the hole)."""
+    each shared file vma in [start, start + len) maps. Any unmapped page in the range
+    gives ENOMEM: MS_ASYNC alone, or a range with no vma in it, fails at the first hole;
+    otherwise the mapped parts are synced first (unmapped_error)."""
     from .pagecache import write_inode
     if flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC) or offset_in_page(start) \
             or (flags & MS_ASYNC and flags & MS_SYNC):
@@ -375,11 +390,9 @@ def do_msync(mm: Mm, start: int, length: int, flags: int) -> None:
         if vma is None:
             raise syscall_error(ENOMEM, "msync")
         if start < vma.start:
-            if flags == MS_ASYNC:
-                break
+            if flags == MS_ASYNC or vma.start >= end:
+                raise syscall_error(ENOMEM, "msync")
             start = vma.start
-            if start >= end:
-                break
             unmapped = True
         if flags & MS_INVALIDATE and vma.flags & VM_LOCKED:
             raise syscall_error(EBUSY, "msync")

@@ -34,7 +34,7 @@ from .constants import (
 from .errors import EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, syscall_error
 from .fault import alloc_copy, anon_vma_prepare, map_new_anon_page
 from .mlock import mlock_future_ok
-from .mmap import do_munmap, get_unmapped_area, populate_range
+from .mmap import DAC_MMAP_MIN_ADDR, do_munmap, get_unmapped_area, populate_range
 from .overcommit import vm_enough_memory
 from .page import PG_ANON, PG_ZERO, Page
 from .pagetable import pte_modify, pte_present
@@ -149,6 +149,11 @@ def mremap_to(mm: Mm, vma: Vma, addr: int, old_len: int, new_len: int, flags: in
     if not flags & MREMAP_FIXED:
         map_flags = MAP_SHARED if vma.flags & VM_MAYSHARE else 0
         new_addr = get_unmapped_area(mm, new_addr, new_len, map_flags)
+    elif new_addr < DAC_MMAP_MIN_ADDR:
+        # vrm_set_new_addr(): get_unmapped_area(MAP_FIXED) ends in security_mmap_addr(),
+        # EPERM below vm.mmap_min_addr for an unprivileged task -- after the target and
+        # the shrunk tail were already unmapped, as in the kernel.
+        raise syscall_error(EPERM, "mremap")
     return move_vma(mm, vma, addr, old_len, new_len, new_addr, flags)
 
 

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from importlib.metadata import EntryPoint, entry_points
+from types import CodeType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pluggy
@@ -70,8 +71,14 @@ def plugin_info(cls: type) -> PluginInfo:
 
 
 class PluginLoadWarning(UserWarning):
-    """An installed plugin could not be used (it failed to load, or its name clashes);
-    ``mmsim`` prints each as one line. Issued once per process, at discovery."""
+    """An installed plugin could not be used as installed (it failed to load, or its
+    name clashes); one line per plugin, issued once per process tree at discovery (a
+    multiprocessing worker stays quiet: its parent has said it)."""
+
+
+#: The separator of a qualified plugin name, ``distribution:name``: how a plugin whose
+#: name clashes is still asked for.
+QUALIFIER = ":"
 
 
 @dataclass(frozen=True)
@@ -79,10 +86,12 @@ class PluginEntry:
     """One plugin found under the ``mmcore`` entry-point group, usable or not.
 
     ``distribution`` and ``version`` come from the entry point's distribution metadata
-    (what ``pip`` installed), never from the plugin's own declaration. ``status`` is
-    ``ok``, ``broken`` (the entry point failed to load or has no valid PluginInfo) or
-    ``clash`` (another distribution registers a plugin of the same name); ``problem``
-    is the one-line reason for anything but ``ok``.
+    (what ``pip`` installed), never from the plugin's own declaration; ``entry_point``
+    is the entry point as written (``name = module:attr``). ``status`` is ``ok``,
+    ``broken`` (the entry point failed to load or has no valid PluginInfo) or ``clash``
+    (another distribution registers a plugin of the same name: this one is usable only
+    under its :attr:`qualified` name); ``problem`` is the one-line reason for anything
+    but ``ok``.
     """
 
     name: str
@@ -92,6 +101,12 @@ class PluginEntry:
     status: str = "ok"
     problem: str = ""
     kind: str = "?"
+    entry_point: str = ""
+
+    @property
+    def qualified(self) -> str:
+        """``distribution:name``, unambiguous even when two plugins share a name."""
+        return f"{self.distribution}{QUALIFIER}{self.name}"
 
 
 def _distribution(ep: EntryPoint) -> tuple[str, str]:
@@ -106,53 +121,80 @@ def _load(ep: EntryPoint) -> PluginEntry:
     """Load one entry point; a failure becomes a ``broken`` entry, never an exception
     (a broken third-party plugin must not break the others)."""
     dist, version = _distribution(ep)
+    where = f"{ep.name} = {ep.value}"
     try:
         cls = ep.load()
         info = plugin_info(cls)
     except Exception as exc:
         return PluginEntry(ep.name, dist, version, None, "broken",
-                           f"failed to load: {type(exc).__name__}: {exc}")
+                           f"failed to load: {type(exc).__name__}: {exc}", entry_point=where)
     if info.kind not in KINDS:
         return PluginEntry(ep.name, dist, version, None, "broken",
-                           f"unknown kind {info.kind!r} (one of: {', '.join(KINDS)})")
-    return PluginEntry(info.name, dist, version, cls, kind=info.kind)
+                           f"unknown kind {info.kind!r} (one of: {', '.join(KINDS)})",
+                           entry_point=where)
+    return PluginEntry(info.name, dist, version, cls, kind=info.kind, entry_point=where)
+
+
+def _settle_clashes(loaded: list[PluginEntry]) -> list[PluginEntry]:
+    """Resolve plugins that share a name: mmcore's own plugin keeps the name and each
+    rival becomes a ``clash`` usable under its qualified name; between third-party
+    plugins nobody keeps it, so asking for the bare name is an error naming them all."""
+    from . import DISTRIBUTION  # mmcore/__init__ imports this module
+
+    out = []
+    for entry in loaded:
+        rivals = [e for e in loaded if e.name == entry.name and e.status == "ok"]
+        shipped = [e for e in rivals if e.distribution == DISTRIBUTION]
+        if entry.status == "ok" and len(rivals) > 1 and entry not in shipped[:1]:
+            dists = " and ".join(f"{e.distribution} {e.version}" for e in rivals)
+            keeper = (f"{shipped[0].distribution}'s keeps the name" if shipped
+                      else "none keeps the name")
+            entry = replace(entry, status="clash",
+                            problem=f"{len(rivals)} plugins are named {entry.name!r} "
+                                    f"(from {dists}); {keeper}, this one is "
+                                    f"{entry.qualified!r}")
+        out.append(entry)
+    return out
 
 
 @functools.cache
 def discover() -> tuple[PluginEntry, ...]:
     """Every entry point of the ``mmcore`` group, loaded once per process, by name.
 
-    Two distinct classes with one name are both marked ``clash`` (naming both
-    distributions) and neither is usable; the same class seen twice (a distribution
-    installed twice on ``sys.path``) is one plugin. Each unusable plugin is warned
-    about once, as a :class:`PluginLoadWarning`.
+    Plugins sharing a name are settled by :func:`_settle_clashes`; the same class seen
+    twice (a distribution installed twice on ``sys.path``) is one plugin. Each plugin
+    not usable as installed is warned about once, in one line naming its entry point
+    and distribution, as a :class:`PluginLoadWarning`.
     """
+    import multiprocessing  # here, not at import: `import mmcore` stays light
+
     loaded: list[PluginEntry] = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         entry = _load(ep)
         if not any(e.cls is not None and e.cls is entry.cls for e in loaded):
             loaded.append(entry)
-    out = []
-    for entry in loaded:
-        rivals = [e for e in loaded if e.name == entry.name and e.status == "ok"]
-        if entry.status == "ok" and len(rivals) > 1:
-            dists = " and ".join(f"{e.distribution} {e.version}" for e in rivals)
-            entry = replace(entry, status="clash",
-                            problem=f"{len(rivals)} plugins are named {entry.name!r} "
-                                    f"(from {dists}); uninstall one")
-        out.append(entry)
-    for entry in out:
-        if entry.status != "ok":
-            warnings.warn(f"mmcore plugin {entry.name!r} ({entry.distribution} "
-                          f"{entry.version}) is {entry.status}: {entry.problem}",
-                          PluginLoadWarning, stacklevel=2)
+    out = _settle_clashes(loaded)
+    if multiprocessing.parent_process() is None:
+        for entry in out:
+            if entry.status != "ok":
+                # warn_explicit with no source file: one line, not a path into mmcore
+                warnings.warn_explicit(
+                    f"mmcore plugin entry point {entry.entry_point!r} of "
+                    f"{entry.distribution} {entry.version} "
+                    f"{'clashes' if entry.status == 'clash' else 'is broken'}: "
+                    f"{entry.problem}", PluginLoadWarning, "<mmcore plugins>", 0)
     return tuple(sorted(out, key=lambda e: (e.name, e.distribution)))
 
 
 def installed_plugins() -> dict[str, type]:
     """Every usable plugin class registered under the ``mmcore`` entry-point group, by
-    name (broken and clashing plugins are left out: see :func:`discover`)."""
-    return {e.name: e.cls for e in discover() if e.status == "ok" and e.cls is not None}
+    name; a plugin whose name clashes is here under its qualified name only, and a
+    broken one is left out (see :func:`discover`)."""
+    out: dict[str, type] = {}
+    for e in discover():
+        if e.cls is not None and e.status in ("ok", "clash"):
+            out[e.name if e.status == "ok" else e.qualified] = e.cls
+    return out
 
 
 def plugin_entry(cls: type) -> PluginEntry | None:
@@ -176,6 +218,15 @@ def describe_plugin(cls: type) -> str:
     return f"{plugin_info(cls).name!r} ({where})"
 
 
+def plugin_label(name: str, instances: Iterable[object]) -> str:
+    """``'name' (distribution version)`` for the installed plugin ``name`` among
+    ``instances``; just ``'name'`` for a class passed in-process."""
+    cls = next((type(x) for x in instances if plugin_info(type(x)).name == name), None)
+    entry = None if cls is None else plugin_entry(cls)
+    return repr(name) if entry is None else \
+        f"{name!r} ({entry.distribution} {entry.version})"
+
+
 def plugins_of_kind(kind: str) -> dict[str, type]:
     """Installed plugins of one kind (``rmap``, ``mremap_policy``, ``observer``)."""
     return {n: c for n, c in installed_plugins().items() if plugin_info(c).kind == kind}
@@ -191,6 +242,11 @@ def resolve(name_or_class: str | type, kind: str) -> type:
     choices = plugins_of_kind(kind)
     unusable = [e for e in discover() if e.name == name_or_class and e.status != "ok"]
     if name_or_class not in choices and unusable:
+        clashing = [repr(e.qualified) for e in unusable if e.status == "clash"]
+        if len(clashing) > 1:
+            raise ConfigError(f"{kind} plugin name {name_or_class!r} is ambiguous: "
+                              f"{len(clashing)} plugins have it; choose one of: "
+                              + ", ".join(clashing))
         raise ConfigError(f"{kind} plugin {name_or_class!r} is {unusable[0].status}: "
                           f"{unusable[0].problem}")
     if name_or_class not in choices:
@@ -272,13 +328,65 @@ class PluginManager(pluggy.PluginManager):
         return lambda *args: caller(**dict(zip(spec_args, args, strict=True)))
 
 
+    def blame(self, exc: BaseException) -> tuple[str | None, str | None]:
+        """The (plugin, hook) in which ``exc`` was raised, or (None, None).
+
+        The innermost frame on the traceback (or, failing that, on the chained cause's)
+        that runs a registered hook implementation names both; an mmcore check on what a
+        hook returned names the hook in ``exc.hook`` (:class:`PluginError`) and the
+        plugin is the one implementing it. Built only when something has failed, so the
+        hook calls themselves stay undecorated and as fast as before.
+        """
+        impls: dict[CodeType, list[tuple[object, str, str]]] = {}
+        by_hook: dict[str, list[str]] = {}
+        for hook_name, caller in vars(self.hook).items():
+            for impl in caller.get_hookimpls():
+                code = getattr(impl.function, "__code__", None)
+                if isinstance(code, CodeType):
+                    impls.setdefault(code, []).append((impl.plugin, impl.plugin_name,
+                                                       hook_name))
+                by_hook.setdefault(hook_name, []).append(impl.plugin_name)
+        seen: set[int] = set()
+        cause: BaseException | None = exc
+        while cause is not None and id(cause) not in seen:
+            seen.add(id(cause))
+            found = _innermost_impl(cause.__traceback__, impls)
+            if found is not None:
+                return found
+            cause = cause.__cause__ or cause.__context__
+        hook = getattr(exc, "hook", None)
+        if isinstance(hook, str) and len(by_hook.get(hook, [])) == 1:
+            return by_hook[hook][0], hook
+        return None, hook if isinstance(hook, str) else None
+
+
+def _innermost_impl(tb: TracebackType | None,
+                    impls: dict[CodeType, list[tuple[object, str, str]]]
+                    ) -> tuple[str, str] | None:
+    """The (plugin, hook) of the innermost traceback frame running a hook implementation;
+    a code object shared by two plugins (a subclass that inherits a hook) is told apart
+    by the frame's ``self``."""
+    found = None
+    while tb is not None:
+        candidates = impls.get(tb.tb_frame.f_code)
+        if candidates:
+            owner = tb.tb_frame.f_locals.get("self")
+            _, name, hook = next((c for c in candidates if c[0] is owner),
+                                      candidates[0])
+            found = (name, hook)
+        tb = tb.tb_next
+    return found
+
+
 def instantiate(classes: Iterable[type], machine: Machine) -> list[Any]:
-    """Create one instance of every plugin class for ``machine``."""
+    """Create one instance of every plugin class for ``machine``; a constructor that
+    raises is a :class:`PluginError` naming the plugin (hook ``__init__``)."""
     out = []
     for cls in classes:
         try:
             out.append(cls(machine))
         except Exception as exc:
             raise PluginError(f"plugin {describe_plugin(cls)} failed to start: "
-                              f"{type(exc).__name__}: {exc}") from exc
+                              f"{type(exc).__name__}: {exc}",
+                              plugin=plugin_info(cls).name, hook="__init__") from exc
     return out

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from .constants import (
     DEFAULT_BRK_START,
     MAP_ANONYMOUS,
+    MAX_LFS_FILESIZE,
     MLOCK_LIMIT,
     PAGE_SIZE,
     RLIM_INFINITY,
@@ -15,7 +16,7 @@ from .constants import (
 )
 from .errors import EBADF, ECHILD, EINVAL, ENOENT, ESRCH, syscall_error
 from .fault import access_page
-from .fs import FileTable, OpenFile
+from .fs import FileTable, OpenFile, rw_verify_area
 from .madvise import do_madvise, do_mlock, do_mseal
 from .mlock import check_rlimit, do_mlockall, do_munlockall
 from .mm import Mm
@@ -59,6 +60,9 @@ class Process:
         #: Effective capabilities by name (``"CAP_IPC_LOCK"``...): none, as for an
         #: unprivileged user; inherited across fork.
         self.capabilities: set[str] = set()
+        #: Process group id: a spawned process leads its own group (as a shell's job
+        #: does); a forked child joins its parent's (copy_process()).
+        self.pgid: int = parent.pgid if parent is not None else pid
 
     @property
     def alive(self) -> bool:
@@ -121,8 +125,9 @@ class Process:
         file = self._file(fd, "pread")
         if not file.readable:
             raise syscall_error(EBADF, "pread")
-        if offset < 0 or n < 0:
+        if n < 0:
             raise syscall_error(EINVAL, "pread")
+        rw_verify_area(offset, n, "pread")
         return self.machine.run(self, file_read, self.machine, file.inode, n, offset)
 
     def pwrite(self, fd: int, data: bytes, offset: int) -> int:
@@ -131,8 +136,7 @@ class Process:
         file = self._file(fd, "pwrite")
         if not file.writable:
             raise syscall_error(EBADF, "pwrite")
-        if offset < 0:
-            raise syscall_error(EINVAL, "pwrite")
+        rw_verify_area(offset, len(data), "pwrite")
         return self.machine.run(self, file_write, self.machine, file.inode, data, offset)
 
     def ftruncate(self, fd: int, length: int) -> None:
@@ -140,7 +144,9 @@ class Process:
         the new EOF from every mapping (a later access there is SIGBUS)."""
         self._check_alive("ftruncate")
         file = self._file(fd, "ftruncate")
-        if not file.writable or length < 0:
+        if not file.writable or not 0 <= length <= MAX_LFS_FILESIZE:
+            # do_ftruncate(): a negative loff_t is EINVAL; a length past s_maxbytes
+            # (MAX_LFS_FILESIZE, so only a negative one here) would be EFBIG.
             raise syscall_error(EINVAL, "ftruncate")
         self.machine.run(self, truncate_pages, self.machine, file.inode, length)
 
@@ -286,17 +292,26 @@ class Process:
 
     def waitpid(self, pid: int) -> tuple[int, int]:
         """waitpid(2) with WNOHANG: ``(pid, status)`` for an exited child, which is reaped;
-        ``(0, 0)`` while the child still runs (blocking is meaningless in a single-threaded
-        simulation); ECHILD if ``pid`` is not a child of this process."""
-        child = self.children.get(pid)
-        if child is None:
+        ``(0, 0)`` while the chosen children all still run (blocking is meaningless in a
+        single-threaded simulation); ECHILD if no child matches. As kernel_waitid() reads
+        ``pid``: > 0 that child, -1 any child, 0 any child in the caller's process group,
+        < -1 any child in group ``-pid``; of several exited children, do_wait() reaps the
+        oldest first (the children list is in fork order)."""
+        if pid > 0:
+            matching = [self.children[pid]] if pid in self.children else []
+        else:
+            group = None if pid == -1 else (self.pgid if pid == 0 else -pid)
+            matching = [c for c in self.children.values()
+                        if group is None or c.pgid == group]
+        if not matching:
             raise syscall_error(ECHILD, "waitpid")
-        if child.alive:
+        child = next((c for c in matching if not c.alive), None)
+        if child is None:
             return 0, 0
-        del self.children[pid]
+        del self.children[child.pid]
         self.machine._reap(child)
         assert child.exit_status is not None
-        return pid, child.exit_status
+        return child.pid, child.exit_status
 
     # --- introspection -----------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from dataclasses_json import DataClassJsonMixin
 
 from .constants import VM_LOCKED
 from .costs import WalkCost
+from .errors import PluginError
 from .mm import MM_SWAPENTS
 from .page import PG_ANON_EXCLUSIVE, PG_DIRTY, PG_SWAPCACHE, PG_ZERO, Page
 from .pagetable import pte_dirty, pte_pfn, pte_present, swp_entry_to_pte
@@ -53,17 +54,23 @@ def find_mappings(m: Machine, page: Page) -> tuple[list[tuple[Vma, int]], WalkCo
     if want == 0:
         return hits, cost
     walk = m.rmap_walk_impl if page.is_anon else m.file_rmap_walk_impl
-    candidates = walk(page, cost)
-    for vma, addr in candidates:
-        cost.ptes_probed += 1
-        pte = vma.mm.pgtable.lookup(addr)
-        if pte_present(pte) and pte_pfn(pte) == page.pfn:
-            cost.hits += 1
-            hits.append((vma, addr))
-            if len(hits) == want:
-                break
-        else:
-            cost.wasted += 1
+    try:
+        for vma, addr in walk(page, cost):
+            cost.ptes_probed += 1
+            pte = vma.mm.pgtable.lookup(addr)
+            if pte_present(pte) and pte_pfn(pte) == page.pfn:
+                cost.hits += 1
+                hits.append((vma, addr))
+                if len(hits) == want:
+                    break
+            else:
+                cost.wasted += 1
+    except (TypeError, ValueError, AttributeError) as exc:
+        if exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
+            raise  # raised inside the walk or deeper: the traceback names who
+        hook = "rmap_walk" if page.is_anon else "file_rmap_walk"
+        raise PluginError(f"{hook} must yield (vma, address) pairs: "
+                          f"{type(exc).__name__}: {exc}", hook=hook) from exc
     m.walk_cost.add(cost)
     return hits, cost
 

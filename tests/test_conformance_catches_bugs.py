@@ -218,5 +218,6 @@ def test_broken_machine_is_reported() -> None:
     with pytest.raises(ConformanceFailure) as info:
         run_random_sequence(Explodes, seed=0, steps=500, minimize_budget=5)
     text = str(info.value)
-    assert "marked the machine broken: RuntimeError: boom" in text
+    assert ("marked the machine broken: plugin 'broken_explodes' raised in hook "
+            "'rmap_page_dup': RuntimeError: boom") in text
     assert "underlying exception" in text and "rmap_page_dup" in text

@@ -12,6 +12,7 @@ from mmcore import (
     MAP_ANONYMOUS,
     MAP_PRIVATE,
     MAP_SHARED,
+    MS_SYNC,
     PROT_READ,
     PROT_WRITE,
     BusError,
@@ -20,7 +21,6 @@ from mmcore import (
 
 RW = PROT_READ | PROT_WRITE
 PAGE = 4096
-MS_SYNC = 4
 
 
 @pytest.fixture

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.table import Table
 
 from .results import Result
+
+if TYPE_CHECKING:
+    from .isolation import RunFailure
 
 
 @dataclass(frozen=True)
@@ -101,9 +104,12 @@ def group_identical(results: Sequence[Result]) -> list[tuple[str, Result]]:
 
 
 def compare_table(results: Sequence[Result], title: str = "",
-                  metrics: Sequence[Metric] = TABLE_METRICS, merge: bool = True) -> Table:
+                  metrics: Sequence[Metric] = TABLE_METRICS, merge: bool = True,
+                  failures: Sequence[RunFailure] = ()) -> Table:
     """A rich table: one row per configuration (identical ones of a scheme merged), one
-    column per metric; metrics that differ between rows show their ratio to the best."""
+    column per metric; metrics that differ between rows show their ratio to the best.
+    Each of ``failures`` is a red row with its status (``broken``, ``timed out``) and
+    no figures (:func:`failure_table` says why)."""
     table = Table(title=title or None, title_justify="left", header_style="bold",
                   box=box.SIMPLE_HEAD, pad_edge=False)
     rows = group_identical(results) if merge else [(r.label, r) for r in results]
@@ -123,6 +129,23 @@ def compare_table(results: Sequence[Result], title: str = "",
                               differs[m.key]))
         cells.append(fmt(r.wall_time_s * 1000))
         table.add_row(*cells)
+    for f in failures:
+        table.add_row(f"[red]{f.label}[/]", f"[red]{f.status}[/]",
+                      *["-"] * len(metrics))
+    return table
+
+
+def failure_table(failures: Sequence[RunFailure]) -> Table:
+    """Why each failed configuration has no figures: status, plugin (and distribution),
+    hook and the one-line reason."""
+    table = Table(title="failed configurations", title_justify="left",
+                  header_style="bold red", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("configuration", "status", "plugin", "hook", "reason"):
+        table.add_column(col, overflow="fold", no_wrap=col == "configuration")
+    for f in failures:
+        plugin = "-" if f.plugin is None else (
+            f.plugin if f.distribution is None else f"{f.plugin} ({f.distribution})")
+        table.add_row(f.label, f.status, plugin, f.hook or "-", f.reason)
     return table
 
 

@@ -324,8 +324,14 @@ def run_axis(workload: str, axis: str, params: Mapping[str, Any] | None = None, 
     return out
 
 
-def run_spec(spec: Mapping[str, Any]) -> str:
-    """:func:`run` with keyword arguments ``spec`` (``workload``, ``params``, ``rmap``...),
-    returning the result as JSON: a picklable unit of work for a process pool."""
+def run_from_spec(spec: Mapping[str, Any]) -> Result:
+    """:func:`run` with keyword arguments ``spec`` (``workload``, ``params``, ``rmap``...).
+    """
     kw = dict(spec)
-    return run(kw.pop("workload"), kw.pop("params", None), **kw).to_json()
+    return run(kw.pop("workload"), kw.pop("params", None), **kw)
+
+
+def run_spec(spec: Mapping[str, Any]) -> str:
+    """:func:`run_from_spec`, returning the result as JSON: a picklable unit of work for a
+    process pool."""
+    return run_from_spec(spec).to_json()

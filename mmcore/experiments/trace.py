@@ -45,6 +45,7 @@ from ..constants import (
     MAP_SHARED,
     MAP_SHARED_VALIDATE,
     MAP_TYPE,
+    MAX_LFS_FILESIZE,
     MREMAP_DONTUNMAP,
     PAGE_MASK,
     PAGE_SIZE,
@@ -123,8 +124,8 @@ OP_REQUIRED: dict[str, tuple[str, ...]] = {
     "fsync": ("fd",),
 }
 
-#: MAX_LFS_FILESIZE (include/linux/fs.h): no file is larger, no file offset reaches it.
-MAX_FILE_SIZE = (1 << 63) - 1
+#: The largest file a trace may create or address (the core's MAX_LFS_FILESIZE).
+MAX_FILE_SIZE = MAX_LFS_FILESIZE
 #: Per-op limit: the most pages one ``read`` or ``write`` op may touch (4 GiB). Each page
 #: is a real access, so a longer op is one line that runs for hours; split it instead.
 MAX_OP_PAGES = 1 << 20

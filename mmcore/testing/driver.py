@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from ..budget import time_budget
 from ..constants import (
     MADV_DONTNEED,
     MADV_FREE,
@@ -28,7 +29,7 @@ from ..constants import (
     MAP_SHARED,
     PROT_WRITE,
 )
-from ..errors import BusError, MachineBroken, ProcessKilled, SegmentationFault
+from ..errors import BusError, MachineBroken, ProcessKilled, RunTimeout, SegmentationFault
 from ..experiments.ops import Op, Player
 from ..machine import Machine
 from .invariants import find_violations
@@ -89,17 +90,34 @@ def _in_final_hypothesis_run() -> bool:
         return True
 
 
+#: Seconds one op, and the checks after it, may take before the kit stops it and reports
+#: the plugin and hook that were running (:func:`mmcore.budget.time_budget`); 0 means no
+#: budget. ``pytest --mmcore-timeout SECONDS`` sets it. Real ops take milliseconds.
+OP_TIMEOUT_S = 10.0
+#: The budget of later ops of a configuration that has already run past its budget in
+#: this process: shrinking a hang (hypothesis, delta debugging) replays it many times.
+HUNG_TIMEOUT_S = 1.0
+_hung: set[str] = set()
+
+
 class Driver:
     """Runs ops on a fresh Machine, keeps the :class:`ContentModel`, and checks every
     invariant after every op; the first failure raises :class:`ConformanceFailure`.
 
     ``minimize_budget`` is how long (seconds) a failure may spend shrinking its op list
-    before it is reported (0 turns it off).
+    before it is reported (0 turns it off). ``op_timeout`` bounds each op and its checks
+    (default :data:`OP_TIMEOUT_S`): a hook that hangs is a failure at that op. ``seed``,
+    when the ops come from a seeded generator, is named in every failure.
     """
 
     def __init__(self, rmap: str | type, mremap_policy: str | type | None = None, *,
                  machine_kwargs: dict[str, Any] | None = None,
-                 minimize_budget: float = 20.0) -> None:
+                 minimize_budget: float = 20.0, op_timeout: float | None = None,
+                 seed: int | None = None) -> None:
+        self.op_timeout = OP_TIMEOUT_S if op_timeout is None else op_timeout
+        if self._key(rmap, mremap_policy) in _hung and self.op_timeout:
+            self.op_timeout = min(self.op_timeout, HUNG_TIMEOUT_S)
+        self.seed = seed
         self.rmap = rmap
         self.mremap_policy = mremap_policy
         #: Extra Machine arguments (``file_rmap`` among them), also in reproducers.
@@ -118,6 +136,11 @@ class Driver:
         self._next_token = 1
 
     # --- bookkeeping ---------------------------------------------------------------------
+
+    @staticmethod
+    def _key(rmap: str | type, mremap_policy: str | type | None) -> str:
+        """What identifies a configuration among the ones that hung."""
+        return repr((rmap, mremap_policy))
 
     def new_pid(self) -> int:
         """A fresh op-list pid (equal to the machine's pid in an unminimised run)."""
@@ -155,7 +178,8 @@ class Driver:
         sigbus = op.op in ("read", "write") and self.model.sigbus(op.pid, op.addr & ~(P - 1))
         guarded = op.op in ("read", "write") and self.model.guarded(op.pid, op.addr & ~(P - 1))
         try:
-            result = self.player.apply(op)
+            with time_budget(self.op_timeout):
+                result = self.player.apply(op)
         except OSError as exc:
             error = errno.errorcode.get(exc.errno or 0, str(exc.errno))
         except SegmentationFault:
@@ -165,6 +189,8 @@ class Driver:
         except ProcessKilled:
             error = "OOM-killed"
         except MachineBroken as exc:
+            if isinstance(exc.__cause__, RunTimeout):
+                _hung.add(self._key(self.rmap, self.mremap_policy))
             self.fail(f"op #{index} {format_op(op)} marked the machine broken: "
                       f"{self.machine.broken or exc}", exc)
         except Exception as exc:
@@ -188,7 +214,8 @@ class Driver:
                       f"{'gave ' + error if error else 'succeeded'} in a guard region "
                       "(SIGSEGV expected)")
         if self.check_each:
-            self.check(index)
+            with time_budget(self.op_timeout):  # a hanging walk hangs the checks too
+                self.check(index)
         return result
 
     def _check_file_op(self, index: int, op: Op, result: object, error: str | None,
@@ -338,6 +365,8 @@ class Driver:
         """Report a failure: raise :class:`ConformanceFailure` with a (minimised)
         reproducer of the ops applied so far."""
         self.failed = True
+        if self.seed is not None:
+            reason = f"[seed {self.seed}] {reason}"
         if cause is not None:
             reason += _traceback_tail(cause)
         ops, outcomes = list(self.ops), list(self.outcomes)
@@ -368,7 +397,7 @@ class Driver:
         are not a valid sequence). Without ``check_each`` the invariants are checked only
         at the end (reads and plugin errors are still checked as they happen)."""
         driver = Driver(self.rmap, self.mremap_policy, machine_kwargs=self.extra_kwargs,
-                        minimize_budget=0)
+                        minimize_budget=0, op_timeout=self.op_timeout, seed=self.seed)
         driver.check_each = check_each
         try:
             for op in ops:

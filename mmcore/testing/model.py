@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..constants import MREMAP_DONTUNMAP, MREMAP_FIXED, PAGE_SIZE, PROT_READ, PROT_WRITE
+from ..constants import MREMAP_DONTUNMAP, MREMAP_FIXED, MS_SYNC, PAGE_SIZE, PROT_READ, PROT_WRITE
 
 __all__ = [
     "DEFAULT_MACHINE_KWARGS",
@@ -53,7 +53,6 @@ RW = PROT_READ | PROT_WRITE
 #: (every process uses descriptor ``fd`` for ``FILES[fd]``), and their sizes in pages.
 FILES: dict[int, str] = {3: "/conformance3", 4: "/conformance4"}
 FILE_PAGES_MAX = 6
-MS_SYNC = 4
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ Options:
     ``anon_vma_chain``.
 ``--mmcore-max-examples N``
     The hypothesis budget of the random-operations test (default: the suite's).
+``--mmcore-timeout SECONDS``
+    The time budget of each operation of the suite, with the checks after it (default
+    10; 0 turns it off). An operation past it fails the test, naming the plugin and the
+    hook that were running, the op and (for seeded tests) the seed, instead of hanging.
 
 Fixture ``mmcore_machine_factory``: ``factory(rmap=None, mremap_policy=None, **kwargs)``
 builds a :class:`~mmcore.Machine`, by default with the scheme of ``--mmcore-rmap`` (or
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
 
 SUITE_PREFIX = "mmcore-conformance"
 _SAVED = pytest.StashKey[dict[str, int]]()
+_SAVED_TIMEOUT = pytest.StashKey[float]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,6 +64,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "with rmap anon_vma_chain")
     group.addoption("--mmcore-max-examples", type=int, default=None, metavar="N",
                     help="hypothesis examples for the suite's random-operations test")
+    group.addoption("--mmcore-timeout", type=float, default=None, metavar="SECONDS",
+                    help="time budget of each operation of the suite and its checks; a "
+                         "hook that hangs fails the test naming it (default 10; 0: none)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,6 +77,13 @@ def pytest_configure(config: pytest.Config) -> None:
         from . import stateful
         config.stash[_SAVED] = dict(stateful.OVERRIDES)
         stateful.OVERRIDES["max_examples"] = examples
+    timeout = config.getoption("mmcore_timeout")
+    if timeout is not None:
+        if timeout < 0:
+            raise pytest.UsageError("--mmcore-timeout must be 0 (no budget) or positive")
+        from . import driver
+        config.stash[_SAVED_TIMEOUT] = driver.OP_TIMEOUT_S
+        driver.OP_TIMEOUT_S = timeout
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -77,6 +92,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         from . import stateful
         stateful.OVERRIDES.clear()
         stateful.OVERRIDES.update(saved)
+    timeout = config.stash.get(_SAVED_TIMEOUT, None)
+    if timeout is not None:
+        from . import driver
+        driver.OP_TIMEOUT_S = timeout
 
 
 def _schemes(config: pytest.Config) -> list[str]:

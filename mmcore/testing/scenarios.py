@@ -19,11 +19,12 @@ from ..constants import (
     MAP_SHARED,
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
+    MS_SYNC,
     PROT_EXEC,
     PROT_READ,
 )
 from ..experiments.ops import Op
-from .model import FILES, MS_SYNC, RW, TOKEN_LEN, WINDOW, P
+from .model import FILES, RW, TOKEN_LEN, WINDOW, P
 
 __all__ = ["SCENARIOS", "fork_tree_ops"]
 

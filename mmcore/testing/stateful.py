@@ -67,7 +67,7 @@ def run_random_sequence(rmap: str | type, mremap_policy: str | type | None = Non
     """``steps`` random operations from a seeded generator (no hypothesis), checked after
     every op, then every process exits and nothing may be left. Returns the Driver."""
     driver = Driver(rmap, mremap_policy, machine_kwargs=machine_kwargs,
-                    minimize_budget=minimize_budget)
+                    minimize_budget=minimize_budget, seed=seed)
     gen = OpGenerator(driver, RandomChooser(random.Random(seed)))
     gen.spawn()
     for _ in range(steps):
@@ -241,7 +241,7 @@ def run_fork_tree(rmap: str | type, mremap_policy: str | type | None = None, *,
     its own data, the processes that shared the old frame must all share one new frame
     once they read it back, and after they all exit nothing may be left."""
     rng = random.Random(seed ^ 0x5EED)
-    driver = Driver(rmap, mremap_policy, machine_kwargs=machine_kwargs)
+    driver = Driver(rmap, mremap_policy, machine_kwargs=machine_kwargs, seed=seed)
     for op in fork_tree_ops(seed, height=height, max_children=max_children, pages=pages):
         driver.apply(op)
     pids = driver.live()

@@ -1,0 +1,52 @@
+"""Time budgets: stop a run or an operation whose plugin loops, inside the process.
+
+:func:`time_budget` arms ``SIGALRM``; when the budget runs out the handler raises
+:class:`~mmcore.errors.RunTimeout` in whatever Python code is running, which is usually the
+looping hook: inside an operation, :meth:`mmcore.Machine.syscall` then marks the machine
+broken naming that plugin and hook. A hook stuck in C code, or one that swallows every
+exception, is out of its reach: ``mmsim compare --timeout`` therefore also runs each
+configuration in a child process that it kills (:mod:`mmcore.experiments.isolation`).
+
+>>> from mmcore.budget import time_budget
+>>> with time_budget(5):
+...     pass
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+from .errors import RunTimeout
+
+
+@contextlib.contextmanager
+def time_budget(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`RunTimeout` in the body if it runs longer than ``seconds``.
+
+    None (or a budget that is not positive) means no budget. Only the main thread can
+    take signals, so elsewhere (and where there is no ``SIGALRM``) the body runs
+    unbounded. An alarm already armed around this one is restored afterwards.
+    """
+    usable = (seconds is not None and seconds > 0 and hasattr(signal, "SIGALRM")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+    assert seconds is not None
+
+    def expire(_signum: int, _frame: FrameType | None) -> None:
+        raise RunTimeout(f"no result within the {seconds:g} s time budget")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer:  # an enclosing budget resumes with what it had left when this began
+            signal.setitimer(signal.ITIMER_REAL, outer)
