@@ -12,6 +12,10 @@ Two layers, both applied only in the grading child process
   derives from ``BaseException`` so that neither a student's ``except Exception`` nor
   hypothesis (which retries and shrinks on ``Exception``) swallows it.
 
+It differs from :func:`mmcore.budget.time_budget`, the conformance kit's budget per
+operation (which nests inside it): that one raises an ``Exception`` a Machine turns into
+a broken-plugin report, this one must get out of the student's code whatever it catches.
+
 The grader adds a third layer: a wall-clock timeout per submission after which it kills
 the child's whole process group (:mod:`mmcore_contrib.labs.classroom`).
 """
