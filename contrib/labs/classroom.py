@@ -285,6 +285,9 @@ def _worker_command(file: Path, sub: Submission, seed: int | None, opts: Options
         cmd += ["--seed", str(seed)]
     if opts.test_timeout is not None:
         cmd += ["--test-timeout", str(opts.test_timeout)]
+    # The tests stop in time for the child to report before the kill: a second or so
+    # of start-up, and a tenth of the timeout to write the result.
+    cmd += ["--budget", f"{max(1.0, opts.timeout * 0.9 - 1.0):g}"]
     return cmd + ["--quick"] * opts.quick + ["--reveal"] * opts.reveal
 
 

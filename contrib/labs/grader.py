@@ -39,7 +39,7 @@ from mmcore.atomicfile import write_text
 from mmcore.plugins import plugin_info
 
 from .exercises import Exercise, Question, make
-from .limits import TestTimeout, time_limit
+from .limits import TestClock, TestTimeout, time_limit
 from .scenario import BASE, PAGE, RW, Scenario, Step
 
 # --- reports -------------------------------------------------------------------------
@@ -395,17 +395,21 @@ def _conformance_suite() -> type | None:
 
 def grade_plugin(plugin: type | str, *, kit: bool | None = None,
                  seeds: Sequence[int] = (0, 1, 2), points_per_test: int = 2,
-                 test_timeout: float | None = None) -> Report:
+                 test_timeout: float | None = None, budget: float | None = None
+                 ) -> Report:
     """Grade a student's rmap scheme class (or ``"module:Class"``).
 
     ``kit=None`` uses the conformance kit when it is importable, ``False`` forces the
     built-in quick checks (run over ``seeds``), ``True`` insists on the kit. A class that
     cannot even build a Machine scores 0 with the reason. ``test_timeout`` (seconds, main
     thread only) bounds each test: one that runs longer scores 0 and the others still run.
+    ``budget`` (seconds) bounds them all: a test that would start after it scores 0.
     """
     report = Report("Grading rmap plugin")
+    clock = TestClock(test_timeout, budget)
+    first = clock.next()
     try:
-        with time_limit(test_timeout):
+        with time_limit(first):
             cls = load_plugin(plugin) if isinstance(plugin, str) else plugin
             info = plugin_info(cls)
             report.title = f"Grading rmap plugin {info.name!r} ({cls.__module__}." \
@@ -414,7 +418,7 @@ def grade_plugin(plugin: type | str, *, kit: bool | None = None,
                 raise ValueError(f"its PluginInfo kind is {info.kind!r}, not 'rmap'")
             _quick_loads(Scenario(cls), random.Random(0))
     except TestTimeout:
-        report.items.append(Item("loads", 0, 1, _timed_out(test_timeout)))
+        report.items.append(Item("loads", 0, 1, _timed_out(first)))
         return report
     except Exception as exc:
         report.items.append(Item("loads", 0, 1, f"{type(exc).__name__}: {_first_lines(exc)}"))
@@ -426,22 +430,31 @@ def grade_plugin(plugin: type | str, *, kit: bool | None = None,
                            "installed")
     if suite is not None:
         report.notes.append("checked by the conformance kit (mmcore.testing.RmapConformance)")
-        report.items += _run_kit(suite, cls, points_per_test, test_timeout)
+        report.items += _run_kit(suite, cls, points_per_test, clock)
     else:
         report.notes.append(f"checked by the built-in quick checks, seeds {list(seeds)}")
         for name, points, check in QUICK_CHECKS:
-            problem = _run_quick(cls, name, check, seeds, test_timeout)
+            limit = clock.next()
+            problem = OUT_OF_TIME if limit == 0 else _run_quick(cls, name, check, seeds,
+                                                                limit)
             report.items.append(Item(name, 0 if problem else points, points, problem))
     return report
 
 
-def _run_kit(suite: type, cls: type, points: int, timeout: float | None = None
-             ) -> list[Item]:
+#: The feedback of a test that did not start because the submission's time ran out.
+OUT_OF_TIME = "not run: the time for this submission ran out"
+
+
+def _run_kit(suite: type, cls: type, points: int, clock: TestClock) -> list[Item]:
     from .scenario import needed_policy
     tests = type("StudentConformance", (suite,), {"rmap": cls,
                                                   "mremap_policy": needed_policy(cls)})()
     items = []
     for name in sorted(n for n in dir(tests) if n.startswith("test_")):
+        timeout = clock.next()
+        if timeout == 0:
+            items.append(Item(name[5:], 0, points, OUT_OF_TIME))
+            continue
         try:
             with time_limit(timeout):
                 getattr(tests, name)()

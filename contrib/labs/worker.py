@@ -3,7 +3,8 @@
 :mod:`mmcore_contrib.labs.classroom` starts one of these per submission::
 
     python -m mmcore_contrib.labs.worker FILE --kind answers|plugin [--seed N]
-        [--memory MIB] [--cpu SECONDS] [--test-timeout SECONDS] [--quick] [--reveal]
+        [--memory MIB] [--cpu SECONDS] [--test-timeout SECONDS] [--budget SECONDS]
+        [--quick] [--reveal]
 
 It caps its own memory, CPU time and file sizes first (:func:`limits.limit_resources`),
 then moves its standard output aside: what the submission prints goes to standard error,
@@ -150,10 +151,11 @@ def _load_module(path: Path) -> Any:
 
 
 def grade_plugin_file(path: Path, quick: bool = False, test_timeout: float | None = None,
-                      memory: int | None = None) -> Outcome:
+                      memory: int | None = None, budget: float | None = None) -> Outcome:
     """Import a student's Python file, find its scheme and grade it: the conformance kit
     (or, ``quick``, the built-in checks), each test bounded by ``test_timeout``
-    (``memory``, the limit in MiB, is only quoted in the reason)."""
+    and all of them by ``budget`` (``memory``, the limit in MiB, is only quoted in the
+    reason)."""
     from .grader import grade_plugin
 
     try:
@@ -169,7 +171,8 @@ def grade_plugin_file(path: Path, quick: bool = False, test_timeout: float | Non
     except Exception as exc:
         return Outcome("invalid", f"cannot import it: {type(exc).__name__}: "
                                   f"{_one_line(exc)}")
-    report = grade_plugin(cls, kit=False if quick else None, test_timeout=test_timeout)
+    report = grade_plugin(cls, kit=False if quick else None, test_timeout=test_timeout,
+                          budget=budget)
     return _plugin_outcome(report.to_json(), memory)
 
 
@@ -196,7 +199,8 @@ def _grade(args: argparse.Namespace) -> Outcome:
     path = Path(args.file)
     try:
         if args.kind == "plugin":
-            return grade_plugin_file(path, args.quick, args.test_timeout, args.memory)
+            return grade_plugin_file(path, args.quick, args.test_timeout, args.memory,
+                                     args.budget)
         return grade_answer_file(path, args.seed, args.reveal)
     except MemoryError:
         return Outcome("memory", f"ran out of its {args.memory} MiB of memory")
@@ -217,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--memory", type=int, default=512, help="address space, MiB")
     parser.add_argument("--cpu", type=int, default=600, help="CPU seconds")
     parser.add_argument("--test-timeout", type=float, default=None)
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds for all the tests of a plugin")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--reveal", action="store_true")
     args = parser.parse_args(argv)
