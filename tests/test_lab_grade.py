@@ -415,3 +415,17 @@ def test_a_budget_keeps_the_points_of_the_tests_before_the_loop() -> None:
     assert report.score == 2 and items["loads"].passed and items["fault"].passed
     assert "TestTimeout" in items["fork"].feedback
     assert [i.feedback for i in report.items[-4:]] == [OUT_OF_TIME] * 4
+
+
+def test_an_enclosing_alarm_is_not_postponed_by_nested_time_budgets() -> None:
+    """mmcore.budget.time_budget (the kit's budget per op) restores an enclosing alarm
+    less the time it took: a per-test limit around many short ops still fires."""
+    from mmcore_contrib.labs.limits import TestTimeout, time_limit
+
+    from mmcore.budget import time_budget
+    start = time.monotonic()
+    with pytest.raises(TestTimeout), time_limit(0.5):
+        while time.monotonic() - start < 10:
+            with time_budget(5):
+                time.sleep(0.05)
+    assert time.monotonic() - start < 2
