@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 
@@ -29,7 +30,8 @@ def time_budget(seconds: float | None) -> Iterator[None]:
 
     None (or a budget that is not positive) means no budget. Only the main thread can
     take signals, so elsewhere (and where there is no ``SIGALRM``) the body runs
-    unbounded. An alarm already armed around this one is restored afterwards.
+    unbounded. An alarm already armed around this one is restored afterwards, less the
+    time this one took (so budgets entered again and again never postpone it).
     """
     usable = (seconds is not None and seconds > 0 and hasattr(signal, "SIGALRM")
               and threading.current_thread() is threading.main_thread())
@@ -43,10 +45,12 @@ def time_budget(seconds: float | None) -> Iterator[None]:
 
     previous = signal.signal(signal.SIGALRM, expire)
     outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    began = time.monotonic()
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-        if outer:  # an enclosing budget resumes with what it had left when this began
-            signal.setitimer(signal.ITIMER_REAL, outer)
+        if outer:  # an enclosing alarm resumes with what it has left now (at once if none)
+            left = outer - (time.monotonic() - began)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-6))

@@ -12,6 +12,7 @@
     mmsim trace import|info|record|replay  traces (mmcore.experiments.trace_cli)
     mmsim reproduce [--out DIR] [--json]   measure the 2004 thread's claims
     mmsim bench [--pages N] [--output F]   per-page costs beside the real kernel's
+    mmsim lab list|show|template|grade     the lab kit (mmcore_contrib.labs.cli)
 
 Every option has one spelling wherever it appears (``--rmap``, ``--mremap-policy``,
 ``--file-rmap``, ``--reclaim``, ``--observe``, ``--json``), the same as the pytest
@@ -32,6 +33,7 @@ anything is written. structlog is configured here and only here.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -277,6 +279,12 @@ def build_parser() -> Parser:
     add_bench_command(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))
     from .experiments.results_cli import add_results_command  # the stores of sweeps
     add_results_command(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))
+    try:  # mmsim lab ... lives with the lab kit, a package mypy sees only by its path
+        lab_cli = importlib.import_module("mmcore_contrib.labs.cli")
+    except ImportError:
+        pass
+    else:
+        lab_cli.add_lab_command(sub)
     return p
 
 

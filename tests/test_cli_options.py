@@ -79,7 +79,7 @@ def test_pytest_options_are_mmsim_options_with_the_mmcore_prefix(
 @pytest.mark.parametrize("command", [
     ("plugins",), ("workloads",), ("run",), ("compare",), ("sweep",), ("rerun",),
     ("reproduce",), ("trace", "import"), ("trace", "info"), ("trace", "record"),
-    ("trace", "replay")])
+    ("trace", "replay"), ("lab", "list"), ("lab", "show"), ("lab", "grade")])
 def test_every_command_that_reports_has_json(command: tuple[str, ...]) -> None:
     """``--json`` is on every subcommand that prints a report."""
     assert "--json" in {s for strings in options(COMMANDS[command]).values()

@@ -39,6 +39,7 @@ from mmcore.atomicfile import write_text
 from mmcore.plugins import plugin_info
 
 from .exercises import Exercise, Question, make
+from .limits import TestClock, TestTimeout, time_limit
 from .scenario import BASE, PAGE, RW, Scenario, Step
 
 # --- reports -------------------------------------------------------------------------
@@ -94,7 +95,16 @@ class Report:
         return {"score": self.score, "max_score": self.max_score,
                 "output": "\n".join([self.title, *self.notes]),
                 "tests": [{"name": i.name, "score": i.score, "max_score": i.max_score,
+                           "status": "passed" if i.passed else "failed",
                            "output": i.feedback} for i in self.items]}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Report:
+        """The report :meth:`to_json` wrote (``output``'s first line is the title)."""
+        title, *notes = str(doc.get("output", "")).split("\n")
+        items = [Item(str(t["name"]), int(t["score"]), int(t["max_score"]),
+                      str(t.get("output", ""))) for t in doc["tests"]]
+        return cls(title, items, notes)
 
 
 # --- answers -------------------------------------------------------------------------
@@ -322,9 +332,24 @@ def _first_lines(exc: BaseException, n: int = 3) -> str:
     return "\n".join(lines[:n]) + (" ..." if len(lines) > n else "")
 
 
+def _timed_out(seconds: float | None) -> str:
+    return f"TestTimeout: still running after {seconds:g} s (does a walk or a loop never end?)"
+
+
 def _run_quick(scheme: type, name: str, check: Callable[[Scenario, random.Random], None],
-               seeds: Sequence[int]) -> str:
-    """'' if the check passes for every seed, else feedback with a reproducer."""
+               seeds: Sequence[int], timeout: float | None = None) -> str:
+    """'' if the check passes for every seed, else feedback with a reproducer. The check
+    gets ``timeout`` seconds for all its seeds."""
+    try:
+        with time_limit(timeout):
+            return _run_quick_seeds(scheme, name, check, seeds)
+    except TestTimeout:
+        return f"{name}: {_timed_out(timeout)}"
+
+
+def _run_quick_seeds(scheme: type, name: str,
+                     check: Callable[[Scenario, random.Random], None],
+                     seeds: Sequence[int]) -> str:
     for seed in seeds:
         s: Scenario | None = None
         try:
@@ -369,21 +394,32 @@ def _conformance_suite() -> type | None:
 
 
 def grade_plugin(plugin: type | str, *, kit: bool | None = None,
-                 seeds: Sequence[int] = (0, 1, 2), points_per_test: int = 2) -> Report:
+                 seeds: Sequence[int] = (0, 1, 2), points_per_test: int = 2,
+                 test_timeout: float | None = None, budget: float | None = None
+                 ) -> Report:
     """Grade a student's rmap scheme class (or ``"module:Class"``).
 
     ``kit=None`` uses the conformance kit when it is importable, ``False`` forces the
     built-in quick checks (run over ``seeds``), ``True`` insists on the kit. A class that
-    cannot even build a Machine scores 0 with the reason.
+    cannot even build a Machine scores 0 with the reason. ``test_timeout`` (seconds, main
+    thread only) bounds each test: one that runs longer scores 0 and the others still run.
+    ``budget`` (seconds) bounds them all: a test that would start after it scores 0.
     """
     report = Report("Grading rmap plugin")
+    clock = TestClock(test_timeout, budget)
+    first = clock.next()
     try:
-        cls = load_plugin(plugin) if isinstance(plugin, str) else plugin
-        info = plugin_info(cls)
-        report.title = f"Grading rmap plugin {info.name!r} ({cls.__module__}.{cls.__name__})"
-        if info.kind != "rmap":
-            raise ValueError(f"its PluginInfo kind is {info.kind!r}, not 'rmap'")
-        _quick_loads(Scenario(cls), random.Random(0))
+        with time_limit(first):
+            cls = load_plugin(plugin) if isinstance(plugin, str) else plugin
+            info = plugin_info(cls)
+            report.title = f"Grading rmap plugin {info.name!r} ({cls.__module__}." \
+                           f"{cls.__name__})"
+            if info.kind != "rmap":
+                raise ValueError(f"its PluginInfo kind is {info.kind!r}, not 'rmap'")
+            _quick_loads(Scenario(cls), random.Random(0))
+    except TestTimeout:
+        report.items.append(Item("loads", 0, 1, _timed_out(first)))
+        return report
     except Exception as exc:
         report.items.append(Item("loads", 0, 1, f"{type(exc).__name__}: {_first_lines(exc)}"))
         return report
@@ -394,23 +430,37 @@ def grade_plugin(plugin: type | str, *, kit: bool | None = None,
                            "installed")
     if suite is not None:
         report.notes.append("checked by the conformance kit (mmcore.testing.RmapConformance)")
-        report.items += _run_kit(suite, cls, points_per_test)
+        report.items += _run_kit(suite, cls, points_per_test, clock)
     else:
         report.notes.append(f"checked by the built-in quick checks, seeds {list(seeds)}")
         for name, points, check in QUICK_CHECKS:
-            problem = _run_quick(cls, name, check, seeds)
+            limit = clock.next()
+            problem = OUT_OF_TIME if limit == 0 else _run_quick(cls, name, check, seeds,
+                                                                limit)
             report.items.append(Item(name, 0 if problem else points, points, problem))
     return report
 
 
-def _run_kit(suite: type, cls: type, points: int) -> list[Item]:
+#: The feedback of a test that did not start because the submission's time ran out.
+OUT_OF_TIME = "not run: the time for this submission ran out"
+
+
+def _run_kit(suite: type, cls: type, points: int, clock: TestClock) -> list[Item]:
     from .scenario import needed_policy
     tests = type("StudentConformance", (suite,), {"rmap": cls,
                                                   "mremap_policy": needed_policy(cls)})()
     items = []
     for name in sorted(n for n in dir(tests) if n.startswith("test_")):
+        timeout = clock.next()
+        if timeout == 0:
+            items.append(Item(name[5:], 0, points, OUT_OF_TIME))
+            continue
         try:
-            getattr(tests, name)()
+            with time_limit(timeout):
+                getattr(tests, name)()
+        except TestTimeout:
+            items.append(Item(name[5:], 0, points, _timed_out(timeout)))
+            continue
         except ImportError as exc:  # e.g. hypothesis missing: not the student's fault
             items.append(Item(name[5:], 0, 0, f"skipped: {exc}"))
             continue
