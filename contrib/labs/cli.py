@@ -220,9 +220,55 @@ def _add_grade(sub: SubParsers) -> None:
     p.set_defaults(func=_cmd_grade)
 
 
+def _cmd_notebook(args: argparse.Namespace) -> int:
+    from . import notebooks
+
+    names = [args.name] if args.name else list(notebooks.LABS)
+    try:
+        paths = [notebooks.write(n, args.out, teacher=args.teacher) for n in names]
+    except ImportError as exc:  # nbformat missing: how to install it
+        raise Failure(str(exc)) from None
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _add_notebook(sub: SubParsers) -> None:
+    from .notebooks import LABS
+
+    p = sub.add_parser("notebook", help="write a lab notebook (all four without NAME)")
+    p.add_argument("name", nargs="?", choices=list(LABS), metavar="NAME",
+                   help=f"one of {', '.join(LABS)} (default: every lab)")
+    p.add_argument("--teacher", action="store_true",
+                   help="the teacher version, with the answers (NAME_teacher.ipynb)")
+    p.add_argument("--out", default=".", metavar="DIR",
+                   help="directory to write to (default: the current one)")
+    p.set_defaults(func=_cmd_notebook)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .stepthrough import export_html
+
+    try:
+        print(export_html(Path(args.out), rmaps=args.rmap or ["anon_vma_chain"]))
+    except (ConfigError, PluginError) as exc:  # an unknown scheme
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+def _add_export(sub: SubParsers) -> None:
+    p = sub.add_parser("export", help="the fork-and-COW step-through as one offline HTML "
+                                      "file")
+    p.add_argument("out", metavar="OUT.html", help="the file to write")
+    p.add_argument("--rmap", action="append", metavar="SCHEME",
+                   help="scheme to step through; repeat to show several side by side "
+                        "(default: anon_vma_chain)")
+    p.set_defaults(func=_cmd_export)
+
+
 #: The ``mmsim lab`` subcommands: each adds its parser and sets ``func``.
 SUBCOMMANDS: list[Callable[[SubParsers], None]] = [_add_list, _add_show, _add_template,
-                                                   _add_grade]
+                                                   _add_grade, _add_notebook, _add_export]
 
 
 def add_lab_command(subparsers: SubParsers) -> argparse.ArgumentParser:
