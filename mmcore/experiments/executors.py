@@ -97,9 +97,13 @@ class LocalPool:
             raise WorkerDied("a worker process died (killed, or out of memory); the "
                              "cells finished before it are kept") from None
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Workers first: shutting down while they live queues the pool's stop
+            # sentinels, which its feeder thread then writes into pipes the interrupted
+            # shutdown has closed (a stray "Bad file descriptor" traceback). With the
+            # workers gone the pool is broken, and shutdown() just cleans up.
             for child in set(multiprocessing.active_children()) - others:  # the pool's
                 child.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown()
 
