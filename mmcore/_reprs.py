@@ -1,8 +1,9 @@
 """The display methods' way into :mod:`mmcore.display`, imported on first use.
 
-The core classes (some compiled by mypyc, see setup.py) delegate ``_repr_html_``,
-``_repr_pretty_`` and ``__rich__`` here in one line each; the import is deferred because
-:mod:`mmcore.display` imports those very classes.
+The core classes get ``_repr_html_``, ``_repr_pretty_`` and ``__rich__`` from
+:class:`Displayed` (the mypyc-compiled Page and Vma delegate to the functions here in one
+line each); the import is deferred because :mod:`mmcore.display` imports those very
+classes.
 """
 
 from __future__ import annotations
@@ -26,3 +27,18 @@ def rich(obj: object) -> object:
     """:func:`mmcore.display.rich_renderable`."""
     from .display import rich_renderable
     return rich_renderable(obj)
+
+
+class Displayed:
+    """The three display methods, for a class whose objects a student looks at. Page and
+    Vma spell them out instead: mypyc compiles them, and a compiled class cannot inherit
+    from this interpreted one."""
+
+    def _repr_html_(self) -> str:  # Jupyter
+        return html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
+        pretty(self, printer, cycle)
+
+    def __rich__(self) -> object:  # rich.print()
+        return rich(self)

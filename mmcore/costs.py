@@ -9,7 +9,6 @@ today's sizes (x86_64) can both be reproduced from one run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
 
 from dataclasses_json import DataClassJsonMixin
 
@@ -119,7 +118,7 @@ class Metadata:
 
 
 @dataclass
-class WalkCost(DataClassJsonMixin):
+class WalkCost(DataClassJsonMixin, _reprs.Displayed):
     """Effort of rmap walks. The scheme fills the first four; the core the probe counts.
 
     ``ptes_probed`` page-table probes, of which ``hits`` found the page and ``wasted`` did
@@ -141,18 +140,9 @@ class WalkCost(DataClassJsonMixin):
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
-    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
-        return _reprs.html(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
-        _reprs.pretty(self, printer, cycle)
-
-    def __rich__(self) -> object:  # rich.print()
-        return _reprs.rich(self)
-
 
 @dataclass
-class Counters(DataClassJsonMixin):
+class Counters(DataClassJsonMixin, _reprs.Displayed):
     """Event counters of one Machine: faults by kind and the work done by syscalls."""
 
     fault_anon: int = 0
@@ -182,18 +172,9 @@ class Counters(DataClassJsonMixin):
     direct_reclaims: int = 0
     oom_kills: int = 0
 
-    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
-        return _reprs.html(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
-        _reprs.pretty(self, printer, cycle)
-
-    def __rich__(self) -> object:  # rich.print()
-        return _reprs.rich(self)
-
 
 @dataclass
-class Costs(DataClassJsonMixin):
+class Costs(DataClassJsonMixin, _reprs.Displayed):
     """What :meth:`Machine.costs` returns: everything needed to compare schemes."""
 
     arch: str
@@ -217,12 +198,3 @@ class Costs(DataClassJsonMixin):
     def rmap_peak_bytes(self) -> int:
         """Sum of the per-struct high-water marks."""
         return sum(self.metadata_peak_bytes.values())
-
-    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
-        return _reprs.html(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
-        _reprs.pretty(self, printer, cycle)
-
-    def __rich__(self) -> object:  # rich.print()
-        return _reprs.rich(self)

@@ -48,7 +48,7 @@ from .vmstat import VmEvents, Vmstat, vmstat
 T = TypeVar("T")
 
 
-class Machine:
+class Machine(_reprs.Displayed):
     """One simulated computer running one rmap scheme.
 
     ``rmap`` names an installed rmap plugin (or passes its class); ``mremap_policy``
@@ -470,13 +470,4 @@ class Machine:
     def pages_in_use(self) -> Iterator[Page]:
         """Every allocated frame except the zero page."""
         return iter(self.physmem.used_pages())
-
-    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
-        return _reprs.html(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
-        _reprs.pretty(self, printer, cycle)
-
-    def __rich__(self) -> object:  # rich.print()
-        return _reprs.rich(self)
 

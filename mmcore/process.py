@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import _reprs
 from .constants import (
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .vma import Vma
 
 
-class Process:
+class Process(_reprs.Displayed):
     """A task with its own mm. Syscall methods take Linux's arguments and flag values and
     raise ``OSError(errno)`` where Linux returns that errno.
 
@@ -406,12 +406,3 @@ class Process:
     def __repr__(self) -> str:
         state = "alive" if self.alive else f"exited({self.exit_status})"
         return f"Process(pid={self.pid}, {state}, vmas={self.mm.map_count})"
-
-    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
-        return _reprs.html(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
-        _reprs.pretty(self, printer, cycle)
-
-    def __rich__(self) -> object:  # rich.print()
-        return _reprs.rich(self)

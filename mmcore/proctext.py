@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from dataclasses_json import DataClassJsonMixin
 
@@ -86,7 +86,7 @@ def check_labels(values: dict[str, int], table: Sequence[Field], source: str) ->
 
 
 @dataclass(frozen=True)
-class ProcTable(DataClassJsonMixin):
+class ProcTable(DataClassJsonMixin, _reprs.Displayed):
     """A /proc file of labelled values (meminfo, the memory lines of status): the values
     by the kernel's labels (``t["MemFree"]``, in kB where the file says kB) and the text
     in the file's exact layout. Subclasses name their :data:`TABLE`."""
@@ -100,12 +100,3 @@ class ProcTable(DataClassJsonMixin):
     def text(self) -> str:
         """The lines exactly as Linux prints them."""
         return render(self.TABLE, self.values)
-
-    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
-        return _reprs.html(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
-        _reprs.pretty(self, printer, cycle)
-
-    def __rich__(self) -> object:  # rich.print()
-        return _reprs.rich(self)

@@ -9,7 +9,7 @@ as the kernel's ``done()`` callback does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dataclasses_json import DataClassJsonMixin
 
@@ -27,25 +27,16 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class WalkResult(DataClassJsonMixin):
+class WalkResult(DataClassJsonMixin, _reprs.Displayed):
     """What :meth:`Machine.rmap_walk` returns: the mappings found and the walk's cost."""
 
     pfn: int
     mappings: list[tuple[int, int]] = field(default_factory=list)
     cost: WalkCost = field(default_factory=WalkCost)
 
-    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
-        return _reprs.html(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
-        _reprs.pretty(self, printer, cycle)
-
-    def __rich__(self) -> object:  # rich.print()
-        return _reprs.rich(self)
-
 
 @dataclass
-class UnmapResult(DataClassJsonMixin):
+class UnmapResult(DataClassJsonMixin, _reprs.Displayed):
     """What :meth:`Machine.try_to_unmap` returns."""
 
     pfn: int
@@ -54,15 +45,6 @@ class UnmapResult(DataClassJsonMixin):
     swap_slot: int = -1
     reason: str = ""
     cost: WalkCost = field(default_factory=WalkCost)
-
-    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
-        return _reprs.html(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
-        _reprs.pretty(self, printer, cycle)
-
-    def __rich__(self) -> object:  # rich.print()
-        return _reprs.rich(self)
 
 
 def find_mappings(m: Machine, page: Page) -> tuple[list[tuple[Vma, int]], WalkCost]:

@@ -13,7 +13,7 @@ and their order are those of this 6.18 kernel.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dataclasses_json import DataClassJsonMixin
 
@@ -223,7 +223,7 @@ VMSTAT_NAMES: tuple[str, ...] = (
 
 
 @dataclass
-class VmEvents:
+class VmEvents(_reprs.Displayed):
     """The vm_event counters mmcore models (not part of results: Costs stays as it was)."""
 
     pgfault: int = 0
@@ -260,18 +260,9 @@ class VmEvents:
         for name in names:
             setattr(self, name, getattr(self, name) + 1)
 
-    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
-        return _reprs.html(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
-        _reprs.pretty(self, printer, cycle)
-
-    def __rich__(self) -> object:  # rich.print()
-        return _reprs.rich(self)
-
 
 @dataclass(frozen=True)
-class Vmstat(DataClassJsonMixin):
+class Vmstat(DataClassJsonMixin, _reprs.Displayed):
     """/proc/vmstat: every counter by name, in the kernel's order (``v["pgfault"]``)."""
 
     values: dict[str, int] = field(default_factory=dict)
@@ -282,15 +273,6 @@ class Vmstat(DataClassJsonMixin):
     def text(self) -> str:
         """The file exactly as vmstat_show() prints it."""
         return "".join(f"{name} {value}\n" for name, value in self.values.items())
-
-    def _repr_html_(self) -> str:  # Jupyter; mmcore.display draws every display
-        return _reprs.html(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
-        _reprs.pretty(self, printer, cycle)
-
-    def __rich__(self) -> object:  # rich.print()
-        return _reprs.rich(self)
 
 
 def vmstat(m: Machine) -> Vmstat:
