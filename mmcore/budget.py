@@ -25,8 +25,9 @@ from .errors import RunTimeout
 
 
 @contextlib.contextmanager
-def time_budget(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`RunTimeout` in the body if it runs longer than ``seconds``.
+def time_budget(seconds: float | None,
+                error: type[BaseException] = RunTimeout) -> Iterator[None]:
+    """Raise ``error`` (:class:`RunTimeout`) in the body if it runs longer than ``seconds``.
 
     None (or a budget that is not positive) means no budget. Only the main thread can
     take signals, so elsewhere (and where there is no ``SIGALRM``) the body runs
@@ -41,7 +42,7 @@ def time_budget(seconds: float | None) -> Iterator[None]:
     assert seconds is not None
 
     def expire(_signum: int, _frame: FrameType | None) -> None:
-        raise RunTimeout(f"no result within the {seconds:g} s time budget")
+        raise error(f"no result within the {seconds:g} s time budget")
 
     previous = signal.signal(signal.SIGALRM, expire)
     outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)

@@ -12,9 +12,10 @@ Two layers, both applied only in the grading child process
   derives from ``BaseException`` so that neither a student's ``except Exception`` nor
   hypothesis (which retries and shrinks on ``Exception``) swallows it.
 
-It differs from :func:`mmcore.budget.time_budget`, the conformance kit's budget per
-operation (which nests inside it): that one raises an ``Exception`` a Machine turns into
-a broken-plugin report, this one must get out of the student's code whatever it catches.
+It is :func:`mmcore.budget.time_budget`, the conformance kit's budget per operation (which
+nests inside it), raising :class:`TestTimeout` instead of ``RunTimeout``: the kit's
+``Exception`` becomes a broken-plugin report, this one must get out of the student's code
+whatever it catches.
 
 The grader adds a third layer: a wall-clock timeout per submission after which it kills
 the child's whole process group (:mod:`mmcore_contrib.labs.classroom`).
@@ -24,10 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import resource
-import signal
 import time
-from collections.abc import Iterator
-from types import FrameType
+
+from mmcore.budget import time_budget
 
 __all__ = ["TestTimeout", "TestClock", "limit_resources", "time_limit"]
 
@@ -55,24 +55,10 @@ def limit_resources(memory_mib: int, cpu_seconds: int, file_mib: int = 16) -> No
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
 
 
-def _expired(signum: int, frame: FrameType | None) -> None:
-    raise TestTimeout
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
+def time_limit(seconds: float | None) -> contextlib.AbstractContextManager[None]:
     """Raise :class:`TestTimeout` in the block after ``seconds`` of wall time (``None``:
-    no limit). Main thread only, as any ``SIGALRM`` handler."""
-    if seconds is None:
-        yield
-        return
-    previous = signal.signal(signal.SIGALRM, _expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    no limit): :func:`mmcore.budget.time_budget` with the grader's exception."""
+    return time_budget(seconds, TestTimeout)
 
 
 class TestClock:
