@@ -31,7 +31,6 @@ from .constants import (
     PROT_READ,
     PROT_WRITE,
     TASK_SIZE,
-    ULONG_MAX,
     VM_ACCOUNT,
     VM_DATA_DEFAULT_FLAGS,
     VM_EXEC,
@@ -199,7 +198,7 @@ def do_mmap(mm: Mm, addr: int, length: int, prot: int, flags: int,
             raise syscall_error(EINVAL, "mmap")
         if not file.readable:
             raise syscall_error(EACCES, "mmap")
-        pgoff = (offset & ULONG_MAX) >> PAGE_SHIFT  # sys_mmap(): off is an unsigned long
+        pgoff = offset >> PAGE_SHIFT  # an unsigned long already (Process.mmap, sysargs)
         if not file_mmap_ok(pgoff, length):
             raise syscall_error(EOVERFLOW, "mmap")
     elif map_type == MAP_SHARED:
