@@ -338,3 +338,13 @@ def test_parquet_without_pyarrow_is_one_line(
                                        "install 'mmcore-sim[parquet]' (or export to "
                                        ".csv)\n")
     assert not (tmp_path / "t.parquet").exists()
+
+
+def test_a_temporary_orphaned_while_the_store_is_held_is_gone_when_it_is_left(
+        tmp_path: Path) -> None:
+    """A signal inside mkstemp() leaves a temporary atomic_path() never owned: the store
+    removes it when its writer leaves, so an interrupted sweep leaves only whole cells."""
+    with Store(tmp_path / "s") as store:
+        orphan = store.cells / ".0123abcd.json.x1y2z3.tmp"
+        orphan.write_text("{")
+    assert not orphan.exists()
