@@ -31,6 +31,7 @@ import pluggy
 if TYPE_CHECKING:
     from .costs import WalkCost
     from .events import Event
+    from .folio import Folio
     from .mm import Mm
     from .page import Page
     from .reclaim import ReclaimContext
@@ -55,6 +56,19 @@ PER_PAGE_HOOKS = (
     "reclaim_lru_add",
     "reclaim_lru_del",
     "reclaim_mark_accessed",
+    "rmap_folio_add_new_anon",
+    "rmap_folio_dup_ptes",
+    "rmap_folio_remove_ptes",
+    "mapcount_add",
+    "mapcount_remove",
+    "mapcount_split",
+    "mapcount_page",
+    "mapcount_folio",
+    "mapcount_maybe_shared",
+    "mapcount_exclusive_to",
+    "mapcount_mapped_pages",
+    "mapcount_partially_mapped",
+    "mapcount_metadata_bytes",
 )
 
 
@@ -417,6 +431,146 @@ def file_rmap_walk(page: Page, cost: WalkCost) -> Iterator[tuple[Vma, int]]:
                 if addr >= 0:
                     yield vma, addr
     """
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------
+# rmap, per folio range (batched where the kernel batches)
+# --------------------------------------------------------------------------------------
+# The core calls these for a run of ``nr`` consecutive pages of one large folio, starting
+# at ``folio.pages[first]`` and mapped at ``address``, ``address + PAGE_SIZE``, ... in
+# ``vma``. A scheme that does not implement one gets the per-page hook called for each
+# page instead (the core loops), so a 2004-style scheme needs no change. Order-0 pages
+# always go through the per-page hooks.
+
+@hookspec(firstresult=True)
+def rmap_folio_add_new_anon(folio: Folio, first: int, nr: int, vma: Vma, address: int,
+                            exclusive: bool) -> None:
+    """folio_add_new_anon_rmap(): a new large anonymous folio is mapped, ``nr`` pages of it
+    from page ``first`` (all of it, for a fresh fault). The core has set the per-page
+    mapcounts. Per page this is ``rmap_page_new_anon``.
+
+    Example (anon_vma: one index per page, as __folio_set_anon() does for the folio)::
+
+        @hookimpl
+        def rmap_folio_add_new_anon(self, folio, first, nr, vma, address):
+            for i, page in enumerate(folio.pages[first:first + nr]):
+                page.mapping = vma.anon_vma
+                page.index = vma.linear_page_index(address + i * PAGE_SIZE)
+    """
+
+
+@hookspec(firstresult=True)
+def rmap_folio_dup_ptes(folio: Folio, first: int, nr: int, vma: Vma, address: int) -> None:
+    """folio_try_dup_anon_rmap_ptes(): fork (or a swap-in) made ``nr`` more ptes map pages
+    of an existing anonymous large folio, in the child's ``vma`` at ``address``. The core
+    has raised the mapcounts. Per page this is ``rmap_page_dup``.
+
+    Example (pte_chains keeps per-page chains, which is what it costs)::
+
+        @hookimpl
+        def rmap_folio_dup_ptes(self, folio, first, nr, vma, address):
+            for i, page in enumerate(folio.pages[first:first + nr]):
+                self.chain_add(page, vma.mm, address + i * PAGE_SIZE)
+    """
+
+
+@hookspec(firstresult=True)
+def rmap_folio_remove_ptes(folio: Folio, first: int, nr: int, vma: Vma,
+                           address: int) -> None:
+    """folio_remove_rmap_ptes(): ``nr`` ptes in ``vma`` from ``address`` no longer map pages
+    of the large folio (zap, COW, MADV_DONTNEED, try_to_unmap). The core has lowered the
+    mapcounts. Per page this is ``rmap_page_remove``.
+
+    Example::
+
+        @hookimpl
+        def rmap_folio_remove_ptes(self, folio, first, nr, vma, address):
+            for i, page in enumerate(folio.pages[first:first + nr]):
+                self.chain_del(page, vma.mm, address + i * PAGE_SIZE)
+    """
+
+
+# --------------------------------------------------------------------------------------
+# mapcount design: what the kernel keeps and reports about a large folio's mappings
+# --------------------------------------------------------------------------------------
+# One ``mapcount`` plugin per Machine (default ``per_page``, CONFIG_PAGE_MAPCOUNT as 6.18
+# runs here). The core keeps the exact per-page truth (``page.mapcount``,
+# ``folio.entire_mapcount``) and tells the design every mapping change of a large folio
+# *after* making it; the design keeps its own state in ``folio.mc`` and answers the
+# questions the kernel asks its counters. Order-0 pages never reach these hooks: every
+# design counts a small folio exactly. Decisions (COW reuse, deferred split) and /proc
+# values come from the answers, so a design that is not exact changes what mmcore does and
+# shows, and that difference is what is measured.
+
+@hookspec(firstresult=True)
+def mapcount_add(folio: Folio, first: int, nr: int, vma: Vma, address: int,
+                 pmd: bool) -> None:
+    """folio_add_{new_anon,anon,file}_rmap_{ptes,pmd}() and folio_try_dup_anon_rmap_*():
+    ``nr`` pages from ``first`` became mapped once more in ``vma`` from ``address``, by
+    ptes, or by one PMD over the whole folio when ``pmd``. The design updates its counters
+    and counts the atomic updates it would do (``self.updates``)."""
+
+
+@hookspec(firstresult=True)
+def mapcount_remove(folio: Folio, first: int, nr: int, vma: Vma, address: int,
+                    pmd: bool) -> None:
+    """folio_remove_rmap_{ptes,pmd}(): the reverse of :func:`mapcount_add`, after the core
+    has cleared the ptes (or the PMD)."""
+
+
+@hookspec(firstresult=True)
+def mapcount_split(folio: Folio) -> None:
+    """__folio_split(): the folio is about to become order-0 pages (each keeps its exact
+    ``page.mapcount``); the design drops its per-folio state. Also called before a whole
+    folio is freed."""
+
+
+@hookspec(firstresult=True)
+def mapcount_page(folio: Folio, page: Page) -> int:
+    """What /proc/kpagecount (and Pss) uses as the mapcount of ``page``: exact with
+    per-page mapcounts, the folio's average page mapcount without them."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def mapcount_folio(folio: Folio) -> int:
+    """folio_mapcount(): the mappings of the folio as the design counts them."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def mapcount_maybe_shared(folio: Folio) -> bool:
+    """folio_maybe_mapped_shared(): False only if the design can tell that a single mm
+    maps the folio (PM_MMAP_EXCLUSIVE, Uss, and the sharing checks of madvise and NUMA)."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def mapcount_exclusive_to(folio: Folio, mm: Mm) -> bool:
+    """Whether ``mm`` certainly maps the folio exclusively (the mm-id test of
+    __wp_can_reuse_large_anon_folio()); the core adds the refcount check."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def mapcount_mapped_pages(folio: Folio) -> int:
+    """How many of the folio's pages AnonPages/Mapped account while it is mapped
+    (_nr_pages_mapped with per-page mapcounts, the whole folio without)."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def mapcount_partially_mapped(folio: Folio) -> bool:
+    """Whether the design sees the folio as partly mapped after a removal, so that
+    __folio_remove_rmap() queues it for deferred split."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def mapcount_metadata_bytes(folio: Folio) -> int:
+    """Bytes of mapcount state the design keeps for this folio (in struct folio and in
+    its pages' struct page)."""
     raise NotImplementedError
 
 

@@ -20,6 +20,7 @@ from .errors import (
     SegmentationFault,
 )
 from .events import Event
+from .folio import Folio
 from .fork import dup_mmap, exit_mmap
 from .fs import FS_DEV, SHMEM_DEV, Inode, OpenFile
 from .kpageflags import kpageflags, kpageflags_bytes
@@ -42,6 +43,7 @@ from .reclaim import kswapd_hopeless, shrink
 from .rmap import UnmapResult, WalkResult, find_mappings, rmap_truth, try_to_unmap
 from .swap import SwapArea
 from .sysargs import brk_start as check_brk_start
+from .thp import ThpSettings
 from .vma import Vma
 from .vmstat import VmEvents, Vmstat, vmstat
 
@@ -67,6 +69,7 @@ class Machine(_reprs.Displayed):
     def __init__(self, rmap: str | type = "anon_vma_chain", *,
                  mremap_policy: str | type | None = None,
                  file_rmap: str | type = "i_mmap_tree", reclaim: str | type = "lru2",
+                 mapcount: str | type = "per_page", thp: ThpSettings | None = None,
                  observers: Iterable[str | type] = (),
                  arch: str = "x86_64", ram_pages: int = 1 << 16, swap_pages: int = 1 << 16,
                  max_map_count: int = DEFAULT_MAX_MAP_COUNT, overcommit_memory: int = 0,
@@ -75,7 +78,8 @@ class Machine(_reprs.Displayed):
         if mremap_policy is not None:
             classes.append(resolve(mremap_policy, "mremap_policy"))
         file_rmap_cls, reclaim_cls = resolve(file_rmap, "file_rmap"), resolve(reclaim, "reclaim")
-        classes += [file_rmap_cls, reclaim_cls]
+        mapcount_cls = resolve(mapcount, "mapcount")
+        classes += [file_rmap_cls, reclaim_cls, mapcount_cls]
         classes += [resolve(o, "observer") for o in observers]
         problems = missing_needs(classes)
         if problems:
@@ -94,6 +98,11 @@ class Machine(_reprs.Displayed):
         self.mremap_policy_name = infos[1].name if mremap_policy is not None else None
         self.file_rmap_name = plugin_info(file_rmap_cls).name
         self.reclaim_name = plugin_info(reclaim_cls).name
+        self.mapcount_name = plugin_info(mapcount_cls).name
+        #: The THP/mTHP knobs (/sys/kernel/mm/transparent_hugepage).
+        self.thp = thp if thp is not None else ThpSettings()
+        #: The deferred-split queue (ds_queue): partly mapped large folios, in queue order.
+        self.deferred_split: dict[Folio, None] = {}
         self.max_map_count = max_map_count
         if overcommit_memory not in (0, 1, 2) or overcommit_ratio < 0 or overcommit_kbytes < 0:
             raise ConfigError("overcommit_memory must be 0, 1 or 2, and overcommit_ratio "
@@ -138,6 +147,23 @@ class Machine(_reprs.Displayed):
         self.lru_add = self.pm.bind_direct("reclaim_lru_add")
         self.lru_del = self.pm.bind_direct("reclaim_lru_del")
         self.mark_accessed = self.pm.bind_direct("reclaim_mark_accessed")
+        self.rmap_folio_add_new_anon = self._folio_rmap_hook(
+            "rmap_folio_add_new_anon", self.rmap_page_new_anon)
+        self.rmap_folio_dup_ptes = self._folio_rmap_hook("rmap_folio_dup_ptes",
+                                                         self.rmap_page_dup)
+        self.rmap_folio_remove_ptes = self._folio_rmap_hook("rmap_folio_remove_ptes",
+                                                            self.rmap_page_remove)
+        bind = self.pm.bind_direct
+        self.mapcount_add = bind("mapcount_add")
+        self.mapcount_remove = bind("mapcount_remove")
+        self.mapcount_free = bind("mapcount_split")
+        self.mapcount_page = bind("mapcount_page")
+        self.mapcount_folio = bind("mapcount_folio")
+        self.mapcount_maybe_shared = bind("mapcount_maybe_shared")
+        self.mapcount_exclusive_to = bind("mapcount_exclusive_to")
+        self.mapcount_mapped_pages = bind("mapcount_mapped_pages")
+        self.mapcount_partially_mapped = bind("mapcount_partially_mapped")
+        self.mapcount_metadata_bytes = bind("mapcount_metadata_bytes")
         self.rmap_swapin_copy: Callable[..., Any] | None = None
         if self.hook.rmap_swapin_copy.get_hookimpls():
             self.rmap_swapin_copy = self.pm.bind_direct("rmap_swapin_copy")
@@ -149,6 +175,18 @@ class Machine(_reprs.Displayed):
         self.vma_range_update: Callable[..., Any] | None = (
             self.hook.vma_range_update if self.hook.vma_range_update.get_hookimpls()
             else None)
+
+    def _folio_rmap_hook(self, name: str, per_page: Callable[..., Any]) -> Callable[..., Any]:
+        """The scheme's folio-range hook ``name``, or, for a scheme that has only the
+        per-page hook, a loop calling ``per_page`` for each page of the range."""
+        if getattr(self.hook, name).get_hookimpls():
+            return self.pm.bind_direct(name)
+
+        def per_page_loop(folio: Folio, first: int, nr: int, vma: Vma, address: int,
+                          *extra: Any) -> None:
+            for i in range(nr):
+                per_page(folio.pages[first + i], vma, address + i * PAGE_SIZE, *extra)
+        return per_page_loop
 
     # --- processes -----------------------------------------------------------------------
 
@@ -269,8 +307,24 @@ class Machine(_reprs.Displayed):
             if page.rmap is not None:
                 raise PluginError(f"rmap scheme left per-page state on freed {page!r}")
             page.mapping = None
-            self.lru_del(page)
-            self.physmem.free(page)
+            folio = page.folio
+            if folio is None:
+                self.lru_del(page)
+                self.physmem.free(page)
+                return
+            # A page of a large folio stays allocated until the whole folio is unused.
+            folio.nr_unref += 1
+            if folio.nr_unref == folio.nr_pages:
+                self.free_folio(folio)
+
+    def free_folio(self, folio: Folio) -> None:
+        """__folio_put() of a large folio: off the LRU (its head stands for it there),
+        off the deferred-split queue, the mapcount design's state dropped, then freed."""
+        self.lru_del(folio.head)
+        self.deferred_split.pop(folio, None)
+        folio.deferred = False
+        self.mapcount_free(folio)
+        self.physmem.free_folio(folio)
 
     def unmap_page_pte(self, page: Page, vma: Vma, addr: int) -> None:
         """folio_remove_rmap_pte() + put: one pte no longer maps ``page``."""

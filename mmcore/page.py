@@ -8,11 +8,14 @@ content payload lets tests prove that no byte is lost or leaked across COW, mrem
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _reprs
 from .errors import OutOfMemory
 from .freepool import FreePool
+
+if TYPE_CHECKING:
+    from .folio import Folio
 
 # Page flags (a subset of include/linux/page-flags.h).
 PG_ANON = 1 << 0  # PAGE_MAPPING_ANON: mapping is an anon rmap object
@@ -38,6 +41,7 @@ class Page:
     __slots__ = (
         "data",
         "flags",
+        "folio",
         "index",
         "mapcount",
         "mapping",
@@ -63,6 +67,9 @@ class Page:
         self.data = b""
         #: Swap slot while PG_SWAPCACHE is set (page->private).
         self.swap_slot = -1
+        #: The large folio this page is part of (page_folio()); None for an order-0 page,
+        #: which is its own folio and keeps every count in the fields above.
+        self.folio: Folio | None = None
 
     @property
     def is_anon(self) -> bool:
@@ -146,8 +153,34 @@ class PhysMem:
             self.pages[pfn] = page
         return page
 
+    def alloc_folio(self, order: int) -> Folio | None:
+        """folio_alloc(order): take a naturally aligned block of ``2**order`` free frames
+        as one large folio, or None when no such block is free (the caller falls back to
+        a smaller order). Its pages start with no reference, like :meth:`alloc`'s."""
+        from .folio import Folio
+        first = self.free_list.pop_block(1 << order)
+        if first is None:
+            return None
+        pages = [Page(pfn) for pfn in range(first, first + (1 << order))]
+        grow = first + len(pages) - len(self.pages)
+        if grow > 0:
+            self.pages.extend([None] * grow)
+        self.pages[first:first + len(pages)] = pages
+        return Folio(pages, order)
+
+    def free_folio(self, folio: Folio) -> None:
+        """free_frozen_pages() of a whole large folio: every page has lost its last
+        reference; the block goes back whole."""
+        for page in folio.pages:
+            if page.refcount or page.mapcount:
+                raise AssertionError(f"freeing a folio whose page is in use: {page!r}")
+            self.pages[page.pfn] = None
+        self.free_list.append_block(folio.pfn, folio.nr_pages)
+
     def free(self, page: Page) -> None:
         """__free_page(): return a frame whose last reference was dropped."""
+        if page.folio is not None:
+            raise AssertionError(f"freeing a page of a large folio alone: {page!r}")
         if page.refcount != 0 or page.mapcount != 0:
             raise AssertionError(f"freeing a page still in use: {page!r}")
         if page.flags & PG_ZERO:

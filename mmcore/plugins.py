@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .machine import Machine
 
 ENTRY_POINT_GROUP = "mmcore"
-KINDS = ("rmap", "mremap_policy", "file_rmap", "reclaim", "observer")
+KINDS = ("rmap", "mremap_policy", "file_rmap", "reclaim", "mapcount", "observer")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,69 @@
+"""The THP and mTHP policy knobs of /sys/kernel/mm/transparent_hugepage and which folio
+orders a fault may allocate (mm/huge_memory.c __thp_vma_allowable_orders()).
+
+The defaults are this project's reference machine (6.18, probed in docs/kernel-facts.md
+section 18): top-level ``enabled`` is ``madvise``; ``hugepages-2048kB`` is ``inherit`` and
+every smaller mTHP size is ``never``; the huge zero page is used. With them a vma without
+MADV_HUGEPAGE only ever gets order-0 pages, which is why every workload that never asks for
+huge pages runs exactly as it did before large folios existed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .constants import PAGE_SHIFT
+from .folio import HPAGE_PMD_ORDER
+
+#: The modes of ``transparent_hugepage/enabled``.
+THP_MODES = ("always", "madvise", "never")
+#: The modes of ``hugepages-<size>kB/enabled``.
+MTHP_MODES = ("always", "inherit", "madvise", "never")
+#: The anonymous folio orders x86-64 offers knobs for: 16 kB (order 2) to 2 MB (order 9);
+#: order 1 is not allowed for anonymous memory (THP_ORDERS_ALL_ANON).
+ANON_ORDERS = tuple(range(2, HPAGE_PMD_ORDER + 1))
+
+
+def size_kb(order: int) -> int:
+    """The ``<size>`` of the ``hugepages-<size>kB`` directory of ``order``."""
+    return (1 << (order + PAGE_SHIFT)) // 1024
+
+
+def _default_per_order() -> dict[int, str]:
+    return {order: "inherit" if order == HPAGE_PMD_ORDER else "never"
+            for order in ANON_ORDERS}
+
+
+@dataclass
+class ThpSettings:
+    """One machine's THP knobs. ``per_order`` maps each order in :data:`ANON_ORDERS` to
+    its ``hugepages-<size>kB/enabled`` mode."""
+
+    enabled: str = "madvise"
+    per_order: dict[int, str] = field(default_factory=_default_per_order)
+    use_zero_page: bool = True
+
+    def __post_init__(self) -> None:
+        if self.enabled not in THP_MODES:
+            raise ValueError(f"transparent_hugepage/enabled must be one of "
+                             f"{', '.join(THP_MODES)}, not {self.enabled!r}")
+        for order, mode in self.per_order.items():
+            if order not in ANON_ORDERS:
+                raise ValueError(f"no hugepages-*kB knob for order {order}")
+            if mode not in MTHP_MODES:
+                raise ValueError(f"hugepages-{size_kb(order)}kB/enabled must be one of "
+                                 f"{', '.join(MTHP_MODES)}, not {mode!r}")
+        self.per_order = {**_default_per_order(), **self.per_order}
+
+    def mode(self, order: int) -> str:
+        """The effective mode of ``order``: its own knob, or the top-level one for
+        ``inherit``."""
+        mode = self.per_order[order]
+        return self.enabled if mode == "inherit" else mode
+
+    def allowed_orders(self, hugepage: bool) -> list[int]:
+        """The large orders a fault in a vma may try, largest first (thp_vma_allowable_orders()
+        for an anonymous vma: ``always`` orders, plus ``madvise`` ones when the vma has
+        VM_HUGEPAGE). The caller checks VM_NOHUGEPAGE and the vma's bounds."""
+        wanted = ("always", "madvise") if hugepage else ("always",)
+        return [o for o in reversed(ANON_ORDERS) if self.mode(o) in wanted]
