@@ -43,7 +43,7 @@ from .reclaim import kswapd_hopeless, shrink
 from .rmap import UnmapResult, WalkResult, find_mappings, rmap_truth, try_to_unmap
 from .swap import SwapArea
 from .sysargs import brk_start as check_brk_start
-from .thp import ThpSettings
+from .thp import MthpStats, ThpSettings
 from .vma import Vma
 from .vmstat import VmEvents, Vmstat, vmstat
 
@@ -101,6 +101,7 @@ class Machine(_reprs.Displayed):
         self.mapcount_name = plugin_info(mapcount_cls).name
         #: The THP/mTHP knobs (/sys/kernel/mm/transparent_hugepage).
         self.thp = thp if thp is not None else ThpSettings()
+        self.mthp_stats = MthpStats()
         #: The deferred-split queue (ds_queue): partly mapped large folios, in queue order.
         self.deferred_split: dict[Folio, None] = {}
         self.max_map_count = max_map_count

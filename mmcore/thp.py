@@ -67,3 +67,27 @@ class ThpSettings:
         VM_HUGEPAGE). The caller checks VM_NOHUGEPAGE and the vma's bounds."""
         wanted = ("always", "madvise") if hugepage else ("always",)
         return [o for o in reversed(ANON_ORDERS) if self.mode(o) in wanted]
+
+
+#: The files of ``hugepages-<size>kB/stats`` on 6.18, in directory order.
+MTHP_STAT_NAMES = (
+    "anon_fault_alloc", "anon_fault_fallback", "anon_fault_fallback_charge", "swpout",
+    "swpout_fallback", "swpin", "swpin_fallback", "swpin_fallback_charge", "shmem_alloc",
+    "shmem_fallback", "shmem_fallback_charge", "split", "split_failed", "split_deferred",
+    "nr_anon", "nr_anon_partially_mapped", "zswpout", "anon_fault_declined",
+)
+
+
+class MthpStats:
+    """The per-size counters under ``hugepages-<size>kB/stats`` (count_mthp_stat() and
+    mod_mthp_stat() in mm/huge_memory.c): ``stats[order][name]``, every name of
+    :data:`MTHP_STAT_NAMES` for every order of :data:`ANON_ORDERS`."""
+
+    __slots__ = ("stats",)
+
+    def __init__(self) -> None:
+        self.stats = {order: dict.fromkeys(MTHP_STAT_NAMES, 0) for order in ANON_ORDERS}
+
+    def count(self, order: int, name: str, delta: int = 1) -> None:
+        """count_mthp_stat() / mod_mthp_stat() for one size."""
+        self.stats[order][name] += delta

@@ -6,7 +6,7 @@ for pgmajfault, shrink_inactive_list()/shrink_active_list() for pgscan, pgsteal,
 pgactivate, pgdeactivate, pgrefill). pswpin/pswpout are the swap device's reads and
 writes and oom_kill the OOM killer's count. The page counts (nr_*) come from
 :func:`mmcore.meminfo.node_page_state`. Everything mmcore does not model (NUMA,
-compaction, THP, zswap, workingset shadow entries, slab scanning...) prints 0; the names
+compaction, file THP, zswap, workingset shadow entries, slab scanning...) prints 0; the names
 and their order are those of this 6.18 kernel.
 """
 
@@ -239,6 +239,21 @@ class VmEvents(_reprs.Displayed):
     pgscan_file: int = 0
     pgsteal_anon: int = 0
     pgsteal_file: int = 0
+    # THP events (count_vm_event(THP_*) in mm/huge_memory.c, mm/memory.c, mm/khugepaged.c).
+    thp_fault_alloc: int = 0
+    thp_fault_fallback: int = 0
+    thp_collapse_alloc: int = 0
+    thp_collapse_alloc_failed: int = 0
+    thp_split_page: int = 0
+    thp_split_page_failed: int = 0
+    thp_deferred_split_page: int = 0
+    thp_split_pmd: int = 0
+    thp_scan_exceed_none_pte: int = 0
+    thp_scan_exceed_swap_pte: int = 0
+    thp_scan_exceed_share_pte: int = 0
+    thp_zero_page_alloc: int = 0
+    thp_swpout: int = 0
+    thp_swpout_fallback: int = 0
 
     def count_reclaim(self, page: Page, decision: str, reason: str) -> None:
         """Count one reclaim policy decision (ReclaimContext.decide()): a page aged on
