@@ -161,6 +161,7 @@ class Machine(_reprs.Displayed):
         self.mapcount_page = bind("mapcount_page")
         self.mapcount_folio = bind("mapcount_folio")
         self.mapcount_maybe_shared = bind("mapcount_maybe_shared")
+        self.mapcount_page_exclusive = bind("mapcount_page_exclusive")
         self.mapcount_exclusive_to = bind("mapcount_exclusive_to")
         self.mapcount_mapped_pages = bind("mapcount_mapped_pages")
         self.mapcount_partially_mapped = bind("mapcount_partially_mapped")

@@ -24,6 +24,7 @@ from .pagetable import GUARD_PTE, is_swap_pte, pte_pfn, pte_present, swp_slot
 
 if TYPE_CHECKING:
     from .mm import Mm
+    from .page import Page
     from .vma import Vma
 
 PM_PFRAME_MASK = (1 << 55) - 1
@@ -102,6 +103,16 @@ def maps_entry(mm: Mm, vma: Vma) -> MapsEntry:
                      vm_flags_mnemonics(f))
 
 
+def page_mapped_exclusively(mm: Mm, page: Page) -> bool:
+    """PM_MMAP_EXCLUSIVE of a pte-mapped page (pte_to_pagemap_entry()): mapped once, or,
+    for a page of a large folio, __folio_page_mapped_exclusively() as the machine's
+    mapcount design answers it."""
+    folio = page.folio
+    if folio is None:
+        return page.mapcount == 1
+    return bool(mm.machine.mapcount_page_exclusive(folio, page))
+
+
 def pagemap_entry(mm: Mm, addr: int) -> PagemapEntry:
     """pagemap_pte_to_entry() for the page at ``addr`` (the pfn is shown, as for root)."""
     pte = mm.pgtable.ptes.get(addr >> PAGE_SHIFT, 0)
@@ -109,7 +120,7 @@ def pagemap_entry(mm: Mm, addr: int) -> PagemapEntry:
         pfn = pte_pfn(pte)
         page = mm.machine.physmem.page(pfn)
         normal = page is not None and pfn != mm.machine.physmem.ZERO_PFN
-        exclusive = normal and page is not None and page.mapcount == 1
+        exclusive = normal and page is not None and page_mapped_exclusively(mm, page)
         file = normal and page is not None and not page.is_anon
         value = PM_PRESENT | pfn | (PM_MMAP_EXCLUSIVE if exclusive else 0) \
             | (PM_FILE if file else 0)

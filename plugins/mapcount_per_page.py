@@ -89,6 +89,11 @@ class PerPageMapcount:
         return _state(folio).maybe_shared()
 
     @hookimpl
+    def mapcount_page_exclusive(self, folio: Folio, page: Page) -> bool:
+        """__folio_page_mapped_exclusively(): folio_precise_page_mapcount() == 1."""
+        return page.mapcount + folio.entire_mapcount == 1
+
+    @hookimpl
     def mapcount_exclusive_to(self, folio: Folio, mm: Mm) -> bool:
         """The mm-id test of __wp_can_reuse_large_anon_folio()."""
         return _state(folio).exclusive_to(mm)

@@ -1,0 +1,296 @@
+"""What /proc and /sys show of large folios (issue 11, "What /proc shows"): smaps and
+smaps_rollup, pagemap PM_MMAP_EXCLUSIVE, meminfo AnonPages/AnonHugePages, vmstat
+nr_anon_transparent_hugepages, THPeligible and the transparent_hugepage sysfs files, each
+as 6.18 computes them through the machine's mapcount design. The rules are the probed ones
+of docs/kernel-facts.md section 20 (tools/kernel_probe/folio_procfs.c).
+
+Until the mTHP fault path lands, :func:`_fault_folio` maps a large folio by hand the way
+do_anonymous_page() with alloc_anon_folio() will (folio_add_new_anon_rmap() and the
+design's mapcount_add); fork, COW and munmap then run through the real syscalls.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from mmcore import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE, Machine, thp_sysfs
+from mmcore.constants import MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE, VM_HUGEPAGE
+from mmcore.fault import anon_vma_prepare
+from mmcore.folio import Folio
+from mmcore.mm import MM_ANONPAGES
+from mmcore.page import PG_ANON, PG_ANON_EXCLUSIVE
+from mmcore.pagetable import mk_pte
+from mmcore.process import Process
+from mmcore.smaps import parse_smaps, parse_smaps_rollup
+from mmcore.thp import MTHP_MODES, MTHP_STAT_NAMES, THP_MODES, ThpSettings
+
+PAGE = 4096
+RW = PROT_READ | PROT_WRITE
+PA = MAP_PRIVATE | MAP_ANONYMOUS
+BASE = 0x7F0000000000  # 2 MiB aligned
+
+
+def _fault_folio(p: Process, addr: int, order: int) -> Folio:
+    """The first write fault of an mTHP-enabled range, by hand: one folio of ``order``
+    mapped by ptes at the aligned ``addr``, every page exclusive, dirty and young."""
+    m, mm = p.machine, p.mm
+    vma = next(v for v in mm.vmas if v.start <= addr < v.end)
+    anon_vma_prepare(vma)
+    folio = m.physmem.alloc_folio(order)
+    assert folio is not None
+    for i, page in enumerate(folio.pages):
+        page.flags = PG_ANON | PG_ANON_EXCLUSIVE
+        page.mapcount = page.refcount = 1
+        mm.pgtable.set(addr + i * PAGE, mk_pte(page.pfn, writable=True, dirty=True))
+    m.rmap_folio_add_new_anon(folio, 0, folio.nr_pages, vma, addr, True)
+    m.mapcount_add(folio, 0, folio.nr_pages, vma, addr, False)
+    m.lru_add(folio.head)
+    mm.rss_stat[MM_ANONPAGES] += folio.nr_pages
+    return folio
+
+
+def _mthp(m: Machine | None = None) -> tuple[Machine, Process, Folio]:
+    m = m or Machine(thp=ThpSettings(per_order={4: "always"}))
+    p = m.spawn()
+    p.mmap(BASE, 16 * PAGE, RW, PA | MAP_FIXED)
+    return m, p, _fault_folio(p, BASE, 4)
+
+
+def _vma(p: Process, addr: int) -> dict[str, int]:
+    return next(e.values for e in p.smaps() if e.maps.start <= addr < e.maps.end)
+
+
+def _fields(p: Process, *labels: str) -> tuple[int, ...]:
+    v = _vma(p, BASE)
+    return tuple(v[label] for label in labels)
+
+
+def _exclusive(p: Process, n: int) -> str:
+    return "".join("x" if p.pagemap(BASE + i * PAGE).exclusive else "s" for i in range(n))
+
+
+COUNTERS = ("Rss", "Pss", "Shared_Dirty", "Private_Dirty", "Referenced", "Anonymous",
+            "AnonHugePages", "THPeligible")
+
+
+# --- smaps_account() and pte_to_pagemap_entry() for a pte-mapped 64 kB folio ---------
+
+def test_mthp_after_the_first_write_is_wholly_private_and_exclusive() -> None:
+    """smaps_account(): the folio's pages each mapped once; PM_MMAP_EXCLUSIVE on all."""
+    _m, p, _folio = _mthp()
+    assert _fields(p, *COUNTERS) == (64, 64, 0, 64, 64, 64, 0, 1)
+    assert _exclusive(p, 16) == "x" * 16
+
+
+def test_mthp_after_fork_is_shared_by_page_mapcount_and_old_in_the_child() -> None:
+    """smaps_account() with folio_precise_page_mapcount() 2 on every page: Pss halves,
+    all Shared_Dirty; the child's ptes are old (copy_present_ptes()), so not Referenced."""
+    _m, p, _folio = _mthp()
+    c = p.fork()
+    assert _fields(c, *COUNTERS) == (64, 32, 64, 0, 0, 64, 0, 1)
+    assert _fields(p, "Pss", "Shared_Dirty", "Referenced") == (32, 64, 64)
+    assert _exclusive(c, 16) == _exclusive(p, 16) == "s" * 16
+
+
+def test_mthp_child_cow_of_one_page_makes_the_parents_page_private_per_page() -> None:
+    """Per-page mapcounts: after the child copies page 3, the parent's page 3 has
+    mapcount 1 and is private and PM_MMAP_EXCLUSIVE although the folio stays shared
+    (probed: parent Pss 34, Shared_Dirty 60, Private_Dirty 4; pagemap x on page 3)."""
+    _m, p, folio = _mthp()
+    c = p.fork()
+    c.write(BASE + 3 * PAGE, b"c")
+    assert _fields(c, "Rss", "Pss", "Shared_Dirty", "Private_Dirty", "Referenced") \
+        == (64, 34, 60, 4, 4)
+    assert _fields(p, "Rss", "Pss", "Shared_Dirty", "Private_Dirty") == (64, 34, 60, 4)
+    assert _exclusive(p, 16) == "sss" + "x" + "s" * 12
+    assert c.pagemap(BASE + 3 * PAGE).pfn not in {pg.pfn for pg in folio.pages}
+
+
+def test_mthp_after_the_childs_exit_is_private_again() -> None:
+    """The child's zap drops the per-page mapcounts back to 1: Pss 64, all exclusive."""
+    _m, p, _folio = _mthp()
+    c = p.fork()
+    c.exit()
+    assert _fields(p, "Pss", "Shared_Dirty", "Private_Dirty") == (64, 0, 64)
+    assert _exclusive(p, 16) == "x" * 16
+
+
+def test_mthp_smaps_and_rollup_parse_back_and_sum_before_rounding() -> None:
+    """show_smaps_rollup(): the vmas' proportional sizes are summed in bytes << 12 and
+    rounded once; the texts parse back with the parsers of the real files."""
+    m, p, _folio = _mthp()
+    p.mmap(BASE + 64 * PAGE, 16 * PAGE, RW, PA | MAP_FIXED)
+    _fault_folio(p, BASE + 64 * PAGE, 4)
+    children = [p.fork(), p.fork()]
+    children[0].write(BASE, b"c")
+    rollup = p.smaps_rollup()
+    assert parse_smaps(p.smaps_text()) == p.smaps()
+    assert parse_smaps_rollup(p.smaps_rollup_text()) == rollup
+    # 16 pages mapped three times, and 15 + 1 (mapped twice): 21.33 + 21.99 kB
+    assert (rollup["Rss"], rollup["Pss"], rollup["Pss_Anon"]) == (128, 43, 43)
+    assert [e["Pss"] for e in p.smaps()] == [21, 21]  # each vma rounded down alone
+    assert rollup["AnonHugePages"] == 0 and len(m.live_processes()) == 3
+
+
+def test_munmap_of_one_page_leaves_the_rest_accounted_and_not_eligible() -> None:
+    """The vma splits into 8 and 7 pages, neither fits a 64 kB block: THPeligible 0
+    (probed); the 15 pages still mapped stay in the folio, private."""
+    _m, p, folio = _mthp()
+    p.munmap(BASE + 8 * PAGE, PAGE)
+    assert [(e["Rss"], e["Private_Dirty"], e["THPeligible"]) for e in p.smaps()] \
+        == [(32, 32, 0), (28, 28, 0)]
+    assert folio.nr_pages_mapped == 15
+
+
+# --- meminfo and vmstat ---------------------------------------------------------------
+
+def test_meminfo_anonpages_counts_the_mapped_pages_of_a_partly_mapped_folio() -> None:
+    """NR_ANON_MAPPED through the design's mapcount_mapped_pages (_nr_pages_mapped with
+    per-page mapcounts): 16 pages, 12 after MADV_DONTNEED of 4; no AnonHugePages for an
+    mTHP (NR_ANON_THPS counts PMD mappings only)."""
+    m, p, _folio = _mthp()
+    before = m.meminfo()["AnonPages"]
+    assert before == 64 and m.meminfo()["AnonHugePages"] == 0
+    p.madvise(BASE + 12 * PAGE, 4 * PAGE, MADV_DONTNEED)
+    assert m.meminfo()["AnonPages"] == 48
+
+
+def test_meminfo_anonhugepages_and_vmstat_count_pmd_mapped_folios() -> None:
+    """NR_ANON_THPS: the pages of folios with a PMD mapping (meminfo in kB), shown by
+    /proc/vmstat in PMD units (vmstat_start())."""
+    m = Machine()
+    p = m.spawn()
+    p.mmap(BASE, 512 * PAGE, RW, PA | MAP_FIXED)
+    vma = p.vmas()[0]
+    anon_vma_prepare(vma)
+    folio = m.physmem.alloc_folio(9)
+    assert folio is not None
+    for page in folio.pages:
+        page.flags, page.refcount = PG_ANON | PG_ANON_EXCLUSIVE, 1
+    folio.entire_mapcount = 1
+    m.rmap_folio_add_new_anon(folio, 0, 512, vma, BASE, True)
+    m.mapcount_add(folio, 0, 512, vma, BASE, True)
+    info = m.meminfo()
+    assert (info["AnonHugePages"], info["AnonPages"]) == (2048, 2048)
+    assert m.vmstat()["nr_anon_transparent_hugepages"] == 1
+
+
+def test_order0_counters_are_unchanged_by_large_folio_support() -> None:
+    """Folios off: AnonPages and AnonHugePages as before (one page per mapped frame)."""
+    m = Machine()
+    p = m.spawn()
+    a = p.mmap(0, 4 * PAGE, RW, PA)
+    p.write(a, b"x" * (3 * PAGE))
+    assert (m.meminfo()["AnonPages"], m.meminfo()["AnonHugePages"]) == (12, 0)
+    assert m.vmstat()["nr_anon_transparent_hugepages"] == 0
+    assert [e["THPeligible"] for e in p.smaps()] == [0]
+
+
+# --- THPeligible: thp_vma_allowable_orders(TVA_SMAPS) ----------------------------------
+
+@pytest.mark.parametrize(("pages", "skew", "advice", "eligible"), [
+    (4, 0, None, 0),                # no 64 kB block fits
+    (16, 1, None, 0),               # unaligned: the block ending at vm_end sticks out
+    (32, 1, None, 1),               # one aligned block inside
+    (16, 0, None, 1),
+    (16, 1, MADV_HUGEPAGE, 0),      # VM_HUGEPAGE, but 2 MB does not fit either
+    (16, 0, MADV_NOHUGEPAGE, 0),
+])
+def test_thp_eligible_needs_an_enabled_order_that_fits(pages: int, skew: int,
+                                                       advice: int | None,
+                                                       eligible: int) -> None:
+    """Probed with hugepages-64kB ``always`` and the PMD size ``inherit`` (madvise)."""
+    m = Machine(thp=ThpSettings(per_order={4: "always"}))
+    p = m.spawn()
+    a = p.mmap(BASE + 16 * PAGE + skew * PAGE, pages * PAGE, RW, PA | MAP_FIXED)
+    if advice is not None:
+        p.madvise(a, pages * PAGE, advice)
+    assert _vma(p, a)["THPeligible"] == eligible
+
+
+def test_thp_eligible_with_the_reference_knobs_needs_madv_hugepage_and_2mb() -> None:
+    """Default knobs (``madvise``, 2048 kB ``inherit``, the rest ``never``): only a
+    VM_HUGEPAGE vma holding an aligned 2 MB block; file vmas never (no
+    CONFIG_READ_ONLY_THP_FOR_FS, shmem THP ``never``)."""
+    m = Machine()
+    p = m.spawn()
+    a = p.mmap(BASE, 1024 * PAGE, RW, PA | MAP_FIXED)
+    assert _vma(p, a)["THPeligible"] == 0
+    p.madvise(a, 1024 * PAGE, MADV_HUGEPAGE)
+    assert p.vmas()[0].flags & VM_HUGEPAGE and _vma(p, a)["THPeligible"] == 1
+    b = p.mmap(BASE + (6 << 20), 511 * PAGE, RW, PA | MAP_FIXED)
+    p.madvise(b, 511 * PAGE, MADV_HUGEPAGE)
+    assert _vma(p, b)["THPeligible"] == 0
+    m.create_file("/f", b"x" * (1024 * PAGE))
+    fd = p.open("/f")
+    c = p.mmap(BASE + (8 << 20), 1024 * PAGE, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd)
+    p.madvise(c, 1024 * PAGE, MADV_HUGEPAGE)
+    assert _vma(p, c)["THPeligible"] == 0
+
+
+# --- /sys/kernel/mm/transparent_hugepage -----------------------------------------------
+
+def test_thp_sysfs_renders_the_knobs_and_stats_as_the_kernel_prints_them() -> None:
+    """enabled_show() / anon_enabled_show(): every mode, the current one bracketed; each
+    stat one decimal line."""
+    m = Machine()
+    m.mthp_stats.count(4, "anon_fault_alloc", 3)
+    assert thp_sysfs.read(m, "enabled") == "always [madvise] never\n"
+    assert thp_sysfs.read(m, f"{thp_sysfs.THP_SYSFS}/hugepages-2048kB/enabled") \
+        == "always [inherit] madvise never\n"
+    assert thp_sysfs.read(m, "hugepages-64kB/enabled") == "always inherit madvise [never]\n"
+    assert thp_sysfs.read(m, "hugepages-64kB/stats/anon_fault_alloc") == "3\n"
+    assert thp_sysfs.read(m, "hpage_pmd_size") == "2097152\n"
+    assert thp_sysfs.read(m, "use_zero_page") == "1\n"
+    with pytest.raises(FileNotFoundError):
+        thp_sysfs.read(m, "hugepages-8kB/enabled")  # order 1: no anonymous knob
+
+
+def test_thp_sysfs_write_sets_knobs_and_refuses_what_the_kernel_refuses() -> None:
+    """enabled_store(): a trailing newline is fine; ``inherit`` only per size; bad values
+    EINVAL with nothing changed; read-only files EACCES (probed)."""
+    m = Machine()
+    thp_sysfs.write(m, "hugepages-64kB/enabled", "always\n")
+    assert m.thp.allowed_orders(hugepage=False) == [4]
+    thp_sysfs.write(m, "enabled", "never")
+    assert m.thp.mode(9) == "never"
+    for path, value in [("enabled", "inherit"), ("hugepages-64kB/enabled", "sometimes"),
+                        ("use_zero_page", "2")]:
+        with pytest.raises(OSError) as e:
+            thp_sysfs.write(m, path, value)
+        assert e.value.errno == errno.EINVAL
+    assert thp_sysfs.read(m, "enabled") == "always madvise [never]\n"
+    with pytest.raises(PermissionError):
+        thp_sysfs.write(m, "hugepages-64kB/stats/nr_anon", "1")
+    with pytest.raises(TypeError, match="path"):
+        thp_sysfs.read(m, 4)  # type: ignore[arg-type]
+
+
+REAL = thp_sysfs.THP_SYSFS
+
+
+@pytest.mark.skipif(not os.path.exists(f"{REAL}/hugepages-64kB/stats"),
+                    reason="no mTHP sysfs on this machine")
+def test_thp_sysfs_matches_this_machines_real_files() -> None:
+    """With the knobs set to the values the real files show, the rendered text is the
+    real text byte for byte; the stats directory lists the same names."""
+    def real(rel: str) -> str:
+        with open(f"{REAL}/{rel}") as f:
+            return f.read()
+
+    def current(rel: str) -> str:
+        return real(rel).split("[")[1].split("]")[0]
+
+    m = Machine(thp=ThpSettings(enabled=current("enabled"),
+                                per_order={o: current(f"hugepages-{4 << o}kB/enabled")
+                                           for o in (4, 9)}))
+    for rel in ("enabled", "hugepages-64kB/enabled", "hugepages-2048kB/enabled",
+                "hpage_pmd_size"):
+        assert thp_sysfs.read(m, rel) == real(rel)
+    assert real("enabled").replace("[", "").replace("]", "").split() == list(THP_MODES)
+    assert real("hugepages-64kB/enabled").replace("[", "").replace("]", "").split() \
+        == list(MTHP_MODES)
+    assert sorted(os.listdir(f"{REAL}/hugepages-64kB/stats")) == sorted(MTHP_STAT_NAMES)
