@@ -23,6 +23,8 @@ _PAGE_RW = 1 << 1
 _PAGE_USER = 1 << 2
 _PAGE_ACCESSED = 1 << 5
 _PAGE_DIRTY = 1 << 6
+#: _PAGE_PSE: a huge (PMD) mapping; set on each of the 512 ptes that stand for one PMD.
+_PAGE_PSE = 1 << 7
 #: _PAGE_PROTNONE is _PAGE_GLOBAL reused (arch/x86/include/asm/pgtable_types.h).
 _PAGE_PROTNONE = 1 << 8
 PFN_SHIFT = 12
@@ -56,6 +58,16 @@ def mk_pte(pfn: int, writable: bool, dirty: bool = False, accessed: bool = True)
 def pte_present(pte: int) -> bool:
     """pte_present(): mapped, including a PROT_NONE pte (x86 tests both bits)."""
     return bool(pte & (_PAGE_PRESENT | _PAGE_PROTNONE))
+
+
+def pte_huge(pte: int) -> bool:
+    """pmd_trans_huge() for the pte standing for one page of a PMD mapping."""
+    return bool(pte & _PAGE_PSE)
+
+
+def pte_mkhuge(pte: int) -> int:
+    """pmd_mkhuge(): mark a pte as part of a PMD mapping."""
+    return pte | _PAGE_PSE
 
 
 def pte_protnone(pte: int) -> bool:

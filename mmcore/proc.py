@@ -20,7 +20,7 @@ from .constants import (
     VM_WRITE,
     vm_flags_mnemonics,
 )
-from .pagetable import GUARD_PTE, is_swap_pte, pte_pfn, pte_present, swp_slot
+from .pagetable import GUARD_PTE, is_swap_pte, pte_huge, pte_pfn, pte_present, swp_slot
 
 if TYPE_CHECKING:
     from .mm import Mm
@@ -103,14 +103,16 @@ def maps_entry(mm: Mm, vma: Vma) -> MapsEntry:
                      vm_flags_mnemonics(f))
 
 
-def page_mapped_exclusively(mm: Mm, page: Page) -> bool:
-    """PM_MMAP_EXCLUSIVE of a pte-mapped page (pte_to_pagemap_entry()): mapped once, or,
-    for a page of a large folio, __folio_page_mapped_exclusively() as the machine's
-    mapcount design answers it."""
+def page_mapped_exclusively(mm: Mm, page: Page, pmd: bool) -> bool:
+    """PM_MMAP_EXCLUSIVE of a present page: mapped once (pte_to_pagemap_entry()), or, for
+    a page of a large folio, __folio_page_mapped_exclusively() as the machine's mapcount
+    design answers it: for the page itself when a pte maps it, for the folio's head page
+    when a PMD does (pagemap_pmd_range() asks about pmd_page() for every page: probed,
+    kernel-facts section 20)."""
     folio = page.folio
     if folio is None:
         return page.mapcount == 1
-    return bool(mm.machine.mapcount_page_exclusive(folio, page))
+    return bool(mm.machine.mapcount_page_exclusive(folio, folio.head if pmd else page))
 
 
 def pagemap_entry(mm: Mm, addr: int) -> PagemapEntry:
@@ -120,7 +122,8 @@ def pagemap_entry(mm: Mm, addr: int) -> PagemapEntry:
         pfn = pte_pfn(pte)
         page = mm.machine.physmem.page(pfn)
         normal = page is not None and pfn != mm.machine.physmem.ZERO_PFN
-        exclusive = normal and page is not None and page_mapped_exclusively(mm, page)
+        exclusive = normal and page is not None and page_mapped_exclusively(
+            mm, page, pte_huge(pte))
         file = normal and page is not None and not page.is_anon
         value = PM_PRESENT | pfn | (PM_MMAP_EXCLUSIVE if exclusive else 0) \
             | (PM_FILE if file else 0)

@@ -31,7 +31,15 @@ from .constants import (
     VM_SPECIAL,
 )
 from .page import PG_ANON, PG_CACHE, PG_DIRTY, PG_LAZYFREE, PG_REFERENCED, PG_ZERO, Page
-from .pagetable import is_swap_pte, pte_dirty, pte_pfn, pte_present, pte_young, swp_slot
+from .pagetable import (
+    is_swap_pte,
+    pte_dirty,
+    pte_huge,
+    pte_pfn,
+    pte_present,
+    pte_young,
+    swp_slot,
+)
 from .proc import MapsEntry, maps_entry
 from .proctext import Field, check_labels, fields, numbered, parse_lines, render
 
@@ -82,6 +90,7 @@ class MemSizeStats:
     private_dirty: int = 0
     referenced: int = 0
     anonymous: int = 0
+    anonymous_thp: int = 0
     lazyfree: int = 0
     swap: int = 0
     swap_pss: int = 0
@@ -105,6 +114,7 @@ class MemSizeStats:
                 "Private_Clean": self.private_clean >> 10,
                 "Private_Dirty": self.private_dirty >> 10, "Referenced": self.referenced >> 10,
                 "Anonymous": self.anonymous >> 10, "LazyFree": self.lazyfree >> 10,
+                "AnonHugePages": self.anonymous_thp >> 10,
                 "Private_Hugetlb": 0, "Swap": self.swap >> 10,
                 "SwapPss": self.swap_pss >> shift, "Locked": self.pss_locked >> shift}
         return out
@@ -231,9 +241,13 @@ def smap_gather_stats(mm: Mm, vma: Vma, mss: MemSizeStats) -> None:
     m = mm.machine
     locked = bool(vma.flags & VM_LOCKED)
     pages = m.physmem.pages
+    ptes = mm.pgtable.ptes
     #: folio_ref_count() of each large folio met, summed once per walk.
     refcounts: dict[Folio, int] = {}
-    for _addr, pte in mm.pgtable.range(vma.start, vma.end):
+    pmd_end = 0
+    for addr, pte in mm.pgtable.range(vma.start, vma.end):
+        if addr < pmd_end:
+            continue  # the rest of a PMD mapping already accounted
         if pte_present(pte):
             page = pages[pte_pfn(pte)]
             if page is None or page.flags & PG_ZERO:
@@ -245,8 +259,19 @@ def smap_gather_stats(mm: Mm, vma: Vma, mss: MemSizeStats) -> None:
             refcount = refcounts.get(folio)
             if refcount is None:
                 refcount = refcounts[folio] = sum(p.refcount for p in folio.pages)
-            smaps_account_folio(mss, m, folio, [page], refcount, pte_young(pte),
-                                pte_dirty(pte), locked)
+            if not pte_huge(pte):
+                smaps_account_folio(mss, m, folio, [page], refcount, pte_young(pte),
+                                    pte_dirty(pte), locked)
+                continue
+            # smaps_pmd_entry(): the PMD's accessed and dirty bits are those of any of
+            # the ptes standing for it; the whole folio is accounted at once.
+            vpn = addr >> PAGE_SHIFT
+            pmd = [ptes[vpn + i] for i in range(folio.nr_pages)]
+            smaps_account_folio(mss, m, folio, folio.pages, refcount,
+                                any(map(pte_young, pmd)), any(map(pte_dirty, pmd)), locked)
+            if folio.head.flags & PG_ANON:
+                mss.anonymous_thp += folio.nr_pages * PAGE_SIZE
+            pmd_end = addr + folio.nr_pages * PAGE_SIZE
         elif is_swap_pte(pte):
             mss.swap += PAGE_SIZE
             mapcount = m.swap.count.get(swp_slot(pte), 1)

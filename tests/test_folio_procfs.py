@@ -22,7 +22,7 @@ from mmcore.fault import anon_vma_prepare
 from mmcore.folio import Folio
 from mmcore.mm import MM_ANONPAGES
 from mmcore.page import PG_ANON, PG_ANON_EXCLUSIVE
-from mmcore.pagetable import mk_pte
+from mmcore.pagetable import mk_pte, pte_mkhuge
 from mmcore.process import Process
 from mmcore.smaps import parse_smaps, parse_smaps_rollup
 from mmcore.thp import MTHP_MODES, MTHP_STAT_NAMES, THP_MODES, ThpSettings
@@ -33,21 +33,34 @@ PA = MAP_PRIVATE | MAP_ANONYMOUS
 BASE = 0x7F0000000000  # 2 MiB aligned
 
 
-def _fault_folio(p: Process, addr: int, order: int) -> Folio:
-    """The first write fault of an mTHP-enabled range, by hand: one folio of ``order``
-    mapped by ptes at the aligned ``addr``, every page exclusive, dirty and young."""
+def _map_folio(p: Process, addr: int, folio: Folio | int, pmd: bool = False) -> Folio:
+    """Map a large folio at the aligned ``addr`` by hand, until the fault and fork paths
+    of the mthp and pmd-thp branches land: a new folio of order ``folio`` as the first
+    write fault maps it (folio_add_new_anon_rmap(): exclusive, dirty, young), or another
+    mapping of an existing ``folio`` as fork makes it (folio_try_dup_anon_rmap_*(): not
+    exclusive, the ptes old). By ptes, or by one PMD (``pmd``: _entire_mapcount, the
+    512 ptes carry _PAGE_PSE); each mapping holds one reference per page."""
     m, mm = p.machine, p.mm
     vma = next(v for v in mm.vmas if v.start <= addr < v.end)
     anon_vma_prepare(vma)
-    folio = m.physmem.alloc_folio(order)
-    assert folio is not None
+    new = isinstance(folio, int)
+    if isinstance(folio, int):
+        alloc = m.physmem.alloc_folio(folio)
+        assert alloc is not None
+        folio = alloc
+        m.lru_add(folio.head)
+    folio.entire_mapcount += pmd
     for i, page in enumerate(folio.pages):
-        page.flags = PG_ANON | PG_ANON_EXCLUSIVE
-        page.mapcount = page.refcount = 1
-        mm.pgtable.set(addr + i * PAGE, mk_pte(page.pfn, writable=True, dirty=True))
-    m.rmap_folio_add_new_anon(folio, 0, folio.nr_pages, vma, addr, True)
-    m.mapcount_add(folio, 0, folio.nr_pages, vma, addr, False)
-    m.lru_add(folio.head)
+        page.flags = PG_ANON | (PG_ANON_EXCLUSIVE if new else 0)
+        page.mapcount += not pmd
+        page.refcount += 1
+        pte = mk_pte(page.pfn, writable=new, dirty=new, accessed=new)
+        mm.pgtable.set(addr + i * PAGE, pte_mkhuge(pte) if pmd else pte)
+    if new:
+        m.rmap_folio_add_new_anon(folio, 0, folio.nr_pages, vma, addr, True)
+    else:
+        m.rmap_folio_dup_ptes(folio, 0, folio.nr_pages, vma, addr)
+    m.mapcount_add(folio, 0, folio.nr_pages, vma, addr, pmd)
     mm.rss_stat[MM_ANONPAGES] += folio.nr_pages
     return folio
 
@@ -56,7 +69,23 @@ def _mthp(m: Machine | None = None) -> tuple[Machine, Process, Folio]:
     m = m or Machine(thp=ThpSettings(per_order={4: "always"}))
     p = m.spawn()
     p.mmap(BASE, 16 * PAGE, RW, PA | MAP_FIXED)
-    return m, p, _fault_folio(p, BASE, 4)
+    return m, p, _map_folio(p, BASE, 4)
+
+
+def _pmd(child_unmaps: int | None = None) -> tuple[Machine, Process, Process, Folio]:
+    """A PMD-mapped THP of a MADV_HUGEPAGE vma; with ``child_unmaps``, a child process
+    maps the same folio by ptes except that page, as after its COW of it split its PMD
+    (kernel-facts section 20, cases A and B)."""
+    m = Machine()
+    p, c = m.spawn(), m.spawn()
+    for proc in (p, c):
+        proc.mmap(BASE, 512 * PAGE, RW, PA | MAP_FIXED)
+        proc.madvise(BASE, 512 * PAGE, MADV_HUGEPAGE)
+    folio = _map_folio(p, BASE, 9, pmd=True)
+    if child_unmaps is not None:
+        _map_folio(c, BASE, folio)
+        c.munmap(BASE + child_unmaps * PAGE, PAGE)
+    return m, p, c, folio
 
 
 def _vma(p: Process, addr: int) -> dict[str, int]:
@@ -123,7 +152,7 @@ def test_mthp_smaps_and_rollup_parse_back_and_sum_before_rounding() -> None:
     rounded once; the texts parse back with the parsers of the real files."""
     m, p, _folio = _mthp()
     p.mmap(BASE + 64 * PAGE, 16 * PAGE, RW, PA | MAP_FIXED)
-    _fault_folio(p, BASE + 64 * PAGE, 4)
+    _map_folio(p, BASE + 64 * PAGE, 4)
     children = [p.fork(), p.fork()]
     children[0].write(BASE, b"c")
     rollup = p.smaps_rollup()
@@ -145,6 +174,40 @@ def test_munmap_of_one_page_leaves_the_rest_accounted_and_not_eligible() -> None
     assert folio.nr_pages_mapped == 15
 
 
+# --- smaps_pmd_entry() and pagemap_pmd_range() for a PMD-mapped THP -------------------
+
+def test_pmd_thp_alone_is_private_anonhugepages_and_exclusive() -> None:
+    """smaps_pmd_entry(): one PMD accounts 2 MB at once, AnonHugePages 2048."""
+    _m, p, _c, _folio = _pmd()
+    assert _fields(p, *COUNTERS) == (2048, 2048, 0, 2048, 2048, 2048, 2048, 1)
+    assert _exclusive(p, 512) == "x" * 512
+
+
+def test_pmd_thp_is_accounted_page_by_page_under_the_pmd() -> None:
+    """smaps_account() loops over the PMD's 512 pages with folio_precise_page_mapcount():
+    the page the child no longer maps is private to the parent (probed A: Pss 1026,
+    Shared_Dirty 2044, Private_Dirty 4, AnonHugePages 2048); the child's pte mappings
+    show no AnonHugePages."""
+    m, p, c, _folio = _pmd(child_unmaps=1)
+    assert _fields(p, "Rss", "Pss", "Shared_Dirty", "Private_Dirty", "AnonHugePages") \
+        == (2048, 1026, 2044, 4, 2048)
+    rollup = c.smaps_rollup()
+    assert (rollup["Rss"], rollup["Pss"], rollup["AnonHugePages"]) == (2044, 1022, 0)
+    assert m.meminfo()["AnonHugePages"] == 2048
+
+
+@pytest.mark.parametrize(("unmapped", "expected"), [(1, "s" * 512), (0, "x" * 512)])
+def test_pmd_pagemap_exclusive_follows_the_head_page(unmapped: int, expected: str) -> None:
+    """pagemap_pmd_range(): every page of a PMD mapping takes PM_MMAP_EXCLUSIVE from
+    __folio_page_mapped_exclusively(folio, pmd_page()), the head: shared while the child
+    maps the head even for a page of kpagecount 1 (probed A), exclusive once it does
+    not, even for pages of kpagecount 2 (probed B)."""
+    m, p, _c, folio = _pmd(child_unmaps=unmapped)
+    assert _exclusive(p, 512) == expected
+    counts = [m.mapcount_page(folio, page) for page in folio.pages[:3]]
+    assert counts == ([2, 1, 2] if unmapped == 1 else [1, 2, 2])
+
+
 # --- meminfo and vmstat ---------------------------------------------------------------
 
 def test_meminfo_anonpages_counts_the_mapped_pages_of_a_partly_mapped_folio() -> None:
@@ -160,19 +223,8 @@ def test_meminfo_anonpages_counts_the_mapped_pages_of_a_partly_mapped_folio() ->
 
 def test_meminfo_anonhugepages_and_vmstat_count_pmd_mapped_folios() -> None:
     """NR_ANON_THPS: the pages of folios with a PMD mapping (meminfo in kB), shown by
-    /proc/vmstat in PMD units (vmstat_start())."""
-    m = Machine()
-    p = m.spawn()
-    p.mmap(BASE, 512 * PAGE, RW, PA | MAP_FIXED)
-    vma = p.vmas()[0]
-    anon_vma_prepare(vma)
-    folio = m.physmem.alloc_folio(9)
-    assert folio is not None
-    for page in folio.pages:
-        page.flags, page.refcount = PG_ANON | PG_ANON_EXCLUSIVE, 1
-    folio.entire_mapcount = 1
-    m.rmap_folio_add_new_anon(folio, 0, 512, vma, BASE, True)
-    m.mapcount_add(folio, 0, 512, vma, BASE, True)
+    /proc/vmstat in PMD units (vmstat_start()); AnonPages counts the folio whole."""
+    m, _p, _c, _folio = _pmd()
     info = m.meminfo()
     assert (info["AnonHugePages"], info["AnonPages"]) == (2048, 2048)
     assert m.vmstat()["nr_anon_transparent_hugepages"] == 1
