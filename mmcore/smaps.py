@@ -242,7 +242,7 @@ def smap_gather_stats(mm: Mm, vma: Vma, mss: MemSizeStats) -> None:
     locked = bool(vma.flags & VM_LOCKED)
     pages = m.physmem.pages
     ptes = mm.pgtable.ptes
-    #: folio_ref_count() of each large folio met, summed once per walk.
+    # folio_ref_count() of each large folio met, summed once per walk.
     refcounts: dict[Folio, int] = {}
     pmd_end = 0
     for addr, pte in mm.pgtable.range(vma.start, vma.end):
