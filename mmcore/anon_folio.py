@@ -67,8 +67,7 @@ def do_anonymous_folio(vma: Vma, addr: int, orders: tuple[int, ...]) -> int:
     folio_add_new_anon_rmap(folio, vma, base)
     pt = mm.pgtable
     pfn = folio.pfn
-    for i in range(nr):  # set_ptes()
-        pt.set(base + (i << PAGE_SHIFT), ((pfn + i) << 12) | _ANON_WRITE_PTE)
+    pt.set_run(base, [((pfn + i) << 12) | _ANON_WRITE_PTE for i in range(nr)])
     mm.rss_stat[MM_ANONPAGES] += nr
     m.mthp_stats.count(folio.order, "anon_fault_alloc")
     m.counters.fault_anon += 1

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .constants import PAGE_SHIFT
 from .folio_split import deferred_split_folio
 from .page import PG_ANON, PG_ANON_EXCLUSIVE
+from .pagetable import PTRS_PER_TABLE
 
 if TYPE_CHECKING:
     from .folio import Folio
@@ -80,12 +81,14 @@ def folio_remove_rmap_ptes(m: Machine, folio: Folio, first: int, nr: int, vma: V
 
 def folio_pte_batch(pt: PageTable, address: int, pte: int, folio: Folio, end: int) -> int:
     """folio_pte_batch(): how many consecutive ptes from ``address`` (whose pte is
-    ``pte``, mapping a page of ``folio``), up to ``end`` and the folio's last page, map
-    consecutive pages of the folio with the same bits but accessed and dirty."""
-    first = (pte >> 12) - folio.pfn
-    limit = min(folio.nr_pages - first, (end - address) >> PAGE_SHIFT)
-    ptes = pt.ptes
+    ``pte``, mapping a page of ``folio``), up to ``end``, the folio's last page and the
+    end of the page table, map consecutive pages of the folio with the same bits but
+    accessed and dirty."""
     vpn = address >> PAGE_SHIFT
+    first = (pte >> 12) - folio.pfn
+    limit = min(folio.nr_pages - first, (end - address) >> PAGE_SHIFT,
+                PTRS_PER_TABLE - (vpn & (PTRS_PER_TABLE - 1)))
+    ptes = pt.ptes
     want = pte & ~_BATCH_IGNORED
     n = 1
     while n < limit:

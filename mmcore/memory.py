@@ -51,8 +51,7 @@ def zap_pte_range(vma: Vma, start: int, end: int, drop_markers: bool = False) ->
             folio = page.folio
             if folio is not None:
                 nr = folio_pte_batch(pt, addr, pte, folio, end)
-                for i in range(nr):
-                    pt.clear(addr + (i << PAGE_SHIFT))
+                pt.clear_run(addr, nr)
                 n += nr
                 skip = nr - 1
                 mm.add_rss(page, -nr)
@@ -141,12 +140,11 @@ def _copy_folio_ptes(dst: Vma, src: Vma, addr: int, pte: int, folio: Folio,
     nr = folio_pte_batch(spt, addr, pte, folio, src.end)
     ptes = spt.ptes
     vpn = addr >> PAGE_SHIFT
-    for i in range(nr):
-        p = ptes[vpn + i]
-        if cow:
-            p = pte_wrprotect(p)
-            ptes[vpn + i] = p
-        dpt.set(addr + (i << PAGE_SHIFT), pte_mkold(p))
+    run = [ptes[v] for v in range(vpn, vpn + nr)]
+    if cow:
+        run = [pte_wrprotect(p) for p in run]
+        ptes.update(zip(range(vpn, vpn + nr), run, strict=True))
+    dpt.set_run(addr, [pte_mkold(p) for p in run])
     first = (pte >> 12) - folio.pfn
     dst.mm.add_rss(folio.pages[first], nr)
     folio_dup_anon_ptes(folio, first, nr, dst, addr)
