@@ -5,7 +5,7 @@ AnonPages are mapped anonymous pages (NR_ANON_MAPPED), Mapped the mapped page-ca
 pages, file and shmem (NR_FILE_MAPPED): for a large folio, as many pages as the machine's
 mapcount design accounts (``mapcount_mapped_pages``: _nr_pages_mapped with per-page
 mapcounts, the whole folio without). AnonHugePages are the pages of anonymous folios
-mapped by a PMD (NR_ANON_THPS, kernel-facts section 20). Shmem is every shmem
+mapped by a PMD (NR_ANON_THPS, kernel-facts section 21). Shmem is every shmem
 page-cache page, Cached the page cache (NR_FILE_PAGES less the swap cache). Every user
 page is on an LRU list: a page mapped in a VM_LOCKED vma is Unevictable (and Mlocked),
 the others are split by PG_active into Active/Inactive, anon for swap-backed pages
