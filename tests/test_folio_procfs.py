@@ -65,11 +65,16 @@ def _map_folio(p: Process, addr: int, folio: Folio | int, pmd: bool = False) -> 
     return folio
 
 
-def _mthp(m: Machine | None = None) -> tuple[Machine, Process, Folio]:
-    m = m or Machine(thp=ThpSettings(per_order={4: "always"}))
+def _mthp(mapcount: str = "per_page") -> tuple[Machine, Process, Folio]:
+    """A 64 kB mTHP (hugepages-64kB ``always``) faulted by the first write to a 16-page
+    aligned vma (do_anonymous_page() with alloc_anon_folio())."""
+    m = Machine(thp=ThpSettings(per_order={4: "always"}), mapcount=mapcount)
     p = m.spawn()
     p.mmap(BASE, 16 * PAGE, RW, PA | MAP_FIXED)
-    return m, p, _map_folio(p, BASE, 4)
+    p.write(BASE, b"x")
+    folio = m.physmem.pages[p.pagemap(BASE).pfn].folio  # type: ignore[union-attr]
+    assert folio is not None and folio.order == 4
+    return m, p, folio
 
 
 def _pmd(child_unmaps: int | None = None) -> tuple[Machine, Process, Process, Folio]:
@@ -152,7 +157,7 @@ def test_mthp_smaps_and_rollup_parse_back_and_sum_before_rounding() -> None:
     rounded once; the texts parse back with the parsers of the real files."""
     m, p, _folio = _mthp()
     p.mmap(BASE + 64 * PAGE, 16 * PAGE, RW, PA | MAP_FIXED)
-    _map_folio(p, BASE + 64 * PAGE, 4)
+    p.write(BASE + 64 * PAGE, b"x")
     children = [p.fork(), p.fork()]
     children[0].write(BASE, b"c")
     rollup = p.smaps_rollup()
@@ -299,6 +304,25 @@ def test_thp_sysfs_renders_the_knobs_and_stats_as_the_kernel_prints_them() -> No
     assert thp_sysfs.read(m, "use_zero_page") == "1\n"
     with pytest.raises(FileNotFoundError):
         thp_sysfs.read(m, "hugepages-8kB/enabled")  # order 1: no anonymous knob
+
+
+def test_thp_sysfs_stats_follow_an_mthp_through_fault_partial_unmap_and_free() -> None:
+    """The probed deltas, read through the sysfs files: a 64 kB fault counts
+    anon_fault_alloc and nr_anon; munmap of one page queues it for deferred split
+    (split_deferred, nr_anon_partially_mapped; thp_deferred_split_page only for PMD
+    sizes: deferred_split_folio()); freeing it drops both gauges."""
+    m, p, _folio = _mthp()
+
+    def stats() -> tuple[int, ...]:
+        return tuple(int(thp_sysfs.read(m, f"hugepages-64kB/stats/{name}"))
+                     for name in ("anon_fault_alloc", "nr_anon", "split_deferred",
+                                  "nr_anon_partially_mapped"))
+    assert stats() == (1, 1, 0, 0)
+    p.munmap(BASE + 8 * PAGE, PAGE)
+    assert stats() == (1, 1, 1, 1)
+    assert m.vmstat()["thp_deferred_split_page"] == 0
+    p.munmap(BASE, 16 * PAGE)
+    assert stats() == (1, 0, 1, 0)
 
 
 def test_thp_sysfs_write_sets_knobs_and_refuses_what_the_kernel_refuses() -> None:
