@@ -240,15 +240,10 @@ def build_parser() -> Parser:
                         "or the reclaim policies")
     add_machine_options(c, rmap_help="with --axis file_rmap or reclaim: the rmap scheme "
                                      "(default anon_vma_chain)")
-    c.add_argument("--only", action="append", default=[], metavar="NAME[,NAME]",
-                   help="run only these configurations: a scheme, a scheme+policy, or on "
-                        "another --axis a plugin (repeatable)")
-    c.add_argument("--exclude", action="append", default=[], metavar="NAME[,NAME]",
-                   help="leave these configurations out (repeatable)")
-    c.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
-                   help="time budget of each configuration's run, in a child process: "
-                        "a run past it is a 'timed out' row (default: no budget, in "
-                        "this process)")
+    from .experiments.cells_cli import add_executor_options, add_selection_options
+
+    add_selection_options(c, "a scheme, a scheme+policy, or on another --axis a plugin")
+    add_executor_options(c, "configuration")
     plot_options(c, "results/WORKLOAD.png")
 
     from .experiments.sweep_cli import add_sweep_options
@@ -541,38 +536,38 @@ def _axis_metrics(axis: str) -> list[Any]:
 
 
 def _compare_cells(args: argparse.Namespace, params: dict[str, Any],
-                   plugins: dict[str, str]) -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
+                   plugins: dict[str, str]) -> dict[str, tuple[tuple[str, ...], Any]]:
     """Every configuration of a comparison, by label: the names that choose it with
-    ``--only``/``--exclude``, and the run's keyword arguments (for ``run_from_spec``)."""
+    ``--only``/``--exclude``, and its cell (:mod:`mmcore.experiments.cells`)."""
+    from .experiments.cells import make_cell
+    from .experiments.cells_cli import scheme_names
     from .experiments.runner import axis_plugins, configurations
 
-    base = {"workload": args.workload, "params": params, "seed": args.seed,
-            "arch": args.arch, "observers": args.observe, **plugins}
-    cells: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {}
+    base = {"seed": args.seed, "arch": args.arch, "observers": args.observe, **plugins}
+    cells: dict[str, tuple[tuple[str, ...], Any]] = {}
     if args.axis == "rmap":
         for rmap, policy in configurations():
-            label = rmap if policy is None else f"{rmap}+{policy}"
-            cells[label] = ((rmap, label), {**base, "rmap": rmap, "mremap_policy": policy})
+            names = scheme_names(rmap, policy)
+            cells[names[1]] = (names, make_cell(args.workload, params, rmap=rmap,
+                                                mremap_policy=policy, **base))
     else:
         for name in axis_plugins(args.axis):
-            cells[name] = ((name,), {**base, "rmap": args.rmap or "anon_vma_chain",
-                                     "mremap_policy": args.mremap_policy, args.axis: name})
+            cells[name] = ((name,), make_cell(
+                args.workload, params, rmap=args.rmap or "anon_vma_chain",
+                mremap_policy=args.mremap_policy, **{**base, args.axis: name}))
     return cells
-
-
-def _names(values: Sequence[str]) -> list[str]:
-    """``--only a,b --only c`` as ``[a, b, c]``."""
-    return [n for v in values for n in v.split(",") if n]
 
 
 def cmd_compare(args: argparse.Namespace, out: Console) -> int:
     """Run one workload on every valid configuration (or every plugin along ``--axis``):
-    table, JSON and plot. A configuration whose plugin fails (raises, or runs past
-    ``--timeout``) is a failed row naming the plugin and hook; the others still run, and
-    the exit status is then 1."""
+    table, JSON and plot. Each configuration is a cell run by the executor the options
+    choose, into ``--store`` if given (a rerun reuses it). A configuration whose plugin
+    fails (raises, or runs past ``--timeout``) is a failed row naming the plugin and
+    hook; the others still run, and the exit status is then 1."""
     import json
 
-    from .experiments.isolation import RunFailure, run_guarded, select
+    from .experiments.cells_cli import choose, run_cells
+    from .experiments.isolation import RunFailure
     from .experiments.plots import COMPARE_PANELS, bars, compare_plot
     from .experiments.report import (
         compare_document,
@@ -601,24 +596,19 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> int:
         check_scheme(args.rmap or "anon_vma_chain", args.mremap_policy, args.observe)
         suffix = f"-{axis}"
     cells = _compare_cells(args, params, plugins)
-    try:
-        chosen = select({k: v[0] for k, v in cells.items()}, _names(args.only),
-                        _names(args.exclude))
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
-    if not chosen:
-        raise UsageError("--only and --exclude leave no configuration to run")
+    chosen = choose(args, {k: v[0] for k, v in cells.items()})
     plot = _plot_path(args, f"{args.workload}{suffix}.png")
+    sweep = run_cells(args, [cells[label][1] for label in chosen],
+                      f"compare {args.workload}")
     results: list[Result] = []
     failures: list[RunFailure] = []
-    for label in chosen:
-        outcome = run_guarded(label, cells[label][1], args.timeout)
-        if isinstance(outcome, RunFailure):
-            failures.append(outcome)
-        else:
+    for label, outcome in zip(chosen, sweep.outcomes, strict=True):
+        if outcome.failure is not None:
+            failures.append(outcome.failure.run_failure(label))
+        elif outcome.result is not None:
             if axis != "rmap":
-                outcome.display_label = label
-            results.append(outcome)
+                outcome.result.display_label = label
+            results.append(outcome.result)
     shown = describe_params(make_params(args.workload, params).to_dict())
     if axis == "rmap":
         what = f"{_machine_note(plugins)}): x = ratio to the best configuration"

@@ -83,7 +83,9 @@ def test_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plot = tmp_path / "sweep.png"
     assert main(["sweep", "forking-server", "--param", "pages=4,8", "--param", "children=2",
                  "--plot", str(plot), "--json"]) == 0
-    results = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    results = doc["results"]
+    assert doc["failures"] == []
     assert len(results) == 2 * len(CONFIGS)
     assert sorted({r["config"]["params"]["pages"] for r in results}) == [4, 8]
     assert plot.stat().st_size > 0
@@ -94,9 +96,9 @@ def test_sweep_on_a_process_pool_matches_inline(tmp_path: Path,
     argv = ["sweep", "wide-fork", "--param", "children=1,3", "--param", "pages=4",
             "--no-plot", "--json"]
     assert main([*argv, "--jobs", "1"]) == 0
-    inline = json.loads(capsys.readouterr().out)
+    inline = json.loads(capsys.readouterr().out)["results"]
     assert main([*argv, "--jobs", "2"]) == 0
-    pooled = json.loads(capsys.readouterr().out)
+    pooled = json.loads(capsys.readouterr().out)["results"]
     for r in inline + pooled:
         r.pop("wall_time_s")
     assert inline == pooled

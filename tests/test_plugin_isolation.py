@@ -583,3 +583,56 @@ def test_mmsim_compare_with_a_broken_distribution_installed(broken_dist: Path) -
     warned = [ln for ln in done.stderr.splitlines() if ln.startswith("mmsim: warning:")]
     assert len(warned) == 4  # missing (broken); the anon_vma twin, both `shared` (clash)
     assert sum("brokenrmap_nosuch:X" in ln for ln in warned) == 1
+
+
+# --- sweep, reproduce and trace replay: the same isolation ---------------------------------
+
+SWEEP = ["sweep", "forking-server", "--param", "pages=4,8", "--param", "children=2",
+         "--no-plot"]
+
+
+@pytest.mark.usefixtures("broken_dist")
+def test_sweep_finishes_every_healthy_cell_and_names_the_broken_ones(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A raising, a looping (past ``--timeout``) and a constructor-raising plugin cost only
+    their own cells: the JSON has the healthy results and one failure per broken cell,
+    naming plugin, distribution and hook; exit 1."""
+    status = main([*SWEEP, "--json", "--timeout", "1", "--only", "boom,loopy,badinit",
+                   "--only", "pte_chains", "--exclude", "boom+unshare,loopy+unshare,"
+                   "badinit+unshare,pte_chains+unshare"])
+    out, err = capsys.readouterr()
+    assert status == 1
+    doc = json.loads(out)
+    assert [(r["config"]["rmap"], r["config"]["params"]["pages"])
+            for r in doc["results"]] == [("pte_chains", 4), ("pte_chains", 8)]
+    got = {(f["label"], f["cell"]["params"]["pages"]): f["failure"] for f in doc["failures"]}
+    assert set(got) == {(p, n) for p in ("boom", "loopy", "badinit") for n in (4, 8)}
+    assert {(label, f["kind"], f["plugin"], f["distribution"], f["hook"])
+            for (label, _), f in got.items()} == {
+        ("boom", "broken", "boom", "brokenrmap 0.3", "rmap_walk"),
+        ("loopy", "timeout", "loopy", "brokenrmap 0.3", "rmap_walk"),
+        ("badinit", "broken", "badinit", "brokenrmap 0.3", "__init__")}
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].endswith("8 cells, 8 run, 0 from the store, 6 failed")
+
+
+@pytest.mark.usefixtures("broken_dist")
+def test_sweep_tables_mark_the_broken_rows_and_a_pool_isolates_too(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """On a process pool too: each grid point's table has a red row per broken cell and
+    a table of why; a looping plugin is stopped by the budget inside the worker."""
+    status = main([*SWEEP, "--jobs", "2", "--timeout", "1", "--only", "loopy,boom",
+                   "--only", "anon_vma", "--exclude", "loopy+unshare,boom+unshare,"
+                   "anon_vma+unshare"])
+    out, _ = capsys.readouterr()
+    assert status == 1
+    assert out.count("failed configurations") == 2  # one per grid point
+    lines = [ln.split() for ln in out.splitlines() if ln.strip()]
+    rows = {name: [ln for ln in lines if ln[0] == name] for name in ("loopy", "boom")}
+    # per grid point: a red row without figures, and a row of why
+    assert [ln[:4] for ln in rows["loopy"]] == [["loopy", "timed", "out", "-"],
+                                                ["loopy", "timed", "out", "loopy"]] * 2
+    assert [ln[:3] for ln in rows["boom"]] == [["boom", "broken", "-"],
+                                               ["boom", "broken", "boom"]] * 2
+    assert all("rmap_walk" in ln for ln in rows["loopy"][1::2] + rows["boom"][1::2])
+    assert sum(ln[0] == "anon_vma" and ln[1] != "broken" for ln in lines) == 2

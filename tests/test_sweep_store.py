@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import mmcore
 from mmcore.cli import main
 from mmcore.experiments import runner
 from mmcore.experiments.cells import Cell, Outcome, make_cell, run_cell
@@ -125,7 +126,8 @@ def test_failures_are_stored_counted_and_exit_1(
     doomed_rows = sum(1 for r, _ in CONFIGS if r == doomed)
     failures = [line for line in err if line.startswith("mmsim: failed: ")]
     assert len(failures) == 2 * doomed_rows
-    assert f"[{doomed}/rmap_add] error: RuntimeError: plugin bug second line" in failures[0]
+    assert (f"plugin {doomed!r} (mmcore-sim {mmcore.__version__}), hook 'rmap_add': broken: "
+            "RuntimeError: plugin bug second line") in failures[0]
     assert err[-1].endswith(f", {2 * doomed_rows} failed")
     assert main(["results", "list", str(store), "--status", "failed", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
@@ -238,7 +240,7 @@ def test_results_export_parquet(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_seeds_show_the_median_and_the_spread(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep", "random-mix", "--param", "steps=40,60", "--seeds", "3",
                  "--no-plot", "--json"]) == 0
-    results = json.loads(capsys.readouterr().out)
+    results = json.loads(capsys.readouterr().out)["results"]
     assert len(results) == 2 * 3 * len(CONFIGS)
     assert sorted({r["config"]["seed"] for r in results}) == [0, 1, 2]
     assert main(["sweep", "random-mix", "--param", "steps=40,60", "--seeds", "3",
@@ -263,7 +265,8 @@ def test_a_timeout_fails_every_cell_from_the_command_line(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*SWEEP, "--timeout", "1e-9"]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert sum("timeout: no result within" in line for line in err) == 2 * len(CONFIGS)
+    assert sum("timeout: RunTimeout: no result within" in line for line in err) == \
+        2 * len(CONFIGS)
     assert err[-1].endswith(f"{2 * len(CONFIGS)} failed")
 
 
@@ -295,7 +298,7 @@ def test_a_sweep_runs_the_whole_plugin_matrix(capsys: pytest.CaptureFixture[str]
     assert main(["sweep", "large-file", "--param", "vmas_per_proc=1,2", "--param",
                  "pages=4", "--param", "procs=2", "--file-rmap", "all", "--reclaim",
                  "all", "--no-plot", "--json"]) == 0
-    results = json.loads(capsys.readouterr().out)
+    results = json.loads(capsys.readouterr().out)["results"]
     combos = {(r["config"]["rmap"], r["config"]["policy"], r["config"]["file_rmap"],
                r["config"]["reclaim"], r["config"]["params"]["vmas_per_proc"])
               for r in results}

@@ -29,11 +29,10 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .. import __version__
-from ..errors import MachineBroken
 from ..plugins import installed_plugins, plugin_version, resolve
 from . import workloads
+from .isolation import RunFailure, run_guarded
 from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM, Result
-from .runner import RunTimeout, run
 
 #: The version of the cell and outcome layout (part of every key).
 CELL_FORMAT = 1
@@ -70,6 +69,14 @@ class Cell:
                  ("file_rmap", self.file_rmap), ("reclaim", self.reclaim)]
         named += [("observer", name) for name in self.observers]
         return [(kind, name) for kind, name in named if name is not None]
+
+    def spec(self) -> dict[str, Any]:
+        """The keyword arguments of the cell's run
+        (:func:`~mmcore.experiments.runner.run_from_spec`)."""
+        return {"workload": self.workload, "params": dict(self.params), "rmap": self.rmap,
+                "mremap_policy": self.mremap_policy, "seed": self.seed, "arch": self.arch,
+                "file_rmap": self.file_rmap, "reclaim": self.reclaim,
+                "observers": self.observers}
 
     def to_dict(self) -> dict[str, Any]:
         """The cell as plain JSON data (observers as a list)."""
@@ -121,16 +128,30 @@ def make_cell(workload: str, params: Mapping[str, Any] | None = None, *, rmap: s
 
 @dataclass(frozen=True)
 class Failure:
-    """Why a cell failed: ``kind`` is ``error`` (it raised), ``timeout``, ``broken`` (a
-    plugin raised inside a hook and the machine was marked broken), ``missing`` (the
-    worker lacks a plugin the cell names), ``version`` (the worker has other versions)
-    or ``worker`` (the worker running it died). ``plugin`` and ``hook`` name the culprit
-    where it is known."""
+    """Why a cell failed: ``kind`` is ``broken`` (a plugin failed: it raised in a hook
+    or in its constructor), ``error`` (something raised with no plugin to blame, or the
+    run's process died), ``timeout``, ``missing`` (the worker lacks a plugin the cell
+    names), ``version`` (the worker has other versions) or ``worker`` (the worker
+    running it died). ``plugin``, its ``distribution`` (``name version``) and ``hook``
+    name the culprit where it is known."""
 
     kind: str
     reason: str
     plugin: str | None = None
     hook: str | None = None
+    distribution: str | None = None
+
+    @classmethod
+    def of(cls, f: RunFailure) -> Failure:
+        """The failure of a cell whose run gave RunFailure ``f``."""
+        kind = ("timeout" if f.status == "timed out" else
+                "broken" if f.plugin is not None else "error")
+        return cls(kind, f.reason, f.plugin, f.hook, f.distribution)
+
+    def run_failure(self, label: str) -> RunFailure:
+        """The failure as a comparison's row: ``timed out``, or ``broken``."""
+        return RunFailure(label, "timed out" if self.kind == "timeout" else "broken",
+                          self.plugin, self.distribution, self.hook, self.reason)
 
 
 @dataclass
@@ -215,23 +236,17 @@ def run_cell(cell: Cell, timeout: float | None = None) -> str:
     """Run ``cell`` here and return its :class:`Outcome` as JSON text (what crosses a
     process or network boundary). Never raises for the cell's own failure: a cell that
     raises, runs past ``timeout`` seconds, breaks its machine or names a plugin this
-    worker lacks gives a failed outcome."""
+    worker lacks gives a failed outcome. The run is
+    :func:`~mmcore.experiments.isolation.run_guarded`'s: with a ``timeout``, in a child
+    process that is killed if its plugin ignores the budget."""
     start = time.monotonic()
     result: Result | None = None
     failure = _worker_problem(cell)
     if failure is None:
-        try:
-            result = run(cell.workload, cell.params, rmap=cell.rmap,
-                         mremap_policy=cell.mremap_policy, seed=cell.seed, arch=cell.arch,
-                         file_rmap=cell.file_rmap, reclaim=cell.reclaim,
-                         observers=cell.observers,
-                         deadline=None if timeout is None else start + timeout)
-        except RunTimeout as exc:
-            failure = Failure("timeout", f"no result within {timeout:g} s ({exc})")
-        except Exception as exc:  # a plugin bug: the failure is data, the sweep goes on
-            kind = "broken" if isinstance(exc, MachineBroken) else "error"
-            # plugin and hook are set by the plugin-isolation work where known.
-            failure = Failure(kind, one_line(exc), getattr(exc, "plugin", None),
-                              getattr(exc, "hook", None))
+        got = run_guarded(cell.label, cell.spec(), timeout)
+        if isinstance(got, RunFailure):
+            failure = Failure.of(got)
+        else:
+            result = got
     return Outcome(cell, result, failure, socket.gethostname(),
                    round(time.monotonic() - start, 6)).to_json()

@@ -2,15 +2,21 @@
 
 :func:`run_guarded` runs one :func:`~mmcore.experiments.runner.run_from_spec` unit and returns
 either its :class:`~mmcore.experiments.results.Result` or a :class:`RunFailure` naming the
-plugin, its distribution and the hook that failed. With a time budget the run happens in
-a child process: inside it :func:`mmcore.budget.time_budget` interrupts a looping hook (so
-the failure still names it), and the parent kills a child that does not answer within
-:data:`GRACE_S` more seconds (a hook stuck in C code, or one that swallows exceptions).
+plugin, its distribution and the hook that failed; it is how every command runs a
+configuration (a sweep cell, :func:`mmcore.experiments.cells.run_cell`, calls it).
+With a time budget the run happens in a child process: inside it
+:func:`mmcore.budget.time_budget` interrupts a looping hook (so the failure still names
+it), and the parent kills a child that does not answer within :data:`GRACE_S` more
+seconds (a hook stuck in C code, or one that swallows exceptions). Off the main thread
+(a Dask worker's task thread) no signal can reach the run and a fork could inherit other
+threads' locks, so there the budget is the deadline checked between ops.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -99,12 +105,17 @@ def run_guarded(label: str, spec: Mapping[str, Any], timeout: float | None = Non
     """Run one configuration (``spec`` as for :func:`~mmcore.experiments.runner.run_from_spec`)
     and return its Result, or the RunFailure of configuration ``label``.
 
-    Without ``timeout`` the run happens in this process. With it, in a child process
-    (forked where the platform can, so plugins found here need no reloading): past
-    ``timeout`` seconds the run is a ``timed out`` failure.
+    Without ``timeout`` the run happens in this process. With it, on the main thread, in
+    a child process (forked where the platform can, so plugins found here need no
+    reloading), and elsewhere here (see the module's docstring): past ``timeout``
+    seconds the run is a ``timed out`` failure.
     """
     if timeout is None:
         return _attempt(label, spec, None)
+    # Checked between ops too: the whole budget where no alarm can be armed.
+    spec = {**spec, "deadline": time.monotonic() + timeout}
+    if threading.current_thread() is not threading.main_thread():
+        return _attempt(label, spec, timeout)
     forks = "fork" in multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork") if forks else multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)

@@ -254,11 +254,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
             raise UsageError("--plot: no parameter takes several values in the selection")
         check_writable(plot)
     results = [o.result for o in outcomes if o.result is not None]
-    show(results, workloads[0], swept, plot, Console(width=120))
-    failed = sum(1 for e in entries if not e.ok)
+    failed = sorted((store.get(e.key) for e in entries
+                     if not e.ok and e.cell.workload == workloads[0]), key=_grid_order)
+    show(results, workloads[0], swept, plot, Console(width=120), failed=failed)
     if failed:
-        print(f"mmsim: {failed} failed cells are not in the tables: mmsim results list "
-              f"{args.store} --status failed", file=sys.stderr)
+        print(f"mmsim: {len(failed)} failed cells are red rows of the tables: mmsim "
+              f"results list {args.store} --status failed", file=sys.stderr)
     return 0
 
 
