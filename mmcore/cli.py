@@ -262,6 +262,8 @@ def build_parser() -> Parser:
     rp = sub.add_parser("reproduce", help="measure the 2004 claims into results.md")
     rp.add_argument("--out", default=str(DEFAULT_OUT_DIR), metavar="DIR",
                     help="directory for results.md and img/ (created if missing)")
+    add_selection_options(rp)
+    add_executor_options(rp, "run")
     add_json_option(rp)
 
     try:  # mmsim trace ... (import, info, record, replay) lives with the traces
@@ -693,24 +695,39 @@ def cmd_rerun(args: argparse.Namespace, out: Console) -> int:
 
 def cmd_reproduce(args: argparse.Namespace, out: Console) -> int:
     """Measure the 2004 claims; write results.md and its plots (the default directory is
-    announced before anything is written)."""
+    announced before anything is written). The runs are cells, on the executor and into
+    the store the options choose; a configuration whose run fails is a row marked
+    ``broken`` or ``timed out`` in each claim it has no figures for, naming the plugin
+    and hook, and the exit status is then 1."""
+    from .experiments.cells_cli import choose, executor_of, open_store, scheme_names
     from .experiments.reproduce import DEFAULT_OUT_DIR, reproduce
+    from .experiments.runner import configurations
 
+    matrix = configurations()
+    chosen = set(choose(args, {scheme_names(*c)[1]: scheme_names(*c) for c in matrix}))
+    configs = [c for c in matrix if scheme_names(*c)[1] in chosen]
     if Path(args.out) == DEFAULT_OUT_DIR:
         announce(f"{args.out}/results.md and {args.out}/img/", "the report",
                  "the default; --out DIR to change")
     err = Console(stderr=True)
-    path, claims = reproduce(args.out, progress=lambda name: err.print(
-        f"[dim]measuring {name}[/]") if err.is_terminal else None)
+    with open_store(args) as store:
+        path, claims = reproduce(args.out, configs, progress=lambda name: err.print(
+            f"[dim]measuring {name}[/]") if err.is_terminal else None,
+            executor=executor_of(args), store=store, timeout=args.timeout)
+    failures = {f.label: f for c in claims for f in c.failures}
     if args.json:
         print_json({"report": str(path), "claims": [
             {"key": c.key, "title": c.title, "verdict": c.verdict,
              "image": None if c.image is None else str(path.parent / "img" / c.image)}
-            for c in claims]})
-        return 0
-    for c in claims:
-        out.print(f"{c.verdict:>20}  {c.title}")
-    out.print(f"wrote {path}")
+            for c in claims], "failures": [f.to_dict() for f in failures.values()]})
+    else:
+        for c in claims:
+            out.print(f"{c.verdict:>20}  {c.title}")
+        out.print(f"wrote {path}")
+    if failures:
+        return _error(f"{len(failures)} of {len(configs)} configurations failed: "
+                      + ", ".join(f"{f.label} ({f.status} in {f.where()})"
+                                  for f in failures.values()), EXIT_FAILURE)
     return 0
 
 

@@ -636,3 +636,43 @@ def test_sweep_tables_mark_the_broken_rows_and_a_pool_isolates_too(
                                                ["boom", "broken", "boom"]] * 2
     assert all("rmap_walk" in ln for ln in rows["loopy"][1::2] + rows["boom"][1::2])
     assert sum(ln[0] == "anon_vma" and ln[1] != "broken" for ln in lines) == 2
+
+
+def _broken_rows(report: str) -> dict[str, list[str]]:
+    """``{label: [status per claim table]}`` of the rows without figures."""
+    out: dict[str, list[str]] = {}
+    for line in report.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and len(cells) > 2 and cells[1].startswith("**") \
+                and not any(cells[2:]):
+            out.setdefault(cells[0], []).append(cells[1].strip("*"))
+    return out
+
+
+@pytest.mark.usefixtures("broken_dist")
+def test_reproduce_measures_the_healthy_schemes_and_marks_the_broken_ones(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every claim's table has a row without figures for each broken or timed-out
+    configuration, and a not-measured check naming the plugin and hook; the healthy
+    schemes are measured as usual and the exit status is 1."""
+    status = main(["reproduce", "--out", str(tmp_path), "--json", "--timeout", "0.5",
+                   "--only", "boom,loopy,badinit,anon_vma,pte_chains", "--exclude",
+                   "boom+unshare,loopy+unshare,badinit+unshare,anon_vma+unshare,"
+                   "pte_chains+unshare"])
+    out, err = capsys.readouterr()
+    assert status == 1
+    doc = json.loads(out)
+    assert {(f["label"], f["status"], f["plugin"], f["hook"]) for f in doc["failures"]} == {
+        ("boom", "broken", "boom", "rmap_walk"), ("badinit", "broken", "badinit", "__init__"),
+        ("loopy", "timed out", "loopy", "rmap_walk")}
+    report = (tmp_path / "results.md").read_text()
+    claims = len(doc["claims"])
+    assert _broken_rows(report) == {"boom": ["broken"] * claims,
+                                    "badinit": ["broken"] * claims,
+                                    "loopy": ["timed out"] * claims}
+    assert report.count("- boom has no figures: broken in plugin 'boom' (brokenrmap 0.3), "
+                        "hook 'rmap_walk': RuntimeError: boom — *not measured*") == claims
+    # the healthy schemes are measured: anon_vma's 24-byte check is decided
+    assert "anon_vma, one anon_vma per vma:" in report
+    assert err.splitlines()[-1].startswith("mmsim: error: 3 of 5 configurations failed")
+    assert "Traceback" not in err

@@ -351,3 +351,34 @@ def test_a_temporary_orphaned_while_the_store_is_held_is_gone_when_it_is_left(
         orphan = store.cells / ".0123abcd.json.x1y2z3.tmp"
         orphan.write_text("{")
     assert not orphan.exists()
+
+
+def test_compare_and_reproduce_keep_their_runs_in_a_store(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """compare's configurations and reproduce's runs are cells like a sweep's: stored
+    under their keys, reused by a rerun (nothing rewritten, the same output), and shared
+    with a sweep of the same cells."""
+    store = tmp_path / "s"
+    compare = ["compare", "forking-server", "--param", "pages=2", "--param", "children=1",
+               "--no-plot", "--json", "--store", str(store)]
+    assert main(compare) == 0
+    first = capsys.readouterr().out
+    files = sorted((store / "cells").iterdir())
+    assert len(files) == len(CONFIGS)
+    stamps = {p.name: p.stat().st_ino for p in files}
+    assert main(compare) == 0
+    assert capsys.readouterr().out == first  # wall times included: the stored results
+    assert {p.name: p.stat().st_ino for p in sorted((store / "cells").iterdir())} == stamps
+    assert main(["sweep", "forking-server", "--param", "pages=1,2", "--param",
+                 "children=1", "--no-plot", "--store", str(store)]) == 0
+    assert f"{len(CONFIGS)} run, {len(CONFIGS)} from the store" in capsys.readouterr().err
+    out = tmp_path / "r"
+    argv = ["reproduce", "--out", str(out), "--store", str(store), "--only", "pte_chains",
+            "--exclude", "pte_chains+unshare"]
+    assert main(argv) == 0
+    report = (out / "results.md").read_text()
+    stored = len(list((store / "cells").iterdir()))
+    assert stored == 2 * len(CONFIGS) + 10  # pte_chains: 3 + 2 + 1 + 2 + 2 claim runs
+    assert main(argv) == 0
+    assert (out / "results.md").read_text() == report
+    assert len(list((store / "cells").iterdir())) == stored

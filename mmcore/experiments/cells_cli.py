@@ -4,9 +4,11 @@ result store, with the same options.
 
 :func:`add_executor_options` adds ``--jobs``, ``--executor``, ``--scheduler``,
 ``--store``, ``--force``, ``--retry-failed`` and ``--timeout``;
-:func:`add_selection_options` adds ``--only`` and ``--exclude``; :func:`run_cells` runs
-the cells with a progress bar on stderr (SIGTERM stops it as Ctrl-C does) and
-:func:`failure_line` is the one line on stderr of a failed cell.
+:func:`add_selection_options` adds ``--only`` and ``--exclude`` (:func:`choose` applies
+them); :func:`run_cells` runs the cells with a progress bar on stderr (SIGTERM stops it
+as Ctrl-C does), or :func:`executor_of` and :func:`open_store` give what the options
+chose to a command that runs cells its own way (``reproduce``); :func:`failure_line` is
+the one line on stderr of a failed cell.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..cli import Failure, UsageError, positive, seconds
 from ..errors import ConfigError
 from .cells import Cell, Outcome
-from .executors import ExecutorError, make_executor
+from .executors import Executor, ExecutorError, make_executor
 from .isolation import select
 from .store import Store
 from .sweep import Sweep, run_sweep
 
-__all__ = ["add_executor_options", "add_selection_options", "choose", "failure_line",
-           "run_cells", "sigterm_as_interrupt"]
+__all__ = ["add_executor_options", "add_selection_options", "choose", "executor_of",
+           "failure_line", "open_store", "run_cells", "scheme_names", "sigterm_as_interrupt"]
 
 
 def add_executor_options(sp: argparse.ArgumentParser, what: str = "cell") -> None:
@@ -116,16 +118,34 @@ def failure_line(o: Outcome, label: str | None = None) -> str:
             f"{f'{where}: ' if where else ''}{f.kind}: {f.reason}")
 
 
-def _run(args: argparse.Namespace, todo: Sequence[Cell], store: Store | None,
-         description: str) -> Sweep:
+def executor_of(args: argparse.Namespace) -> Executor:
+    """The executor ``--executor``, ``--jobs`` and ``--scheduler`` choose; Failure (one
+    line) when it cannot run (dask missing)."""
     try:
-        executor = make_executor(args.executor, args.jobs, args.scheduler)
+        return make_executor(args.executor, args.jobs, args.scheduler)
     except ExecutorError as exc:
         raise Failure(str(exc)) from None
+
+
+@contextlib.contextmanager
+def open_store(args: argparse.Namespace) -> Iterator[Store | None]:
+    """The ``--store`` (held locked), or None without one."""
+    if args.store is None:
+        yield None
+        return
+    with Store(args.store) as store:
+        yield store
+
+
+def run_cells(args: argparse.Namespace, todo: Sequence[Cell], description: str) -> Sweep:
+    """Run ``todo`` on the executor the options choose, into ``--store`` if given (held
+    locked meanwhile), with a progress bar named ``description`` on stderr."""
+    executor = executor_of(args)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True,
-                  disable=args.json and not sys.stderr.isatty()) as bar:
+    with open_store(args) as store, Progress(
+            *columns, console=Console(stderr=True), transient=True,
+            disable=args.json and not sys.stderr.isatty()) as bar:
         task = bar.add_task(description, total=None)
         try:
             with sigterm_as_interrupt():
@@ -141,12 +161,3 @@ def _run(args: argparse.Namespace, todo: Sequence[Cell], store: Store | None,
                 print(f"mmsim: {len(store)} cells are in {store.root}; run the same "
                       f"command to resume", file=sys.stderr)
             raise
-
-
-def run_cells(args: argparse.Namespace, todo: Sequence[Cell], description: str) -> Sweep:
-    """Run ``todo`` on the executor the options choose, into ``--store`` if given (held
-    locked meanwhile), with a progress bar named ``description`` on stderr."""
-    if args.store is None:
-        return _run(args, todo, None, description)
-    with Store(args.store) as store:
-        return _run(args, todo, store, description)
