@@ -676,3 +676,45 @@ def test_reproduce_measures_the_healthy_schemes_and_marks_the_broken_ones(
     assert "anon_vma, one anon_vma per vma:" in report
     assert err.splitlines()[-1].startswith("mmsim: error: 3 of 5 configurations failed")
     assert "Traceback" not in err
+
+
+TRACES = sorted((Path(__file__).parent.parent / "examples" / "traces").glob("*.jsonl"))
+MMTOY = next(p for p in TRACES if p.name == "mmtoy.jsonl")
+
+
+@pytest.mark.usefixtures("broken_dist")
+def test_trace_replay_finishes_every_healthy_replay_and_names_the_broken_ones(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``trace replay TRACE... --rmap all``: every trace on every configuration; a
+    raising, looping or constructor-raising plugin is a failed replay naming plugin and
+    hook, the healthy ones are reported in full, and the exit status is 1."""
+    status = main(["trace", "replay", str(MMTOY), "--rmap", "all", "--check-walks", "4",
+                   "--timeout", "1", "--json", "--only", "boom,loopy,badinit,anon_vma",
+                   "--exclude", "boom+unshare,loopy+unshare,badinit+unshare"])
+    out, err = capsys.readouterr()
+    assert status == 1
+    doc = json.loads(out)
+    assert [(r["rmap"], r["mremap_policy"]) for r in doc["replays"]] == [
+        ("anon_vma", None), ("anon_vma", "unshare")]
+    assert all(r["walks_checked"] > 0 and r["walk_mismatches"] == [] for r in doc["replays"])
+    assert {(f["label"], f["status"], f["plugin"], f["distribution"], f["hook"])
+            for f in doc["failures"]} == {
+        ("mmtoy.jsonl on boom", "broken", "boom", "brokenrmap 0.3", "rmap_walk"),
+        ("mmtoy.jsonl on loopy", "timed out", "loopy", "brokenrmap 0.3", "rmap_walk"),
+        ("mmtoy.jsonl on badinit", "broken", "badinit", "brokenrmap 0.3", "__init__")}
+    assert err.splitlines()[-1].startswith("mmsim: error: 3 of 5 replays failed")
+    assert "Traceback" not in err
+
+
+@pytest.mark.usefixtures("broken_dist")
+def test_trace_replay_of_one_broken_configuration_is_a_failed_row(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """One trace on one broken scheme: no partial report, a row naming plugin and hook
+    (it was a summary ending STOPPED, exit 1, with the plugin only in the message)."""
+    assert main(["trace", "replay", str(MMTOY), "--rmap", "boom", "--check-walks",
+                 "2"]) == 1
+    out, err = capsys.readouterr()
+    [row] = [ln.split() for ln in out.splitlines() if ln.startswith(" mmtoy.jsonl on")]
+    assert row[:8] == ["mmtoy.jsonl", "on", "boom", "broken", "boom", "(brokenrmap",
+                       "0.3)", "rmap_walk"]
+    assert err == "mmsim: error: 1 of 1 replays failed: mmtoy.jsonl on boom (broken)\n"

@@ -382,3 +382,63 @@ def test_compare_and_reproduce_keep_their_runs_in_a_store(
     assert main(argv) == 0
     assert (out / "results.md").read_text() == report
     assert len(list((store / "cells").iterdir())) == stored
+
+
+MMTOY = Path(__file__).parent.parent / "examples" / "traces" / "mmtoy.jsonl"
+
+
+def test_a_trace_cell_is_keyed_by_the_traces_content_not_its_path(tmp_path: Path) -> None:
+    """A copy of a trace elsewhere is the same cell; a trace with one byte changed is
+    another; the key of a workload cell does not depend on traces existing."""
+    from mmcore.experiments.cells import TRACE_WORKLOAD, trace_cell
+
+    copy = tmp_path / "renamed.jsonl"
+    copy.write_bytes(MMTOY.read_bytes())
+    a, b = trace_cell(MMTOY, rmap="anon_vma"), trace_cell(copy, rmap="anon_vma")
+    assert a.workload == TRACE_WORKLOAD and a.trace != b.trace and a.key == b.key
+    copy.write_bytes(MMTOY.read_bytes() + b"\n")  # one byte more
+    assert trace_cell(copy, rmap="anon_vma").key != a.key
+    assert trace_cell(MMTOY, rmap="pte_chains").key != a.key
+    assert trace_cell(MMTOY, rmap="anon_vma", check_walks=3).key != a.key
+    assert "trace" not in make_cell("wide-fork", rmap="anon_vma").to_dict()
+    assert Cell.from_dict(json.loads(json.dumps(a.to_dict()))) == a
+
+
+def test_a_trace_cell_whose_trace_is_gone_or_changed_on_the_worker_fails(
+        tmp_path: Path) -> None:
+    """The worker checks the trace it reads is the cell's, byte for byte."""
+    from mmcore.experiments.cells import trace_cell
+
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(MMTOY.read_bytes())
+    cell = trace_cell(path, rmap="anon_vma")
+    ok = Outcome.from_json(run_cell(cell))
+    assert ok.ok and ok.replay is not None and ok.replay.ops_applied > 0
+    assert Outcome.from_json(ok.to_json()).to_json() == ok.to_json()
+    path.write_bytes(MMTOY.read_bytes() + b"\n")
+    changed = Outcome.from_json(run_cell(cell)).failure
+    assert changed is not None and changed.kind == "version" and "changed" in changed.reason
+    path.unlink()
+    gone = Outcome.from_json(run_cell(cell)).failure
+    assert gone is not None and gone.kind == "missing" and "cannot be read" in gone.reason
+
+
+def test_trace_replays_are_stored_and_reused(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """``trace replay --store``: one cell per trace and configuration, reused by a rerun
+    (the report printed from the store is the report of the run)."""
+    store = tmp_path / "s"
+    argv = ["trace", "replay", str(MMTOY), "--rmap", "anon_vma,pte_chains", "--json",
+            "--store", str(store)]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert len(json.loads(first)["replays"]) == 2
+    files = sorted((store / "cells").iterdir())
+    stamps = {p.name: p.stat().st_ino for p in files}
+    assert len(files) == 2
+    assert main(argv) == 0
+    assert capsys.readouterr().out == first
+    assert {p.name: p.stat().st_ino for p in sorted((store / "cells").iterdir())} == stamps
+    assert main(["results", "list", str(store), "--where", "workload=<trace>",
+                 "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2

@@ -143,9 +143,10 @@ def run_cells(args: argparse.Namespace, todo: Sequence[Cell], description: str) 
     executor = executor_of(args)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
+    # Off a terminal a bar cannot move, and a transient one would leave a blank line.
     with open_store(args) as store, Progress(
             *columns, console=Console(stderr=True), transient=True,
-            disable=args.json and not sys.stderr.isatty()) as bar:
+            disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task(description, total=None)
         try:
             with sigterm_as_interrupt():

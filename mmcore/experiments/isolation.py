@@ -1,7 +1,9 @@
 """Run one configuration so that a broken plugin costs only its own row.
 
-:func:`run_guarded` runs one :func:`~mmcore.experiments.runner.run_from_spec` unit and returns
-either its :class:`~mmcore.experiments.results.Result` or a :class:`RunFailure` naming the
+:func:`run_guarded` runs one :func:`~mmcore.experiments.runner.run_from_spec` unit (or, for
+a spec naming a ``trace``, one :func:`~mmcore.experiments.replay.replay_from_spec`) and
+returns either its :class:`~mmcore.experiments.results.Result` (its
+:class:`~mmcore.experiments.replay.ReplayReport`) or a :class:`RunFailure` naming the
 plugin, its distribution and the hook that failed; it is how every command runs a
 configuration (a sweep cell, :func:`mmcore.experiments.cells.run_cell`, calls it).
 With a time budget the run happens in a child process: inside it
@@ -28,6 +30,7 @@ from dataclasses_json import DataClassJsonMixin
 from ..budget import time_budget
 from ..errors import RunTimeout
 from ..plugins import discover
+from .replay import ReplayReport, replay_from_spec
 from .results import Result
 
 #: Seconds a child gets past its budget to report the timeout itself before it is killed.
@@ -79,14 +82,18 @@ def failure_of(label: str, exc: BaseException) -> RunFailure:
                       _distribution(plugin), hook, " ".join(text.split()))
 
 
+#: What a run gives: a workload's result or a trace's replay report.
+Ran = Result | ReplayReport
+
+
 def _attempt(label: str, spec: Mapping[str, Any], timeout: float | None
-             ) -> Result | RunFailure:
+             ) -> Ran | RunFailure:
     """Run ``spec`` here, under ``timeout``; any failure becomes a RunFailure."""
     from .runner import run_from_spec
 
     try:
         with time_budget(timeout):
-            return run_from_spec(spec)
+            return replay_from_spec(spec) if "trace" in spec else run_from_spec(spec)
     except Exception as exc:  # the point: one configuration's failure stays its own
         if structlog.is_configured():
             log.debug("run.failed", config=label, exc_info=exc)
@@ -96,12 +103,19 @@ def _attempt(label: str, spec: Mapping[str, Any], timeout: float | None
 def _child(label: str, spec: Mapping[str, Any], timeout: float, conn: Connection) -> None:
     """The child process of a run with a time budget: send back the result or failure."""
     outcome = _attempt(label, spec, timeout)
-    conn.send((isinstance(outcome, Result), outcome.to_json()))
+    conn.send((type(outcome).__name__, outcome.to_json()))
     conn.close()
 
 
+def _decode(kind: str, text: str) -> Ran | RunFailure:
+    """What a child sent back: ``kind`` is its class name."""
+    if kind == "RunFailure":
+        return RunFailure.from_json(text)
+    return ReplayReport.from_json(text) if kind == "ReplayReport" else Result.from_json(text)
+
+
 def run_guarded(label: str, spec: Mapping[str, Any], timeout: float | None = None
-                ) -> Result | RunFailure:
+                ) -> Ran | RunFailure:
     """Run one configuration (``spec`` as for :func:`~mmcore.experiments.runner.run_from_spec`)
     and return its Result, or the RunFailure of configuration ``label``.
 
@@ -124,8 +138,8 @@ def run_guarded(label: str, spec: Mapping[str, Any], timeout: float | None = Non
     send.close()
     try:
         if receive.poll(timeout + GRACE_S):
-            ok, text = receive.recv()
-            return Result.from_json(text) if ok else RunFailure.from_json(text)
+            kind, text = receive.recv()
+            return _decode(kind, text)
     except EOFError:  # the child died without a word
         proc.join()
         return RunFailure(label, "broken", None, None, None,
