@@ -718,14 +718,15 @@ def cmd_reproduce(args: argparse.Namespace, out: Console) -> int:
     if args.json:
         print_json({"report": str(path), "claims": [
             {"key": c.key, "title": c.title, "verdict": c.verdict,
-             "image": None if c.image is None else str(path.parent / "img" / c.image)}
+             "image": None if c.image is None else str(path.parent / "img" / c.image),
+             "wall_time_s": round(c.wall_time_s, 3)}
             for c in claims], "failures": [f.to_dict() for f in failures.values()]})
     else:
         for c in claims:
             out.print(f"{c.verdict:>20}  {c.title}")
         out.print(f"wrote {path}")
     if failures:
-        return _error(f"{len(failures)} of {len(configs)} configurations failed: "
+        return _error(f"{len(failures)} configurations have no figures: "
                       + ", ".join(f"{f.label} ({f.status} in {f.where()})"
                                   for f in failures.values()), EXIT_FAILURE)
     return 0

@@ -157,7 +157,7 @@ def test_reproduce_into_a_directory(tmp_path: Path, capsys: pytest.CaptureFixtur
         assert title in text
     assert "**Verdict:" in text
     images = sorted(p.name for p in (tmp_path / "img").iterdir())
-    assert len(images) == 5 and all(f"img/{n}" in text for n in images)
+    assert len(images) == 6 and all(f"img/{n}" in text for n in images)
     first = text
     assert main(["reproduce", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "results.md").read_text() == first  # deterministic

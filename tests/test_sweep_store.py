@@ -378,7 +378,9 @@ def test_compare_and_reproduce_keep_their_runs_in_a_store(
     assert main(argv) == 0
     report = (out / "results.md").read_text()
     stored = len(list((store / "cells").iterdir()))
-    assert stored == 2 * len(CONFIGS) + 10  # pte_chains: 3 + 2 + 1 + 2 + 2 claim runs
+    # pte_chains: 3 + 2 + 1 + 2 + 2 claim runs, and the trace study's 4 traces on
+    # 2 file rmaps x 2 reclaim policies
+    assert stored == 2 * len(CONFIGS) + 10 + 4 * 2 * 2
     assert main(argv) == 0
     assert (out / "results.md").read_text() == report
     assert len(list((store / "cells").iterdir())) == stored
@@ -442,3 +444,20 @@ def test_trace_replays_are_stored_and_reused(tmp_path: Path,
     assert main(["results", "list", str(store), "--where", "workload=<trace>",
                  "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 2
+
+
+def test_the_trace_study_tabulates_each_configuration_and_checks_the_walks(
+        tmp_path: Path) -> None:
+    """One scheme, one trace: a row per file rmap (the reclaim policies, which change
+    nothing without reclaim, share it), the walks checked against the page tables; with
+    no traces the study is not measured."""
+    from mmcore.experiments.reproduce import Runs, study_traces
+
+    claim = study_traces(Runs([("pte_chains", None)], traces=[MMTOY]), tmp_path)
+    assert [row[0] for row in claim.rows] == ["pte_chains", "pte_chains/i_mmap_list"]
+    assert "4 configurations): 4 cells" in claim.setup
+    assert [c.passed for c in claim.checks] == [True, True, True]
+    assert "0 mismatches" in claim.checks[1].text and claim.verdict == "held"
+    assert (tmp_path / "claim-trace-study.png").stat().st_size > 0
+    empty = study_traces(Runs([("pte_chains", None)], traces=[]), tmp_path)
+    assert empty.verdict == "not measured" and not empty.rows

@@ -16,6 +16,7 @@ The output (``results.md`` and ``img/*.png``) is deterministic: no dates, no wal
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from . import plots, runner
 from .cells import Cell, Outcome, make_cell
 from .executors import Executor
 from .isolation import RunFailure
+from .replay import ReplayReport
 from .report import fmt, markdown_table
 from .results import Result
 from .store import Store
@@ -58,6 +60,8 @@ class Claim:
     image: str | None = None
     #: The configurations that have no figures here, each with why.
     failures: list[RunFailure] = field(default_factory=list)
+    #: How long measuring it took (never in the report, which is deterministic).
+    wall_time_s: float = 0.0
 
     def mark_failures(self) -> None:
         """A row (no figures) and a not-measured check for each failed configuration."""
@@ -119,8 +123,10 @@ class Runs:
     """
 
     def __init__(self, configs: Sequence[Config], executor: Executor | None = None,
-                 store: Store | None = None, timeout: float | None = None) -> None:
+                 store: Store | None = None, timeout: float | None = None,
+                 traces: Sequence[Path] = ()) -> None:
         self.configs = list(configs)
+        self.traces = list(traces)
         self.schemes = primary(self.configs)
         self.executor = executor
         self.store = store
@@ -136,20 +142,36 @@ class Runs:
         """Run ``requests`` on every configuration of ``configs`` (the ones not run yet,
         in one go) and return the configurations all of whose runs succeeded; each other
         one is added to the claim's failures with its first failed run."""
-        todo = [self._cell(r, c) for c in configs for r in requests]
-        missing = [cell for cell in todo if cell.key not in self.outcomes]
+        cells = {label(c): [self._cell(r, c) for r in requests] for c in configs}
+        healthy = self.run(claim, cells)
+        return [c for c in configs if label(c) in healthy]
+
+    def run(self, claim: Claim, cells: dict[str, list[Cell]]) -> set[str]:
+        """Run the cells of each configuration (by label; the ones not run yet, in one
+        go) and return the labels all of whose cells succeeded; each other one is added
+        to the claim's failures with its first failed cell."""
+        missing = {cell.key: cell for todo in cells.values() for cell in todo
+                   if cell.key not in self.outcomes}
         if missing:
-            done = run_sweep(missing, self.executor, self.store, timeout=self.timeout)
+            done = run_sweep(list(missing.values()), self.executor, self.store,
+                             timeout=self.timeout)
             self.outcomes.update((o.key, o) for o in done.outcomes)
-        ok = []
-        for c in configs:
-            failed = [o for o in (self.outcomes[self._cell(r, c).key] for r in requests)
+        ok = set()
+        for name, todo in cells.items():
+            failed = [o.failure for o in (self.outcomes[c.key] for c in todo)
                       if o.failure is not None]
-            if not failed:
-                ok.append(c)
-            elif failed[0].failure is not None:
-                claim.failures.append(failed[0].failure.run_failure(label(c)))
+            if failed:
+                claim.failures.append(failed[0].run_failure(name))
+            else:
+                ok.add(name)
         return ok
+
+    def replay(self, cell: Cell) -> ReplayReport:
+        """The replay report of trace cell ``cell``, which :meth:`run` has run and found
+        healthy."""
+        report = self.outcomes[cell.key].replay
+        assert report is not None, "Runs.replay of a cell run() did not keep"
+        return report
 
     def get(self, workload: str, params: dict[str, Any], c: Config,
             arch: str = "x86_64") -> Result:
@@ -475,9 +497,96 @@ def claim_avc_forking_server(runs: Runs, img: Path) -> Claim:
     return claim
 
 
+# --- the trace-scale study -------------------------------------------------------------
+
+#: The sampled pages whose rmap walk the study checks against the page tables, per check.
+STUDY_CHECK_WALKS = 8
+
+
+def _peak(r: ReplayReport) -> int:
+    """A replay's rmap metadata peak, in bytes."""
+    return 0 if r.costs is None else r.costs.rmap_peak_bytes
+
+
+def study_traces(runs: Runs, img: Path) -> Claim:
+    """Every example trace replayed on every valid rmap x mremap policy x file rmap x
+    reclaim policy, as cells through the executor: what each costs in rmap metadata,
+    and whether every scheme's walk agrees with the page tables on real programs."""
+    from ..plugins import plugins_of_kind
+    from .cells import TRACE_WORKLOAD, trace_cell
+    from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM
+
+    names = [t.name for t in runs.traces]
+    file_rmaps = sorted(plugins_of_kind("file_rmap"), key=lambda n: n != DEFAULT_FILE_RMAP)
+    reclaims = sorted(plugins_of_kind("reclaim"), key=lambda n: n != DEFAULT_RECLAIM)
+    matrix = [(c, f, r) for c in runs.configs for f in file_rmaps for r in reclaims]
+    claim = Claim(
+        "trace-study", "trace-scale study: every example trace under the full plugin "
+        "matrix",
+        "Replay every example trace under the full plugin matrix through the executor.",
+        "mmcore issue 13, item 6",
+        f"Each trace of examples/traces ({', '.join(names) or 'none found'}) replayed "
+        f"on every valid rmap x mremap policy x file rmap x reclaim policy "
+        f"({len(matrix)} configurations): {len(names) * len(matrix)} cells, run through "
+        f"the executor. At every exit and at the end, the rmap walks of "
+        f"{STUDY_CHECK_WALKS} sampled mapped pages are compared with the page tables. "
+        "Bytes are the rmap metadata peak of each replay; no example trace reclaims, so "
+        "where the reclaim policies give identical replays a row stands for all of them.",
+        headers=["configuration"] + [f"{n}: rmap B peak" for n in names]
+        + ["walks checked", "mismatches"])
+    if not names:
+        claim.checks.append(Check("the example traces: not measured (none found; a "
+                                  "source checkout has examples/traces)", None))
+        return claim
+    cells: dict[str, list[Cell]] = {}
+    rows: dict[str, list[str]] = {}  # a row (no reclaim in its label): its cells' labels
+    for c, f, r in matrix:
+        todo = [trace_cell(t, rmap=c[0], mremap_policy=c[1], file_rmap=f, reclaim=r,
+                           check_walks=STUDY_CHECK_WALKS) for t in runs.traces]
+        cells[todo[0].label] = todo
+        rows.setdefault(Cell(TRACE_WORKLOAD, {}, c[0], c[1], file_rmap=f).label,
+                        []).append(todo[0].label)
+    ok = runs.run(claim, cells)
+    reports = {name: [runs.replay(cell) for cell in todo]
+               for name, todo in cells.items() if name in ok}
+    if not reports:
+        return claim
+    same = all(len({tuple(r.to_json() for r in reports[n]) for n in labels if n in reports})
+               <= 1 for labels in rows.values())
+    shown = {row: next(reports[n] for n in labels if n in reports)
+             for row, labels in rows.items() if any(n in reports for n in labels)
+             } if same else reports
+    for name, rs in shown.items():
+        claim.rows.append([name] + [fmt(_peak(r)) for r in rs]
+                          + [fmt(sum(r.walks_checked for r in rs)),
+                             fmt(sum(len(r.walk_mismatches) for r in rs))])
+    applied = {n: sorted({rs[i].ops_applied for rs in reports.values()})
+               for i, n in enumerate(names)}
+    claim.checks.append(Check(
+        "every configuration replayed the same ops of each trace ("
+        + ", ".join(f"{n}: {', '.join(map(str, a))}" for n, a in applied.items())
+        + " applied)", all(len(a) == 1 for a in applied.values())))
+    checked = sum(r.walks_checked for rs in reports.values() for r in rs)
+    mismatched = sum(len(r.walk_mismatches) for rs in reports.values() for r in rs)
+    claim.checks.append(Check(
+        f"every scheme's rmap walk found exactly the mappings the page tables hold: "
+        f"{checked} walks checked, {mismatched} mismatches",
+        checked > 0 and mismatched == 0))
+    claim.checks.append(Check(
+        f"the reclaim policy ({', '.join(reclaims)}) changes no figure of any replay "
+        f"(no trace reclaims)", same))
+    plain = [name for name in reports if "/" not in name]  # default file rmap and reclaim
+    claim.image = plots.bars(plain, [
+        (f"{n}: rmap metadata peak (bytes)", [float(_peak(reports[x][i])) for x in plain])
+        for i, n in enumerate(names)],
+        f"example traces ({DEFAULT_FILE_RMAP}, {DEFAULT_RECLAIM})",
+        img / "claim-trace-study.png").name
+    return claim
+
+
 CLAIMS: list[Callable[[Runs, Path], Claim]] = [
     claim_memory, claim_anonmm_probes, claim_mremap_copies, claim_split_flood,
-    claim_avc_forking_server,
+    claim_avc_forking_server, study_traces,
 ]
 
 
@@ -526,6 +635,10 @@ def render(claims: Sequence[Claim], configs: Sequence[Config],
     return "\n".join(out)
 
 
+#: The traces of the trace-scale study: the example traces of a source checkout (an
+#: installed wheel has none, and the study is then not measured).
+EXAMPLE_TRACES = Path(__file__).resolve().parents[2] / "examples" / "traces"
+
 #: Where ``mmsim reproduce`` writes without ``--out`` (the project's own docs/results.md
 #: is made with ``--out docs``; in anyone else's repository ./docs is theirs).
 DEFAULT_OUT_DIR = Path("results") / "reproduce"
@@ -535,21 +648,27 @@ def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
               configs: Sequence[Config] | None = None,
               progress: Callable[[str], None] | None = None,
               executor: Executor | None = None, store: Store | None = None,
-              timeout: float | None = None) -> tuple[Path, list[Claim]]:
+              timeout: float | None = None, traces: Sequence[Path] | None = None
+              ) -> tuple[Path, list[Claim]]:
     """Measure every claim; write ``out_dir/results.md`` and ``out_dir/img/claim-*.png``.
     The runs are cells on ``executor`` (inline by default), each for at most ``timeout``
     seconds, into ``store`` (held by the caller) when given; a claim's
-    :attr:`Claim.failures` are the configurations whose runs failed."""
+    :attr:`Claim.failures` are the configurations whose runs failed. The trace-scale
+    study replays ``traces`` (default: those in :data:`EXAMPLE_TRACES`)."""
     out = Path(out_dir)
     img = out / "img"
     img.mkdir(parents=True, exist_ok=True)
     matrix = list(configs if configs is not None else runner.configurations())
-    runs = Runs(matrix, executor, store, timeout)
+    if traces is None:
+        traces = sorted(EXAMPLE_TRACES.glob("*.jsonl"))
+    runs = Runs(matrix, executor, store, timeout, traces)
     claims = []
     for fn in CLAIMS:
         if progress is not None:
             progress(fn.__name__)
+        began = time.monotonic()
         claim = fn(runs, img)
+        claim.wall_time_s = time.monotonic() - began
         claim.mark_failures()
         claims.append(claim)
     versions = {}
