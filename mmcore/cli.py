@@ -7,10 +7,15 @@
     mmsim compare WORKLOAD --axis file_rmap|reclaim [--rmap X] [--mremap-policy P] ...
     mmsim compare WORKLOAD [--only NAME,...] [--exclude NAME,...] [--timeout SECONDS]
     mmsim sweep WORKLOAD --param k=v1,v2,... [--jobs N] [--store DIR] [--seeds N] ...
-    mmsim results list|export|report|merge STORE ...   a sweep's result store
+    mmsim results list|export|report|merge STORE ...   a result store
     mmsim rerun RESULT.json [--json]       run a recorded result again and diff it
     mmsim trace import|info|record|replay  traces (mmcore.experiments.trace_cli)
-    mmsim reproduce [--out DIR] [--json]   measure the 2004 thread's claims
+    mmsim reproduce [--out DIR] [--json]   measure the 2004 thread's claims, and the traces
+
+``compare``, ``sweep``, ``reproduce`` and ``trace replay`` run their configurations as
+cells (:mod:`mmcore.experiments.cells_cli`) and share ``--only``, ``--exclude``,
+``--timeout``, ``--jobs``, ``--executor``, ``--scheduler`` and ``--store``: a broken or
+timed-out plugin costs only its own rows, which name the plugin and the hook.
     mmsim bench [--pages N] [--output F]   per-page costs beside the real kernel's
     mmsim lab list|show|template|grade     the lab kit (mmcore_contrib.labs.cli)
 
@@ -22,8 +27,8 @@ plugin such as ``event_log`` (its events go to stderr at ``--log-level debug``, 
 default when observing).
 
 Exit status: 0 success; 1 the command ran and failed (a file that cannot be read,
-parsed or written, a broken plugin, a rerun that differs, a replay mismatch; ``compare``
-prints every healthy configuration and the failed ones first); 2 the command
+parsed or written, a broken plugin, a rerun that differs, a replay mismatch; the
+commands that run configurations report every healthy one first); 2 the command
 line is wrong (an unknown option, workload or plugin, a bad value); 130 interrupted
 (Ctrl-C). Every error is one line on stderr, never a traceback. Nothing is written
 unless an output path is given, or the default path is printed (on stderr) before
