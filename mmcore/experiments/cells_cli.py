@@ -107,14 +107,14 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def failure_line(o: Outcome, label: str | None = None) -> str:
+def failure_line(o: Outcome) -> str:
     """``mmsim: failed: LABEL (params; seed N): plugin 'p' (dist), hook 'h': kind:
-    reason``: one failed cell on one line (``label`` instead of the cell's own)."""
+    reason``: one failed cell on one line."""
     f = o.failure
     assert f is not None
     where = f.run_failure(o.cell.label).where() if f.plugin or f.hook else ""
     params = " ".join(f"{k}={v}" for k, v in o.cell.params.items())
-    return (f"mmsim: failed: {label or o.cell.label} ({params}; seed {o.cell.seed}): "
+    return (f"mmsim: failed: {o.cell.label} ({params}; seed {o.cell.seed}): "
             f"{f'{where}: ' if where else ''}{f.kind}: {f.reason}")
 
 

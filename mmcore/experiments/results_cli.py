@@ -248,6 +248,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .sweep_cli import show
 
     store, entries = _selected(args)
+    # a trace replay has a report, not a sweep's figures: list or export those cells
+    entries = [e for e in entries if e.cell.trace is None]
     outcomes = sorted((store.get(e.key) for e in entries if e.ok), key=_grid_order)
     workloads = sorted({o.cell.workload for o in outcomes})
     if len(workloads) != 1:

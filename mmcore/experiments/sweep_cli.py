@@ -45,7 +45,7 @@ from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM, Result
 from .runner import configurations
 from .sweep import cells, grid
 
-__all__ = ["add_sweep_options", "cmd_sweep", "failure_doc", "show"]
+__all__ = ["add_sweep_options", "cmd_sweep", "show"]
 
 
 #: The plugin axes a sweep can run several plugins of, with their defaults.
@@ -164,7 +164,7 @@ def cmd_sweep(args: argparse.Namespace, out: Console) -> int:
     results = [o.result for o in sweep.outcomes if o.result is not None]
     if args.json:
         print(json.dumps({"results": json.loads(dumps(results)),
-                          "failures": [failure_doc(o) for o in sweep.failed]},
+                          "failures": [_failure_doc(o) for o in sweep.failed]},
                          sort_keys=True, indent=1))
     show(results, args.workload, swept[0], plot, out, tables=not args.json,
          failed=sweep.failed)
@@ -175,7 +175,7 @@ def cmd_sweep(args: argparse.Namespace, out: Console) -> int:
     return EXIT_FAILURE if sweep.failed else 0
 
 
-def failure_doc(o: Outcome) -> dict[str, Any]:
+def _failure_doc(o: Outcome) -> dict[str, Any]:
     """A failed cell in a command's JSON: its key, its cell and the failure."""
     assert o.failure is not None
     return {"key": o.key, "label": o.cell.label, "cell": o.cell.to_dict(),
