@@ -169,3 +169,17 @@ def test_importing_the_library_does_not_configure_structlog() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+def test_compare_on_a_process_pool_matches_inline(capsys: pytest.CaptureFixture[str]
+                                                   ) -> None:
+    """compare's configurations are cells: on a pool of 2 they give the inline figures."""
+    argv = ["compare", "wide-fork", "--param", "children=2", "--param", "pages=4",
+            "--no-plot", "--json"]
+    assert main([*argv, "--jobs", "1"]) == 0
+    inline = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--jobs", "2"]) == 0
+    pooled = json.loads(capsys.readouterr().out)
+    for r in inline["results"] + pooled["results"]:
+        r.pop("wall_time_s")
+    assert inline == pooled and len(inline["results"]) == len(CONFIGS)
