@@ -132,6 +132,13 @@ def test_failures_are_stored_counted_and_exit_1(
     assert main(["results", "list", str(store), "--status", "failed", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert {x["failure"]["plugin"] for x in listed} == {doomed}
+    assert main(["results", "report", str(store)]) == 0  # failed cells as red rows
+    out, err = capsys.readouterr()
+    assert out.count("failed configurations") == 2  # a table of why per grid point
+    red = [ln.split()[0] for ln in out.splitlines() if ln.split()[1:3] == ["broken", "-"]]
+    assert sorted(red) == sorted(2 * [r if p is None else f"{r}+{p}" for r, p in CONFIGS
+                                      if r == doomed])
+    assert f"{2 * doomed_rows} failed cells are red rows" in err
     monkeypatch.setattr(runner, "execute", real)
     assert main([*SWEEP, "--store", str(store)]) == 1  # a failure stays a failure
     assert f"0 run, {2 * len(CONFIGS)} from the store" in capsys.readouterr().err
