@@ -242,7 +242,8 @@ def smap_gather_stats(mm: Mm, vma: Vma, mss: MemSizeStats) -> None:
     locked = bool(vma.flags & VM_LOCKED)
     pages = m.physmem.pages
     ptes = mm.pgtable.ptes
-    # folio_ref_count() of each large folio met, summed once per walk.
+    # folio_ref_count() of each large folio met, once per walk: the pages' references,
+    # but one per PMD mapping (which holds one on each of its pages in mmcore).
     refcounts: dict[Folio, int] = {}
     pmd_end = 0
     for addr, pte in mm.pgtable.range(vma.start, vma.end):
@@ -258,7 +259,8 @@ def smap_gather_stats(mm: Mm, vma: Vma, mss: MemSizeStats) -> None:
                 continue
             refcount = refcounts.get(folio)
             if refcount is None:
-                refcount = refcounts[folio] = sum(p.refcount for p in folio.pages)
+                refcount = refcounts[folio] = sum(p.refcount for p in folio.pages) \
+                    - folio.entire_mapcount * (folio.nr_pages - 1)
             if not pte_huge(pte):
                 smaps_account_folio(mss, m, folio, [page], refcount, pte_young(pte),
                                     pte_dirty(pte), locked)
