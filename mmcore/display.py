@@ -1,8 +1,9 @@
 """Rich displays: what a notebook or a terminal shows for the simulator's objects.
 
-``Machine``, ``Process``, ``Vma``, ``Page``, ``WalkResult``, ``UnmapResult``, ``Costs`` and
-the counters (``Counters``, ``WalkCost``, ``VmEvents``, ``Vmstat``, ``Meminfo`` and the
-other /proc tables) each have three one-line display methods that delegate here:
+``Machine``, ``Process``, ``Vma``, ``Page``, ``WalkResult`` (and ``WalkTrace``),
+``UnmapResult``, ``Costs`` and the counters (``Counters``, ``WalkCost``, ``VmEvents``,
+``Vmstat``, ``Meminfo`` and the other /proc tables) each have three one-line display
+methods that delegate here:
 
 * ``_repr_html_`` (Jupyter): an HTML table;
 * ``_repr_pretty_`` (IPython in a terminal, ``IPython.lib.pretty``): the same table as
@@ -41,7 +42,7 @@ from .pagetable import GUARD_PTE, is_swap_pte, pte_pfn, pte_present, swp_slot
 from .proc import vma_name
 from .process import Process
 from .proctext import ProcTable
-from .rmap import UnmapResult, WalkResult
+from .rmap import UnmapResult, WalkResult, WalkTrace
 from .viz import _kind, _ObjectNames, _perms, _pte_flags
 from .vma import Vma
 from .vmstat import VmEvents, Vmstat
@@ -213,6 +214,17 @@ def _(walk: WalkResult) -> View:
 
 
 @view.register
+def _(walk: WalkTrace) -> View:
+    probes = [(str(i), str(p.pid), f"{p.vma_start:#x}-{p.vma_end:#x}", f"{p.address:#x}",
+               p.verdict) for i, p in enumerate(walk.probes, 1)]
+    found = f"{len(walk.mappings)} of {walk.mapcount}"
+    return View(f"walk of pfn {walk.pfn}", [("mappings found", found),
+                                             ("candidates probed", str(len(walk.probes)))],
+                [_table("probes, in walk order", ("#", "pid", "vma", "address", "pte"), probes),
+                 _counter_table("cost", walk.cost)])
+
+
+@view.register
 def _(res: UnmapResult) -> View:
     facts = [("success", str(res.success)), ("swap slot", str(res.swap_slot))]
     if res.reason:
@@ -296,16 +308,18 @@ def html(obj: object) -> str:
     return view_html(view(obj))
 
 
-def view_html(v: View, marked: Callable[[Table, tuple[str, ...]], bool] | None = None) -> str:
+def view_html(v: View, marked: Callable[[Table, tuple[str, ...]], bool] | None = None,
+              mark: str = "changed") -> str:
     """A :class:`View` as an HTML fragment; rows for which ``marked(table, row)`` is true
-    get ``class="changed"`` (the step-through marks what a step changed)."""
+    get the class ``mark`` (the step-through marks what a step changed, and the probes of
+    a walk that found the page)."""
     out = [_STYLE, '<div class="mmcore-view">', f"<strong>{_e(v.title)}</strong>"]
     if v.facts:
         out.append("<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(val)}</td></tr>"
                                        for k, val in v.facts) + "</table>")
     for t in v.tables:
         head = "".join(f"<th>{_e(h)}</th>" for h in t.header)
-        body = "".join(("<tr class=\"changed\">" if marked and marked(t, row) else "<tr>")
+        body = "".join((f'<tr class="{_e(mark)}">' if marked and marked(t, row) else "<tr>")
                        + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>"
                        for row in t.rows)
         if t.more:
