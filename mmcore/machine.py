@@ -48,7 +48,7 @@ from .vmstat import VmEvents, Vmstat, vmstat
 T = TypeVar("T")
 
 
-class Machine(_reprs.Displayed):
+class Machine(_reprs.Pictured):
     """One simulated computer running one rmap scheme.
 
     ``rmap`` names an installed rmap plugin (or passes its class); ``mremap_policy``

@@ -666,8 +666,9 @@ def _anon_vmas_of(vma: Vma) -> Iterable[object]:
     return [getattr(avc, "anon_vma", None) for avc in chain]
 
 
-def anon_vma_tree_dot(machine: Machine) -> DotGraph:
-    """A Graphviz DOT graph of every anon object and the vmas that use it.
+def anon_vma_tree_dot(machine: Machine, only: Process | None = None) -> DotGraph:
+    """A Graphviz DOT graph of every anon object and the vmas that use it (with ``only``,
+    the vmas of that one process, and the anon objects they reach).
 
     For anon_vma_chain this is the fork hierarchy: each anon_vma with its
     ``num_children``, ``num_active_vmas`` and refcount, an edge from each parent to each
@@ -693,7 +694,8 @@ def anon_vma_tree_dot(machine: Machine) -> DotGraph:
           n3 -> n4 [label="parent of"];
         }
     """
-    dot = _Dot(f"anon objects ({machine.rmap_name})")
+    title = f"anon objects ({machine.rmap_name})"
+    dot = _Dot(title if only is None else f"{title} of pid {only.pid}")
     names = _ObjectNames()
     objects: list[object] = []
     seen: set[int] = set()
@@ -712,7 +714,8 @@ def anon_vma_tree_dot(machine: Machine) -> DotGraph:
                 todo.append(getattr(obj, "head", None))
 
     vma_nodes: list[tuple[Vma, str]] = []
-    for proc in sorted(machine.live_processes(), key=lambda p: p.pid):
+    procs = machine.live_processes() if only is None else [only] if only.alive else []
+    for proc in sorted(procs, key=lambda p: p.pid):
         group = dot.cluster(f"pid{proc.pid}", f"pid {proc.pid}")
         for vma in proc.mm.vmas:
             if vma.anon_vma is None and not isinstance(vma.rmap, list):
@@ -810,6 +813,13 @@ class DotGraph(str):
             raise GraphvizNotFound(_NO_DOT)
         svg: str = graphviz.Source(self.source).pipe(format="svg", encoding="utf-8")
         return svg
+
+    def inline_svg(self) -> str:
+        """:meth:`svg` as an element to put inside an HTML page: without the XML prolog
+        and DOCTYPE (the DOCTYPE names a DTD on the web, which an offline page must not
+        refer to)."""
+        svg = self.svg()
+        return svg[svg.index("<svg"):]
 
     def _repr_svg_(self) -> str | None:  # Jupyter, when Graphviz is there
         try:

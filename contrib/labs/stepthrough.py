@@ -165,7 +165,7 @@ def _watched(m: Machine, ns: dict[str, object], watch: Watch) -> str:
         return head + f"<p>The rmap walk raised: {html.escape(str(exc))}</p>"
     graph = rmap_dot(m, pfn, walk)
     try:
-        picture = _inline_svg(graph.svg())
+        picture = graph.inline_svg()
     except GraphvizNotFound:
         picture = f"<pre>{html.escape(graph.outline)}</pre>"
     return head + mdisplay.view_html(mdisplay.view(walk), _is_hit, "hit") + picture
@@ -174,12 +174,6 @@ def _watched(m: Machine, ns: dict[str, object], watch: Watch) -> str:
 def _is_hit(table: mdisplay.Table, row: tuple[str, ...]) -> bool:
     """Marks the probes of a walk that found the page."""
     return table.header[-1:] == ("pte",) and row[-1] == MAPS_IT
-
-
-def _inline_svg(svg: str) -> str:
-    """An SVG document as an element to inline: without its XML prolog and DOCTYPE (the
-    DOCTYPE names a DTD on the web, which an offline page must not refer to)."""
-    return svg[svg.index("<svg"):]
 
 
 def record(steps: Sequence[str] = FORK_AND_COW, rmap: str = "anon_vma_chain",
