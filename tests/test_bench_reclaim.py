@@ -1,7 +1,8 @@
 """benchmarks/bench_reclaim.py measures what it says (issue 14 item 5): both runs get
 past their mmap (it once failed with ENOMEM, the heuristic overcommit refusing a mapping
 larger than RAM + swap, so nothing was measured), swap out at least a full swap device,
-and end in the OOM kill of the writing process, which frees its swap. A tiny RAM: behaviour only, never speed."""
+and end in the OOM kill of the writing process, which frees its swap. A tiny RAM:
+behaviour only, never speed."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from mmcore import Machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import bench_reclaim  # noqa: E402  (a script directory, not a package)
+import bench_reclaim  # a script directory, not a package
 
 
 @pytest.mark.parametrize("run", [bench_reclaim.overcommit, bench_reclaim.populate],
