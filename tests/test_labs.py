@@ -316,8 +316,9 @@ def test_lab1_runs_from_the_notebook_source_and_writes_its_graphs(
         assert re.search(rf"^{scheme} +\d+ +\d+ +\d+ +\d+ +\d+ +\d+$", text, re.M)
     assert "COW copies: 1; kpagecount(1) = 1" in text and "copies: +0, reuses: +1" in text
     dots = sorted(p.name for p in tmp_path.glob("*.dot"))
-    assert dots == ["01_rmap_of_pfn_2_anon_vma_chain.dot",
+    assert dots == ["01_rmap_of_pfn_2_anon_vma_chain_walk_2_probes_found_2_of_2.dot",
                     "02_anon_objects_anon_vma_chain.dot"]
+    assert "probe 1: maps it" in (tmp_path / dots[0]).read_text()
     assert (tmp_path / dots[0]).read_text().startswith("digraph mmcore {")
 
 
