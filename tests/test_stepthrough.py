@@ -231,3 +231,51 @@ def test_widget_shows_the_walk_of_the_chosen_page() -> None:
     assert "watched page p @" not in view.value and 'id="step-7"' in view.value
     nxt.click()
     assert 'id="step-8"' in view.value and "watched page c @ 0x10000000" in view.value
+
+
+#: A minimal DOM for the page's script (no browser here): the elements it looks up, and
+#: the class lists and attributes it reads and toggles. Prints, after each action, which
+#: step is shown and which watched pages' blocks are shown.
+FAKE_DOM = """
+function El(attrs){this.attrs=attrs||{};this.cls=new Set();var self=this;
+ this.classList={add:function(c){self.cls.add(c);},
+  toggle:function(c,on){if(on)self.cls.add(c);else self.cls.delete(c);}};}
+El.prototype.getAttribute=function(n){return this.attrs[n];};
+var steps=[],watches=[];
+for(var s=0;s<3;s++){steps.push(new El());for(var w=0;w<2;w++)
+ watches.push(new El({'data-watch':String(w),step:s}));}
+var ids={slider:new El(),label:new El(),prev:new El(),next:new El(),reset:new El(),
+ play:new El(),watch:new El()};ids.watch.value='0';
+var keys=null;
+var document={body:new El(),getElementById:function(i){return ids[i];},
+ querySelectorAll:function(q){return q==='.step'?steps:watches;},
+ addEventListener:function(e,f){keys=f;}};
+function state(){var shown=[];watches.forEach(function(w){if(w.cls.has('shown'))
+ shown.push(w.attrs.step+':'+w.attrs['data-watch']);});
+ console.log(steps.map(function(s){return s.cls.has('shown')?1:0;}).join('')+' '+
+ shown.join(','));}
+"""
+ACTIONS = """
+state();
+ids.watch.value='1';ids.watch.onchange();state();
+ids.next.onclick();state();
+keys({key:'ArrowRight'});state();
+ids.next.onclick();state();
+ids.reset.onclick();ids.watch.value='0';ids.watch.onchange();state();
+"""
+
+
+def test_the_page_script_steps_and_shows_the_chosen_pages_walk(tmp_path: Path) -> None:
+    """The offline page's own script, run by node against a minimal DOM: one step shown
+    at a time (Next, the arrow key, and no further than the last), and in every step
+    only the block of the page chosen in the list."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    import subprocess
+    script = tmp_path / "page.js"
+    script.write_text(FAKE_DOM + stepthrough._JS + ACTIONS)
+    out = subprocess.run([node, str(script)], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n") == [
+        "100 0:0,1:0,2:0", "100 0:1,1:1,2:1", "010 0:1,1:1,2:1", "001 0:1,1:1,2:1",
+        "001 0:1,1:1,2:1", "100 0:0,1:0,2:0", ""]
