@@ -5,14 +5,14 @@ AnonPages are mapped anonymous pages (NR_ANON_MAPPED), Mapped the mapped page-ca
 pages, file and shmem (NR_FILE_MAPPED): for a large folio, as many pages as the machine's
 mapcount design accounts (``mapcount_mapped_pages``: _nr_pages_mapped with per-page
 mapcounts, the whole folio without). AnonHugePages are the pages of anonymous folios
-mapped by a PMD (NR_ANON_THPS, kernel-facts section 21). Shmem is every shmem
-page-cache page, Cached the page cache (NR_FILE_PAGES less the swap cache). Every user
-page is on an LRU list: a page mapped in a VM_LOCKED vma is Unevictable (and Mlocked),
-the others are split by PG_active into Active/Inactive, anon for swap-backed pages
-(anonymous and shmem) and file otherwise; a large folio's pages go by its head's flags.
-Slab is the rmap metadata (anon_vma, anon_vma_chain... are slab objects). Kernel memory
-mmcore does not simulate (kernel stacks, vmalloc, per-cpu, hugetlb, the direct map) shows
-0, apart from the fixed VmallocTotal and Hugepagesize of x86-64.
+mapped by a PMD (NR_ANON_THPS; kernel-facts, "What /proc and /sys show"). Shmem is every
+shmem page-cache page, Cached the page cache (NR_FILE_PAGES less the swap cache). Every
+user page is on an LRU list: a page mapped in a VM_LOCKED vma is Unevictable (and
+Mlocked), the others are split by PG_active into Active/Inactive, anon for swap-backed
+pages (anonymous and shmem) and file otherwise; a large folio's pages go by its head's
+flags. Slab is the rmap metadata (anon_vma, anon_vma_chain... are slab objects). Kernel
+memory mmcore does not simulate (kernel stacks, vmalloc, per-cpu, hugetlb, the direct
+map) shows 0, apart from the fixed VmallocTotal and Hugepagesize of x86-64.
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ def page_mapped_exclusively(mm: Mm, page: Page, pmd: bool) -> bool:
     a page of a large folio, __folio_page_mapped_exclusively() as the machine's mapcount
     design answers it: for the page itself when a pte maps it, for the folio's head page
     when a PMD does (pagemap_pmd_range() asks about pmd_page() for every page: probed,
-    kernel-facts section 21)."""
+    kernel-facts "What /proc and /sys show")."""
     folio = page.folio
     if folio is None:
         return page.mapcount == 1

@@ -215,7 +215,8 @@ def smaps_account_folio(mss: MemSizeStats, m: Machine, folio: Folio, pages: list
     and the private/shared decision of the machine's mapcount design: with per-page
     mapcounts (CONFIG_PAGE_MAPCOUNT) folio_precise_page_mapcount() and ``mapcount < 2``,
     without them folio_average_page_mapcount() and ``!folio_maybe_mapped_shared()``
-    (kernel-facts section 21: a PMD mapping is accounted page by page too)."""
+    (a PMD mapping is accounted page by page too: kernel-facts, "What /proc and /sys
+    show")."""
     head = folio.head
     size = len(pages) * PAGE_SIZE
     if head.flags & PG_ANON:
@@ -300,7 +301,7 @@ def thp_eligible(m: Machine, vma: Vma) -> bool:
     shmem vma never is on the reference machine (no CONFIG_READ_ONLY_THP_FOR_FS, shmem
     THP ``never``). An anonymous vma is if some order enabled for it (``always``, or
     ``madvise`` with VM_HUGEPAGE) fits: the block ending at ``vm_end`` aligned down lies
-    inside the vma (probed, kernel-facts section 21)."""
+    inside the vma (probed, kernel-facts "What /proc and /sys show")."""
     if vma.flags & (VM_NOHUGEPAGE | VM_SPECIAL) or vma.file is not None:
         return False
     orders = m.thp.allowed_orders(hugepage=bool(vma.flags & VM_HUGEPAGE))

@@ -3,9 +3,9 @@ anon_enabled_show(), hpage_pmd_size_show(), use_zero_page_show() and the per-siz
 ``stats`` attributes of DEFINE_MTHP_STAT_ATTR()).
 
 :func:`read` renders one file from the machine's knobs (:class:`mmcore.thp.ThpSettings`)
-and counters (:class:`mmcore.thp.MthpStats`) exactly as 6.18 prints it (probed,
-kernel-facts section 21); :func:`write` is the store side of the knobs. Paths are
-relative to :data:`THP_SYSFS` or absolute under it. Only the anonymous sizes
+and counters (:class:`mmcore.thp.MthpStats`) exactly as 6.18 prints it (probed:
+kernel-facts, "What /proc and /sys show"); :func:`write` is the store side of the knobs.
+Paths are relative to :data:`THP_SYSFS` or absolute under it. Only the anonymous sizes
 (:data:`mmcore.thp.ANON_ORDERS`) are modelled; shmem knobs and the file-only sizes are
 not.
 """

@@ -2,7 +2,8 @@
 smaps_rollup, pagemap PM_MMAP_EXCLUSIVE, meminfo AnonPages/AnonHugePages, vmstat
 nr_anon_transparent_hugepages, THPeligible and the transparent_hugepage sysfs files, each
 as 6.18 computes them through the machine's mapcount design. The rules are the probed ones
-of docs/kernel-facts.md section 21 (tools/kernel_probe/folio_procfs.c).
+of docs/kernel-facts.md, "What /proc and /sys show of large folios"
+(tools/kernel_probe/folio_procfs.c).
 
 Until the mTHP fault path lands, :func:`_fault_folio` maps a large folio by hand the way
 do_anonymous_page() with alloc_anon_folio() will (folio_add_new_anon_rmap() and the
@@ -80,7 +81,7 @@ def _mthp(mapcount: str = "per_page") -> tuple[Machine, Process, Folio]:
 def _pmd(child_unmaps: int | None = None) -> tuple[Machine, Process, Process, Folio]:
     """A PMD-mapped THP of a MADV_HUGEPAGE vma; with ``child_unmaps``, a child process
     maps the same folio by ptes except that page, as after its COW of it split its PMD
-    (kernel-facts section 21, cases A and B)."""
+    (kernel-facts "What /proc and /sys show", cases A and B)."""
     m = Machine()
     p, c = m.spawn(), m.spawn()
     for proc in (p, c):
