@@ -23,6 +23,8 @@ from .events import Event
 from .folio import Folio
 from .fork import dup_mmap, exit_mmap
 from .fs import FS_DEV, SHMEM_DEV, Inode, OpenFile
+from .huge_memory import deferred_split_folio
+from .khugepaged import Khugepaged
 from .kpageflags import kpageflags, kpageflags_bytes
 from .meminfo import Meminfo, meminfo
 from .mm import Mm
@@ -104,6 +106,10 @@ class Machine(_reprs.Displayed):
         self.mthp_stats = MthpStats()
         #: The deferred-split queue (ds_queue): partly mapped large folios, in queue order.
         self.deferred_split: dict[Folio, None] = {}
+        #: The huge zero folio once a read fault has needed it (mm_get_huge_zero_folio).
+        self.huge_zero_folio: Folio | None = None
+        #: khugepaged's knobs, cursor and counters (:mod:`mmcore.khugepaged`).
+        self.khugepaged = Khugepaged()
         self.max_map_count = max_map_count
         if overcommit_memory not in (0, 1, 2) or overcommit_ratio < 0 or overcommit_kbytes < 0:
             raise ConfigError("overcommit_memory must be 0, 1 or 2, and overcommit_ratio "
@@ -301,6 +307,28 @@ class Machine(_reprs.Displayed):
         if victim is self.current:
             raise ProcessKilled(victim.pid)
 
+    def alloc_folio(self, order: int) -> Folio | None:
+        """folio_alloc() of a large anonymous folio, put on the LRU by its head page.
+
+        None when no naturally aligned block is free or taking one would leave fewer
+        free frames than the min watermark (zone_watermark_ok() for the order fails;
+        mmcore models no compaction and no reclaim for a large folio: the caller falls
+        back to smaller pages, as a THP fault without direct compaction does)."""
+        if self.physmem.free_list.nr - (1 << order) < self.watermarks[0]:
+            return None
+        folio = self.physmem.alloc_folio(order)
+        if folio is not None:
+            self.lru_add(folio.head)
+        return folio
+
+    def khugepaged_scan(self) -> int:
+        """One wake-up of khugepaged: scan up to ``pages_to_scan`` pages of THP-enabled
+        vmas and collapse what qualifies (:func:`mmcore.khugepaged.khugepaged_do_scan`);
+        returns the number of THPs collapsed."""
+        from .khugepaged import khugepaged_do_scan
+        self._check_usable()
+        return self.syscall(khugepaged_do_scan, self)
+
     def put_page(self, page: Page) -> None:
         """put_page(): drop one reference, freeing the frame with the last one."""
         page.refcount -= 1
@@ -328,10 +356,20 @@ class Machine(_reprs.Displayed):
         self.physmem.free_folio(folio)
 
     def unmap_page_pte(self, page: Page, vma: Vma, addr: int) -> None:
-        """folio_remove_rmap_pte() + put: one pte no longer maps ``page``."""
+        """folio_remove_rmap_pte() + put: one pte no longer maps ``page``. For a page of
+        a large folio the mapcount design hears of it, and a folio left partly mapped
+        is queued for deferred split."""
         page.mapcount -= 1
-        if page.is_anon:
-            self.rmap_page_remove(page, vma, addr)
+        folio = page.folio
+        if folio is None:
+            if page.is_anon:
+                self.rmap_page_remove(page, vma, addr)
+        elif page.is_anon:
+            first = folio.page_index(page)
+            self.rmap_folio_remove_ptes(folio, first, 1, vma, addr)
+            self.mapcount_remove(folio, first, 1, vma, addr, False)
+            if self.mapcount_partially_mapped(folio):
+                deferred_split_folio(self, folio)
         self.put_page(page)
 
     # --- files -------------------------------------------------------------------------------
@@ -456,9 +494,13 @@ class Machine(_reprs.Displayed):
         return kpageflags_bytes(self, pfn, count)
 
     def kpagecount(self, pfn: int) -> int:
-        """/proc/kpagecount: the page's mapcount (0 for the zero page or a free frame)."""
+        """/proc/kpagecount: the page's mapcount (0 for the zero page or a free frame);
+        for a page of a large folio, as the mapcount design reports it (page_mapcount():
+        its ptes plus the folio's PMD mappings with per-page mapcounts)."""
         page = self.physmem.page(pfn)
-        return 0 if page is None else page.mapcount
+        if page is None:
+            return 0
+        return page.mapcount if page.folio is None else self.mapcount_page(page.folio, page)
 
     # --- accounting and events ---------------------------------------------------------------
 

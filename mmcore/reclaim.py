@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .constants import VM_LOCKED
+from .huge_memory import page_mapcount
 from .page import PG_CACHE, PG_DIRTY, PG_LAZYFREE, PG_REFERENCED, PG_SWAPCACHE, Page
 from .pagetable import pte_dirty, pte_mkold, pte_present, pte_young
 
@@ -48,7 +49,7 @@ class ReclaimContext:
         m.counters.reclaim_referenced_walks += 1
         refs = 1 if page.flags & PG_REFERENCED else 0
         page.flags &= ~PG_REFERENCED
-        if not page.mapcount:
+        if not page_mapcount(page):
             return refs
         from .rmap import find_mappings
         hits, cost = find_mappings(m, page)
@@ -74,7 +75,7 @@ class ReclaimContext:
         if self.machine.swap.nr_free:
             return False
         if page.is_anon:
-            return bool(page.mapcount) and not page.flags & PG_SWAPCACHE
+            return bool(page_mapcount(page)) and not page.flags & PG_SWAPCACHE
         inode: Inode | None = page.mapping if page.flags & PG_CACHE else None  # type: ignore[assignment]
         return inode is not None and inode.shmem
 
@@ -98,7 +99,7 @@ class ReclaimContext:
 
 def expected_refs(page: Page) -> int:
     """The references reclaim can account for: mappings, swap cache, page cache."""
-    return page.mapcount + (1 if page.flags & PG_SWAPCACHE else 0) \
+    return page_mapcount(page) + (1 if page.flags & PG_SWAPCACHE else 0) \
         + (1 if page.flags & PG_CACHE else 0)
 
 
@@ -119,7 +120,7 @@ def _reclaim_page(m: Machine, page: Page) -> str:
     if page.is_anon:
         if page.flags & PG_LAZYFREE and page.mapcount:
             return discard_lazyfree(m, page)
-        if page.mapcount:
+        if page_mapcount(page):
             if not page.flags & PG_SWAPCACHE and not m.swap.nr_free:
                 return "no_swap"
             result = try_to_unmap(m, page)

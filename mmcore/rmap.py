@@ -17,6 +17,7 @@ from . import _reprs
 from .constants import VM_LOCKED
 from .costs import WalkCost
 from .errors import PluginError
+from .huge_memory import page_mapcount, split_huge_pmds_mapping
 from .mm import MM_SWAPENTS
 from .page import PG_ANON_EXCLUSIVE, PG_DIRTY, PG_SWAPCACHE, PG_ZERO, Page
 from .pagetable import pte_dirty, pte_pfn, pte_present, swp_entry_to_pte
@@ -58,7 +59,7 @@ def find_mappings(m: Machine, page: Page) -> tuple[list[tuple[Vma, int]], WalkCo
     """
     cost = WalkCost(walks=1)
     hits: list[tuple[Vma, int]] = []
-    want = page.mapcount
+    want = page_mapcount(page)  # page_vma_mapped_walk() finds PMD mappings too
     if want == 0:
         return hits, cost
     walk = m.rmap_walk_impl if page.is_anon else m.file_rmap_walk_impl
@@ -107,7 +108,8 @@ def try_to_unmap(m: Machine, page: Page) -> UnmapResult:
     in a VM_LOCKED vma makes the attempt fail with nothing changed (the kernel's
     try_to_unmap_one() stops there and mlocks the page). An anonymous page that cannot
     get a swap slot (no swap, or swap full) stays mapped: the attempt fails with nothing
-    changed, as add_to_swap() failing does in shrink_folio_list(). The walk effort is added to
+    changed, as add_to_swap() failing does in shrink_folio_list(). Huge PMDs mapping the
+    page are split first (TTU_SPLIT_HUGE_PMD). The walk effort is added to
     the reclaim share when reclaim is running.
     """
     result = UnmapResult(pfn=page.pfn, success=False)
@@ -127,6 +129,8 @@ def try_to_unmap(m: Machine, page: Page) -> UnmapResult:
         # add_to_swap() fails: shrink_folio_list() keeps the folio mapped (activate_locked)
         result.reason = "no swap space"
         return result
+    if page.folio is not None and page.folio.entire_mapcount:
+        split_huge_pmds_mapping(m, page, hits)
     if anon and hits:
         if page.flags & PG_SWAPCACHE:  # add_to_swap() only for a page not yet in swap
             slot = page.swap_slot
