@@ -10,7 +10,7 @@ pte enters the fault handler. The handler finds the vma, checks its permissions
 * a present read-only pte on write: ``do_wp_page`` (reuse if exclusive, else copy).
 
 Before the pte path, a fault whose 2 MiB has no page table yet in a vma that allows PMD
-THPs maps one (:func:`mmcore.huge_memory.create_huge_pmd`), and a write to a read-only
+THPs maps one (:func:`mmcore.huge_memory.do_huge_pmd_anonymous_page`), and a write to a read-only
 huge PMD goes to :func:`mmcore.huge_memory.do_huge_pmd_wp_page`.
 """
 
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT, PAGE_SIZE, VM_EXEC, VM_READ, VM_WRITE
 from .errors import SegmentationFault
-from .huge_memory import create_huge_pmd, do_huge_pmd_wp_page, thp_pmd_allowed
+from .huge_memory import do_huge_pmd_anonymous_page, do_huge_pmd_wp_page, thp_pmd_allowed
 from .mm import MM_ANONPAGES, MM_SWAPENTS
 from .page import PG_ANON, PG_ANON_EXCLUSIVE, PG_DIRTY, PG_ZERO, Page
 from .pagecache import check_eof, find_get_page
@@ -80,8 +80,8 @@ def handle_mm_fault(mm: Mm, addr: int, write: bool) -> int:
     addr &= ~0xFFF
     pte = mm.pgtable.lookup(addr)
     if pte == 0 and vma.file is None:
-        if thp_pmd_allowed(vma):
-            huge = create_huge_pmd(vma, addr, write)
+        if mm.pgtable.pmd_none(addr) and thp_pmd_allowed(vma):
+            huge = do_huge_pmd_anonymous_page(vma, addr, write)  # create_huge_pmd()
             if huge:
                 return huge
         if write:

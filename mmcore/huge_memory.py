@@ -64,11 +64,14 @@ def thp_pmd_allowed(vma: Vma, collapse: bool = False) -> bool:
     knob) is ``always``, or ``madvise`` and the vma has VM_HUGEPAGE. With ``collapse``
     (TVA_FORCED_COLLAPSE, MADV_COLLAPSE) the sysfs modes do not matter."""
     flags = vma.flags
-    if vma.file is not None or flags & VM_NOHUGEPAGE:
+    if flags & VM_NOHUGEPAGE or vma.file is not None:
         return False
     if collapse:
         return True
-    mode = vma.mm.machine.thp.mode(HPAGE_PMD_ORDER)
+    thp = vma.mm.machine.thp
+    mode = thp.per_order[HPAGE_PMD_ORDER]  # ThpSettings.mode(), inlined: every anon fault
+    if mode == "inherit":
+        mode = thp.enabled
     return mode == "always" or (mode == "madvise" and bool(flags & VM_HUGEPAGE))
 
 
@@ -122,21 +125,14 @@ def page_mapcount(page: Page) -> int:
 # --- fault -------------------------------------------------------------------------------
 
 
-def create_huge_pmd(vma: Vma, addr: int, write: bool) -> int:
-    """__handle_mm_fault() -> create_huge_pmd(): when the fault's PMD is none (no pte of
-    its 2 MiB is populated) and the vma allows a PMD THP there, map one; returns the pte
-    now at ``addr``, or 0 for VM_FAULT_FALLBACK (the caller takes the pte path)."""
-    haddr = addr & HPAGE_PMD_MASK
-    if not vma.mm.pgtable.pmd_none(haddr):
-        return 0
-    return do_huge_pmd_anonymous_page(vma, addr, write)
-
-
 def do_huge_pmd_anonymous_page(vma: Vma, addr: int, write: bool) -> int:
-    """do_huge_pmd_anonymous_page(): outside a suitable range, fall back; prepare the
+    """do_huge_pmd_anonymous_page(), which __handle_mm_fault() -> create_huge_pmd() calls
+    for an anonymous vma when the fault's PMD is none (no pte of its 2 MiB populated)
+    and :func:`thp_pmd_allowed`. Outside a suitable range, fall back; prepare the
     anon_vma (vmf_anon_prepare(), even for a read); a read with ``use_zero_page`` maps
     the huge zero page read-only; otherwise a new order-9 folio is mapped writable, or,
-    when none can be allocated, thp_fault_fallback and the pte path."""
+    when none can be allocated, thp_fault_fallback and the pte path. Returns the pte now
+    at ``addr``, or 0 for VM_FAULT_FALLBACK (the caller takes the pte path)."""
     from .fault import anon_vma_prepare
     haddr = addr & HPAGE_PMD_MASK
     if not thp_vma_suitable(vma, haddr):

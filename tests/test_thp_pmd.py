@@ -479,3 +479,23 @@ def test_khugepaged_limits_swap_ptes_and_swaps_in_what_it_collapses(m: Machine) 
     assert m.khugepaged_scan() == 1 and pmd_mapped(p, a)
     assert p.read(a, 1) == b"A" and p.read(a + 7 * P, 1) == b"H"
     check_invariants(m)
+
+
+def test_fault_falls_back_to_small_pages_when_no_aligned_block_is_free() -> None:
+    m = Machine(ram_pages=1000)  # frames 1..999: no free naturally aligned 512 block
+    p = m.spawn()
+    a = thp_area(p)
+    p.write(a, b"x")
+    assert not p.mm.pgtable.huge_pmds and folio_at(p, a) is None
+    assert m.vm_events.thp_fault_fallback == 1
+    assert m.mthp_stats.stats[9]["anon_fault_fallback"] == 1
+    check_invariants(m)
+
+
+def test_without_use_zero_page_a_read_fault_allocates_the_thp() -> None:
+    m = Machine(thp=ThpSettings(use_zero_page=False), ram_pages=1 << 14)
+    p = m.spawn()
+    a = thp_area(p)
+    assert p.read(a, 1) == b"\0"
+    assert pmd_mapped(p, a) and p.mm.rss == HPAGE_PMD_NR
+    assert (m.vm_events.thp_fault_alloc, m.vm_events.thp_zero_page_alloc) == (1, 0)
