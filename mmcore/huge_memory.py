@@ -12,7 +12,7 @@ split time is what the per-page references already are). PG_anon_exclusive, whic
 kernel keeps on the head page for a PMD mapping, is kept on all 512 pages alike: the
 split hands it to every page (folio_add_anon_rmap_ptes(RMAP_EXCLUSIVE)) anyway.
 
-The rules follow Linux 6.18 as probed (docs/kernel-facts.md sections 18 and 20): a write
+The rules follow Linux 6.18 as probed (docs/kernel-facts.md sections 18 and 21): a write
 fault in a THP-enabled vma maps a new THP (do_huge_pmd_anonymous_page), a read maps the
 huge zero page; fork shares the PMD write-protected (copy_huge_pmd); a write to a shared
 PMD splits the writer's PMD and copies one small page (do_huge_pmd_wp_page falls back
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT, PAGE_SIZE, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_WRITE
 from .folio import HPAGE_PMD_ORDER
+from .folio_split import deferred_split_folio
 from .mm import MM_ANONPAGES
 from .page import PG_ANON, PG_ANON_EXCLUSIVE, PG_ZERO, Page
 from .pagetable import (
@@ -148,7 +149,7 @@ def do_huge_pmd_anonymous_page(vma: Vma, addr: int, write: bool) -> int:
         vma.mm.pgtable.set_huge_pmd(haddr, [pte + (i << 12) for i in range(HPAGE_PMD_NR)])
         m.counters.fault_zero_page += 1
         return vma.mm.pgtable.ptes[addr >> PAGE_SHIFT]
-    folio = vma_alloc_anon_folio_pmd(m)
+    folio = vma_alloc_anon_folio_pmd(vma)
     if folio is None:
         return 0
     map_anon_folio_pmd(vma, haddr, folio)
@@ -157,10 +158,12 @@ def do_huge_pmd_anonymous_page(vma: Vma, addr: int, write: bool) -> int:
     return vma.mm.pgtable.ptes[addr >> PAGE_SHIFT]
 
 
-def vma_alloc_anon_folio_pmd(m: Machine) -> Folio | None:
-    """vma_alloc_anon_folio_pmd(): a new zeroed order-9 folio, or None after counting
-    thp_fault_fallback and the PMD size's anon_fault_fallback."""
-    folio = m.alloc_folio(HPAGE_PMD_ORDER)
+def vma_alloc_anon_folio_pmd(vma: Vma) -> Folio | None:
+    """vma_alloc_anon_folio_pmd(): a new zeroed order-9 folio, with direct reclaim if
+    the vma has VM_HUGEPAGE (vma_thp_gfp_mask() under ``defrag=madvise``), or None
+    after counting thp_fault_fallback and the PMD size's anon_fault_fallback."""
+    m = vma.mm.machine
+    folio = m.alloc_folio(HPAGE_PMD_ORDER, bool(vma.flags & VM_HUGEPAGE))
     if folio is None:
         m.vm_events.thp_fault_fallback += 1
         m.mthp_stats.count(HPAGE_PMD_ORDER, "anon_fault_fallback")
@@ -237,7 +240,7 @@ def do_huge_zero_wp_pmd(vma: Vma, haddr: int) -> bool:
     maps 2048 kB of new anonymous memory, thp_fault_alloc +1, no split); False when no
     THP can be allocated (the caller splits the PMD and takes the pte path)."""
     m = vma.mm.machine
-    folio = vma_alloc_anon_folio_pmd(m)
+    folio = vma_alloc_anon_folio_pmd(vma)
     if folio is None:
         return False
     vma.mm.pgtable.clear_huge_pmd(haddr)
@@ -254,6 +257,14 @@ def split_huge_pmds_mapping(m: Machine, page: Page, hits: list[tuple[Vma, int]])
     for vma, addr in hits:
         if vma.mm.pgtable.ptes.get(addr >> PAGE_SHIFT, 0) & _PSE_BIT:
             split_huge_pmd(vma, addr & HPAGE_PMD_MASK)
+
+
+def split_folio_pmds(m: Machine, folio: Folio) -> None:
+    """unmap_folio()'s TTU_SPLIT_HUGE_PMD before a folio split: every PMD mapping the
+    folio, found through the rmap walk of its head, becomes 512 ptes."""
+    from .rmap import find_mappings
+    hits, _cost = find_mappings(m, folio.head)
+    split_huge_pmds_mapping(m, folio.head, hits)
 
 
 # --- fork, zap, split, move --------------------------------------------------------------
@@ -305,22 +316,10 @@ def zap_huge_pmd(vma: Vma, haddr: int) -> None:
     m.rmap_folio_remove_ptes(folio, 0, HPAGE_PMD_NR, vma, haddr)
     m.mapcount_remove(folio, 0, HPAGE_PMD_NR, vma, haddr, True)
     mm.add_rss(page, -HPAGE_PMD_NR)
-    if m.mapcount_partially_mapped(folio):
+    if not folio.deferred and m.mapcount_partially_mapped(folio):
         deferred_split_folio(m, folio)
     for p in list(folio.pages):
         m.put_page(p)
-
-
-def deferred_split_folio(m: Machine, folio: Folio) -> None:
-    """deferred_split_folio(folio, partially_mapped=true): queue a partly mapped
-    anonymous large folio once (thp_deferred_split_page and the size's split_deferred
-    count it)."""
-    if folio.deferred:
-        return
-    folio.deferred = True
-    m.deferred_split[folio] = None
-    m.vm_events.thp_deferred_split_page += 1
-    m.mthp_stats.count(folio.order, "split_deferred")
 
 
 def split_huge_pmd(vma: Vma, haddr: int) -> None:

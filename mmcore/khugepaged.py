@@ -5,7 +5,7 @@ Both scan one PMD-aligned 2 MiB of a private anonymous vma (hpage_collapse_scan_
 and, if it qualifies, copy its pages into a new order-9 folio mapped by one PMD
 (collapse_huge_page()). khugepaged is bounded by the ``max_ptes_*`` knobs and wants
 recently referenced pages; MADV_COLLAPSE ignores those limits and the sysfs THP modes
-(probed, docs/kernel-facts.md section 20: a 2 MiB range with 10 written pages, or only
+(probed, docs/kernel-facts.md section 21: a 2 MiB range with 10 written pages, or only
 zero-page ptes, collapses).
 """
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .vma import Vma
 
 #: Scan results (enum scan_result, the names of the huge_memory trace events).
+SCAN_FAIL = "failed"
 SCAN_SUCCEED = "succeeded"
 SCAN_PMD_NULL = "pmd_null"
 SCAN_PMD_MAPPED = "page_pmd_mapped"
@@ -122,26 +123,34 @@ def hpage_collapse_scan_pmd(vma: Vma, haddr: int, khugepaged: bool) -> str:
 
 
 def collapse_huge_page(vma: Vma, haddr: int) -> str:
-    """collapse_huge_page(): allocate the THP (thp_collapse_alloc, or
-    thp_collapse_alloc_failed), swap in the swapped-out pages
-    (__collapse_huge_page_swapin()), copy every page into it, zero-filling none and
-    zero-page ptes (__collapse_huge_page_copy()), release the old pages and map the THP
-    by one PMD, exclusive, dirty and writable if the vma is. The rss grows by the none
-    and zero-page ptes the THP now covers."""
+    """collapse_huge_page(): swap in the swapped-out pages (__collapse_huge_page_swapin(),
+    as read faults), allocate the THP (thp_collapse_alloc, or
+    thp_collapse_alloc_failed), copy every page into it, zero-filling none and zero-page
+    ptes (__collapse_huge_page_copy()), release the old pages and map the THP by one
+    PMD, exclusive, dirty and writable if the vma is. The rss grows by the none and
+    zero-page ptes the THP now covers.
+
+    The kernel allocates before it swaps in and may reclaim for the THP; mmcore swaps in
+    first and allocates without reclaim, so that nothing can reclaim a page of the
+    range between the swap-in and the copy (mmcore has no page locks or LRU isolation
+    to keep them). A range that reclaim emptied again during the swap-ins fails
+    (SCAN_FAIL)."""
     from .fault import do_swap_page
     mm = vma.mm
     m = mm.machine
-    folio = m.alloc_folio(HPAGE_PMD_ORDER)
-    if folio is None:
-        m.vm_events.thp_collapse_alloc_failed += 1
-        return SCAN_ALLOC_HUGE_PAGE_FAIL
-    m.vm_events.thp_collapse_alloc += 1
     pt = mm.pgtable
     base = haddr >> PAGE_SHIFT
     for i in range(HPAGE_PMD_NR):
         pte = pt.ptes.get(base + i, 0)
         if is_swap_pte(pte):
             do_swap_page(vma, haddr + (i << PAGE_SHIFT), pte, False)
+    if any(is_swap_pte(pt.ptes.get(base + i, 0)) for i in range(HPAGE_PMD_NR)):
+        return SCAN_FAIL
+    folio = m.alloc_folio(HPAGE_PMD_ORDER, False)
+    if folio is None:
+        m.vm_events.thp_collapse_alloc_failed += 1
+        return SCAN_ALLOC_HUGE_PAGE_FAIL
+    m.vm_events.thp_collapse_alloc += 1
     for i, new in enumerate(folio.pages):
         addr = haddr + (i << PAGE_SHIFT)
         pte = pt.clear(addr)
