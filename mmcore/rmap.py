@@ -17,7 +17,7 @@ from . import _reprs
 from .constants import PAGE_SHIFT, VM_LOCKED
 from .costs import WalkCost
 from .errors import PluginError
-from .huge_memory import page_mapcount, split_huge_pmds_mapping
+from .huge_memory import page_mapcount
 from .mm import MM_SWAPENTS
 from .page import PG_ANON_EXCLUSIVE, PG_DIRTY, PG_SWAPCACHE, PG_ZERO, Page
 from .pagetable import pte_dirty, pte_pfn, pte_present, swp_entry_to_pte
@@ -151,8 +151,7 @@ def try_to_unmap(m: Machine, page: Page) -> UnmapResult:
     in a VM_LOCKED vma makes the attempt fail with nothing changed (the kernel's
     try_to_unmap_one() stops there and mlocks the page). An anonymous page that cannot
     get a swap slot (no swap, or swap full) stays mapped: the attempt fails with nothing
-    changed, as add_to_swap() failing does in shrink_folio_list(). Huge PMDs mapping the
-    page are split first (TTU_SPLIT_HUGE_PMD). The walk effort is added to
+    changed, as add_to_swap() failing does in shrink_folio_list(). The walk effort is added to
     the reclaim share when reclaim is running.
     """
     result = UnmapResult(pfn=page.pfn, success=False)
@@ -182,8 +181,6 @@ def try_to_unmap(m: Machine, page: Page) -> UnmapResult:
         # add_to_swap() fails: shrink_folio_list() keeps the folio mapped (activate_locked)
         result.reason = "no swap space"
         return result
-    if page.folio is not None and page.folio.entire_mapcount:
-        split_huge_pmds_mapping(m, page, hits)
     if anon and hits:
         if page.flags & PG_SWAPCACHE:  # add_to_swap() only for a page not yet in swap
             slot = page.swap_slot

@@ -417,16 +417,20 @@ def test_khugepaged_skips_ranges_without_a_referenced_page(m: Machine) -> None:
     assert m.khugepaged_scan() == 0 and not p.mm.pgtable.huge_pmds
 
 
-def test_reclaim_of_a_pmd_thp_splits_the_pmd_first(m: Machine) -> None:
-    """try_to_unmap(TTU_SPLIT_HUGE_PMD): the PMD is split, then the page unmapped."""
+def test_reclaim_of_a_pmd_thp_splits_the_pmd_before_the_folio(m: Machine) -> None:
+    """Swapping out a page of a PMD-mapped THP splits the folio (mmcore swaps large
+    folios as order-0 pages), whose unmap_folio() splits the PMD first
+    (TTU_SPLIT_HUGE_PMD); the all-zero pages then map the zero page."""
     p = m.spawn()
     a = thp_area(p)
     p.write(a, b"r")
+    p.write(a + P, b"s")
     result = m.try_to_unmap(p.pagemap(a).pfn)
     assert result.success and not p.mm.pgtable.huge_pmds
-    assert m.vm_events.thp_split_pmd == 1 and p.mm.rss == HPAGE_PMD_NR - 1
+    assert (m.vm_events.thp_split_pmd, m.vm_events.thp_split_page) == (1, 1)
+    assert p.mm.rss == 1 and folio_at(p, a + P) is None
     check_invariants(m)
-    assert p.read(a, 1) == b"r"
+    assert p.read(a, 1) == b"r" and p.read(a + P, 1) == b"s"
     check_invariants(m)
 
 
