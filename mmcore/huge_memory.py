@@ -172,8 +172,9 @@ def vma_alloc_anon_folio_pmd(vma: Vma) -> Folio | None:
 
 def map_new_anon_pmd(vma: Vma, haddr: int, folio: Folio) -> None:
     """folio_add_new_anon_rmap(RMAP_EXCLUSIVE) of a PMD + set_pmd_at(): every page is
-    anonymous, exclusive and referenced once by the PMD; the PMD is dirty and writable
-    if the vma is (maybe_pmd_mkwrite(pmd_mkdirty()))."""
+    anonymous, exclusive and referenced once by the PMD, and the folio counts in the PMD
+    size's ``nr_anon``; the PMD is dirty and writable if the vma is
+    (maybe_pmd_mkwrite(pmd_mkdirty()))."""
     m = vma.mm.machine
     for page in folio.pages:
         page.flags = (page.flags & ~PG_ZERO) | PG_ANON | PG_ANON_EXCLUSIVE
@@ -181,6 +182,7 @@ def map_new_anon_pmd(vma: Vma, haddr: int, folio: Folio) -> None:
     folio.entire_mapcount = 1
     m.rmap_folio_add_new_anon(folio, 0, HPAGE_PMD_NR, vma, haddr, True)
     m.mapcount_add(folio, 0, HPAGE_PMD_NR, vma, haddr, True)
+    m.mthp_stats.count(HPAGE_PMD_ORDER, "nr_anon")
     writable = bool(vma.flags & VM_WRITE)
     pte = mk_pte(folio.pfn, writable, dirty=True)
     vma.mm.pgtable.set_huge_pmd(haddr, [pte + (i << 12) for i in range(HPAGE_PMD_NR)])

@@ -4,6 +4,7 @@ probed on Linux 6.18 (docs/kernel-facts.md sections 18 and 21), under every rmap
 from __future__ import annotations
 
 import errno
+import random
 
 import pytest
 
@@ -23,6 +24,7 @@ from mmcore.constants import (
     PROT_READ,
     PROT_WRITE,
 )
+from mmcore.errors import SegmentationFault
 from mmcore.folio import Folio
 from mmcore.huge_memory import HPAGE_PMD_NR, HPAGE_PMD_SIZE
 from mmcore.plugins import valid_configurations
@@ -268,8 +270,9 @@ def test_dontneed_or_munmap_of_the_whole_thp_frees_it_without_a_split(m: Machine
     assert m.physmem.nr_free == free and not p.mm.pgtable.huge_pmds
     p.write(a, b"y")
     assert pmd_mapped(p, a)
+    assert m.mthp_stats.stats[9]["nr_anon"] == 1
     p.munmap(a, H)
-    assert m.physmem.nr_free == free
+    assert m.physmem.nr_free == free and m.mthp_stats.stats[9]["nr_anon"] == 0
     assert (m.vm_events.thp_split_pmd, m.vm_events.thp_deferred_split_page) == (0, 0)
     check_invariants(m)
 
@@ -503,3 +506,72 @@ def test_without_use_zero_page_a_read_fault_allocates_the_thp() -> None:
     assert p.read(a, 1) == b"\0"
     assert pmd_mapped(p, a) and p.mm.rss == HPAGE_PMD_NR
     assert (m.vm_events.thp_fault_alloc, m.vm_events.thp_zero_page_alloc) == (1, 0)
+
+
+def _random_step(rng: random.Random, m: Machine, procs: list[Process], base: int,
+                 expected: dict[tuple[int, int], bytes]) -> None:
+    """One random operation on a 4 MiB THP area of a random live process; ``expected``
+    keeps what each process must read back."""
+    p = rng.choice([q for q in procs if q.alive])
+    op = rng.choice(["write", "write", "read", "fork", "exit", "munmap", "mprotect",
+                     "dontneed", "collapse", "khugepaged", "unmap", "hugepage", "mremap"])
+    off = rng.randrange(0, 4 * H, P)
+    length = min(rng.choice([P, 4 * P, H // 2, H, 2 * H]), 4 * H - off)
+    start, end = base + off, base + off + length
+    if op in ("munmap", "dontneed"):
+        for key in [k for k in expected if k[0] == p.pid and start <= k[1] < end]:
+            del expected[key]
+    try:
+        if op == "write":
+            data = bytes([rng.randrange(1, 256)])
+            p.write(start, data)
+            expected[(p.pid, start)] = data
+        elif op == "read":
+            p.read(start, 1)
+        elif op == "fork" and len(procs) < 4:
+            child = p.fork()
+            procs.append(child)
+            expected.update({(child.pid, a): d for (pid, a), d in list(expected.items())
+                             if pid == p.pid})
+        elif op == "exit" and sum(q.alive for q in procs) > 1:
+            p.exit()
+            for key in [k for k in expected if k[0] == p.pid]:
+                del expected[key]
+        elif op == "munmap":
+            p.munmap(start, length)
+        elif op == "mprotect":
+            p.mprotect(start, length, rng.choice([PROT_READ, RW, PROT_NONE]))
+        elif op == "dontneed":
+            p.madvise(start, length, MADV_DONTNEED)
+        elif op == "collapse":
+            p.madvise(start & ~(H - 1), H, MADV_COLLAPSE)
+        elif op == "khugepaged":
+            m.khugepaged_scan()
+        elif op == "hugepage":
+            p.madvise(start, length, rng.choice([MADV_HUGEPAGE, MADV_NOHUGEPAGE]))
+        elif op == "unmap":
+            pfn = p.pagemap(start).pfn
+            if pfn:
+                m.try_to_unmap(pfn)
+        elif op == "mremap":  # away by a random alignment, and back
+            dst = thp_area(p, huge=False, size=length + H)
+            p.munmap(dst, length + H)
+            moved = p.mremap(start, length, length, MREMAP_MAYMOVE | MREMAP_FIXED,
+                             dst + rng.choice([0, P]))
+            p.mremap(moved, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, start)
+    except (OSError, SegmentationFault):
+        pass  # a hole or a PROT_NONE range: Linux refuses too
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_operations_on_thp_keep_every_invariant(m: Machine, seed: int) -> None:
+    """Faults, fork, exit, munmap, mprotect, MADV_DONTNEED, MADV_COLLAPSE, khugepaged,
+    swap-out and mremap in random order over PMD THPs: after each step the page tables,
+    mapcounts, references, rmap walks, /proc counters and contents are consistent."""
+    rng = random.Random(seed)
+    procs = [m.spawn()]
+    base = thp_area(procs[0], size=4 * H)
+    expected: dict[tuple[int, int], bytes] = {}
+    for _ in range(40):
+        _random_step(rng, m, procs, base, expected)
+        check_invariants(m, {k: v for k, v in expected.items() if m.processes[k[0]].alive})
