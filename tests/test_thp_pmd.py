@@ -10,8 +10,10 @@ import pytest
 
 from mmcore import Machine
 from mmcore.constants import (
+    MADV_COLD,
     MADV_COLLAPSE,
     MADV_DONTNEED,
+    MADV_FREE,
     MADV_HUGEPAGE,
     MADV_NOHUGEPAGE,
     MAP_ANONYMOUS,
@@ -575,3 +577,16 @@ def test_random_operations_on_thp_keep_every_invariant(m: Machine, seed: int) ->
     for _ in range(40):
         _random_step(rng, m, procs, base, expected)
         check_invariants(m, {k: v for k, v in expected.items() if m.processes[k[0]].alive})
+
+
+def test_madv_cold_and_free_of_a_whole_thp_keep_the_pmd(m: Machine) -> None:
+    """Probe J: the THP stays PMD-mapped; MADV_FREE makes all of it LazyFree."""
+    p = m.spawn()
+    a = thp_area(p)
+    p.write(a, b"x")
+    p.madvise(a, H, MADV_COLD)
+    assert pmd_mapped(p, a) and m.vm_events.thp_split_pmd == 0
+    p.madvise(a, H, MADV_FREE)
+    s = smaps_of(p, a)
+    assert pmd_mapped(p, a) and (s["AnonHugePages"], s["LazyFree"]) == (2048, 2048)
+    check_invariants(m)

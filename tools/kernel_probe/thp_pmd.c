@@ -157,5 +157,22 @@ int main(void) {
   memset(h2, 10, H);
   munmap(h2, H);
   printf("H2 munmap of a whole THP:"); deltas();
+  /* I: mprotect of the whole THP and back */
+  char *i1 = aligned(H, 1);
+  memset(i1, 11, H);
+  show("I write all", i1, ix);
+  mprotect(i1, H, PROT_READ);
+  show("I mprotect whole RO", i1, ix);
+  mprotect(i1, H, PROT_READ | PROT_WRITE);
+  i1[P] = 12;
+  show("I mprotect back RW, write", i1, ix);
+  /* J: MADV_COLD and MADV_FREE of a whole THP */
+  char *j = aligned(H, 1);
+  memset(j, 13, H);
+  madvise(j, H, MADV_COLD);
+  show("J MADV_COLD whole", j, ix);
+  madvise(j, H, MADV_FREE);
+  show("J MADV_FREE whole", j, ix);
+  printf("J LazyFree %ld kB\n", smaps_field(j, "LazyFree:"));
   return 0;
 }
