@@ -134,6 +134,9 @@ def test_read_maps_the_huge_zero_page_and_a_write_then_maps_a_new_thp(m: Machine
     s = smaps_of(p, a)
     assert (s["AnonHugePages"], s["Rss"]) == (0, 0)
     assert m.kpagecount(p.pagemap(a).pfn) == 0 and m.vm_events.thp_zero_page_alloc == 1
+    head, tail = m.kpageflags(p.pagemap(a).pfn), m.kpageflags(p.pagemap(a + P).pfn)
+    assert [b for b in range(64) if head >> b & 1] == [15, 22, 24]  # head, THP, zero
+    assert [b for b in range(64) if tail >> b & 1] == [16, 22, 24]
     b = thp_area(p)
     p.read(b, 1)
     assert m.vm_events.thp_zero_page_alloc == 1  # one shared huge zero folio

@@ -17,8 +17,11 @@
 #endif
 #define P 4096UL
 #define H (2UL << 20)
+#define KPF_COMPOUND_HEAD 15
+#define KPF_COMPOUND_TAIL 16
 #define KPF_THP 22
 #define KPF_ZERO_PAGE 24
+#define KPF_RESERVED 32
 static int pm, kc, kf;
 static const char *names[] = {"thp_fault_alloc", "thp_fault_fallback", "thp_collapse_alloc",
   "thp_split_pmd", "thp_split_page", "thp_deferred_split_page", "thp_zero_page_alloc",
@@ -56,8 +59,10 @@ static void show(const char *step, char *base, const int *idx) {
     uint64_t e = rd(pm, (uintptr_t)(base + i * P) / P);
     if (!(e >> 63)) { printf(" [%d:-]", i); continue; }
     uint64_t pfn = e & ((1ULL << 55) - 1), fl = rd(kf, pfn);
-    printf(" [%d:%s%lu%s%s@%lx]", i, (e >> 56) & 1 ? "x" : "s", (unsigned long)rd(kc, pfn),
-           (fl >> KPF_THP) & 1 ? "t" : "", (fl >> KPF_ZERO_PAGE) & 1 ? "z" : "",
+    printf(" [%d:%s%lu%s%s%s%s%s@%lx]", i, (e >> 56) & 1 ? "x" : "s",
+           (unsigned long)rd(kc, pfn), (fl >> KPF_COMPOUND_HEAD) & 1 ? "H" : "",
+           (fl >> KPF_COMPOUND_TAIL) & 1 ? "T" : "", (fl >> KPF_THP) & 1 ? "t" : "",
+           (fl >> KPF_ZERO_PAGE) & 1 ? "z" : "", (fl >> KPF_RESERVED) & 1 ? "r" : "",
            (unsigned long)(pfn & 0xfff));
   }
   deltas();
@@ -77,7 +82,8 @@ int main(void) {
   pm = open("/proc/self/pagemap", O_RDONLY); kc = open("/proc/kpagecount", O_RDONLY);
   kf = open("/proc/kpageflags", O_RDONLY);
   deltas();
-  printf("legend: [i:<x exclusive|s shared><kpagecount><t THP><z zero page>@pfn&0xfff]\n");
+  printf("legend: [i:<x exclusive|s shared><kpagecount><H head|T tail><t THP><z zero page>"
+         "<r reserved>@pfn&0xfff]\n");
   volatile char *v;
   /* A: huge zero page read, then a write */
   char *a = aligned(H, 1);
