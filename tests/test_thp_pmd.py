@@ -164,6 +164,13 @@ def test_fork_shares_the_pmd_and_the_child_write_splits_only_the_childs(m: Machi
     assert smaps_of(c, a)["AnonHugePages"] == 0 and smaps_of(p, a)["AnonHugePages"] == 2048
     assert m.vm_events.thp_split_pmd == 1
     assert p.read(a + P, 1) == b"\0" and c.read(a + P, 1) == b"c" and c.read(a, 1) == b"p"
+    # the parent's page 1: count 1 but not exclusive (reported at folio level)
+    assert m.kpagecount(folio.pfn + 1) == 1 and not p.pagemap(a + P).exclusive
+    check_invariants(m)
+    c.exit()
+    p.write(a + 2 * P, b"q")  # kernel-facts 18: reused in place, still PMD-mapped
+    assert pmd_mapped(p, a) and p.pagemap(a + 2 * P).pfn == folio.pfn + 2
+    assert smaps_of(p, a)["AnonHugePages"] == 2048 and m.vm_events.thp_split_pmd == 1
     check_invariants(m)
 
 
