@@ -46,7 +46,6 @@ SCAN_PAGE_ANON = "page_not_anon"
 SCAN_PAGE_COUNT = "page_count"
 SCAN_LACK_REFERENCED_PAGE = "lack_referenced_page"
 SCAN_ALLOC_HUGE_PAGE_FAIL = "alloc_huge_page_failed"
-SCAN_VMA_CHECK = "vma_check_failed"
 
 
 @dataclass
@@ -178,18 +177,16 @@ def madvise_collapse(vma: Vma, start: int, end: int) -> None:
     """madvise_collapse(): collapse every PMD-aligned 2 MiB of [start, end) in ``vma``.
 
     EINVAL when the vma cannot have THPs (not private anonymous, VM_NOHUGEPAGE);
-    otherwise every range is tried, one already PMD-mapped counting as done, and the
-    call fails with the errno of the last failure (madvise_collapse_errno(): ENOMEM when
-    no THP could be allocated, EAGAIN for a transient page state, else EINVAL)."""
+    otherwise every 2 MiB-aligned range inside [start, end) is tried (none: success),
+    one already PMD-mapped counting as done, and the call fails with the errno of the
+    last failure (madvise_collapse_errno(): ENOMEM when no THP could be allocated,
+    EAGAIN for a transient page state, else EINVAL)."""
     if not thp_pmd_allowed(vma, collapse=True):
         raise syscall_error(EINVAL, "madvise")
     hstart = (start + HPAGE_PMD_SIZE - 1) & HPAGE_PMD_MASK
     hend = end & HPAGE_PMD_MASK
     last_fail = None
-    for haddr in range(hstart, hend, HPAGE_PMD_SIZE):
-        if haddr < vma.start or haddr + HPAGE_PMD_SIZE > vma.end:
-            last_fail = SCAN_VMA_CHECK
-            continue
+    for haddr in range(hstart, hend, HPAGE_PMD_SIZE):  # [start, end) lies in the vma
         result = collapse_scan(vma, haddr, khugepaged=False)
         if result not in (SCAN_SUCCEED, SCAN_PMD_MAPPED):
             last_fail = result
