@@ -177,7 +177,7 @@ def madvise_collapse(vma: Vma, start: int, end: int) -> None:
     """madvise_collapse(): collapse every PMD-aligned 2 MiB of [start, end) in ``vma``.
 
     EINVAL when the vma cannot have THPs (not private anonymous, VM_NOHUGEPAGE);
-    otherwise every 2 MiB-aligned range inside [start, end) is tried (none: success),
+    otherwise every 2 MiB-aligned range inside [start, end) is tried (none: EINVAL),
     one already PMD-mapped counting as done, and the call fails with the errno of the
     last failure (madvise_collapse_errno(): ENOMEM when no THP could be allocated,
     EAGAIN for a transient page state, else EINVAL)."""
@@ -185,6 +185,8 @@ def madvise_collapse(vma: Vma, start: int, end: int) -> None:
         raise syscall_error(EINVAL, "madvise")
     hstart = (start + HPAGE_PMD_SIZE - 1) & HPAGE_PMD_MASK
     hend = end & HPAGE_PMD_MASK
+    if hstart >= hend:  # probed: no whole aligned 2 MiB in the range is EINVAL
+        raise syscall_error(EINVAL, "madvise")
     last_fail = None
     for haddr in range(hstart, hend, HPAGE_PMD_SIZE):  # [start, end) lies in the vma
         result = collapse_scan(vma, haddr, khugepaged=False)

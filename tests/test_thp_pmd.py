@@ -364,9 +364,9 @@ def test_madvise_collapse_of_a_few_pages_or_zero_ptes_needs_only_an_anon_vma(
     nohuge = thp_area(p)
     p.write(nohuge, b"n")
     p.madvise(nohuge, H, MADV_NOHUGEPAGE)
-    for addr in (untouched, zeros, nohuge):
+    for addr, length in ((untouched, H), (zeros, H), (nohuge, H), (few + P, H - 2 * P)):
         with pytest.raises(OSError) as e:
-            p.madvise(addr, H, MADV_COLLAPSE)
+            p.madvise(addr, length, MADV_COLLAPSE)
         assert e.value.errno == errno.EINVAL
     p.write(zeros + H - P, b"z")  # now the vma has an anon_vma
     p.madvise(zeros, H, MADV_COLLAPSE)

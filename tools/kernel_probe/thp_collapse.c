@@ -75,6 +75,10 @@ int main(void) {
   report("512 pages shared with a child", f, collapse(f));
   write(fds[1], "x", 1); int st; waitpid(pid, &st, 0);
   printf("child saw its old content: %s\n", WEXITSTATUS(st) == 0 ? "yes" : "no");
+  char *r = isolated();
+  memset(r, 7, H);
+  report("range holding no whole aligned 2 MiB", r,
+         madvise(r + P, H - 2 * P, MADV_COLLAPSE) ? errno : 0);
   char *g = isolated();
   madvise(g, H, MADV_HUGEPAGE);
   memset(g, 5, H);
