@@ -67,6 +67,11 @@ static void show(const char *step, char *base, const int *idx) {
   }
   deltas();
 }
+static long vmpte(void) {
+  FILE *f = fopen("/proc/self/status", "r"); char l[256]; long v = -1;
+  while (fgets(l, sizeof l, f)) if (!strncmp(l, "VmPTE:", 6)) v = atol(l + 6);
+  fclose(f); return v;
+}
 static char *aligned(size_t size, int huge) {
   char *p = mmap(0, size + 2 * H, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   char *a = (char *)(((uintptr_t)p + H - 1) & ~(H - 1));
@@ -180,5 +185,15 @@ int main(void) {
   madvise(j, H, MADV_FREE);
   show("J MADV_FREE whole", j, ix);
   printf("J LazyFree %ld kB\n", smaps_field(j, "LazyFree:"));
+  /* K: VmPTE per THP, per huge zero PMD, and across a split (16 of each) */
+  char *k = aligned(32 * H, 1), *kz = aligned(16 * H, 1);
+  long before = vmpte();
+  for (int n = 0; n < 16; n++) k[n * H] = 1;
+  long thp = vmpte();
+  for (int n = 0; n < 16; n++) (void)((volatile char *)kz)[n * H];
+  long zero = vmpte();
+  for (int n = 0; n < 16; n++) madvise(k + n * H, P, MADV_DONTNEED);
+  printf("K VmPTE: +%ld kB for 16 THPs, +%ld kB for 16 huge zero PMDs, +%ld kB after "
+         "splitting the 16 THPs\n", thp - before, zero - thp, vmpte() - zero);
   return 0;
 }
