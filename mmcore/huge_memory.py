@@ -252,21 +252,15 @@ def do_huge_zero_wp_pmd(vma: Vma, haddr: int) -> bool:
     return True
 
 
-def split_huge_pmds_mapping(m: Machine, page: Page, hits: list[tuple[Vma, int]]) -> None:
-    """try_to_unmap(TTU_SPLIT_HUGE_PMD): split every huge PMD among the mappings ``hits``
-    of ``page`` (its rmap walk's (vma, address) pairs, which stay valid: the same
-    addresses are then ptes)."""
-    for vma, addr in hits:
-        if vma.mm.pgtable.ptes.get(addr >> PAGE_SHIFT, 0) & _PSE_BIT:
-            split_huge_pmd(vma, addr & HPAGE_PMD_MASK)
-
-
 def split_folio_pmds(m: Machine, folio: Folio) -> None:
     """unmap_folio()'s TTU_SPLIT_HUGE_PMD before a folio split: every PMD mapping the
     folio, found through the rmap walk of its head, becomes 512 ptes."""
     from .rmap import find_mappings
-    hits, _cost = find_mappings(m, folio.head)
-    split_huge_pmds_mapping(m, folio.head, hits)
+    head = folio.head
+    hits, _cost = find_mappings(m, head)
+    for vma, addr in hits:
+        if vma.mm.pgtable.ptes.get(addr >> PAGE_SHIFT, 0) & _PSE_BIT:
+            split_huge_pmd(vma, addr & HPAGE_PMD_MASK)
 
 
 # --- fork, zap, split, move --------------------------------------------------------------
