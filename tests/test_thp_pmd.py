@@ -600,3 +600,19 @@ def test_madv_cold_and_free_of_a_whole_thp_keep_the_pmd(m: Machine) -> None:
     s = smaps_of(p, a)
     assert pmd_mapped(p, a) and (s["AnonHugePages"], s["LazyFree"]) == (2048, 2048)
     check_invariants(m)
+
+
+@pytest.mark.parametrize("advice", [MADV_COLD, MADV_FREE])
+def test_madv_cold_or_free_of_part_of_a_thp_splits_the_folio(m: Machine,
+                                                             advice: int) -> None:
+    """Probe L: the PMD and then the folio are split; the all-zero pages map the shared
+    zero page (Rss 32 kB of 2048)."""
+    p = m.spawn()
+    a = thp_area(p)
+    for i in range(0, HPAGE_PMD_NR, 64):
+        p.write(a + i * P, b"v")
+    p.madvise(a, 4 * P, advice)
+    assert not pmd_mapped(p, a) and folio_at(p, a) is None
+    assert (m.vm_events.thp_split_pmd, m.vm_events.thp_split_page) == (1, 1)
+    assert smaps_of(p, a)["Rss"] == 32 and p.pagemap(a + P).pfn == m.physmem.ZERO_PFN
+    check_invariants(m, {(p.pid, a + i * P): b"v" for i in range(0, HPAGE_PMD_NR, 64)})

@@ -185,6 +185,15 @@ int main(void) {
   madvise(j, H, MADV_FREE);
   show("J MADV_FREE whole", j, ix);
   printf("J LazyFree %ld kB\n", smaps_field(j, "LazyFree:"));
+  /* L: MADV_COLD and MADV_FREE of 4 pages of a THP (every 64th page written) */
+  char *l1 = aligned(H, 1), *l2 = aligned(H, 1);
+  for (unsigned long i = 0; i < H; i += 64 * P) { l1[i] = 14; l2[i] = 14; }
+  show("L write every 64th page", l1, ix);
+  show("L2 write every 64th page", l2, ix);
+  madvise(l1, 4 * P, MADV_COLD);
+  show("L MADV_COLD of pages 0-3", l1, ix);
+  madvise(l2, 4 * P, MADV_FREE);
+  show("L2 MADV_FREE of pages 0-3", l2, ix);
   /* K: VmPTE per THP, per huge zero PMD, and across a split (16 of each) */
   char *k = aligned(32 * H, 1), *kz = aligned(16 * H, 1);
   long before = vmpte();
