@@ -616,3 +616,18 @@ def test_madv_cold_or_free_of_part_of_a_thp_splits_the_folio(m: Machine,
     assert (m.vm_events.thp_split_pmd, m.vm_events.thp_split_page) == (1, 1)
     assert smaps_of(p, a)["Rss"] == 32 and p.pagemap(a + P).pfn == m.physmem.ZERO_PFN
     check_invariants(m, {(p.pid, a + i * P): b"v" for i in range(0, HPAGE_PMD_NR, 64)})
+
+
+def test_munmap_of_one_page_splits_the_pmd_and_defers_the_folio_split(m: Machine) -> None:
+    """kernel-facts 18: AnonHugePages 0 kB, the other pages stay in the (now pte-mapped)
+    folio, thp_deferred_split_page +1."""
+    p = m.spawn()
+    a = thp_area(p)
+    p.write(a, b"x")
+    folio = folio_at(p, a)
+    p.munmap(a + 100 * P, P)
+    assert not p.mm.pgtable.huge_pmds and smaps_of(p, a)["AnonHugePages"] == 0
+    assert folio_at(p, a) is folio and folio_at(p, a + 101 * P) is folio
+    assert (m.vm_events.thp_split_pmd, m.vm_events.thp_deferred_split_page) == (1, 1)
+    assert p.mm.rss == HPAGE_PMD_NR - 1
+    check_invariants(m)
