@@ -12,7 +12,7 @@ split time is what the per-page references already are). PG_anon_exclusive, whic
 kernel keeps on the head page for a PMD mapping, is kept on all 512 pages alike: the
 split hands it to every page (folio_add_anon_rmap_ptes(RMAP_EXCLUSIVE)) anyway.
 
-The rules follow Linux 6.18 as probed (docs/kernel-facts.md sections 18 and 21): a write
+The rules follow Linux 6.18 as probed (docs/kernel-facts.md sections 18 and 22): a write
 fault in a THP-enabled vma maps a new THP (do_huge_pmd_anonymous_page), a read maps the
 huge zero page; fork shares the PMD write-protected (copy_huge_pmd); a write to a shared
 PMD splits the writer's PMD and copies one small page (do_huge_pmd_wp_page falls back

@@ -5,7 +5,7 @@ Both scan one PMD-aligned 2 MiB of a private anonymous vma (hpage_collapse_scan_
 and, if it qualifies, copy its pages into a new order-9 folio mapped by one PMD
 (collapse_huge_page()). khugepaged is bounded by the ``max_ptes_*`` knobs and wants
 recently referenced pages; MADV_COLLAPSE ignores those limits and the sysfs THP modes
-(probed, docs/kernel-facts.md section 21: a 2 MiB range with 10 written pages, or only
+(probed, docs/kernel-facts.md section 22: a 2 MiB range with 10 written pages, or only
 zero-page ptes, collapses).
 """
 

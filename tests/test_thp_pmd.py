@@ -1,5 +1,5 @@
 """PMD-mapped anonymous THP (mmcore.huge_memory, mmcore.khugepaged) against the rules
-probed on Linux 6.18 (docs/kernel-facts.md sections 18 and 21), under every rmap scheme."""
+probed on Linux 6.18 (docs/kernel-facts.md sections 18 and 22), under every rmap scheme."""
 
 from __future__ import annotations
 
