@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from .constants import PAGE_SHIFT, VM_LOCKED
 from .folio import HPAGE_PMD_ORDER
 from .overcommit import committed_pages, totalram_pages, vm_commit_limit
-from .page import PG_ACTIVE, PG_ANON, PG_CACHE, PG_DIRTY, PG_SWAPCACHE
+from .page import PG_ACTIVE, PG_ANON, PG_CACHE, PG_DIRTY, PG_SWAPCACHE, PG_ZERO
 from .pagetable import pte_pfn, pte_present
 from .proctext import Field, ProcTable, check_labels, fields, numbered, parse_lines
 from .smaps import is_swapbacked
@@ -75,6 +75,8 @@ def node_page_state(m: Machine) -> dict[str, int]:
                        "nr_file_pages", "nr_dirty", "nr_shmem", "nr_swapcached"), 0)
     thps = 0
     for page in m.physmem.used_pages():
+        if page.flags & PG_ZERO:
+            continue  # the huge zero folio: on no LRU, mapped by no rmap
         folio = page.folio
         # A large folio is on the LRU, active or not, swap-backed or not, as its head is.
         flags = page.flags if folio is None else folio.head.flags

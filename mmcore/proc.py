@@ -20,6 +20,7 @@ from .constants import (
     VM_WRITE,
     vm_flags_mnemonics,
 )
+from .page import PG_ZERO
 from .pagetable import GUARD_PTE, is_swap_pte, pte_huge, pte_pfn, pte_present, swp_slot
 
 if TYPE_CHECKING:
@@ -121,7 +122,8 @@ def pagemap_entry(mm: Mm, addr: int) -> PagemapEntry:
     if pte_present(pte):
         pfn = pte_pfn(pte)
         page = mm.machine.physmem.page(pfn)
-        normal = page is not None and pfn != mm.machine.physmem.ZERO_PFN
+        # vm_normal_page(): neither the zero page nor a page of the huge zero folio
+        normal = page is not None and not page.flags & PG_ZERO
         exclusive = normal and page is not None and page_mapped_exclusively(
             mm, page, pte_huge(pte))
         file = normal and page is not None and not page.is_anon
