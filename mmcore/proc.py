@@ -122,11 +122,13 @@ def pagemap_entry(mm: Mm, addr: int) -> PagemapEntry:
     if pte_present(pte):
         pfn = pte_pfn(pte)
         page = mm.machine.physmem.page(pfn)
-        # vm_normal_page(): neither the zero page nor a page of the huge zero folio
-        normal = page is not None and not page.flags & PG_ZERO
-        exclusive = normal and page is not None and page_mapped_exclusively(
-            mm, page, pte_huge(pte))
-        file = normal and page is not None and not page.is_anon
+        pmd = pte_huge(pte)
+        # pte_to_pagemap_entry() asks about vm_normal_page(), which is not the zero page;
+        # pagemap_pmd_range() about pmd_page(), so the huge zero folio, not anonymous,
+        # reads PM_FILE (probed) and never mapped exclusively.
+        known = page is not None and (pmd or not page.flags & PG_ZERO)
+        exclusive = known and page is not None and page_mapped_exclusively(mm, page, pmd)
+        file = known and page is not None and not page.is_anon
         value = PM_PRESENT | pfn | (PM_MMAP_EXCLUSIVE if exclusive else 0) \
             | (PM_FILE if file else 0)
         return PagemapEntry(True, False, pfn, 0, exclusive, file, value)

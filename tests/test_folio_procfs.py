@@ -5,9 +5,8 @@ as 6.18 computes them through the machine's mapcount design. The rules are the p
 of docs/kernel-facts.md, "What /proc and /sys show of large folios"
 (tools/kernel_probe/folio_procfs.c).
 
-Until the mTHP fault path lands, :func:`_fault_folio` maps a large folio by hand the way
-do_anonymous_page() with alloc_anon_folio() will (folio_add_new_anon_rmap() and the
-design's mapcount_add); fork, COW and munmap then run through the real syscalls.
+Every folio is faulted, forked, copied and unmapped through the real syscalls (the mTHP
+and PMD-THP paths of mmcore.anon_folio and mmcore.huge_memory).
 """
 
 from __future__ import annotations
@@ -19,11 +18,7 @@ import pytest
 
 from mmcore import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE, Machine, thp_sysfs
 from mmcore.constants import MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE, VM_HUGEPAGE
-from mmcore.fault import anon_vma_prepare
 from mmcore.folio import Folio
-from mmcore.mm import MM_ANONPAGES
-from mmcore.page import PG_ANON, PG_ANON_EXCLUSIVE
-from mmcore.pagetable import mk_pte, pte_mkhuge
 from mmcore.process import Process
 from mmcore.smaps import parse_smaps, parse_smaps_rollup
 from mmcore.thp import MTHP_MODES, MTHP_STAT_NAMES, THP_MODES, ThpSettings
@@ -32,38 +27,6 @@ PAGE = 4096
 RW = PROT_READ | PROT_WRITE
 PA = MAP_PRIVATE | MAP_ANONYMOUS
 BASE = 0x7F0000000000  # 2 MiB aligned
-
-
-def _map_folio(p: Process, addr: int, folio: Folio | int, pmd: bool = False) -> Folio:
-    """Map a large folio at the aligned ``addr`` by hand, until the fault and fork paths
-    of the mthp and pmd-thp branches land: a new folio of order ``folio`` as the first
-    write fault maps it (folio_add_new_anon_rmap(): exclusive, dirty, young), or another
-    mapping of an existing ``folio`` as fork makes it (folio_try_dup_anon_rmap_*(): not
-    exclusive, the ptes old). By ptes, or by one PMD (``pmd``: _entire_mapcount, the
-    512 ptes carry _PAGE_PSE); each mapping holds one reference per page."""
-    m, mm = p.machine, p.mm
-    vma = next(v for v in mm.vmas if v.start <= addr < v.end)
-    anon_vma_prepare(vma)
-    new = isinstance(folio, int)
-    if isinstance(folio, int):
-        alloc = m.physmem.alloc_folio(folio)
-        assert alloc is not None
-        folio = alloc
-        m.lru_add(folio.head)
-    folio.entire_mapcount += pmd
-    for i, page in enumerate(folio.pages):
-        page.flags = PG_ANON | (PG_ANON_EXCLUSIVE if new else 0)
-        page.mapcount += not pmd
-        page.refcount += 1
-        pte = mk_pte(page.pfn, writable=new, dirty=new, accessed=new)
-        mm.pgtable.set(addr + i * PAGE, pte_mkhuge(pte) if pmd else pte)
-    if new:
-        m.rmap_folio_add_new_anon(folio, 0, folio.nr_pages, vma, addr, True)
-    else:
-        m.rmap_folio_dup_ptes(folio, 0, folio.nr_pages, vma, addr)
-    m.mapcount_add(folio, 0, folio.nr_pages, vma, addr, pmd)
-    mm.rss_stat[MM_ANONPAGES] += folio.nr_pages
-    return folio
 
 
 def _mthp(mapcount: str = "per_page") -> tuple[Machine, Process, Folio]:
@@ -78,20 +41,24 @@ def _mthp(mapcount: str = "per_page") -> tuple[Machine, Process, Folio]:
     return m, p, folio
 
 
-def _pmd(child_unmaps: int | None = None) -> tuple[Machine, Process, Process, Folio]:
-    """A PMD-mapped THP of a MADV_HUGEPAGE vma; with ``child_unmaps``, a child process
-    maps the same folio by ptes except that page, as after its COW of it split its PMD
-    (kernel-facts "What /proc and /sys show", cases A and B)."""
-    m = Machine()
-    p, c = m.spawn(), m.spawn()
-    for proc in (p, c):
-        proc.mmap(BASE, 512 * PAGE, RW, PA | MAP_FIXED)
-        proc.madvise(BASE, 512 * PAGE, MADV_HUGEPAGE)
-    folio = _map_folio(p, BASE, 9, pmd=True)
-    if child_unmaps is not None:
-        _map_folio(c, BASE, folio)
-        c.munmap(BASE + child_unmaps * PAGE, PAGE)
-    return m, p, c, folio
+def _pmd(child_writes: int | None = None,
+         thp: ThpSettings | None = None) -> tuple[Machine, Process, Process | None, Folio]:
+    """A PMD THP faulted by the first write to a 2 MB aligned MADV_HUGEPAGE vma
+    (do_huge_pmd_anonymous_page()); with ``child_writes``, a forked child then writes
+    that page, which splits the child's PMD and copies the page (do_huge_pmd_wp_page()
+    falling back to the pte path): probed cases A (page 1) and B (page 0, the head)."""
+    m = Machine(thp=thp)
+    p = m.spawn()
+    p.mmap(BASE, 512 * PAGE, RW, PA | MAP_FIXED)
+    p.madvise(BASE, 512 * PAGE, MADV_HUGEPAGE)
+    p.write(BASE, b"x")
+    folio = m.physmem.pages[p.pagemap(BASE).pfn].folio  # type: ignore[union-attr]
+    assert folio is not None and folio.entire_mapcount == 1
+    child = None
+    if child_writes is not None:
+        child = p.fork()
+        child.write(BASE + child_writes * PAGE, b"c")
+    return m, p, child, folio
 
 
 def _vma(p: Process, addr: int) -> dict[str, int]:
@@ -189,29 +156,75 @@ def test_pmd_thp_alone_is_private_anonhugepages_and_exclusive() -> None:
     assert _exclusive(p, 512) == "x" * 512
 
 
+def test_pmd_thp_after_fork_is_shared_and_old_in_the_child() -> None:
+    """copy_huge_pmd(): both map the PMD; Pss halves, AnonHugePages stays 2048 in each,
+    the child's PMD is old (probed: Referenced 0)."""
+    m, p, _c, _folio = _pmd()
+    c = p.fork()
+    assert _fields(c, "Rss", "Pss", "Shared_Dirty", "Referenced", "AnonHugePages") \
+        == (2048, 1024, 2048, 0, 2048)
+    assert _exclusive(c, 512) == _exclusive(p, 512) == "s" * 512
+    assert m.kpagecount(p.pagemap(BASE + 5 * PAGE).pfn) == 2
+
+
 def test_pmd_thp_is_accounted_page_by_page_under_the_pmd() -> None:
     """smaps_account() loops over the PMD's 512 pages with folio_precise_page_mapcount():
-    the page the child no longer maps is private to the parent (probed A: Pss 1026,
-    Shared_Dirty 2044, Private_Dirty 4, AnonHugePages 2048); the child's pte mappings
-    show no AnonHugePages."""
-    m, p, c, _folio = _pmd(child_unmaps=1)
-    assert _fields(p, "Rss", "Pss", "Shared_Dirty", "Private_Dirty", "AnonHugePages") \
-        == (2048, 1026, 2044, 4, 2048)
-    rollup = c.smaps_rollup()
-    assert (rollup["Rss"], rollup["Pss"], rollup["AnonHugePages"]) == (2044, 1022, 0)
+    the page the child copied away is private to the parent (probed A: Pss 1026,
+    Shared_Dirty 2044, Private_Dirty 4, AnonHugePages 2048); the child, its PMD split,
+    shows the same but no AnonHugePages; meminfo still counts the THP."""
+    m, p, c, _folio = _pmd(child_writes=1)
+    assert c is not None
+    labels = ("Rss", "Pss", "Shared_Dirty", "Private_Dirty", "AnonHugePages")
+    assert _fields(p, *labels) == (2048, 1026, 2044, 4, 2048)
+    assert _fields(c, *labels) == (2048, 1026, 2044, 4, 0)
     assert m.meminfo()["AnonHugePages"] == 2048
 
 
-@pytest.mark.parametrize(("unmapped", "expected"), [(1, "s" * 512), (0, "x" * 512)])
-def test_pmd_pagemap_exclusive_follows_the_head_page(unmapped: int, expected: str) -> None:
+@pytest.mark.parametrize(("written", "expected"), [(1, "s" * 512), (0, "x" * 512)])
+def test_pmd_pagemap_exclusive_follows_the_head_page(written: int, expected: str) -> None:
     """pagemap_pmd_range(): every page of a PMD mapping takes PM_MMAP_EXCLUSIVE from
     __folio_page_mapped_exclusively(folio, pmd_page()), the head: shared while the child
     maps the head even for a page of kpagecount 1 (probed A), exclusive once it does
     not, even for pages of kpagecount 2 (probed B)."""
-    m, p, _c, folio = _pmd(child_unmaps=unmapped)
+    m, p, _c, _folio = _pmd(child_writes=written)
     assert _exclusive(p, 512) == expected
-    counts = [m.mapcount_page(folio, page) for page in folio.pages[:3]]
-    assert counts == ([2, 1, 2] if unmapped == 1 else [1, 2, 2])
+    counts = [m.kpagecount(p.pagemap(BASE + i * PAGE).pfn) for i in range(3)]
+    assert counts == ([2, 1, 2] if written == 1 else [1, 2, 2])
+
+
+def test_pmd_split_by_munmap_or_dontneed_loses_anonhugepages() -> None:
+    """split_huge_pmd() of a partly unmapped THP: the pages stay in the now pte-mapped
+    folio, AnonHugePages 0 in smaps and meminfo, AnonPages the pages still mapped;
+    thp_split_pmd, thp_deferred_split_page and the 2048 kB split_deferred count once
+    (probed; the vmas left keep THPeligible 1 while a 64 kB size fits)."""
+    m, p, _c, _folio = _pmd(thp=ThpSettings(per_order={4: "always"}))
+    p.munmap(BASE + 100 * PAGE, PAGE)
+    assert [(e["Rss"], e["AnonHugePages"], e["THPeligible"]) for e in p.smaps()] \
+        == [(400, 0, 1), (1644, 0, 1)]
+    m2, q, _c2, _f2 = _pmd()
+    q.madvise(BASE + 256 * PAGE, 256 * PAGE, MADV_DONTNEED)
+    assert _fields(q, "Rss", "AnonHugePages") == (1024, 0)
+    info = m2.meminfo()
+    assert (info["AnonPages"], info["AnonHugePages"]) == (1024, 0)
+    for machine in (m, m2):
+        vm = machine.vmstat()
+        assert (vm["thp_split_pmd"], vm["thp_deferred_split_page"]) == (1, 1)
+        assert thp_sysfs.read(machine, "hugepages-2048kB/stats/split_deferred") == "1\n"
+
+
+def test_huge_zero_pmd_is_not_accounted_and_reads_as_pm_file() -> None:
+    """A read fault maps the huge zero folio: smaps_pmd_entry() skips it (Rss 0), and
+    pagemap_pmd_range() reports pmd_page(), not anonymous, as PM_FILE, never exclusive
+    (probed)."""
+    m = Machine()
+    p = m.spawn()
+    p.mmap(BASE, 512 * PAGE, RW, PA | MAP_FIXED)
+    p.madvise(BASE, 512 * PAGE, MADV_HUGEPAGE)
+    p.read(BASE, 1)
+    entry = p.pagemap(BASE + PAGE)
+    assert (entry.present, entry.file_or_shared, entry.exclusive) == (True, True, False)
+    assert _fields(p, "Rss", "Pss", "AnonHugePages", "THPeligible") == (0, 0, 0, 1)
+    assert m.meminfo()["AnonHugePages"] == 0
 
 
 # --- meminfo and vmstat ---------------------------------------------------------------
