@@ -21,12 +21,13 @@
 static int pm, kc, kf;
 static uint64_t rd(int fd, uint64_t idx) { uint64_t v = 0; pread(fd, &v, 8, idx * 8); return v; }
 
-/* One page: x/s (PM_MMAP_EXCLUSIVE), kpagecount, H head T tail t THP a ANON. */
+/* One page: f PM_FILE, x/s (PM_MMAP_EXCLUSIVE), kpagecount, H head T tail t THP a ANON. */
 static void page_desc(char *addr, char *out) {
   uint64_t e = rd(pm, (uintptr_t)addr / P);
   if (!(e >> 63)) { strcpy(out, "-"); return; }
   uint64_t pfn = e & ((1ULL << 55) - 1), fl = rd(kf, pfn);
-  sprintf(out, "%s%lu%s%s%s%s", (e >> 56) & 1 ? "x" : "s", (unsigned long)rd(kc, pfn),
+  sprintf(out, "%s%s%lu%s%s%s%s", (e >> 61) & 1 ? "f" : "", (e >> 56) & 1 ? "x" : "s",
+          (unsigned long)rd(kc, pfn),
           (fl >> KPF_COMPOUND_HEAD) & 1 ? "H" : "", (fl >> KPF_COMPOUND_TAIL) & 1 ? "T" : "",
           (fl >> KPF_THP) & 1 ? "t" : "", (fl >> KPF_ANON) & 1 ? "a" : "");
 }
@@ -162,7 +163,7 @@ int main(void) {
   setvbuf(stdout, 0, _IONBF, 0);
   pm = open("/proc/self/pagemap", O_RDONLY); kc = open("/proc/kpagecount", O_RDONLY);
   kf = open("/proc/kpageflags", O_RDONLY);
-  printf("legend: page i:<x PM_MMAP_EXCLUSIVE | s not><kpagecount><H head><T tail><t THP><a ANON>;"
+  printf("legend: page i:<f PM_FILE><x PM_MMAP_EXCLUSIVE | s not><kpagecount><H head><T tail><t THP><a ANON>;"
          " smaps +first..end in pages of the region; deltas in kB since the process's baseline\n");
   /* THPeligible of plain vmas while 64kB is always and the PMD size is inherit(=madvise). */
   char *e4 = region(4 * P, 64 * 1024, 0), *e16 = region(16 * P, 64 * 1024, P);
@@ -220,5 +221,13 @@ int main(void) {
   report("parent", "PMD-C after MADV_DONTNEED of pages 256-511", h, 512, 4);
   munmap(h, 2 << 20);
   report("parent", "PMD-C after munmap", h, 512, 0);
+
+  /* --- the huge zero PMD: a read fault --- */
+  baseline();
+  h = region(2 << 20, 2 << 20, 0);
+  madvise(h, 2 << 20, MADV_HUGEPAGE);
+  volatile char r = h[0]; (void)r;
+  report("parent", "PMD-Z after a read (huge zero page)", h, 512, 4);
+  munmap(h, 2 << 20);
   return 0;
 }
