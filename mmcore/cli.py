@@ -4,7 +4,7 @@
     mmsim workloads [--json]               built-in workloads and their parameters
     mmsim run WORKLOAD --rmap X [--mremap-policy P] [--param k=v ...] [--seed N] [--json]
     mmsim compare WORKLOAD [--param k=v ...] [--plot out.png] [--json]
-    mmsim compare WORKLOAD --axis file_rmap|reclaim [--rmap X] [--mremap-policy P] ...
+    mmsim compare WORKLOAD --axis file_rmap|reclaim|mapcount [--rmap X] [--mremap-policy P] ...
     mmsim compare WORKLOAD [--only NAME,...] [--exclude NAME,...] [--timeout SECONDS]
     mmsim sweep WORKLOAD --param k=v1,v2,... [--jobs N] [--store DIR] [--seeds N] ...
     mmsim results list|export|report|merge STORE ...   a sweep's result store
@@ -235,9 +235,11 @@ def build_parser() -> Parser:
 
     c = sub.add_parser("compare", help="run a workload on every valid configuration")
     common(c)
-    c.add_argument("--axis", default="rmap", choices=["rmap", "file_rmap", "reclaim"],
-                   help="what to compare: the rmap configurations, the file rmap plugins "
-                        "or the reclaim policies")
+    c.add_argument("--axis", default="rmap",
+                   choices=["rmap", "file_rmap", "reclaim", "mapcount"],
+                   help="what to compare: the rmap configurations, the file rmap plugins, "
+                        "the reclaim policies, or the mapcount designs (each against the "
+                        "brute-force truth)")
     add_machine_options(c, rmap_help="with --axis file_rmap or reclaim: the rmap scheme "
                                      "(default anon_vma_chain)")
     c.add_argument("--only", action="append", default=[], metavar="NAME[,NAME]",
@@ -587,6 +589,8 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> int:
     _check_workload(args.workload, params)
     plugins = machine_plugins(args)
     axis = args.axis
+    if axis == "mapcount":
+        return _compare_mapcount(args, out, params, plugins)
     if axis == "rmap":
         if args.rmap is not None or args.mremap_policy is not None:
             raise UsageError("--rmap and --mremap-policy choose the scheme of a --axis "
@@ -658,6 +662,49 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> int:
         return _error(f"{len(failures)} of {len(chosen)} configurations failed: "
                       + ", ".join(f"{f.label} ({f.status})" for f in failures),
                       EXIT_FAILURE)
+    return 0
+
+
+def _compare_mapcount(args: argparse.Namespace, out: Console, params: dict[str, Any],
+                      plugins: dict[str, str]) -> int:
+    """``compare --axis mapcount``: every mapcount design on the workload, its /proc
+    errors, differing decisions and costs against the brute-force truth
+    (:mod:`mmcore.experiments.mapcount_study`): table, JSON and plot."""
+    import json
+
+    from .experiments.isolation import select
+    from .experiments.mapcount_study import default_designs, study, study_plot, study_tables
+    from .experiments.report import describe_params
+    from .experiments.workloads import make_params
+
+    if args.timeout is not None:
+        raise UsageError("--timeout is not supported with --axis mapcount (the designs run "
+                         "in this process)")
+    rmap = args.rmap or "anon_vma_chain"
+    check_scheme(rmap, args.mremap_policy, args.observe)
+    names = default_designs()
+    try:
+        chosen = select({n: (n,) for n in names}, _names(args.only), _names(args.exclude))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if not chosen:
+        raise UsageError("--only and --exclude leave no design to run")
+    plot = _plot_path(args, f"{args.workload}-mapcount.png")
+    s = study(args.workload, params, seed=args.seed, designs=chosen,
+              plugins={"rmap": rmap, "mremap_policy": args.mremap_policy, **plugins})
+    shown = describe_params(make_params(args.workload, params).to_dict())
+    if plot is not None:
+        study_plot(s, plot, f"{args.workload} ({shown}): mapcount designs")
+    if args.json:
+        doc = s.to_dict()
+        doc["plot"] = str(plot) if plot is not None else None
+        print(json.dumps(doc, indent=1, sort_keys=True))
+        return 0
+    for table in study_tables(s, title=f"{args.workload} ({shown}; seed {args.seed}; "
+                                       f"rmap {rmap}): mapcount designs"):
+        out.print(table)
+    if plot is not None:
+        out.print(f"plot: {plot}")
     return 0
 
 

@@ -1,0 +1,90 @@
+"""The mapcount study: op kinds, one design's sampled run, and ``mmsim compare --axis
+mapcount`` (table, JSON, plot)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmcore import Machine
+from mmcore.cli import main
+from mmcore.constants import MADV_DONTNEED, MADV_HUGEPAGE
+from mmcore.experiments.mapcount_study import (
+    MADV_COLLAPSE,
+    DesignRun,
+    default_designs,
+    op_kind,
+    sample,
+    study_ops,
+)
+from mmcore.experiments.ops import Op
+from mmcore.mapcount_audit import DecisionAudit
+from mmcore.testing.folio_hand import HandFolios
+
+
+def test_ops_are_attributed_to_the_mm_operation_they_are() -> None:
+    assert op_kind(Op("write")) == op_kind(Op("read")) == "fault"
+    assert op_kind(Op("madvise", advice=MADV_DONTNEED)) == "zap"
+    assert op_kind(Op("madvise", advice=MADV_COLLAPSE)) == "collapse"
+    assert op_kind(Op("madvise", advice=MADV_HUGEPAGE)) == "other"
+    assert [op_kind(Op(n)) for n in ("fork", "munmap", "exit", "mremap", "mmap")] == \
+        ["fork", "zap", "zap", "mremap", "other"]
+
+
+def test_default_designs_put_the_kernels_first() -> None:
+    names = default_designs()
+    assert names[0] == "per_page"
+    assert {"no_page_mapcount", "per_folio_tuple", "total_mapped_pages"} <= set(names)
+
+
+@pytest.mark.parametrize("design", ["per_page", "no_page_mapcount"])
+def test_a_sample_measures_the_designs_errors_and_bytes(design: str) -> None:
+    m = Machine(mapcount=design, ram_pages=1 << 13)
+    h = HandFolios(m)
+    p = h.spawn()
+    h.fault(p, 0, 4)
+    c = h.fork(p)
+    h.unmap(c, 0, 8)  # the child keeps 8 of 16 pages
+    run = DesignRun(design)
+    sample(m, DecisionAudit(m), run)
+    errors = run.accuracy.errors()
+    assert run.samples == 1 and run.core_problems == 0
+    assert run.accuracy.pages == 16 and run.accuracy.ptes == 24
+    if design == "per_page":
+        assert run.bytes_per_folio == 28 + 4 * 16
+        assert errors["kpagecount"] == errors["pss"] == errors["anon_pages"] == 0
+    else:
+        assert run.bytes_per_folio == 24
+        # 24 mappings over 16 pages average to 2 (rounded): pages 0-7 read 2, have 1
+        assert errors["kpagecount"] == 0.5
+        assert errors["anon_pages"] == 0  # whole folio counted, and all 16 are mapped
+
+
+def test_study_of_ops_runs_every_design_on_the_same_ops() -> None:
+    s = study_ops([Op("spawn"), Op("fork", child=2)])
+    assert [r.design for r in s.runs] == default_designs()
+    assert all(r.ops == 2 and r.samples == 2 and r.by_op["fork"] == [1, 0] for r in s.runs)
+    assert s.to_dict()["axis"] == "mapcount"
+
+
+def test_compare_along_the_mapcount_axis(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    plot = tmp_path / "mc.svg"
+    assert main(["compare", "forking-server", "--param", "pages=4", "--param",
+                 "children=2", "--axis", "mapcount", "--plot", str(plot), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["axis"] == "mapcount" and doc["designs"] == default_designs()
+    assert {"errors", "decisions", "bytes_per_folio", "updates_per_op"} <= set(doc["runs"][0])
+    assert plot.stat().st_size > 0
+    assert main(["compare", "forking-server", "--param", "pages=4", "--axis", "mapcount",
+                 "--only", "per_page", "--no-plot"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "per_page" in out and "no_page_mapcount" not in out and "kpagecount" in out
+
+
+def test_compare_mapcount_rejects_a_timeout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "forking-server", "--axis", "mapcount", "--timeout", "5",
+                 "--no-plot"]) != 0
+    assert "--timeout" in capsys.readouterr().err
