@@ -12,7 +12,15 @@ from mmcore import Machine
 from mmcore.folio_truth import accuracy, check_core, folio_truth
 from mmcore.mapcount_audit import DecisionAudit
 from mmcore.mm_id import MmIdSlots
-from mmcore.testing.folio_hand import REGION_PAGES, HandFolios, claim_violations
+from mmcore.testing.folio_hand import (
+    FOLIO_OPS,
+    REGION_PAGES,
+    HandFolios,
+    claim_violations,
+    random_folio_walk,
+    step,
+    violations,
+)
 
 DESIGNS = ["per_page", "no_page_mapcount", "per_folio_tuple", "total_mapped_pages"]
 
@@ -154,10 +162,9 @@ def test_audit_counts_the_extra_cow_copy_of_a_stuck_shared_bit(design: str) -> N
     assert m.mapcount_exclusive_to is not audit.exclusive_to
 
 
-OPS = st.lists(st.tuples(st.sampled_from(["fault", "pmd", "fork", "unmap", "write",
-                                          "exit", "split"]),
-                         st.integers(0, 7), st.integers(0, REGION_PAGES - 1),
-                         st.integers(1, 64)), max_size=14)
+OPS = st.lists(st.tuples(st.sampled_from(FOLIO_OPS), st.integers(0, 7),
+                         st.integers(0, REGION_PAGES - 1), st.integers(1, 64)),
+               max_size=14)
 
 
 @pytest.mark.parametrize("design", DESIGNS)
@@ -170,27 +177,17 @@ def test_every_design_is_exact_where_it_claims_to_be(design: str,
     h = HandFolios(m)
     h.spawn()
     audit = DecisionAudit(m)
-    for op, who, index, n in ops:
-        p = h.procs[who % len(h.procs)] if h.procs else h.spawn()
-        if op == "fault":
-            h.fault(p, index, (2, 4, 9)[n % 3])
-        elif op == "pmd":
-            h.fault(p, index, 9, pmd=True)
-        elif op == "fork" and len(h.procs) < 5:
-            h.fork(p)
-        elif op == "unmap":
-            h.unmap(p, index, min(n, REGION_PAGES - index))
-        elif op == "write":
-            h.write(p, index)
-        elif op == "exit" and len(h.procs) > 1:
-            h.exit(p)
-        elif op == "split":
-            h.split_pmd(p, index)
+    for op in ops:
+        step(h, *op)
         audit.paused = True
-        truth = h.observe()
-        assert check_core(m, truth) == []
-        assert claim_violations(m, truth, h.peak_mms) == []
+        assert violations(h) == []
         audit.paused = False
     assert audit.counts["cow_unsafe_reuse"] == audit.counts["exclusive_false"] == 0
     if design == "per_page":
         assert audit.counts["split_missed"] == audit.counts["split_spurious"] == 0
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+def test_seeded_folio_walk_finds_no_violation(design: str) -> None:
+    h = random_folio_walk(Machine(mapcount=design, ram_pages=1 << 14), seed=5, steps=150)
+    assert h.cow_copies + h.cow_reuses > 0 and h.deferred >= 0

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from ..constants import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE
 from ..folio import HPAGE_PMD_ORDER, Folio
-from ..folio_truth import PAGE_PSE, FolioTruth, folio_truth
+from ..folio_truth import PAGE_PSE, FolioTruth, check_core, folio_truth
 from ..machine import Machine
 from ..mm import Mm
 from ..page import PG_ANON, Page
@@ -297,3 +297,59 @@ def claim_violations(m: Machine, truth: dict[Folio, FolioTruth],
             out.append(f"{where}: mapped pages {m.mapcount_mapped_pages(folio)}, "
                        f"exact {t.mapped_pages}")
     return out
+
+
+#: The driver's operations, as :func:`step` names them.
+FOLIO_OPS = ("fault", "pmd", "fork", "unmap", "write", "exit", "split")
+#: At most this many processes (fork does nothing beyond).
+MAX_PROCS = 5
+
+
+def step(h: HandFolios, op: str, who: int, index: int, n: int) -> None:
+    """One driver operation by process number ``who`` (modulo the live ones) at page
+    ``index`` of the region; ``n`` sizes it (pages to unmap, or picks the order)."""
+    p = h.procs[who % len(h.procs)] if h.procs else h.spawn()
+    index %= REGION_PAGES
+    if op == "fault":
+        h.fault(p, index, (2, 4, HPAGE_PMD_ORDER)[n % 3])
+    elif op == "pmd":
+        h.fault(p, index, HPAGE_PMD_ORDER, pmd=True)
+    elif op == "fork":
+        if len(h.procs) < MAX_PROCS:
+            h.fork(p)
+    elif op == "unmap":
+        h.unmap(p, index, max(1, min(n, REGION_PAGES - index)))
+    elif op == "write":
+        h.write(p, index)
+    elif op == "exit":
+        if len(h.procs) > 1:
+            h.exit(p)
+    elif op == "split":
+        h.split_pmd(p, index)
+    else:
+        raise ValueError(f"unknown folio op {op!r}: choose one of: {', '.join(FOLIO_OPS)}")
+
+
+def violations(h: HandFolios) -> list[str]:
+    """The core's counters against the page tables, then the design's claims."""
+    truth = h.observe()
+    return check_core(h.m, truth) + claim_violations(h.m, truth, h.peak_mms)
+
+
+def random_folio_walk(m: Machine, seed: int, steps: int) -> HandFolios:
+    """A seeded random sequence of driver operations on ``m``, checking
+    :func:`violations` after each; AssertionError naming the step on the first."""
+    import random
+
+    rng = random.Random(seed)
+    h = HandFolios(m)
+    h.spawn()
+    for i in range(steps):
+        op = (rng.choice(FOLIO_OPS), rng.randrange(8), rng.randrange(REGION_PAGES),
+              rng.randrange(1, 65))
+        step(h, *op)
+        problems = violations(h)
+        if problems:
+            raise AssertionError(f"{m.mapcount_name}, seed {seed}, step {i} {op}: "
+                                 + "; ".join(problems[:5]))
+    return h
