@@ -88,3 +88,16 @@ def test_compare_mapcount_rejects_a_timeout(capsys: pytest.CaptureFixture[str]) 
     assert main(["compare", "forking-server", "--axis", "mapcount", "--timeout", "5",
                  "--no-plot"]) != 0
     assert "--timeout" in capsys.readouterr().err
+
+
+def test_folio_workloads_ask_for_their_thp_knobs() -> None:
+    from mmcore.experiments.runner import workload_thp
+    from mmcore.experiments.workloads import make_params
+
+    assert workload_thp(make_params("forking-server")) is None
+    mthp = workload_thp(make_params("mthp-allocator"))
+    assert mthp is not None and mthp.mode(4) == "always" and mthp.mode(9) == "madvise"
+    snap = workload_thp(make_params("thp-fork-snapshot"))
+    assert snap is not None and snap.allowed_orders(hugepage=True) == [9]
+    shared = workload_thp(make_params("folio-shared-64", {"order": 4}))
+    assert shared is not None and shared.allowed_orders(hugepage=False) == [4]

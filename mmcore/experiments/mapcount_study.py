@@ -38,7 +38,7 @@ from ..thp import ThpSettings
 from . import plots, workloads
 from .ops import Op, Player
 from .report import fmt
-from .runner import DEFAULT_RAM_PAGES, DEFAULT_SWAP_PAGES, machine_sizes
+from .runner import DEFAULT_RAM_PAGES, DEFAULT_SWAP_PAGES, machine_sizes, workload_thp
 
 #: MADV_COLLAPSE (include/uapi/asm-generic/mman-common.h).
 MADV_COLLAPSE = 25
@@ -210,12 +210,6 @@ class MapcountStudy:
                 "runs": [r.to_dict() for r in self.runs]}
 
 
-def _thp(params: Any) -> ThpSettings | None:
-    """The THP knobs a workload's parameters ask for (their ``thp()`` method), if any."""
-    hook = getattr(params, "thp", None)
-    return hook() if callable(hook) else None
-
-
 def study(workload: str, params: Mapping[str, Any] | None = None, *, seed: int = 0,
           designs: Sequence[str] | None = None,
           plugins: Mapping[str, str | None] | None = None) -> MapcountStudy:
@@ -226,7 +220,7 @@ def study(workload: str, params: Mapping[str, Any] | None = None, *, seed: int =
     w = workloads.get(workload)
     p = workloads.make_params(workload, params)
     ram, swap = machine_sizes(workload, p, None, None)
-    runs = [run_design(w.generator(p, random.Random(seed)), d, thp=_thp(p), ram_pages=ram,
+    runs = [run_design(w.generator(p, random.Random(seed)), d, thp=workload_thp(p), ram_pages=ram,
                        swap_pages=swap, strict=w.strict, plugins=plugins)
             for d in (designs if designs is not None else default_designs())]
     return MapcountStudy(workload, p.to_dict(), seed, runs)
