@@ -78,6 +78,8 @@ class DesignRun:
     ops: int = 0
     samples: int = 0
     accuracy: Accuracy = field(default_factory=Accuracy)
+    #: The same over the folios exactly one mm maps (the "exclusive folios" of the series).
+    accuracy_exclusive: Accuracy = field(default_factory=Accuracy)
     #: :data:`~mmcore.mapcount_audit.DECISIONS` counts.
     decisions: dict[str, int] = field(default_factory=dict)
     #: Metadata bytes and large folios summed over samples (for the per-folio mean).
@@ -122,6 +124,7 @@ class DesignRun:
         """Plain JSON data, derived figures included."""
         d = asdict(self)
         d["errors"] = self.accuracy.errors()
+        d["errors_exclusive"] = self.accuracy_exclusive.errors()
         d["bytes_per_folio"] = self.bytes_per_folio
         d["bytes_per_page"] = self.bytes_per_page
         d["updates_per_op"] = {k: self.per_op(k) for k in OP_KINDS}
@@ -184,6 +187,8 @@ def sample(m: Machine, audit: DecisionAudit, run: DesignRun) -> None:
     try:
         truth = folio_truth(m)
         run.accuracy.add(accuracy(m, truth))
+        run.accuracy_exclusive.add(accuracy(m, {f: t for f, t in truth.items()
+                                                if len(t.by_mm) == 1}))
         run.core_problems += len(check_core(m, truth))
         for folio in truth:
             run.metadata_bytes += m.mapcount_metadata_bytes(folio)
