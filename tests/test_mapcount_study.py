@@ -101,3 +101,11 @@ def test_folio_workloads_ask_for_their_thp_knobs() -> None:
     assert snap is not None and snap.allowed_orders(hugepage=True) == [9]
     shared = workload_thp(make_params("folio-shared-64", {"order": 4}))
     assert shared is not None and shared.allowed_orders(hugepage=False) == [4]
+
+
+def test_folio_workload_parameters_convert_from_the_command_line() -> None:
+    from mmcore.experiments.workloads import generate, make_params
+
+    p = make_params("mthp-allocator", {"worker": "false", "chunks": "8"})
+    assert p.worker is False and p.chunks == 8  # type: ignore[attr-defined]
+    assert not any(o.op == "fork" for o in generate("mthp-allocator", {"worker": "false"}))

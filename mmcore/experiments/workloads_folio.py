@@ -6,7 +6,6 @@ with them). Heaps are 2 MiB aligned (``BASE``) so that every folio can be natura
 aligned; ``huge`` regions get MADV_HUGEPAGE, as a database or a JVM asks for it.
 """
 
-from __future__ import annotations
 
 import random
 from collections.abc import Iterator
@@ -97,7 +96,8 @@ def thp_fork_snapshot(p: ForkSnapshotParams, rng: random.Random) -> Iterator[Op]
 class MthpAllocatorParams(DataClassJsonMixin):
     """An arena of ``chunks`` folios of ``order`` (4 = 64 kB mTHP, knob ``always``);
     ``rounds`` of MADV_DONTNEED of ``free_pages`` pages inside random chunks, then a
-    refault of half of them; a worker child forked after the fill when ``worker``."""
+    refault of half of them; a worker child forked after the fill, freeing the same
+    ranges, when ``worker``."""
 
     chunks: int = 32
     order: int = 4
@@ -125,10 +125,10 @@ def mthp_allocator(p: MthpAllocatorParams, rng: random.Random) -> Iterator[Op]:
     """A malloc arena on 64 kB mTHPs returning ranges with MADV_DONTNEED.
 
     The process faults ``chunks`` naturally aligned mTHP folios (one write each maps the
-    whole folio), optionally forks an idle worker that shares them, then each round frees
-    ``free_pages`` pages in the middle of random chunks (partly mapped folios: the
-    deferred-split decision) and writes half of them again (order-0 refaults: the
-    folio's range is no longer empty).
+    whole folio), optionally forks a worker that shares them, then each round frees
+    ``free_pages`` pages in the middle of random chunks, in the worker too (partly mapped
+    folios: the deferred-split decision), and writes half of them again (order-0
+    refaults: the folio's range is no longer empty).
     Expected: with the worker sharing the arena the average designs miss the partial
     maps (28+ mappings of 16 pages average above one) and count whole folios in
     AnonPages; without it they see them.
@@ -146,6 +146,8 @@ def mthp_allocator(p: MthpAllocatorParams, rng: random.Random) -> Iterator[Op]:
         for c in sorted(rng.sample(range(p.chunks), max(1, p.chunks // 4))):
             addr = BASE + (c * nr + start) * PAGE_SIZE
             yield _madvise(1, addr, p.free_pages, MADV_DONTNEED)
+            if p.worker:  # the worker runs the same allocator: it frees the range too
+                yield _madvise(2, addr, p.free_pages, MADV_DONTNEED)
             yield _write(1, addr, max(1, p.free_pages // 2), "again")
 
 
