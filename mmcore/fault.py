@@ -14,7 +14,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .constants import PAGE_SHIFT, PAGE_SIZE, VM_EXEC, VM_READ, VM_WRITE
+from .anon_folio import do_anonymous_folio, wp_can_reuse_large_anon_folio
+from .constants import (
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    VM_EXEC,
+    VM_HUGEPAGE,
+    VM_NOHUGEPAGE,
+    VM_READ,
+    VM_WRITE,
+)
 from .errors import SegmentationFault
 from .mm import MM_ANONPAGES, MM_SWAPENTS
 from .page import PG_ANON, PG_ANON_EXCLUSIVE, PG_DIRTY, PG_ZERO, Page
@@ -144,6 +153,12 @@ def do_anonymous_write(vma: Vma, addr: int) -> int:
     m = mm.machine
     if vma.anon_vma is None:
         anon_vma_prepare(vma)
+    if not vma.flags & VM_NOHUGEPAGE:
+        orders = m.thp.pte_orders(bool(vma.flags & VM_HUGEPAGE))
+        if orders:
+            pte = do_anonymous_folio(vma, addr, orders)
+            if pte:
+                return pte
     page = m.alloc_page()
     page.flags = PG_ANON | PG_ANON_EXCLUSIVE
     page.mapcount = 1
@@ -164,6 +179,10 @@ def do_wp_page(vma: Vma, addr: int, pte: int) -> int:
     Shared mappings are simply made writable. A private anonymous page that only this pte
     maps (wp_can_reuse_anon_folio(): refcount 1, or 2 with the swap cache holding it and
     the swap slot freeable) is reused in place; otherwise the page is copied (wp_page_copy).
+    A page of a large folio is reused if it is PageAnonExclusive or the whole folio
+    passes :func:`~mmcore.anon_folio.wp_can_reuse_large_anon_folio`; otherwise this one
+    page is copied to an order-0 page (kernel-facts section 18) and the folio loses
+    that one pte mapping.
     """
     mm = vma.mm
     m = mm.machine
@@ -174,13 +193,11 @@ def do_wp_page(vma: Vma, addr: int, pte: int) -> int:
         new = pte_mkwrite(pte)
         mm.pgtable.set(addr, new)
         return new
-    if page.flags & PG_ANON and _can_reuse_anon(page):
-        page.flags |= PG_ANON_EXCLUSIVE
-        new = pte_mkwrite(pte)
-        mm.pgtable.set(addr, new)
-        m.counters.fault_cow_reuse += 1
-        m.emit("fault", mm.owner_pid, type="cow_reuse", address=addr, pfn=page.pfn)
-        return new
+    if page.folio is not None and page.flags & PG_ANON:
+        if page.flags & PG_ANON_EXCLUSIVE or wp_can_reuse_large_anon_folio(page.folio, mm):
+            return _wp_page_reuse(vma, addr, pte, page)
+    elif page.flags & PG_ANON and _can_reuse_anon(page):
+        return _wp_page_reuse(vma, addr, pte, page)
     # wp_page_copy(): a private copy for this pte.
     anon_vma_prepare(vma)
     new_page = alloc_copy(m, page)
@@ -195,6 +212,18 @@ def do_wp_page(vma: Vma, addr: int, pte: int) -> int:
     m.emit("fault", mm.owner_pid, type="cow_copy", address=addr, old_pfn=page.pfn,
            pfn=new_page.pfn)
     return new_pte
+
+
+def _wp_page_reuse(vma: Vma, addr: int, pte: int, page: Page) -> int:
+    """wp_page_reuse(): the page becomes exclusive and this pte (only this one, for a
+    page of a large folio) writable."""
+    m = vma.mm.machine
+    page.flags |= PG_ANON_EXCLUSIVE
+    new = pte_mkwrite(pte)
+    vma.mm.pgtable.set(addr, new)
+    m.counters.fault_cow_reuse += 1
+    m.emit("fault", vma.mm.owner_pid, type="cow_reuse", address=addr, pfn=page.pfn)
+    return new
 
 
 def alloc_copy(m: Machine, src: Page) -> Page:

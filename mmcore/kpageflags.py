@@ -5,7 +5,9 @@ page UPTODATE, MMAP, ANON, SWAPBACKED and, while exclusive, bit 34 (PG_anon_excl
 shares PG_mappedtodisk's bit); the zero page ZERO_PAGE and RESERVED; a free frame BUDDY.
 Every user page is on an LRU list here (the kernel's per-cpu batches that delay PG_lru
 are not modelled); ACTIVE is PG_active, set by the lru2 policy for its active list; a
-page mapped in a VM_LOCKED vma is UNEVICTABLE and MLOCKED. LOCKED (the page lock) is
+page mapped in a VM_LOCKED vma is UNEVICTABLE and MLOCKED. A page of a large folio
+shows the folio's flags (its head's), COMPOUND_HEAD or COMPOUND_TAIL, THP, and MMAP while
+any page of the folio is mapped. LOCKED (the page lock) is
 never held between operations of a single-threaded simulation. NOPAGE marks a pfn with no
 struct page: every frame of a Machine has one, so reads stop at the last frame as the
 real file stops at max_pfn.
@@ -35,7 +37,8 @@ if TYPE_CHECKING:
 KPF_BITS = {
     "LOCKED": 0, "REFERENCED": 2, "UPTODATE": 3, "DIRTY": 4, "LRU": 5, "ACTIVE": 6,
     "BUDDY": 10, "MMAP": 11, "ANON": 12, "SWAPCACHE": 13, "SWAPBACKED": 14,
-    "UNEVICTABLE": 18, "NOPAGE": 20, "ZERO_PAGE": 24, "RESERVED": 32, "MLOCKED": 33,
+    "COMPOUND_HEAD": 15, "COMPOUND_TAIL": 16, "UNEVICTABLE": 18, "NOPAGE": 20, "THP": 22,
+    "ZERO_PAGE": 24, "RESERVED": 32, "MLOCKED": 33,
     "MAPPEDTODISK": 34,
 }
 _BIT = {name: 1 << bit for name, bit in KPF_BITS.items()}
@@ -54,16 +57,25 @@ def kpageflags(m: Machine, pfn: int, mlocked: set[int] | None = None) -> int:
     if mlocked is None:
         from .meminfo import mlocked_pfns
         mlocked = mlocked_pfns(m)
-    f = page.flags
+    folio = page.folio
+    # A page of a large folio shows the folio's flags: its head's (stable_page_flags()
+    # reads folio->flags; probed in kernel-facts section 20).
+    flagged = page if folio is None else folio.head
+    f = flagged.flags
     v = _BIT["UPTODATE"] | _BIT["LRU"]
     for flag, name in ((PG_REFERENCED, "REFERENCED"), (PG_DIRTY, "DIRTY"),
                        (PG_ACTIVE, "ACTIVE"), (PG_ANON, "ANON"), (PG_SWAPCACHE, "SWAPCACHE"),
                        (PG_ANON_EXCLUSIVE, "MAPPEDTODISK")):
         if f & flag:
             v |= _BIT[name]
-    if page.mapcount:
-        v |= _BIT["MMAP"]
-    if is_swapbacked(page):
+    if folio is None:
+        if page.mapcount:
+            v |= _BIT["MMAP"]
+    else:
+        v |= _BIT["COMPOUND_HEAD" if page is folio.head else "COMPOUND_TAIL"] | _BIT["THP"]
+        if m.mapcount_folio(folio) > 0:  # folio_mapped()
+            v |= _BIT["MMAP"]
+    if is_swapbacked(flagged):
         v |= _BIT["SWAPBACKED"]
     if pfn in mlocked:
         v |= _BIT["UNEVICTABLE"] | _BIT["MLOCKED"]

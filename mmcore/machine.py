@@ -21,13 +21,15 @@ from .errors import (
 )
 from .events import Event
 from .folio import Folio
+from .folio_rmap import folio_remove_rmap_ptes
+from .folio_split import deferred_split_scan, folio_unqueue_deferred_split
 from .fork import dup_mmap, exit_mmap
 from .fs import FS_DEV, SHMEM_DEV, Inode, OpenFile
 from .kpageflags import kpageflags, kpageflags_bytes
 from .meminfo import Meminfo, meminfo
 from .mm import Mm
 from .overcommit import fork_charge
-from .page import Page, PhysMem
+from .page import PG_ANON, Page, PhysMem
 from .pagecache import delete_from_page_cache, release_inode_pages, truncate_pages, write_inode
 from .pagetable import is_swap_pte
 from .plugins import (
@@ -275,6 +277,29 @@ class Machine(_reprs.Displayed):
         self.lru_add(page)
         return page
 
+    def alloc_folio(self, order: int, direct_reclaim: bool) -> Folio | None:
+        """vma_alloc_folio() of a large anonymous folio with vma_thp_gfp_mask() under the
+        default ``defrag=madvise``: GFP_TRANSHUGE_LIGHT, which never wakes kswapd nor
+        calls the OOM killer, so the allocation succeeds only if a naturally aligned
+        free block exists and taking it leaves the min watermark (the slow path's
+        ALLOC_WMARK_MIN). With ``direct_reclaim`` (the vma has VM_HUGEPAGE:
+        __GFP_DIRECT_RECLAIM) one direct reclaim of the folio's size runs first when
+        the watermark fails, then the allocation is tried once more; compaction is not
+        modelled. None: the caller falls back to a smaller order. The head page joins
+        the LRU for the whole folio."""
+        size = 1 << order
+        pm = self.physmem
+        if pm.free_list.nr - size < self.watermarks[0]:
+            if not direct_reclaim or self.in_reclaim:
+                return None
+            self._reclaim(size, "direct")
+            if pm.free_list.nr - size < self.watermarks[0]:
+                return None
+        folio = pm.alloc_folio(order)
+        if folio is not None:
+            self.lru_add(folio.head)
+        return folio
+
     def _reclaim(self, nr: int, reason: str) -> int:
         if reason == "kswapd":
             self.counters.kswapd_runs += 1
@@ -325,13 +350,19 @@ class Machine(_reprs.Displayed):
         """__folio_put() of a large folio: off the LRU (its head stands for it there),
         off the deferred-split queue, the mapcount design's state dropped, then freed."""
         self.lru_del(folio.head)
-        self.deferred_split.pop(folio, None)
-        folio.deferred = False
+        folio_unqueue_deferred_split(self, folio)
+        if folio.head.flags & PG_ANON:
+            self.mthp_stats.count(folio.order, "nr_anon", -1)
         self.mapcount_free(folio)
         self.physmem.free_folio(folio)
 
     def unmap_page_pte(self, page: Page, vma: Vma, addr: int) -> None:
-        """folio_remove_rmap_pte() + put: one pte no longer maps ``page``."""
+        """folio_remove_rmap_pte() + put: one pte no longer maps ``page`` (for a page of
+        a large folio, a run of one: :func:`~mmcore.folio_rmap.folio_remove_rmap_ptes`)."""
+        folio = page.folio
+        if folio is not None:
+            folio_remove_rmap_ptes(self, folio, folio.page_index(page), 1, vma, addr)
+            return
         page.mapcount -= 1
         if page.is_anon:
             self.rmap_page_remove(page, vma, addr)
@@ -394,7 +425,10 @@ class Machine(_reprs.Displayed):
 
     def drop_caches(self) -> int:
         """echo 3 > /proc/sys/vm/drop_caches: write back, then free every unmapped
-        page-cache page of regular files; returns the number freed."""
+        page-cache page of regular files; returns the number freed. drop_slab() also
+        runs every shrinker, so the deferred-split queue is split (deferred_split_scan(),
+        probed in kernel-facts section 20)."""
+        deferred_split_scan(self)
         freed = 0
         for inode in self.files.values():
             write_inode(self, inode)
@@ -459,9 +493,14 @@ class Machine(_reprs.Displayed):
         return kpageflags_bytes(self, pfn, count)
 
     def kpagecount(self, pfn: int) -> int:
-        """/proc/kpagecount: the page's mapcount (0 for the zero page or a free frame)."""
+        """/proc/kpagecount: the page's mapcount (0 for the zero page or a free frame);
+        for a page of a large folio, what the mapcount design reports (page_mapcount():
+        exact with per-page mapcounts)."""
         page = self.physmem.page(pfn)
-        return 0 if page is None else page.mapcount
+        if page is None:
+            return 0
+        folio = page.folio
+        return page.mapcount if folio is None else int(self.mapcount_page(folio, page))
 
     # --- accounting and events ---------------------------------------------------------------
 

@@ -69,6 +69,7 @@ from .errors import (
     syscall_error,
 )
 from .fault import anon_vma_prepare
+from .madvise_folio import advise_folio, split_folios_in_range
 from .memory import zap_pte_range
 from .mlock import can_do_mlock, check_mlock_limit
 from .mm import MM_SWAPENTS
@@ -254,10 +255,18 @@ def _madvise_cold(vma: Vma, start: int, end: int) -> None:
     to the inactive end of the reclaim policy's lists); content and mapping stay."""
     m = vma.mm.machine
     pt = vma.mm.pgtable
+    split_folios_in_range(vma, start, end, whole=False)
+    skip = 0
     for addr, pte in list(pt.range(start, end)):
+        if skip:
+            skip -= 1
+            continue
         if not pte_present(pte):
             continue
         page = m.physmem.pages[pte_pfn(pte)]
+        if page is not None and page.folio is not None:
+            skip = advise_folio(vma, addr, pte, page.folio, end, lazyfree=False) - 1
+            continue
         if page is None or page.flags & PG_ZERO or page.mapcount != 1:
             continue
         pt.set(addr, pte_mkold(pte))
@@ -314,13 +323,20 @@ def _madvise_free(vma: Vma, start: int, end: int) -> None:
     in the swap cache leaves it when no swap pte names its slot, else it is skipped."""
     m = vma.mm.machine
     pt = vma.mm.pgtable
+    split_folios_in_range(vma, start, end, whole=False)
+    skip = 0
     for addr, pte in list(pt.range(start, end)):
-        if is_swap_pte(pte):
+        if skip:
+            skip -= 1
+        elif is_swap_pte(pte):
             pt.clear(addr)
             m.swap.free_entry(swp_slot(pte))
             vma.mm.rss_stat[MM_SWAPENTS] -= 1
         elif pte_present(pte):
             page = m.physmem.pages[pte_pfn(pte)]
+            if page is not None and page.folio is not None:
+                skip = advise_folio(vma, addr, pte, page.folio, end, lazyfree=True) - 1
+                continue
             if page is None or not page.is_anon or page.mapcount != 1:
                 continue
             if page.flags & PG_SWAPCACHE:
@@ -340,11 +356,12 @@ def _madvise_pageout(vma: Vma, start: int, end: int) -> None:
     discarded instead, if it was not written again; page-cache pages as
     :func:`~mmcore.reclaim.pageout_cache_page` says (clean file pages are dropped)."""
     m = vma.mm.machine
+    split_folios_in_range(vma, start, end, whole=True)
     for _addr, pte in list(vma.mm.pgtable.range(start, end)):
         if pte_present(pte):
             page = m.physmem.pages[pte_pfn(pte)]
-            if page is None or page.mapcount != 1:
-                continue
+            if page is None or page.mapcount != 1 or page.folio is not None:
+                continue  # a large folio still here may be mapped by another mm
             if page.is_anon:
                 if page.flags & PG_LAZYFREE:
                     discard_lazyfree(m, page)

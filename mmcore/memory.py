@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .constants import PAGE_SHIFT
+from .folio_rmap import folio_dup_anon_ptes, folio_pte_batch, folio_remove_rmap_ptes
 from .mm import MM_SWAPENTS
 from .page import PG_ANON, PG_ANON_EXCLUSIVE, PG_ZERO
 from .pagetable import (
@@ -20,6 +22,7 @@ from .pagetable import (
 from .vma import is_cow_mapping
 
 if TYPE_CHECKING:
+    from .folio import Folio
     from .vma import Vma
 
 
@@ -35,18 +38,34 @@ def zap_pte_range(vma: Vma, start: int, end: int, drop_markers: bool = False) ->
     m = mm.machine
     pt = mm.pgtable
     n = 0
+    skip = 0
     for addr, pte in list(pt.range(start, end)):
+        if skip:  # a pte of the folio run just zapped
+            skip -= 1
+            continue
         if pte == GUARD_PTE and not drop_markers:
             continue
-        pt.clear(addr)
-        n += 1
         if pte_present(pte):
             page = m.physmem.pages[pte_pfn(pte)]
             assert page is not None
+            folio = page.folio
+            if folio is not None:
+                nr = folio_pte_batch(pt, addr, pte, folio, end)
+                pt.clear_run(addr, nr)
+                n += nr
+                skip = nr - 1
+                mm.add_rss(page, -nr)
+                folio_remove_rmap_ptes(m, folio, folio.page_index(page), nr, vma, addr)
+                continue
+            pt.clear(addr)
+            n += 1
             if not page.flags & PG_ZERO:
                 mm.add_rss(page, -1)
                 m.unmap_page_pte(page, vma, addr)
-        elif is_swap_pte(pte):
+            continue
+        pt.clear(addr)
+        n += 1
+        if is_swap_pte(pte):
             m.swap.free_entry(swp_slot(pte))
             mm.rss_stat[MM_SWAPENTS] -= 1
     if n:
@@ -68,7 +87,11 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
     spt, dpt = src.mm.pgtable, dst.mm.pgtable
     cow = is_cow_mapping(src.flags)
     n = 0
+    skip = 0
     for addr, pte in list(spt.range(src.start, src.end)):
+        if skip:  # a pte of the folio run just copied
+            skip -= 1
+            continue
         if pte == GUARD_PTE:
             dpt.set(addr, pte)
             n += 1
@@ -84,6 +107,12 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
             continue
         page = m.physmem.pages[pte_pfn(pte)]
         assert page is not None
+        folio = page.folio
+        if folio is not None:
+            nr = _copy_folio_ptes(dst, src, addr, pte, folio, cow)
+            n += nr
+            skip = nr - 1
+            continue
         if cow:
             pte = pte_wrprotect(pte)
             spt.set(addr, pte)
@@ -99,6 +128,27 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
             m.rmap_page_dup(page, dst, addr)
     m.counters.fork_ptes_copied += n
     return n
+
+
+def _copy_folio_ptes(dst: Vma, src: Vma, addr: int, pte: int, folio: Folio,
+                     cow: bool) -> int:
+    """copy_present_ptes() for a run of ptes of one large anonymous folio
+    (folio_pte_batch()): each pte copied as copy_page_range() copies one, the rmap and
+    mapcount updated once for the run (folio_try_dup_anon_rmap_ptes()). Returns the
+    run's length."""
+    spt, dpt = src.mm.pgtable, dst.mm.pgtable
+    nr = folio_pte_batch(spt, addr, pte, folio, src.end)
+    ptes = spt.ptes
+    vpn = addr >> PAGE_SHIFT
+    run = [ptes[v] for v in range(vpn, vpn + nr)]
+    if cow:
+        run = [pte_wrprotect(p) for p in run]
+        ptes.update(zip(range(vpn, vpn + nr), run, strict=True))
+    dpt.set_run(addr, [pte_mkold(p) for p in run])
+    first = (pte >> 12) - folio.pfn
+    dst.mm.add_rss(folio.pages[first], nr)
+    folio_dup_anon_ptes(folio, first, nr, dst, addr)
+    return nr
 
 
 def copy_guard_markers(dst: Vma, src: Vma) -> None:

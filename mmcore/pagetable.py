@@ -183,6 +183,36 @@ class PageTable:
                 del pages[key]  # free_pte_range(): an empty PTE page is freed
         return pte
 
+    def set_run(self, addr: int, ptes: list[int]) -> None:
+        """set_ptes(): install consecutive ptes from ``addr``, all inside one PTE page
+        (a folio run never crosses one: folio_pte_batch() stops at the page table)."""
+        vpn = addr >> PAGE_SHIFT
+        table = self.ptes
+        new = 0
+        for i, pte in enumerate(ptes):
+            if vpn + i not in table:
+                new += 1
+            table[vpn + i] = pte
+        if new:
+            pages = self._pte_pages
+            key = vpn >> 9
+            pages[key] = pages.get(key, 0) + new
+
+    def clear_run(self, addr: int, nr: int) -> None:
+        """get_and_clear_full_ptes(): remove ``nr`` consecutive populated ptes from
+        ``addr``, all inside one PTE page."""
+        vpn = addr >> PAGE_SHIFT
+        pop = self.ptes.pop
+        for v in range(vpn, vpn + nr):
+            pop(v)
+        pages = self._pte_pages
+        key = vpn >> 9
+        count = pages[key] - nr
+        if count:
+            pages[key] = count
+        else:
+            del pages[key]  # free_pte_range(): an empty PTE page is freed
+
     def range(self, start: int, end: int) -> Iterator[tuple[int, int]]:
         """Yield ``(addr, pte)`` for every non-none PTE in [start, end), in address order.
 

@@ -21,10 +21,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .constants import VM_LOCKED
+from .folio_split import deferred_split_scan, split_folio_for_swap
 from .page import PG_CACHE, PG_DIRTY, PG_LAZYFREE, PG_REFERENCED, PG_SWAPCACHE, Page
 from .pagetable import pte_dirty, pte_mkold, pte_present, pte_young
 
 if TYPE_CHECKING:
+    from .folio import Folio
     from .fs import Inode
     from .machine import Machine
 
@@ -48,6 +50,8 @@ class ReclaimContext:
         m.counters.reclaim_referenced_walks += 1
         refs = 1 if page.flags & PG_REFERENCED else 0
         page.flags &= ~PG_REFERENCED
+        if page.folio is not None:
+            return self._folio_referenced(page.folio, refs)
         if not page.mapcount:
             return refs
         from .rmap import find_mappings
@@ -63,6 +67,23 @@ class ReclaimContext:
                 refs += 1
         return refs
 
+    def _folio_referenced(self, folio: Folio, refs: int) -> int:
+        """folio_referenced() of a large folio (``page_referenced`` of its head): one
+        walk over the folio (:func:`~mmcore.rmap.find_folio_mappings`), each young pte
+        of any of its pages counting one."""
+        from .rmap import find_folio_mappings
+        hits, cost = find_folio_mappings(self.machine, folio)
+        self.machine.reclaim_walk_cost.add(cost)
+        if any(vma.flags & VM_LOCKED for vma, _addr, _page in hits):
+            return -1
+        for vma, addr, _page in hits:
+            ptes = vma.mm.pgtable.ptes
+            pte = ptes[addr >> 12]
+            if pte_young(pte):
+                ptes[addr >> 12] = pte_mkold(pte)
+                refs += 1
+        return refs
+
     def no_swap_for(self, page: Page) -> bool:
         """True if ``page`` is swap-backed, needs a new swap slot to be reclaimed, and no
         slot is free: a mapped anonymous page outside the swap cache, or a shmem page.
@@ -74,16 +95,41 @@ class ReclaimContext:
         if self.machine.swap.nr_free:
             return False
         if page.is_anon:
-            return bool(page.mapcount) and not page.flags & PG_SWAPCACHE
+            mapped = page.mapcount if page.folio is None else page.folio.total_mapcount
+            return bool(mapped) and not page.flags & PG_SWAPCACHE
         inode: Inode | None = page.mapping if page.flags & PG_CACHE else None  # type: ignore[assignment]
         return inode is not None and inode.shmem
 
     def reclaim(self, page: Page) -> str:
         """Try to free ``page``; returns ``"freed"``, ``"busy"`` (someone holds an extra
         reference), ``"locked"`` (mlocked), ``"no_swap"`` or ``"unmap_failed"``."""
+        if page.folio is not None:
+            return self._reclaim_folio(page.folio)
         result = reclaim_page(self.machine, page)
         if result == "freed":
             self.freed += 1
+        return result
+
+    def _reclaim_folio(self, folio: Folio) -> str:
+        """shrink_folio_list() for a large anonymous folio (its head on the LRU): split
+        it (:func:`~mmcore.folio_split.split_folio_for_swap`: mmcore swaps large folios
+        as order-0 pages, each with its own slot), then reclaim each page that is left
+        in the same pass. Returns the head's result, ``"busy"`` if the folio could not
+        be split."""
+        m = self.machine
+        head = folio.head
+        before = m.physmem.nr_free
+        pages = list(folio.pages)
+        if not split_folio_for_swap(m, folio):
+            return "busy"
+        result = "freed"
+        for page in pages:
+            if m.physmem.page(page.pfn) is not page or page.folio is not None:
+                continue  # freed by the split, or already reclaimed
+            r = reclaim_page(m, page)
+            if page is head:
+                result = r
+        self.freed += m.physmem.nr_free - before
         return result
 
     def decide(self, page: Page, decision: str) -> None:
@@ -210,6 +256,8 @@ def shrink(m: Machine, nr_to_reclaim: int, reason: str) -> int:
     ctx = ReclaimContext(m, reason)
     before = m.physmem.nr_free
     m.hook.reclaim_shrink(nr_to_reclaim=nr_to_reclaim, ctx=ctx)
+    if m.deferred_split:  # shrink_node() -> shrink_slab(): the deferred-split shrinker
+        deferred_split_scan(m)
     freed = m.physmem.nr_free - before
     if freed > 0:
         m.kswapd_failures = 0

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from dataclasses_json import DataClassJsonMixin
 
 from . import _reprs
-from .constants import VM_LOCKED
+from .constants import PAGE_SHIFT, VM_LOCKED
 from .costs import WalkCost
 from .errors import PluginError
 from .mm import MM_SWAPENTS
@@ -22,6 +22,7 @@ from .page import PG_ANON_EXCLUSIVE, PG_DIRTY, PG_SWAPCACHE, PG_ZERO, Page
 from .pagetable import pte_dirty, pte_pfn, pte_present, swp_entry_to_pte
 
 if TYPE_CHECKING:
+    from .folio import Folio
     from .machine import Machine
     from .vma import Vma
 
@@ -87,6 +88,48 @@ def find_mappings(m: Machine, page: Page) -> tuple[list[tuple[Vma, int]], WalkCo
     return hits, cost
 
 
+def find_folio_mappings(m: Machine, folio: Folio) -> tuple[list[tuple[Vma, int, Page]],
+                                                          WalkCost]:
+    """rmap_walk() of a large folio: every (vma, address, page) whose pte maps a page of
+    ``folio``. The scheme's walk runs for a page whose mappings are not all found yet;
+    each vma it yields is then searched once over the range the folio would occupy
+    there (page_vma_mapped_walk() over the folio), which finds the mappings of every
+    other page in it too. A folio mapped contiguously thus costs one walk and one pass
+    per vma, not one walk per page; a page moved elsewhere (mremap) gets its own walk."""
+    cost = WalkCost()
+    found: dict[tuple[int, int], tuple[Vma, int, Page]] = {}
+    missing = {page.pfn: page.mapcount for page in folio.pages}
+    searched: set[tuple[int, int]] = set()
+    for page in folio.pages:
+        if missing[page.pfn] <= 0:
+            continue
+        hits, walk_cost = find_mappings(m, page)
+        cost.add(walk_cost)
+        window = WalkCost()
+        for vma, addr in hits:
+            base = addr - (folio.page_index(page) << PAGE_SHIFT)
+            if (id(vma), base) in searched:
+                continue
+            searched.add((id(vma), base))
+            ptes = vma.mm.pgtable.ptes
+            for i, other in enumerate(folio.pages):
+                a = base + (i << PAGE_SHIFT)
+                if not vma.start <= a < vma.end:
+                    continue
+                window.ptes_probed += 1
+                pte = ptes.get(a >> PAGE_SHIFT, 0)
+                key = (id(vma.mm), a)
+                if pte_present(pte) and pte_pfn(pte) == other.pfn and key not in found:
+                    window.hits += 1
+                    found[key] = (vma, a, other)
+                    missing[other.pfn] -= 1
+                else:
+                    window.wasted += 1
+        m.walk_cost.add(window)
+        cost.add(window)
+    return list(found.values()), cost
+
+
 def rmap_truth(m: Machine, pfn: int) -> list[tuple[int, int]]:
     """Brute force: every (pid, address) whose present pte maps ``pfn``, sorted."""
     out = []
@@ -114,6 +157,16 @@ def try_to_unmap(m: Machine, page: Page) -> UnmapResult:
     if page.flags & PG_ZERO:
         result.reason = "the zero page is never unmapped"
         return result
+    if page.folio is not None:
+        # mmcore swaps large folios out as order-0 pages (the split_folio_to_list()
+        # fallback of shrink_folio_list(); docs/kernel-facts.md section 20).
+        from .folio_split import split_folio
+        if not split_folio(m, page.folio):
+            result.reason = "the large folio could not be split"
+            return result
+        if not page.mapcount:  # the split mapped its zero content to the zero page
+            result.success = True
+            return result
     hits, cost = find_mappings(m, page)
     result.cost = cost
     if m.in_reclaim:

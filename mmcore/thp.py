@@ -11,6 +11,7 @@ huge pages runs exactly as it did before large folios existed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .constants import PAGE_SHIFT
 from .folio import HPAGE_PMD_ORDER
@@ -34,6 +35,26 @@ def _default_per_order() -> dict[int, str]:
             for order in ANON_ORDERS}
 
 
+class _Knobs(dict[int, str]):
+    """``per_order``: a dict that tells its :class:`ThpSettings` when a knob changes, so
+    that the fault path can keep the allowed orders cached."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner: ThpSettings, knobs: dict[int, str]) -> None:
+        super().__init__(knobs)
+        self.owner = owner
+
+    def __setitem__(self, order: int, mode: str) -> None:
+        super().__setitem__(order, mode)
+        self.owner.knobs_changed()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """dict.update(), then the owner forgets its cached orders."""
+        super().update(*args, **kwargs)
+        self.owner.knobs_changed()
+
+
 @dataclass
 class ThpSettings:
     """One machine's THP knobs. ``per_order`` maps each order in :data:`ANON_ORDERS` to
@@ -53,7 +74,27 @@ class ThpSettings:
             if mode not in MTHP_MODES:
                 raise ValueError(f"hugepages-{size_kb(order)}kB/enabled must be one of "
                                  f"{', '.join(MTHP_MODES)}, not {mode!r}")
-        self.per_order = {**_default_per_order(), **self.per_order}
+        self.per_order = _Knobs(self, {**_default_per_order(), **self.per_order})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in ("enabled", "per_order"):
+            self.knobs_changed()
+
+    def knobs_changed(self) -> None:
+        """Forget the cached :meth:`pte_orders` (a knob was written)."""
+        super().__setattr__("_pte_orders", {})
+
+    def pte_orders(self, hugepage: bool) -> tuple[int, ...]:
+        """:meth:`allowed_orders` below the PMD order, largest first: the mTHP sizes
+        alloc_anon_folio() may try (thp_vma_allowable_orders(..., BIT(PMD_ORDER) - 1)).
+        Cached until a knob changes, because every anonymous write fault asks."""
+        cache: dict[bool, tuple[int, ...]] = self.__dict__["_pte_orders"]
+        orders = cache.get(hugepage)
+        if orders is None:
+            orders = cache[hugepage] = tuple(
+                o for o in self.allowed_orders(hugepage) if o < HPAGE_PMD_ORDER)
+        return orders
 
     def mode(self, order: int) -> str:
         """The effective mode of ``order``: its own knob, or the top-level one for

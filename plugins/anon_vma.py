@@ -28,6 +28,7 @@ from mmcore.vma import anon_vma_compatible
 
 if TYPE_CHECKING:
     from mmcore import Machine, Page, Vma, WalkCost
+    from mmcore.folio import Folio
 
 
 class AnonVma:
@@ -172,6 +173,32 @@ class AnonVmaScheme:
     @hookimpl
     def rmap_page_move(self) -> None:
         """move_ptes(): nothing; the moved vma kept its vm_pgoff, so the index holds."""
+
+    # --- per folio run (large folios) -----------------------------------------------------
+
+    @hookimpl
+    def rmap_folio_add_new_anon(self, folio: Folio, first: int, nr: int, vma: Vma,
+                                address: int) -> None:
+        """:meth:`rmap_page_new_anon` for each page of the run."""
+        index = vma.linear_page_index(address)
+        for i, page in enumerate(folio.pages[first:first + nr]):
+            page.mapping = vma.anon_vma
+            page.index = index + i
+
+    @hookimpl
+    def rmap_folio_dup_ptes(self, folio: Folio, first: int, nr: int, vma: Vma,
+                            address: int) -> None:
+        """:meth:`rmap_page_dup` for the run: fork needs nothing (every page is mapped
+        at least twice then)."""
+        index = vma.linear_page_index(address)
+        for i, page in enumerate(folio.pages[first:first + nr]):
+            if page.mapcount == 1:
+                page.mapping = vma.anon_vma
+                page.index = index + i
+
+    @hookimpl
+    def rmap_folio_remove_ptes(self) -> None:
+        """Nothing per run, as per pte."""
 
     @hookimpl
     def rmap_walk(self, page: Page, cost: WalkCost) -> Iterator[tuple[Vma, int]]:

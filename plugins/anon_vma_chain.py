@@ -28,6 +28,7 @@ from mmcore.vma import anon_vma_compatible, vma_pgoff_range
 
 if TYPE_CHECKING:
     from mmcore import Machine, Page, Vma, WalkCost
+    from mmcore.folio import Folio
 
 
 class AnonVma:
@@ -247,6 +248,28 @@ class AnonVmaChainScheme:
     @hookimpl
     def rmap_page_move(self) -> None:
         """mremap carries vm_pgoff along, so the linear index still finds the page."""
+
+    # --- per folio run (large folios) -----------------------------------------------------
+
+    @hookimpl
+    def rmap_folio_add_new_anon(self, folio: Folio, first: int, nr: int, vma: Vma,
+                                address: int, exclusive: bool) -> None:
+        """__folio_set_anon() of a large folio: every page of the run gets the anon_vma
+        and its linear index."""
+        anon_vma: AnonVma = vma.anon_vma  # type: ignore[assignment]
+        mapping = anon_vma if exclusive else anon_vma.root
+        index = ((address - vma.start) >> 12) + vma.pgoff
+        for i, page in enumerate(folio.pages[first:first + nr]):
+            page.mapping = mapping
+            page.index = index + i
+
+    @hookimpl
+    def rmap_folio_dup_ptes(self) -> None:
+        """Nothing per run, as per pte."""
+
+    @hookimpl
+    def rmap_folio_remove_ptes(self) -> None:
+        """Nothing per run, as per pte."""
 
     @hookimpl
     def rmap_walk(self, page: Page, cost: WalkCost) -> Iterator[tuple[Vma, int]]:

@@ -62,6 +62,7 @@ from ..pagetable import (
 from .recount import recount_problems
 
 if TYPE_CHECKING:
+    from ..folio import Folio
     from ..fs import Inode
     from ..machine import Machine
     from ..mm import Mm
@@ -375,7 +376,10 @@ def _check_page(machine: Machine, page: Page, maps: list[tuple[int, int]], in_ca
         problems.append(f"pfn {pfn} ({kind}): refcount {page.refcount} but {page.mapcount} "
                         f"mapping(s) + {swapcache} swap cache + {pagecache} page cache = "
                         f"{want_refs}")
-    if not maps and not swapcache and not pagecache:
+    folio = page.folio
+    if folio is not None:
+        _check_folio_page(machine, page, folio, problems)
+    if not maps and not swapcache and not pagecache and (folio is None or page.refcount):
         problems.append(f"pfn {pfn} ({kind}) is allocated but no pte, swap cache or page cache "
                         "holds it: a leaked frame")
     if not maps or not (page.is_anon or pagecache):
@@ -408,6 +412,29 @@ def _check_page(machine: Machine, page: Page, maps: list[tuple[int, int]], in_ca
         if dups:
             detail.append(f"found twice: {_pages(dups)}")
         problems.append(" -- ".join(detail))
+
+
+def _check_folio_page(machine: Machine, page: Page, folio: Folio,
+                      problems: list[str]) -> None:
+    """A page of a large folio: the folio is the aligned block the page lies in and is
+    still referenced (a page with no reference stays allocated only inside a folio some
+    other page keeps); the folio is on the deferred-split queue exactly when marked so."""
+    i = page.pfn - folio.pfn
+    if not 0 <= i < folio.nr_pages or folio.pages[i] is not page or \
+            folio.pfn % folio.nr_pages:
+        problems.append(f"pfn {page.pfn}: not page {i} of its naturally aligned folio "
+                        f"{folio!r}")
+    if i:
+        return  # the folio-wide checks once, at the head
+    unref = sum(1 for p in folio.pages if not p.refcount)
+    if unref != folio.nr_unref or unref == folio.nr_pages:
+        problems.append(f"{folio!r}: {unref} page(s) without a reference, nr_unref "
+                        f"{folio.nr_unref}, {folio.nr_pages} pages (a folio nothing "
+                        "references must have been freed)")
+    if folio.deferred != (folio in machine.deferred_split):
+        problems.append(f"{folio!r}: deferred {folio.deferred} but "
+                        f"{'' if folio in machine.deferred_split else 'not '}on the "
+                        "deferred-split queue")
 
 
 def _check_swap(machine: Machine, swap_refs: Counter[int], problems: list[str]) -> None:
