@@ -12,7 +12,11 @@ makes possible; the cost is reported as ``scanned`` ptes, apart from counter upd
 
 mmcore keys a pair by (mm's page table, PMD index): two vmas of one mm that share a page
 table and both map the folio (only after an mprotect or mremap cut inside it) count once,
-where the proposal would count two.
+where the proposal would count two. mremap's move_ptes() changes no mapcount in the
+other designs, but here a pte moved to another page table moves the folio's pair: the
+design follows it through ``rmap_page_move`` and counts those updates as "move". A
+removal from a pair the design never saw (a core path that changed ptes without telling
+it) is counted in ``desyncs`` and ignored.
 
 What it can answer from one counter per folio: "mapped by one page table" (certainly one
 mm: COW reuse, PM_MMAP_EXCLUSIVE, Uss), the folio mapcount itself for kpagecount and Pss
@@ -106,6 +110,9 @@ class PerFolioTuple:
         self.updates: dict[str, int] = {"add": 0, "remove": 0, "split": 0}
         #: Ptes looked at to tell a page table's first and last mapping of a folio.
         self.scanned = 0
+        #: Removals from a pair the design had not seen (must stay 0).
+        self.desyncs = 0
+        self.updates["move"] = 0
 
     @hookimpl
     def mapcount_add(self, folio: Folio, first: int, nr: int, vma: Vma, address: int,
@@ -138,6 +145,10 @@ class PerFolioTuple:
             key = (table, idx)
             if not pmd:
                 self.scanned += _folio_span(folio, first, vpn, idx) - n
+            if key not in st.pairs:
+                self.desyncs += 1
+                first += n
+                continue
             rest = st.pairs[key] - n
             if rest:
                 st.pairs[key] = rest
@@ -148,6 +159,32 @@ class PerFolioTuple:
                 self.updates["remove"] += 1
             first += n
         st.partial = st.count == 1 and 0 < left < folio.nr_pages
+
+    @hookimpl
+    def rmap_page_move(self, page: Page, old_vma: Vma, old_address: int, new_vma: Vma,
+                       new_address: int) -> None:
+        """move_ptes() of a pte mapping a large folio's page: if it lands in another page
+        table, the old pair loses it (and is dropped with its last pte) and the new one
+        gains it (counted when new)."""
+        folio = page.folio
+        if folio is None or folio.mc is None:
+            return
+        old = (old_vma.mm.pgtable, old_address >> (PAGE_SHIFT + 9))
+        new = (new_vma.mm.pgtable, new_address >> (PAGE_SHIFT + 9))
+        if old == new:
+            return
+        st = _state(folio)
+        left = st.pairs.get(old, 0) - 1
+        if left > 0:
+            st.pairs[old] = left
+        elif old in st.pairs:
+            del st.pairs[old]
+            st.count -= 1
+            self.updates["move"] += 1
+        if new not in st.pairs:
+            st.count += 1
+            self.updates["move"] += 1
+        st.pairs[new] = st.pairs.get(new, 0) + 1
 
     @hookimpl
     def mapcount_split(self, folio: Folio) -> None:

@@ -191,3 +191,31 @@ def test_every_design_is_exact_where_it_claims_to_be(design: str,
 def test_seeded_folio_walk_finds_no_violation(design: str) -> None:
     h = random_folio_walk(Machine(mapcount=design, ram_pages=1 << 14), seed=5, steps=150)
     assert h.cow_copies + h.cow_reuses > 0 and h.deferred >= 0
+
+
+def test_per_folio_tuple_follows_a_folio_moved_across_a_page_table_boundary() -> None:
+    """move_ptes() (rmap_page_move) of a 64 kB mTHP to 8 pages before a 2 MiB boundary:
+    the folio is then in two page tables of one mm, mapcount 2, "maybe shared"."""
+    from mmcore.constants import (
+        MAP_ANONYMOUS,
+        MAP_PRIVATE,
+        MREMAP_FIXED,
+        MREMAP_MAYMOVE,
+        PROT_READ,
+        PROT_WRITE,
+    )
+    from mmcore.thp import ThpSettings
+
+    m = Machine(mapcount="per_folio_tuple", thp=ThpSettings(per_order={4: "always"}))
+    p = m.spawn()
+    old, new = 0x1000_0000, 0x2000_0000 - 8 * 4096
+    p.mmap(old, 16 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    p.write(old, b"x")
+    (folio,) = folio_truth(m)
+    assert m.mapcount_folio(folio) == 1
+    p.mremap(old, 16 * 4096, 16 * 4096, MREMAP_MAYMOVE | MREMAP_FIXED, new)
+    assert m.mapcount_folio(folio) == 2 and m.mapcount_maybe_shared(folio)
+    # two page tables gained, the old one lost
+    assert m.mapcount_design.updates["move"] == 3  # type: ignore[attr-defined]
+    p.munmap(new, 16 * 4096)
+    assert m.mapcount_design.desyncs == 0  # type: ignore[attr-defined]

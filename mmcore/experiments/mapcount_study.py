@@ -96,6 +96,8 @@ class DesignRun:
     scanned: int = 0
     #: Where the core's own exact counters disagreed with the page tables (must be 0).
     core_problems: int = 0
+    #: Removals the design could not match to its state (per_folio_tuple; must be 0).
+    desyncs: int = 0
     #: What the simulation did: COW copies (fault_cow_copy) and thp_deferred_split_page.
     cow_copies: int = 0
     deferred_splits: int = 0
@@ -175,6 +177,7 @@ def run_design(ops: Iterable[Op], design: str, *, thp: ThpSettings | None = None
     run.decisions = dict(audit.counts)
     run.updates = dict(getattr(impl, "updates", {}))
     run.scanned = int(getattr(impl, "scanned", 0))
+    run.desyncs = int(getattr(impl, "desyncs", 0))
     run.cow_copies = m.counters.fault_cow_copy
     run.deferred_splits = getattr(m.vm_events, "thp_deferred_split_page", 0)
     return run

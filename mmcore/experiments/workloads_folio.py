@@ -36,6 +36,25 @@ def _madvise(pid: int, addr: int, pages: int, advice: int) -> Op:
     return Op("madvise", pid=pid, addr=addr, length=pages * PAGE_SIZE, advice=advice)
 
 
+def _check_order(order: int) -> None:
+    if order not in ANON_ORDERS:
+        raise ConfigError(f"order must be one of {ANON_ORDERS}, not {order}")
+
+
+def thp_for(order: int) -> ThpSettings:
+    """The knobs that give anonymous folios of ``order``: the reference machine's for a
+    PMD THP (with MADV_HUGEPAGE), else that mTHP size's knob set to ``always``."""
+    if order == HPAGE_PMD_ORDER:
+        return ThpSettings()
+    return ThpSettings(per_order={order: "always"})
+
+
+def _ask_huge(pid: int, addr: int, pages: int, order: int) -> Iterator[Op]:
+    """MADV_HUGEPAGE over the region when the folios are PMD THPs."""
+    if order == HPAGE_PMD_ORDER:
+        yield _madvise(pid, addr, pages, MADV_HUGEPAGE)
+
+
 # --- forking snapshot ------------------------------------------------------------------------
 
 
@@ -47,15 +66,18 @@ class ForkSnapshotParams(DataClassJsonMixin):
     hugepages: int = 2
     snapshots: int = 2
     dirty_pct: int = 10
+    #: The heap's folio order: 9 (PMD THPs, MADV_HUGEPAGE) or an mTHP size (``always``).
+    order: int = HPAGE_PMD_ORDER
 
     def __post_init__(self) -> None:
         _positive(self, "hugepages", "snapshots")
+        _check_order(self.order)
         if not 0 <= self.dirty_pct <= 100:
             raise ConfigError(f"dirty_pct must be 0..100, not {self.dirty_pct}")
 
     def thp(self) -> ThpSettings:
-        """The reference machine's knobs: THP for MADV_HUGEPAGE regions."""
-        return ThpSettings()
+        """The knobs for ``order`` (:func:`thp_for`)."""
+        return thp_for(self.order)
 
 
 @workload("thp-fork-snapshot", ForkSnapshotParams,
@@ -75,7 +97,7 @@ def thp_fork_snapshot(p: ForkSnapshotParams, rng: random.Random) -> Iterator[Op]
     pages = p.hugepages * HPAGE_PMD_NR
     yield Op("spawn", pid=1)
     yield _mmap(1, BASE, pages)
-    yield _madvise(1, BASE, pages, MADV_HUGEPAGE)
+    yield from _ask_huge(1, BASE, pages, p.order)
     yield _write(1, BASE, pages, "row")
     dirty = max(1, pages * p.dirty_pct // 100)
     for r in range(p.snapshots):
@@ -107,14 +129,14 @@ class MthpAllocatorParams(DataClassJsonMixin):
 
     def __post_init__(self) -> None:
         _positive(self, "chunks", "rounds", "free_pages")
-        if self.order not in ANON_ORDERS:
-            raise ConfigError(f"order must be one of {ANON_ORDERS}, not {self.order}")
+        _check_order(self.order)
         if self.free_pages >= 1 << self.order:
             raise ConfigError(f"free_pages must be below the folio's {1 << self.order} "
                               f"pages, not {self.free_pages}")
 
     def thp(self) -> ThpSettings:
-        """hugepages-<size>kB/enabled = always for the arena's folio size."""
+        """hugepages-<size>kB/enabled = always for the arena's folio size (with
+        MADV_HUGEPAGE never asked, order 9 gives no THP: the arena is for mTHP)."""
         return ThpSettings(per_order={self.order: "always"})
 
 
@@ -164,16 +186,19 @@ class MremapBufferParams(DataClassJsonMixin):
     grows: int = 3
     offset_pages: int = 16
     fork_at: int = 1
+    #: The buffer's folio order: 9 (PMD THPs) or an mTHP size.
+    order: int = HPAGE_PMD_ORDER
 
     def __post_init__(self) -> None:
         _positive(self, "hugepages", "grows")
+        _check_order(self.order)
         if not 0 <= self.offset_pages < HPAGE_PMD_NR:
             raise ConfigError(f"offset_pages must be 0..{HPAGE_PMD_NR - 1}, "
                               f"not {self.offset_pages}")
 
     def thp(self) -> ThpSettings:
-        """The reference machine's knobs."""
-        return ThpSettings()
+        """The knobs for ``order`` (:func:`thp_for`)."""
+        return thp_for(self.order)
 
 
 @workload("thp-mremap-buffer", MremapBufferParams,
@@ -192,7 +217,7 @@ def thp_mremap_buffer(p: MremapBufferParams, rng: random.Random) -> Iterator[Op]
     pages = p.hugepages * HPAGE_PMD_NR
     yield Op("spawn", pid=1)
     yield _mmap(1, BASE, pages)
-    yield _madvise(1, BASE, pages, MADV_HUGEPAGE)
+    yield from _ask_huge(1, BASE, pages, p.order)
     yield _write(1, BASE, pages, "buf")
     addr = BASE
     for g in range(1, p.grows + 1):
@@ -273,16 +298,13 @@ class SharedFolioParams(DataClassJsonMixin):
 
     def __post_init__(self) -> None:
         _positive(self, "children")
-        if self.order not in ANON_ORDERS:
-            raise ConfigError(f"order must be one of {ANON_ORDERS}, not {self.order}")
+        _check_order(self.order)
         if not 0 < self.unmap_pct < 100:
             raise ConfigError(f"unmap_pct must be 1..99, not {self.unmap_pct}")
 
     def thp(self) -> ThpSettings:
-        """THP for MADV_HUGEPAGE (order 9) or the mTHP size ``always``."""
-        if self.order == HPAGE_PMD_ORDER:
-            return ThpSettings()
-        return ThpSettings(per_order={self.order: "always"})
+        """The knobs for ``order`` (:func:`thp_for`)."""
+        return thp_for(self.order)
 
 
 @workload("folio-shared-64", SharedFolioParams,
@@ -304,8 +326,7 @@ def folio_shared_64(p: SharedFolioParams, rng: random.Random) -> Iterator[Op]:
     nr = 1 << p.order
     yield Op("spawn", pid=1)
     yield _mmap(1, BASE, nr)
-    if p.order == HPAGE_PMD_ORDER:
-        yield _madvise(1, BASE, nr, MADV_HUGEPAGE)
+    yield from _ask_huge(1, BASE, nr, p.order)
     yield _write(1, BASE, 1, "folio")
     kids = list(range(2, 2 + p.children))
     for k in kids:
