@@ -29,8 +29,9 @@ def test_ops_are_attributed_to_the_mm_operation_they_are() -> None:
     assert op_kind(Op("madvise", advice=MADV_DONTNEED)) == "zap"
     assert op_kind(Op("madvise", advice=MADV_COLLAPSE)) == "collapse"
     assert op_kind(Op("madvise", advice=MADV_HUGEPAGE)) == "other"
-    assert [op_kind(Op(n)) for n in ("fork", "munmap", "exit", "mremap", "mmap")] == \
-        ["fork", "zap", "zap", "mremap", "other"]
+    assert [op_kind(Op(n)) for n in ("fork", "munmap", "exit", "mremap", "reclaim",
+                                     "mmap")] == \
+        ["fork", "zap", "zap", "mremap", "reclaim", "other"]
 
 
 def test_default_designs_put_the_kernels_first() -> None:

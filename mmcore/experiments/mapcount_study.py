@@ -6,8 +6,8 @@ installed, and after every op takes a sample: the brute-force truth
 (:func:`~mmcore.folio_truth.folio_truth`), the error of every /proc value the design
 computes (:func:`~mmcore.folio_truth.accuracy`), the core's own counters checked against
 the page tables, and the design's metadata bytes over the live large folios. Counter
-updates are attributed to the kind of op that made them (fault, fork, zap, mremap,
-collapse, other) and to folio splits.
+updates are attributed to the kind of op that made them (:data:`OP_KINDS`) and to folio
+splits.
 
 Because each design's answers drive the simulation (COW reuse, deferred split), the runs
 can diverge after the first differing decision; the figures are each design's own run.
@@ -43,7 +43,7 @@ from .runner import DEFAULT_RAM_PAGES, DEFAULT_SWAP_PAGES, machine_sizes, worklo
 #: MADV_COLLAPSE (include/uapi/asm-generic/mman-common.h).
 MADV_COLLAPSE = 25
 #: The op kinds updates are attributed to, in report order.
-OP_KINDS = ("fault", "fork", "zap", "mremap", "collapse", "other")
+OP_KINDS = ("fault", "fork", "zap", "mremap", "collapse", "reclaim", "other")
 
 
 def op_kind(op: Op) -> str:
@@ -59,6 +59,8 @@ def op_kind(op: Op) -> str:
         return "zap"
     if name == "mremap":
         return "mremap"
+    if name == "reclaim":
+        return "reclaim"
     if name == "madvise" and op.advice == MADV_COLLAPSE:
         return "collapse"
     return "other"

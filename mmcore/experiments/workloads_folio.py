@@ -119,13 +119,15 @@ class MthpAllocatorParams(DataClassJsonMixin):
     """An arena of ``chunks`` folios of ``order`` (4 = 64 kB mTHP, knob ``always``);
     ``rounds`` of MADV_DONTNEED of ``free_pages`` pages inside random chunks, then a
     refault of half of them; a worker child forked after the fill, freeing the same
-    ranges, when ``worker``."""
+    ranges, when ``worker``; a final reclaim of the arena when ``reclaim``."""
 
     chunks: int = 32
     order: int = 4
     rounds: int = 4
     free_pages: int = 4
     worker: bool = True
+    #: Reclaim the arena at the end (large folios are split before swap-out).
+    reclaim: bool = True
 
     def __post_init__(self) -> None:
         _positive(self, "chunks", "rounds", "free_pages")
@@ -150,7 +152,8 @@ def mthp_allocator(p: MthpAllocatorParams, rng: random.Random) -> Iterator[Op]:
     whole folio), optionally forks a worker that shares them, then each round frees
     ``free_pages`` pages in the middle of random chunks, in the worker too (partly mapped
     folios: the deferred-split decision), and writes half of them again (order-0
-    refaults: the folio's range is no longer empty).
+    refaults: the folio's range is no longer empty); at the end the arena is reclaimed
+    (each large folio split, then swapped out page by page).
     Expected: with the worker sharing the arena the average designs miss the partial
     maps (28+ mappings of 16 pages average above one) and count whole folios in
     AnonPages; without it they see them.
@@ -171,6 +174,8 @@ def mthp_allocator(p: MthpAllocatorParams, rng: random.Random) -> Iterator[Op]:
             if p.worker:  # the worker runs the same allocator: it frees the range too
                 yield _madvise(2, addr, p.free_pages, MADV_DONTNEED)
             yield _write(1, addr, max(1, p.free_pages // 2), "again")
+    if p.reclaim:
+        yield Op("reclaim", pid=1, addr=BASE, length=pages * PAGE_SIZE)
 
 
 # --- mremap-heavy growing buffer -------------------------------------------------------------
