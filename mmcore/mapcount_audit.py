@@ -10,8 +10,14 @@ The questions, and how a different answer shows up in the simulation:
 - ``mapcount_exclusive_to(folio, mm)``, asked by a COW fault on a large folio
   (__wp_can_reuse_large_anon_folio()). Exact: every mapping of the folio is in ``mm``. A
   design saying no where the answer is yes and every reference is a mapping (the
-  refcount test would pass) costs an **extra copy**; saying yes where the answer is no
+  refcount test would pass) is a **denied reuse**; saying yes where the answer is no
   would be an **unsafe reuse** (a bug: no design may do it).
+- Every COW copy of a large folio's page the core makes (its ``cow_copy`` event, seen by
+  :class:`CowCopyObserver` when the machine has it): an **extra copy** when exact
+  knowledge would have reused the page: the folio still had another mapping, all of its
+  mappings were in the faulting mm, and every reference was a mapping. This counts what
+  the core did, whatever it asked the design (the reuse rule reads the design's
+  folio_mapcount() too).
 - ``mapcount_partially_mapped(folio)``, asked after an unmap (__folio_remove_rmap()).
   Exact: some but not all pages are mapped. No where the answer is yes is a **missed
   deferred split**; yes where it is no a **spurious** one.
@@ -26,9 +32,12 @@ the page tables) and a scan of the page tables where the question is about mms.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
+from .events import Event
+from .hookspecs import hookimpl
 from .pagetable import pte_pfn, pte_present
+from .plugins import PluginInfo
 
 if TYPE_CHECKING:
     from .folio import Folio
@@ -36,7 +45,7 @@ if TYPE_CHECKING:
     from .mm import Mm
 
 #: Every count the audit keeps, in report order.
-DECISIONS = ("cow_asked", "cow_extra_copy", "cow_unsafe_reuse",
+DECISIONS = ("cow_asked", "cow_denied", "cow_unsafe_reuse", "cow_copies", "cow_extra_copy",
              "split_asked", "split_missed", "split_spurious",
              "shared_asked", "shared_false", "exclusive_false")
 
@@ -71,6 +80,9 @@ class DecisionAudit:
         self.machine = m
         self.counts: dict[str, int] = dict.fromkeys(DECISIONS, 0)
         self.paused = False
+        for plugin in m.plugins:
+            if isinstance(plugin, CowCopyObserver):
+                plugin.audit = self
         self._exclusive_to: Callable[..., bool] = m.mapcount_exclusive_to
         self._partially: Callable[..., bool] = m.mapcount_partially_mapped
         self._shared: Callable[..., bool] = m.mapcount_maybe_shared
@@ -97,8 +109,21 @@ class DecisionAudit:
         if said and not exact:
             c["cow_unsafe_reuse"] += 1
         elif exact and not said and sum(p.refcount for p in folio.pages) == total:
-            c["cow_extra_copy"] += 1
+            c["cow_denied"] += 1
         return said
+
+    def cow_copied(self, old_pfn: int, mm: Mm) -> None:
+        """The core copied page ``old_pfn`` for ``mm`` (its pte and reference to the old
+        page are gone): an extra copy if exact knowledge would have reused it."""
+        page = self.machine.physmem.page(old_pfn)
+        folio = None if page is None else page.folio
+        if folio is None:
+            return  # an order-0 page, or a large folio freed with its last mapping
+        self.counts["cow_copies"] += 1
+        left = entries(folio)
+        if left and entries_in(mm, folio) == left \
+                and sum(p.refcount for p in folio.pages) == left:
+            self.counts["cow_extra_copy"] += 1
 
     def partially_mapped(self, folio: Folio) -> bool:
         """The design's deferred-split answer, audited."""
@@ -130,3 +155,27 @@ class DecisionAudit:
         c["exclusive_false"] += not said and owners > 1
         return said
 
+
+
+class CowCopyObserver:
+    """An observer plugin (``Machine(observers=[CowCopyObserver])``) handing the core's
+    COW copies to the machine's :class:`DecisionAudit`."""
+
+    info: ClassVar[PluginInfo] = PluginInfo(
+        name="mapcount_cow_audit", kind="observer",
+        summary="COW copies of large-folio pages, for the mapcount decision audit")
+
+    def __init__(self, machine: Machine) -> None:
+        self.machine = machine
+        self.audit: DecisionAudit | None = None
+
+    @hookimpl
+    def mmcore_event(self, event: Event) -> None:
+        """A ``cow_copy`` fault goes to the audit (unless it is paused)."""
+        audit = self.audit
+        if audit is None or audit.paused or event.kind != "fault" \
+                or event.data.get("type") != "cow_copy":
+            return
+        proc = self.machine.processes.get(event.pid)
+        if proc is not None:
+            audit.cow_copied(int(event.data["old_pfn"]), proc.mm)

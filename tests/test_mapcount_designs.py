@@ -138,7 +138,7 @@ def test_average_designs_miss_a_partial_map_once_two_mms_map_the_folio() -> None
 
 
 @pytest.mark.parametrize("design", DESIGNS)
-def test_audit_counts_the_extra_cow_copy_of_a_stuck_shared_bit(design: str) -> None:
+def test_audit_counts_the_denied_cow_reuse_of_a_stuck_shared_bit(design: str) -> None:
     """Three mms map a PMD THP; the third (no slot free) splits its PMD after the second
     left, taking slot 1 with 511 of its 512 mappings; when the first leaves, the third
     maps the folio alone but the mm-id slots keep "maybe shared": the third's COW copies
@@ -157,7 +157,7 @@ def test_audit_counts_the_extra_cow_copy_of_a_stuck_shared_bit(design: str) -> N
     stuck = design != "per_folio_tuple"
     assert result == ("copied" if stuck else "reused")
     assert audit.counts["cow_asked"] == 1
-    assert audit.counts["cow_extra_copy"] == (1 if stuck else 0)
+    assert audit.counts["cow_denied"] == (1 if stuck else 0)
     audit.uninstall()
     assert m.mapcount_exclusive_to is not audit.exclusive_to
 

@@ -32,7 +32,7 @@ from rich.table import Table
 from ..constants import MADV_DONTNEED, MADV_FREE
 from ..folio_truth import Accuracy, accuracy, check_core, folio_truth
 from ..machine import Machine
-from ..mapcount_audit import DecisionAudit
+from ..mapcount_audit import CowCopyObserver, DecisionAudit
 from ..plugins import plugins_of_kind
 from ..thp import ThpSettings
 from . import plots, workloads
@@ -152,7 +152,7 @@ def run_design(ops: Iterable[Op], design: str, *, thp: ThpSettings | None = None
                 mremap_policy=chosen.get("mremap_policy"),
                 file_rmap=chosen.get("file_rmap") or "i_mmap_tree",
                 reclaim=chosen.get("reclaim") or "lru2", mapcount=design, thp=thp,
-                ram_pages=ram_pages, swap_pages=swap_pages)
+                ram_pages=ram_pages, swap_pages=swap_pages, observers=[CowCopyObserver])
     player = Player(m, strict=strict)
     audit = DecisionAudit(m)
     run = DesignRun(design)
