@@ -27,7 +27,7 @@ from dataclasses_json import DataClassJsonMixin
 
 from .. import __version__
 from ..costs import Costs, WalkCost
-from ..errors import ConfigError
+from ..errors import ConfigError, RunTimeout
 from ..machine import Machine
 from ..plugins import (
     installed_plugins,
@@ -162,11 +162,6 @@ def rerun(result_json: str) -> Result:
                file_rmap=c.file_rmap, reclaim=c.reclaim)
 
 
-class RunTimeout(Exception):
-    """A run passed its deadline (checked between ops, so a sweep's time limit works in
-    any thread, where a signal cannot reach)."""
-
-
 def workload_thp(params: DataClassJsonMixin) -> ThpSettings | None:
     """The THP knobs a workload's parameters ask for (their ``thp()`` method, as the
     large-folio workloads have), or None for the reference machine's defaults."""
@@ -178,8 +173,9 @@ def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True,
             observers: Sequence[str] = (), deadline: float | None = None,
             thp: ThpSettings | None = None) -> Result:
     """Replay ``ops`` on a fresh Machine built from ``config`` (and ``observers``, and
-    the THP knobs ``thp``) and measure it; :class:`RunTimeout` once
-    :func:`time.monotonic` passes ``deadline``."""
+    the THP knobs ``thp``) and measure it; :class:`~mmcore.errors.RunTimeout` once
+    :func:`time.monotonic` passes ``deadline`` (checked between ops, so a time limit
+    works in any thread, where a signal cannot reach)."""
     start = time.perf_counter()
     machine = Machine(rmap=config.rmap, mremap_policy=config.policy, arch=config.arch,
                       ram_pages=config.ram_pages, swap_pages=config.swap_pages,
@@ -191,7 +187,7 @@ def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True,
     applied = 0
     for op in ops:
         if deadline is not None and time.monotonic() > deadline:
-            raise RunTimeout(f"timed out after {applied} ops")
+            raise RunTimeout(f"no result within the time budget ({applied} ops done)")
         if op.op == "reclaim" and before_reclaim is None:
             before_reclaim = snapshot(machine)
         player.apply(op)
