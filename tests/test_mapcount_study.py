@@ -124,3 +124,38 @@ def test_extra_cow_copies_are_counted_from_the_cores_copies() -> None:
     assert by["per_page"]["cow_extra_copy"] == by["no_page_mapcount"]["cow_extra_copy"] == 0
     assert by["per_folio_tuple"]["cow_extra_copy"] >= 1
     assert all(d["cow_unsafe_reuse"] == 0 for d in by.values())
+
+
+@pytest.mark.parametrize("design", default_designs())
+@pytest.mark.parametrize("workload,params", [
+    ("folio-shared-64", {"order": 4, "children": 6}),
+    ("mthp-allocator", {"chunks": 8, "rounds": 2}),
+    ("thp-mremap-buffer", {"order": 4, "offset_pages": 8, "grows": 2}),
+])
+def test_designs_keep_their_claims_on_the_real_core(design: str, workload: str,
+                                                    params: dict[str, object]) -> None:
+    """The exactness each design claims (claim_violations), and the core's counters
+    against the page tables, after every op of a large-folio workload on the mTHP core."""
+    import random
+
+    from mmcore.experiments import workloads
+    from mmcore.experiments.ops import Player
+    from mmcore.experiments.runner import workload_thp
+    from mmcore.folio_truth import check_core, folio_truth
+    from mmcore.testing.folio_hand import claim_violations
+
+    w = workloads.get(workload)
+    p = workloads.make_params(workload, params)
+    m = Machine(mapcount=design, thp=workload_thp(p), ram_pages=1 << 15)
+    player = Player(m, strict=w.strict)
+    peak: dict[object, int] = {}
+    folios = 0
+    for op in w.generator(p, random.Random(0)):
+        player.apply(op)
+        truth = folio_truth(m)
+        folios += len(truth)
+        for folio, t in truth.items():
+            peak[folio] = max(peak.get(folio, 0), len(t.by_mm))
+        assert check_core(m, truth) == []
+        assert claim_violations(m, truth, peak) == [], op  # type: ignore[arg-type]
+    assert folios > 0
