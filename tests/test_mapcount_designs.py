@@ -219,3 +219,43 @@ def test_per_folio_tuple_follows_a_folio_moved_across_a_page_table_boundary() ->
     assert m.mapcount_design.updates["move"] == 3  # type: ignore[attr-defined]
     p.munmap(new, 16 * 4096)
     assert m.mapcount_design.desyncs == 0  # type: ignore[attr-defined]
+
+
+def _mthp_three_mms(design: str, slotless_leaves_first: bool) -> tuple[int, int]:
+    """kernel-facts section 21 on the mTHP core: A faults a 64 kB folio, forks B and C.
+    Either B leaves and A unmaps (C alone, slotless) and C writes page 3, or C and B
+    leave and A writes page 3. The pfn before and after the write."""
+    from mmcore.constants import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
+    from mmcore.thp import ThpSettings
+
+    m = Machine(mapcount=design, thp=ThpSettings(per_order={4: "always"}))
+    a = m.spawn()
+    base = 0x1000_0000
+    a.mmap(base, 16 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    a.write(base, b"a")
+    b, c = a.fork(), a.fork()
+    page3 = base + 3 * 4096
+    if slotless_leaves_first:
+        c.exit(0)
+        b.exit(0)
+        writer = a
+    else:
+        b.exit(0)
+        a.munmap(base, 16 * 4096)
+        writer = c
+    before = writer.pagemap(page3).pfn
+    writer.write(page3, b"w")
+    return before, writer.pagemap(page3).pfn
+
+
+def test_the_shared_bit_sticks_for_the_third_mm_as_on_6_18() -> None:
+    """kernel-facts section 21: the mm that got no slot, left alone, copies on write
+    (per_page, the configuration 6.18 runs); the slot owner left alone reuses."""
+    before, after = _mthp_three_mms("per_page", slotless_leaves_first=False)
+    assert before != after  # copied
+    before, after = _mthp_three_mms("per_page", slotless_leaves_first=True)
+    assert before == after  # reused in place
+    before, after = _mthp_three_mms("per_folio_tuple", slotless_leaves_first=False)
+    # copies too: one page table gives folio_mapcount() 1, which the core's reuse rule
+    # (__wp_can_reuse_large_anon_folio()) reads as a folio mapped once
+    assert before != after
