@@ -221,10 +221,11 @@ def test_per_folio_tuple_follows_a_folio_moved_across_a_page_table_boundary() ->
     assert m.mapcount_design.desyncs == 0  # type: ignore[attr-defined]
 
 
-def _mthp_three_mms(design: str, slotless_leaves_first: bool) -> tuple[int, int]:
-    """kernel-facts section 21 on the mTHP core: A faults a 64 kB folio, forks B and C.
-    Either B leaves and A unmaps (C alone, slotless) and C writes page 3, or C and B
-    leave and A writes page 3. The pfn before and after the write."""
+def _mthp_three_mms(design: str, case: str) -> tuple[int, int]:
+    """kernel-facts section 21 on the mTHP core: A faults a 64 kB folio, forks B and C
+    (no mm-id slot left for C). ``c_alone``: B exits, A unmaps, C writes page 3;
+    ``c_then_b`` / ``b_then_c``: those two exit in that order, A writes page 3. The
+    pfn of page 3 before and after the write."""
     from mmcore.constants import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
     from mmcore.thp import ThpSettings
 
@@ -235,14 +236,15 @@ def _mthp_three_mms(design: str, slotless_leaves_first: bool) -> tuple[int, int]
     a.write(base, b"a")
     b, c = a.fork(), a.fork()
     page3 = base + 3 * 4096
-    if slotless_leaves_first:
-        c.exit(0)
-        b.exit(0)
-        writer = a
-    else:
+    writer = a
+    if case == "c_alone":
         b.exit(0)
         a.munmap(base, 16 * 4096)
         writer = c
+    else:
+        first, second = (c, b) if case == "c_then_b" else (b, c)
+        first.exit(0)
+        second.exit(0)
     before = writer.pagemap(page3).pfn
     writer.write(page3, b"w")
     return before, writer.pagemap(page3).pfn
@@ -250,12 +252,15 @@ def _mthp_three_mms(design: str, slotless_leaves_first: bool) -> tuple[int, int]
 
 def test_the_shared_bit_sticks_for_the_third_mm_as_on_6_18() -> None:
     """kernel-facts section 21: the mm that got no slot, left alone, copies on write
-    (per_page, the configuration 6.18 runs); the slot owner left alone reuses."""
-    before, after = _mthp_three_mms("per_page", slotless_leaves_first=False)
-    assert before != after  # copied
-    before, after = _mthp_three_mms("per_page", slotless_leaves_first=True)
-    assert before == after  # reused in place
-    before, after = _mthp_three_mms("per_folio_tuple", slotless_leaves_first=False)
-    # copies too: one page table gives folio_mapcount() 1, which the core's reuse rule
-    # (__wp_can_reuse_large_anon_folio()) reads as a folio mapped once
-    assert before != after
+    (per_page, the configuration 6.18 runs); the slot owner left alone reuses, whichever
+    of the others leaves first (the slotless one's unmap runs the check too)."""
+    def copied(design: str, case: str) -> bool:
+        before, after = _mthp_three_mms(design, case)
+        return before != after
+
+    assert copied("per_page", "c_alone")
+    assert not copied("per_page", "c_then_b")
+    assert not copied("per_page", "b_then_c")
+    # per_folio_tuple copies C's page too: one page table gives folio_mapcount() 1, which
+    # the core's reuse rule (__wp_can_reuse_large_anon_folio()) reads as mapped once
+    assert copied("per_folio_tuple", "c_alone")

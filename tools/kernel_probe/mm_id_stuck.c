@@ -7,8 +7,8 @@
  * bit clears when B leaves, so A reuses the page in place. "three": B exits, then A
  * unmaps the folio; C now maps it alone, but neither free slot holds C's mappings, so
  * the bit stays: C's write to page 3 copies it (a new pfn) although C maps it alone.
- * Control: C (slotless) exits first, then B: A's slot owns every mapping again, so A's
- * write reuses the page.
+ * Controls: C (slotless) exits first, then B, or B first, then C: either way A's slot
+ * owns every mapping again, so A's write reuses the page.
  * Prints one line per case: pfn before, pfn after, reused/copied. */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -104,5 +104,16 @@ int main(void)
 	write(pb[1], "x", 1);
 	waitpid(b, NULL, 0);
 	report("three, C and B left: A writes page 3", p + 3 * PG);
+
+	/* three mms, B (slot 1) then the slotless C leave: C's unmap finds slot 0 owning
+	 * every mapping (the check runs for an mm with no slot too) */
+	p = folio();
+	b = child(pb[0], p, 0);
+	c = child(pc[0], p, 0);
+	write(pb[1], "x", 1);
+	waitpid(b, NULL, 0);
+	write(pc[1], "x", 1);
+	waitpid(c, NULL, 0);
+	report("three, B and C left: A writes page 3", p + 3 * PG);
 	return 0;
 }
