@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .constants import PAGE_SIZE
 from .page import PG_ZERO
@@ -35,8 +35,7 @@ PAGE_PSE = 1 << 7
 PSS_SHIFT = 12
 
 
-@dataclass
-class Mapping:
+class Mapping(NamedTuple):
     """One present pte of a large folio's page: who maps it, where, and whether it is part
     of a PMD mapping."""
 
@@ -97,19 +96,18 @@ def large_folios(m: Machine) -> list[Folio]:
 def folio_truth(m: Machine) -> dict[Folio, FolioTruth]:
     """Brute force over every live mm's page table: each large folio's exact mappings."""
     truth = {f: FolioTruth(f, {p.pfn: 0 for p in f.pages}) for f in large_folios(m)}
-    physmem = m.physmem
+    # pfn -> the truth of its folio (the hot loop below touches every pte of every mm)
+    by_pfn = {pfn: t for t in truth.values() for pfn in t.page_mapcount}
     for proc in m.live_processes():
         mm = proc.mm
         for vpn, pte in mm.pgtable.ptes.items():
-            if not pte_present(pte):
+            pfn = pte_pfn(pte)
+            t = by_pfn.get(pfn)
+            if t is None or not pte_present(pte):
                 continue
-            page = physmem.page(pte_pfn(pte))
-            if page is None or page.folio is None or page.folio not in truth:
-                continue
-            t = truth[page.folio]
-            t.page_mapcount[page.pfn] += 1
+            t.page_mapcount[pfn] += 1
             t.by_mm[mm] += 1
-            t.mappings.append(Mapping(mm, vpn, page.pfn, bool(pte & PAGE_PSE)))
+            t.mappings.append(Mapping(mm, vpn, pfn, bool(pte & PAGE_PSE)))
     return truth
 
 
@@ -207,29 +205,32 @@ def accuracy(m: Machine, truth: dict[Folio, FolioTruth]) -> Accuracy:
             a.mapped_err += abs(reported_mapped - exact_mapped)
         if not t.by_mm:
             continue
-        pages = {p.pfn: p for p in folio.pages}
-        reported_count = {}
-        for pfn, exact in t.page_mapcount.items():
-            if exact:
-                got = m.mapcount_page(folio, pages[pfn])
-                reported_count[pfn] = got
-                a.pages += 1
-                a.kpagecount_wrong += got != exact
-                a.kpagecount_err += abs(got - exact)
         maybe_shared = m.mapcount_maybe_shared(folio)
-        for x in t.mappings:
-            pfn = x.pfn
-            page = pages[pfn]
-            exact = t.page_mapcount[pfn]
-            page_excl = m.mapcount_page_exclusive(folio, page)
-            shown = not maybe_shared if x.pmd else page_excl
+        # per mapped page: exact count, Pss shares, Uss bytes, and PM_MMAP_EXCLUSIVE as a
+        # pte and as a PMD mapping would show it (the design is asked once per page)
+        per_page: dict[int, tuple[int, int, int, int, int, bool]] = {}
+        for page in folio.pages:
+            exact = t.page_mapcount[page.pfn]
+            if not exact:
+                continue
+            got = m.mapcount_page(folio, page)
+            excl = m.mapcount_page_exclusive(folio, page)
+            a.pages += 1
+            a.kpagecount_wrong += got != exact
+            a.kpagecount_err += abs(got - exact)
+            per_page[page.pfn] = (exact, _pss(exact), _pss(got),
+                                  PAGE_SIZE if exact == 1 else 0, PAGE_SIZE if excl else 0,
+                                  excl)
+        for mm, _, pfn, pmd in t.mappings:
+            exact, pss_t, pss_r, uss_t, uss_r, excl = per_page[pfn]
+            shown = not maybe_shared if pmd else excl
             a.ptes += 1
             a.exclusive_false_shared += exact == 1 and not shown
             a.exclusive_false_exclusive += exact > 1 and shown
-            pss_true[x.mm] += _pss(exact)
-            pss_rep[x.mm] += _pss(reported_count[pfn])
-            uss_true[x.mm] += PAGE_SIZE if exact == 1 else 0
-            uss_rep[x.mm] += PAGE_SIZE if page_excl else 0
+            pss_true[mm] += pss_t
+            pss_rep[mm] += pss_r
+            uss_true[mm] += uss_t
+            uss_rep[mm] += uss_r
     for mm in pss_true:
         a.pss += pss_true[mm] >> PSS_SHIFT
         a.pss_err += abs(pss_rep[mm] - pss_true[mm]) >> PSS_SHIFT
