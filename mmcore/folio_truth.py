@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from .constants import PAGE_SIZE
 from .page import PG_ZERO
@@ -35,14 +35,9 @@ PAGE_PSE = 1 << 7
 PSS_SHIFT = 12
 
 
-class Mapping(NamedTuple):
-    """One present pte of a large folio's page: who maps it, where, and whether it is part
-    of a PMD mapping."""
-
-    mm: Mm
-    vpn: int
-    pfn: int
-    pmd: bool
+#: One present pte of a large folio's page: (mm, virtual page number, pfn, part of a PMD
+#: mapping).
+Mapping = tuple["Mm", int, int, bool]
 
 
 @dataclass
@@ -95,19 +90,20 @@ def large_folios(m: Machine) -> list[Folio]:
 
 def folio_truth(m: Machine) -> dict[Folio, FolioTruth]:
     """Brute force over every live mm's page table: each large folio's exact mappings."""
-    truth = {f: FolioTruth(f, {p.pfn: 0 for p in f.pages}) for f in large_folios(m)}
-    # pfn -> the truth of its folio (the hot loop below touches every pte of every mm)
-    by_pfn = {pfn: t for t in truth.values() for pfn in t.page_mapcount}
+    truth = {f: FolioTruth(f) for f in large_folios(m)}
+    # pfn -> its folio's mappings (the hot loop below touches every pte of every mm)
+    by_pfn = {p.pfn: t.mappings for f, t in truth.items() for p in f.pages}
     for proc in m.live_processes():
         mm = proc.mm
         for vpn, pte in mm.pgtable.ptes.items():
             pfn = pte_pfn(pte)
-            t = by_pfn.get(pfn)
-            if t is None or not pte_present(pte):
-                continue
-            t.page_mapcount[pfn] += 1
-            t.by_mm[mm] += 1
-            t.mappings.append(Mapping(mm, vpn, pfn, bool(pte & PAGE_PSE)))
+            found = by_pfn.get(pfn)
+            if found is not None and pte_present(pte):
+                found.append((mm, vpn, pfn, bool(pte & PAGE_PSE)))
+    for f, t in truth.items():
+        counts = Counter(x[2] for x in t.mappings)
+        t.page_mapcount = {p.pfn: counts[p.pfn] for p in f.pages}
+        t.by_mm = Counter(x[0] for x in t.mappings)
     return truth
 
 
@@ -116,7 +112,7 @@ def check_core(m: Machine, truth: dict[Folio, FolioTruth]) -> list[str]:
     per PMD) disagree with the page tables: an empty list when the core is right."""
     problems = []
     for folio, t in truth.items():
-        pmd_entries = sum(1 for x in t.mappings if x.pmd)
+        pmd_entries = sum(1 for x in t.mappings if x[3])
         if pmd_entries != folio.entire_mapcount * folio.nr_pages:
             problems.append(f"{folio!r}: {pmd_entries} PMD-mapped entries for "
                             f"entire_mapcount {folio.entire_mapcount}")
