@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, fields
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from .constants import PAGE_SIZE
@@ -202,11 +204,18 @@ def accuracy(m: Machine, truth: dict[Folio, FolioTruth]) -> Accuracy:
         if not t.by_mm:
             continue
         maybe_shared = m.mapcount_maybe_shared(folio)
-        # per mapped page: exact count, Pss shares, Uss bytes, and PM_MMAP_EXCLUSIVE as a
-        # pte and as a PMD mapping would show it (the design is asked once per page)
-        per_page: dict[int, tuple[int, int, int, int, int, bool]] = {}
+        # Per mapped page, what each of its mappings adds: Pss shares (exact, reported),
+        # Uss bytes (exact, reported), and whether PM_MMAP_EXCLUSIVE is wrong, shown
+        # as a pte (the design's page answer) or as part of a PMD (its folio answer).
+        pss_t: dict[int, int] = {}
+        pss_r: dict[int, int] = {}
+        uss_t: dict[int, int] = {}
+        uss_r: dict[int, int] = {}
+        wrong_pte: dict[int, tuple[bool, bool]] = {}
+        wrong_pmd: dict[int, tuple[bool, bool]] = {}
         for page in folio.pages:
-            exact = t.page_mapcount[page.pfn]
+            pfn = page.pfn
+            exact = t.page_mapcount[pfn]
             if not exact:
                 continue
             got = m.mapcount_page(folio, page)
@@ -214,19 +223,25 @@ def accuracy(m: Machine, truth: dict[Folio, FolioTruth]) -> Accuracy:
             a.pages += 1
             a.kpagecount_wrong += got != exact
             a.kpagecount_err += abs(got - exact)
-            per_page[page.pfn] = (exact, _pss(exact), _pss(got),
-                                  PAGE_SIZE if exact == 1 else 0, PAGE_SIZE if excl else 0,
-                                  excl)
-        for mm, _, pfn, pmd in t.mappings:
-            exact, pss_t, pss_r, uss_t, uss_r, excl = per_page[pfn]
-            shown = not maybe_shared if pmd else excl
-            a.ptes += 1
-            a.exclusive_false_shared += exact == 1 and not shown
-            a.exclusive_false_exclusive += exact > 1 and shown
-            pss_true[mm] += pss_t
-            pss_rep[mm] += pss_r
-            uss_true[mm] += uss_t
-            uss_rep[mm] += uss_r
+            pss_t[pfn], pss_r[pfn] = _pss(exact), _pss(got)
+            uss_t[pfn] = PAGE_SIZE if exact == 1 else 0
+            uss_r[pfn] = PAGE_SIZE if excl else 0
+            # (false shared, false exclusive)
+            wrong_pte[pfn] = (exact == 1 and not excl, exact > 1 and excl)
+            wrong_pmd[pfn] = (exact == 1 and maybe_shared, exact > 1 and not maybe_shared)
+        # the mappings come mm by mm (folio_truth() walks one page table at a time)
+        for mm, group in groupby(t.mappings, key=itemgetter(0)):
+            rows = list(group)
+            pfns = [x[2] for x in rows]
+            a.ptes += len(pfns)
+            pss_true[mm] += sum(map(pss_t.__getitem__, pfns))
+            pss_rep[mm] += sum(map(pss_r.__getitem__, pfns))
+            uss_true[mm] += sum(map(uss_t.__getitem__, pfns))
+            uss_rep[mm] += sum(map(uss_r.__getitem__, pfns))
+            for x in rows:
+                fs, fe = (wrong_pmd if x[3] else wrong_pte)[x[2]]
+                a.exclusive_false_shared += fs
+                a.exclusive_false_exclusive += fe
     for mm in pss_true:
         a.pss += pss_true[mm] >> PSS_SHIFT
         a.pss_err += abs(pss_rep[mm] - pss_true[mm]) >> PSS_SHIFT
