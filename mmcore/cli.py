@@ -678,12 +678,13 @@ def _compare_mapcount(args: argparse.Namespace, out: Console, params: dict[str, 
                                  ("--store", args.store is not None),
                                  ("--jobs", args.jobs != 1),
                                  ("--executor", args.executor != "local"),
-                                 ("--scheduler", args.scheduler is not None)) if on]
+                                 ("--scheduler", args.scheduler is not None),
+                                 ("--observe", bool(args.observe))) if on]
     if given:
         raise UsageError(f"{', '.join(given)}: not supported with --axis mapcount (the "
                          f"designs run one after another in this process)")
     rmap = args.rmap or "anon_vma_chain"
-    check_scheme(rmap, args.mremap_policy, args.observe)
+    check_scheme(rmap, args.mremap_policy)
     chosen = choose(args, {n: (n,) for n in default_designs()})
     plot = _plot_path(args, f"{args.workload}-mapcount.png")
     s = study(args.workload, params, seed=args.seed, designs=chosen,

@@ -85,10 +85,13 @@ def test_compare_along_the_mapcount_axis(tmp_path: Path,
     assert "per_page" in out and "no_page_mapcount" not in out and "kpagecount" in out
 
 
-def test_compare_mapcount_rejects_a_timeout(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["compare", "forking-server", "--axis", "mapcount", "--timeout", "5",
-                 "--no-plot"]) != 0
-    assert "--timeout" in capsys.readouterr().err
+@pytest.mark.parametrize("option", [["--timeout", "5"], ["--store", "x"], ["--jobs", "2"],
+                                    ["--observe", "event_log"]])
+def test_compare_mapcount_rejects_the_cell_options(option: list[str],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "forking-server", "--axis", "mapcount", *option,
+                 "--no-plot"]) == 2
+    assert option[0] in capsys.readouterr().err
 
 
 def test_folio_workloads_ask_for_their_thp_knobs() -> None:
