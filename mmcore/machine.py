@@ -25,6 +25,7 @@ from .folio_rmap import folio_remove_rmap_ptes
 from .folio_split import deferred_split_scan, folio_unqueue_deferred_split
 from .fork import dup_mmap, exit_mmap
 from .fs import FS_DEV, SHMEM_DEV, Inode, OpenFile
+from .khugepaged import Khugepaged
 from .kpageflags import kpageflags, kpageflags_bytes
 from .meminfo import Meminfo, meminfo
 from .mm import Mm
@@ -42,7 +43,7 @@ from .plugins import (
 )
 from .process import Process
 from .reclaim import kswapd_hopeless, shrink
-from .rmap import UnmapResult, WalkResult, find_mappings, rmap_truth, try_to_unmap
+from .rmap import Probe, UnmapResult, WalkResult, WalkTrace, find_mappings, rmap_truth, try_to_unmap
 from .swap import SwapArea
 from .sysargs import brk_start as check_brk_start
 from .thp import MthpStats, ThpSettings
@@ -52,7 +53,7 @@ from .vmstat import VmEvents, Vmstat, vmstat
 T = TypeVar("T")
 
 
-class Machine(_reprs.Displayed):
+class Machine(_reprs.Pictured):
     """One simulated computer running one rmap scheme.
 
     ``rmap`` names an installed rmap plugin (or passes its class); ``mremap_policy``
@@ -106,6 +107,10 @@ class Machine(_reprs.Displayed):
         self.mthp_stats = MthpStats()
         #: The deferred-split queue (ds_queue): partly mapped large folios, in queue order.
         self.deferred_split: dict[Folio, None] = {}
+        #: The huge zero folio once a read fault has needed it (mm_get_huge_zero_folio).
+        self.huge_zero_folio: Folio | None = None
+        #: khugepaged's knobs, cursor and counters (:mod:`mmcore.khugepaged`).
+        self.khugepaged = Khugepaged()
         self.max_map_count = max_map_count
         if overcommit_memory not in (0, 1, 2) or overcommit_ratio < 0 or overcommit_kbytes < 0:
             raise ConfigError("overcommit_memory must be 0, 1 or 2, and overcommit_ratio "
@@ -329,6 +334,14 @@ class Machine(_reprs.Displayed):
         if victim is self.current:
             raise ProcessKilled(victim.pid)
 
+    def khugepaged_scan(self) -> int:
+        """One wake-up of khugepaged: scan up to ``pages_to_scan`` pages of THP-enabled
+        vmas and collapse what qualifies (:func:`mmcore.khugepaged.khugepaged_do_scan`);
+        returns the number of THPs collapsed."""
+        from .khugepaged import khugepaged_do_scan
+        self._check_usable()
+        return self.syscall(khugepaged_do_scan, self)
+
     def put_page(self, page: Page) -> None:
         """put_page(): drop one reference, freeing the frame with the last one."""
         page.refcount -= 1
@@ -457,6 +470,18 @@ class Machine(_reprs.Displayed):
         hits, cost = self.syscall(find_mappings, self, page)
         self.emit("walk", 0, pfn=pfn, found=len(hits), vmas=cost.vmas_visited)
         return WalkResult(pfn, sorted((v.mm.owner_pid, a) for v, a in hits), cost)
+
+    def trace_walk(self, pfn: int) -> WalkTrace:
+        """:meth:`rmap_walk` with every candidate the scheme proposed and what its pte held
+        (:class:`~mmcore.rmap.Probe`), in walk order: the walk a teacher shows. It is a
+        real walk, counted as :meth:`rmap_walk` counts one."""
+        self._check_usable()
+        page = self._page(pfn)
+        probes: list[Probe] = []
+        hits, cost = self.syscall(find_mappings, self, page, probes)
+        self.emit("walk", 0, pfn=pfn, found=len(hits), vmas=cost.vmas_visited)
+        return WalkTrace(pfn, sorted((v.mm.owner_pid, a) for v, a in hits), cost,
+                         page.mapcount, probes)
 
     def rmap_truth(self, pfn: int) -> list[tuple[int, int]]:
         """Brute force over every page table: the (pid, vaddr) pairs that map ``pfn``."""

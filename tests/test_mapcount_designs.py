@@ -222,7 +222,7 @@ def test_per_folio_tuple_follows_a_folio_moved_across_a_page_table_boundary() ->
 
 
 def _mthp_three_mms(design: str, case: str) -> tuple[int, int]:
-    """kernel-facts section 22 on the mTHP core: A faults a 64 kB folio, forks B and C
+    """kernel-facts section 23 on the mTHP core: A faults a 64 kB folio, forks B and C
     (no mm-id slot left for C). ``c_alone``: B exits, A unmaps, C writes page 3;
     ``c_then_b`` / ``b_then_c``: those two exit in that order, A writes page 3. The
     pfn of page 3 before and after the write."""
@@ -251,7 +251,7 @@ def _mthp_three_mms(design: str, case: str) -> tuple[int, int]:
 
 
 def test_the_shared_bit_sticks_for_the_third_mm_as_on_6_18() -> None:
-    """kernel-facts section 22: the mm that got no slot, left alone, copies on write
+    """kernel-facts section 23: the mm that got no slot, left alone, copies on write
     (per_page, the configuration 6.18 runs); the slot owner left alone reuses, whichever
     of the others leaves first (the slotless one's unmap runs the check too)."""
     def copied(design: str, case: str) -> bool:
