@@ -260,15 +260,14 @@ class CollapseParams(DataClassJsonMixin):
 
 
 @workload("khugepaged-collapse", CollapseParams,
-          hurts="every design: a collapsed THP shared after fork, then partly unmapped",
-          strict=False)
+          hurts="every design: a collapsed THP shared after fork, then partly unmapped")
 def khugepaged_collapse(p: CollapseParams, rng: random.Random) -> Iterator[Op]:
     """khugepaged's job after a fragmenting phase (MADV_COLLAPSE does it synchronously).
 
     The region is faulted before MADV_HUGEPAGE (order-0 pages), fragmented by
     MADV_DONTNEED holes and partial refaults, marked MADV_HUGEPAGE and collapsed into
-    THPs; a child forked afterwards shares them and unmaps a hole of its own. A core
-    without MADV_COLLAPSE counts the collapse as a failed call (the run is not strict).
+    THPs (madvise_collapse()); a child forked afterwards shares them and unmaps a hole
+    of its own.
     Expected: the collapsed THP is exclusive and exact in every design until the fork;
     the child's hole is a partial map none of the designs without per-page counts sees.
     """
