@@ -134,11 +134,16 @@ def test_extra_cow_copies_are_counted_from_the_cores_copies() -> None:
     ("folio-shared-64", {"order": 4, "children": 6}),
     ("mthp-allocator", {"chunks": 8, "rounds": 2}),
     ("thp-mremap-buffer", {"order": 4, "offset_pages": 8, "grows": 2}),
+    ("thp-fork-snapshot", {"hugepages": 1, "snapshots": 1, "dirty_pct": 2}),
+    ("thp-mremap-buffer", {"grows": 2}),
+    ("folio-shared-64", {"children": 4}),
+    ("khugepaged-collapse", {"hugepages": 1, "holes": 2}),
 ])
 def test_designs_keep_their_claims_on_the_real_core(design: str, workload: str,
                                                     params: dict[str, object]) -> None:
     """The exactness each design claims (claim_violations), and the core's counters
-    against the page tables, after every op of a large-folio workload on the mTHP core."""
+    against the page tables, after every op of a large-folio workload on the mTHP and
+    PMD THP core."""
     import random
 
     from mmcore.experiments import workloads
