@@ -375,6 +375,13 @@ def render_mapcount(claims: Sequence[Claim], s: Studies) -> str:
         "",
         "## Every run",
         "",
+        "*Extra COW copies* are copies of a large folio's page the core made where exact "
+        "knowledge would have reused it (mmcore.mapcount_audit). The core's reuse rule "
+        "(__wp_can_reuse_large_anon_folio()) copies a folio whose folio_mapcount() is 1 "
+        "and compares the refcount with it; `per_folio_tuple` counts page tables there, "
+        "not ptes, so it never passes the rule: porting the rule to that design would "
+        "need the folio's ptes counted in its page table.",
+        "",
         *overview(s),
     ]
     mark = {True: "held", False: "did not hold", None: "not measured"}
