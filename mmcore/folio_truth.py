@@ -54,11 +54,6 @@ class FolioTruth:
     mappings: list[Mapping] = field(default_factory=list)
 
     @property
-    def mms(self) -> set[Mm]:
-        """The mms that map any page of the folio."""
-        return set(self.by_mm)
-
-    @property
     def mapped_pages(self) -> int:
         """Pages mapped at least once (what exact AnonPages/Mapped count)."""
         return sum(1 for n in self.page_mapcount.values() if n)

@@ -281,11 +281,6 @@ def study_rows(s: MapcountStudy, keys: Sequence[str]) -> list[list[str]]:
             for r in s.runs]
 
 
-def study_headers(keys: Sequence[str]) -> list[str]:
-    """The one-line headers of the columns ``keys``."""
-    return ["design", *[h.replace("\n", " ") for k, h, _, _ in COLUMNS if k in keys]]
-
-
 def study_tables(s: MapcountStudy, title: str = "") -> list[Table]:
     """The comparison as two rich tables (:data:`TABLES`)."""
     out = []

@@ -70,10 +70,6 @@ class Studies:
         return sum(r.decisions.get(key, 0) for r in runs if r is not None)
 
 
-def _installed(s: Studies, names: Sequence[str]) -> list[str]:
-    return [n for n in names if n in s.designs]
-
-
 def _na(what: str) -> Check:
     return Check(f"{what}: no large folio was sampled (the core made none)", None)
 
