@@ -264,3 +264,23 @@ def test_the_shared_bit_sticks_for_the_third_mm_as_on_6_18() -> None:
     # per_folio_tuple copies C's page too: one page table gives folio_mapcount() 1, which
     # the core's reuse rule (__wp_can_reuse_large_anon_folio()) reads as mapped once
     assert copied("per_folio_tuple", "c_alone")
+
+
+def test_pagemap_of_a_pte_mapped_page_asks_the_design() -> None:
+    """__folio_page_mapped_exclusively(): after a child's COW split its PMD, the child's
+    pte-mapped page 2 is also mapped by the parent's PMD: precise mapcount 2, so no
+    PM_MMAP_EXCLUSIVE under per_page (6.18), though the page has one pte mapping."""
+    from mmcore.constants import MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
+
+    m = Machine(mapcount="per_page")
+    parent = m.spawn()
+    base = 0x4000_0000
+    parent.mmap(base, 512 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    parent.madvise(base, 512 * 4096, MADV_HUGEPAGE)
+    parent.write(base, b"p")
+    child = parent.fork()
+    child.write(base + 4096, b"c")  # the child's PMD is split, page 1 copied
+    entry = child.pagemap(base + 2 * 4096)
+    page = m.physmem.page(entry.pfn)
+    assert page is not None and page.folio is not None and page.mapcount == 1
+    assert m.kpagecount(entry.pfn) == 2 and not entry.exclusive
