@@ -372,6 +372,20 @@ class RmapConformance:
         """Parents exit before children with pages swapped out: nothing may leak."""
         self._run_scenario("exit_orders")
 
+    def test_mapcount_design_on_hand_mapped_folios(self) -> None:
+        """Large folios mapped, forked, COWed, split and unmapped by hand
+        (:mod:`mmcore.testing.folio_hand`) under the machine's mapcount design
+        (``machine_kwargs["mapcount"]``, default ``per_page``): the core's counters match
+        the page tables and the design is exact wherever it claims to be."""
+        from mmcore.machine import Machine
+
+        from .folio_hand import random_folio_walk
+
+        for seed in self.fork_tree_seeds:
+            m = Machine(rmap=self._scheme(), mremap_policy=self.mremap_policy,
+                        **self._kwargs(ram_pages=1 << 14))
+            random_folio_walk(m, seed=seed, steps=60)
+
     def _run_scenario(self, name: str) -> None:
         driver = self._driver()
         for op in SCENARIOS[name]():
