@@ -467,3 +467,81 @@ def test_memory_pressure_reclaims_large_folios(config: tuple[str, str | None]) -
     assert all(p.read(a + i * P, 1) == bytes([i % 251 + 1]) for i in range(0, 256, 7))
     p.exit(0)
     check_no_leaks(m)
+
+
+def test_a_folio_with_an_extra_reference_is_not_split() -> None:
+    """can_split_folio(): a reference the mappings do not explain (here the pin that
+    alloc_copy() holds on a COW source) makes the split fail: split_failed +1, the folio
+    stays whole and queued."""
+    from mmcore.folio_split import deferred_split_scan
+    m = machine(("anon_vma_chain", None))
+    p = m.spawn()
+    a = aligned(p, K64)
+    p.write(a, b"x")
+    p.munmap(a + P, P)
+    head = pfns(p, a)[0]
+    assert head is not None
+    page = m.physmem.pages[head]
+    assert page is not None and page.folio is not None
+    page.refcount += 1
+    assert deferred_split_scan(m) == 0
+    assert stat(m, "split_failed") == 1 and page.folio is not None and m.deferred_split
+    m.put_page(page)
+    assert deferred_split_scan(m) == 1 and page.folio is None
+
+
+def test_try_to_unmap_of_a_folio_page_splits_first(config: tuple[str, str | None]) -> None:
+    """Machine.try_to_unmap() on a page of a large folio: mmcore swaps large folios as
+    order-0 pages, so the folio is split and that page alone goes to swap; a zero page of
+    the folio is left mapping the zero page."""
+    m = machine(config)
+    p = m.spawn()
+    a = aligned(p, K64)
+    p.write(a + 2 * P, b"2")
+    head = pfns(p, a)[0]
+    assert head is not None
+    result = m.try_to_unmap(head + 2)
+    assert result.success and result.swap_slot >= 0
+    assert pfns(p, a)[2] is None and pfns(p, a)[3] == m.physmem.ZERO_PFN
+    assert p.read(a + 2 * P, 1) == b"2"
+    check_invariants(m)
+
+
+def test_folio_referenced_of_a_locked_folio_is_minus_one() -> None:
+    """folio_referenced() stops at a VM_LOCKED mapping (the caller mlocks the folio)."""
+    from mmcore.reclaim import ReclaimContext
+    m = machine(("anon_vma_chain", None))
+    p = m.spawn()
+    a = aligned(p, K64)
+    p.write(a, b"x")
+    p.mlock(a + 4 * P, P)
+    head = m.physmem.pages[pfns(p, a)[0] or 0]
+    assert head is not None
+    assert ReclaimContext(m, "kswapd").page_referenced(head) == -1
+
+
+def test_a_madvised_size_may_reclaim_and_a_knob_change_applies_at_once() -> None:
+    """vma_thp_gfp_mask() under defrag=madvise: in a VM_HUGEPAGE vma the allocation may
+    reclaim directly (here it frees the order-0 pages of a swapped-out filler), where an
+    ``always`` size in a plain vma falls back; a knob written later applies to the next
+    fault (the cached orders are dropped)."""
+    m = machine(("anon_vma_chain", None), orders={4: "madvise"}, ram_pages=512,
+                swap_pages=4096)
+    p = m.spawn()
+    filler = p.mmap(0, 500 * P, RW, ANON)
+    p.madvise(filler, 500 * P, MADV_NOHUGEPAGE)
+    i = 0
+    while m.physmem.nr_free > m.watermarks[0] + 15:
+        p.write(filler + i * P, b"f")
+        i += 1
+    a = aligned(p, K64)
+    p.madvise(a, K64, MADV_HUGEPAGE)
+    direct = m.costs().counters.direct_reclaims
+    p.write(a, b"x")
+    assert m.costs().counters.direct_reclaims == direct + 1
+    assert stat(m, "anon_fault_alloc") == 1 and pfns(p, a).count(None) == 0
+    m.thp.per_order[4] = "never"
+    b = aligned(p, K64)
+    p.madvise(b, K64, MADV_HUGEPAGE)
+    p.write(b, b"y")
+    assert stat(m, "anon_fault_alloc") == 1 and pfns(p, b).count(None) == 15
