@@ -154,7 +154,7 @@ def do_anonymous_write(vma: Vma, addr: int) -> int:
     if vma.anon_vma is None:
         anon_vma_prepare(vma)
     if not vma.flags & VM_NOHUGEPAGE:
-        orders = m.thp.pte_orders(bool(vma.flags & VM_HUGEPAGE))
+        orders = m.thp.fault_orders[bool(vma.flags & VM_HUGEPAGE)]  # pte_orders()
         if orders:
             pte = do_anonymous_folio(vma, addr, orders)
             if pte:

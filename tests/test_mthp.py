@@ -545,3 +545,22 @@ def test_a_madvised_size_may_reclaim_and_a_knob_change_applies_at_once() -> None
     p.madvise(b, K64, MADV_HUGEPAGE)
     p.write(b, b"y")
     assert stat(m, "anon_fault_alloc") == 1 and pfns(p, b).count(None) == 15
+
+
+def test_the_fault_orders_follow_every_knob_write_and_survive_a_pickle() -> None:
+    """ThpSettings.fault_orders (what every anonymous write fault reads) is recomputed on
+    each write of a knob: a per-size mode, dict.update() of several, the top-level mode
+    that ``inherit`` follows; a pickled or copied ThpSettings keeps doing so."""
+    import copy
+    import pickle
+    thp = ThpSettings()
+    assert thp.fault_orders == {False: (), True: ()}
+    thp.per_order[4] = "always"
+    thp.per_order.update({2: "inherit", 3: "madvise"})
+    assert thp.pte_orders(False) == (4,) and thp.pte_orders(True) == (4, 3, 2)
+    thp.enabled = "always"
+    assert thp.pte_orders(False) == (4, 2)
+    for clone in (pickle.loads(pickle.dumps(thp)), copy.deepcopy(thp)):
+        assert clone == thp
+        clone.per_order[5] = "always"
+        assert clone.pte_orders(False) == (5, 4, 2) and thp.pte_orders(False) == (4, 2)
