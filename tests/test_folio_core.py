@@ -46,7 +46,7 @@ def test_folio_is_freed_when_its_last_page_loses_its_last_reference() -> None:
 
 
 def test_a_scheme_without_folio_hooks_gets_the_per_page_hook_per_page() -> None:
-    m = Machine(rmap="anon_vma_chain")
+    m = Machine(rmap="pte_chains")  # implements only the per-page hooks
     calls: list[tuple[int, int]] = []
     m.rmap_page_dup = lambda page, vma, addr: calls.append((page.pfn, addr))
     loop = m._folio_rmap_hook("rmap_folio_dup_ptes", lambda *a: m.rmap_page_dup(*a))
