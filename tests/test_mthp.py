@@ -564,3 +564,19 @@ def test_the_fault_orders_follow_every_knob_write_and_survive_a_pickle() -> None
         assert clone == thp
         clone.per_order[5] = "always"
         assert clone.pte_orders(False) == (5, 4, 2) and thp.pte_orders(False) == (4, 2)
+
+
+def test_a_folio_is_mlocked_only_as_a_whole(config: tuple[str, str | None]) -> None:
+    """allow_mlock_munlock(): mlock of part of a large folio leaves it evictable (no
+    MLOCKED on any page); mlock of all of it marks every page (kernel-facts 20)."""
+    m = machine(config)
+    p = m.spawn()
+    a = aligned(p, 2 * K64)
+    p.write(a, b"a")
+    p.write(a + K64, b"b")
+    p.mlock(a + 4 * P, 4 * P)
+    p.mlock(a + K64, K64)
+    first, second = pfns(p, a)[0], pfns(p, a + K64)[0]
+    assert first is not None and second is not None
+    assert not any("MLOCKED" in flag_names(m.kpageflags(first + i)) for i in range(16))
+    assert all("MLOCKED" in flag_names(m.kpageflags(second + i)) for i in range(16))
