@@ -580,3 +580,62 @@ def test_a_folio_is_mlocked_only_as_a_whole(config: tuple[str, str | None]) -> N
     assert first is not None and second is not None
     assert not any("MLOCKED" in flag_names(m.kpageflags(first + i)) for i in range(16))
     assert all("MLOCKED" in flag_names(m.kpageflags(second + i)) for i in range(16))
+
+
+def test_a_folio_across_two_vmas_is_batched_per_vma(config: tuple[str, str | None]) -> None:
+    """copy_pte_range() and zap_pte_range() work vma by vma: a folio that an mprotect
+    split across two vmas is duplicated and removed as two runs, and unmapping one vma
+    leaves it partly mapped (queued)."""
+    m = machine(config)
+    p = m.spawn()
+    a = aligned(p, K64)
+    p.write(a, b"x")
+    p.mprotect(a + 6 * P, 10 * P, PROT_READ)
+    dups = counting(m, "rmap_folio_dup_ptes")
+    child = p.fork()
+    assert sorted(dups) == [(0, 6), (6, 10)]
+    removes = counting(m, "rmap_folio_remove_ptes")
+    child.munmap(a + 6 * P, 10 * P)
+    p.munmap(a + 6 * P, 10 * P)
+    assert removes == [(6, 10), (6, 10)] and len(m.deferred_split) == 1
+    check_invariants(m)
+
+
+def test_reclaim_runs_the_deferred_split_shrinker(config: tuple[str, str | None]) -> None:
+    """shrink_node() -> shrink_slab(): a reclaim splits the queued folios, freeing their
+    unmapped pages, before any process is killed."""
+    m = machine(config, ram_pages=256, swap_pages=0)
+    p = m.spawn()
+    a = aligned(p, 12 * K64)
+    for i in range(12):
+        p.write(a + i * K64, b"x")
+        p.munmap(a + i * K64 + P, 15 * P)
+    assert len(m.deferred_split) == 12
+    b = p.mmap(0, 120 * P, RW, ANON)
+    p.madvise(b, 120 * P, MADV_NOHUGEPAGE)
+    for i in range(120):
+        p.write(b + i * P, b"y")
+    assert stat(m, "split") > 0 and m.costs().counters.oom_kills == 0
+    check_invariants(m)
+
+
+def test_a_shared_folio_swapped_out_comes_back_for_both(config: tuple[str, str | None]) -> None:
+    """Reclaim of a folio mapped by parent and child: split, each page swapped once with
+    both swap ptes naming its slot; both read their data back (one copy shared until
+    written)."""
+    m = machine(config, ram_pages=4096, swap_pages=4096)
+    p = m.spawn()
+    a = aligned(p, K64)
+    for i in range(16):
+        p.write(a + i * P, bytes([i + 1]))
+    child = p.fork()
+    head = pfns(p, a)[0]
+    assert head is not None
+    m.hook.reclaim_lru_del(page=m.physmem.pages[head])
+    from mmcore.reclaim import ReclaimContext
+    assert ReclaimContext(m, "direct").reclaim(m.physmem.pages[head]) == "freed"  # type: ignore[arg-type]
+    assert all(x is None for x in pfns(p, a) + pfns(child, a))
+    check_invariants(m)
+    assert [child.read(a + i * P, 1) for i in range(16)] == [bytes([i + 1]) for i in range(16)]
+    assert [p.read(a + i * P, 1) for i in range(16)] == [bytes([i + 1]) for i in range(16)]
+    check_invariants(m)
