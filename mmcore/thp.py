@@ -71,6 +71,8 @@ class ThpSettings:
         #: every knob write (the anonymous write fault reads it on every fault); not a
         #: dataclass field, so repr, ==, asdict and the constructor ignore it.
         self.fault_orders: dict[bool, tuple[int, ...]] = {}
+        #: Whether any vma may get an mTHP folio (the fault's first, cheapest test).
+        self.any_pte_order = False
         if self.enabled not in THP_MODES:
             raise ValueError(f"transparent_hugepage/enabled must be one of "
                              f"{', '.join(THP_MODES)}, not {self.enabled!r}")
@@ -96,6 +98,7 @@ class ThpSettings:
                 orders[hugepage] = tuple(o for o in self.allowed_orders(hugepage)
                                          if o < HPAGE_PMD_ORDER)
         super().__setattr__("fault_orders", orders)
+        super().__setattr__("any_pte_order", bool(orders.get(True)))
 
     def __reduce__(self) -> tuple[type[ThpSettings], tuple[str, dict[int, str], bool]]:
         """Pickle and copy as the constructor call (the knob dict points back here)."""
