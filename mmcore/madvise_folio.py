@@ -5,8 +5,9 @@ A large folio only partly inside the range is split first, unless it may be mapp
 another process (folio_maybe_mapped_shared()), in which case it is left alone; the
 walk then sees order-0 pages (probed: MADV_FREE of 4 pages of a 64 kB folio splits it,
 docs/kernel-facts.md section 20). A folio wholly inside the range is advised as one,
-if this mapping is its only one (folio_mapcount() == folio_nr_pages()). MADV_PAGEOUT
-splits whole folios too, since mmcore swaps large folios out as order-0 pages.
+if this mapping is its only one (folio_mapcount() == folio_nr_pages()); MADV_PAGEOUT
+swaps it out whole (:func:`~mmcore.folio_reclaim.swap_out_folio`), or splits it when
+no swap run is free.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT
+from .folio_reclaim import swap_out_folio
 from .folio_rmap import folio_pte_batch
 from .folio_split import split_folio, split_folio_for_swap
 from .page import PG_DIRTY, PG_LAZYFREE, PG_REFERENCED
@@ -49,7 +51,7 @@ def split_folios_in_range(vma: Vma, start: int, end: int, whole: bool) -> None:
             continue
         if nr < folio.nr_pages:
             split_folio(m, folio)
-        elif whole:  # reclaim_pages() of the whole folio: swapped out as order-0 pages
+        elif whole and not swap_out_folio(m, folio):  # reclaim_pages() of the folio
             split_folio_for_swap(m, folio)
 
 

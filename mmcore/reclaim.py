@@ -21,7 +21,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .constants import VM_LOCKED
-from .folio_split import deferred_split_scan, split_folio_for_swap
+from .folio_reclaim import reclaim_large_folio
+from .folio_split import deferred_split_scan
 from .page import PG_CACHE, PG_DIRTY, PG_LAZYFREE, PG_REFERENCED, PG_SWAPCACHE, Page
 from .pagetable import pte_dirty, pte_mkold, pte_present, pte_young
 
@@ -104,32 +105,13 @@ class ReclaimContext:
         """Try to free ``page``; returns ``"freed"``, ``"busy"`` (someone holds an extra
         reference), ``"locked"`` (mlocked), ``"no_swap"`` or ``"unmap_failed"``."""
         if page.folio is not None:
-            return self._reclaim_folio(page.folio)
+            before = self.machine.physmem.nr_free
+            result = reclaim_large_folio(self.machine, page.folio)
+            self.freed += self.machine.physmem.nr_free - before
+            return result
         result = reclaim_page(self.machine, page)
         if result == "freed":
             self.freed += 1
-        return result
-
-    def _reclaim_folio(self, folio: Folio) -> str:
-        """shrink_folio_list() for a large anonymous folio (its head on the LRU): split
-        it (:func:`~mmcore.folio_split.split_folio_for_swap`: mmcore swaps large folios
-        as order-0 pages, each with its own slot), then reclaim each page that is left
-        in the same pass. Returns the head's result, ``"busy"`` if the folio could not
-        be split."""
-        m = self.machine
-        head = folio.head
-        before = m.physmem.nr_free
-        pages = list(folio.pages)
-        if not split_folio_for_swap(m, folio):
-            return "busy"
-        result = "freed"
-        for page in pages:
-            if m.physmem.page(page.pfn) is not page or page.folio is not None:
-                continue  # freed by the split, or already reclaimed
-            r = reclaim_page(m, page)
-            if page is head:
-                result = r
-        self.freed += m.physmem.nr_free - before
         return result
 
     def decide(self, page: Page, decision: str) -> None:

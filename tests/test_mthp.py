@@ -420,21 +420,40 @@ def test_mprotect_mremap_and_mlock_of_part_leave_the_folio(
 
 # --- reclaim: split before swap; folio_referenced() over the folio ------------------------
 
-def test_reclaim_splits_a_folio_and_swaps_its_pages(config: tuple[str, str | None]) -> None:
-    """shrink_folio_list(): mmcore takes the split_folio_to_list() fallback (counted
-    swpout_fallback) and swaps each page; content survives the round trip."""
+def test_pageout_swaps_a_folio_out_whole(config: tuple[str, str | None]) -> None:
+    """shrink_folio_list() -> folio_alloc_swap() of the whole folio (``swpout``): 16
+    aligned consecutive slots, every pte a swap entry naming its page's slot, the folio
+    freed whole without a split; the pages come back order-0, content intact."""
     m = machine(config)
+    p = m.spawn()
+    a = aligned(p, K64)
+    for i in range(16):
+        p.write(a + i * P, bytes([65 + i]))
+    free = m.physmem.nr_free
+    p.madvise(a, K64, MADV_PAGEOUT)
+    assert stat(m, "swpout") == 1 and stat(m, "split") == 0
+    assert stat(m, "swpout_fallback") == 0 and stat(m, "split_deferred") == 0
+    assert m.physmem.nr_free == free + 16 and m.swap.nr_used == 16
+    slots = [p.mm.pgtable.ptes[(a >> 12) + i] >> 12 for i in range(16)]
+    assert slots[0] % 16 == 0 and slots == list(range(slots[0], slots[0] + 16))
+    check_invariants(m)
+    assert [p.read(a + i * P, 1) for i in range(16)] == [bytes([65 + i]) for i in range(16)]
+    check_invariants(m)
+
+
+def test_no_aligned_swap_run_splits_the_folio_first(config: tuple[str, str | None]) -> None:
+    """folio_alloc_swap() fails (no aligned run of 16 free slots): split_folio_to_list()
+    and the pages go one slot each (``swpout_fallback``)."""
+    m = machine(config, swap_pages=8)
     p = m.spawn()
     a = aligned(p, K64)
     for i in range(16):
         p.write(a + i * P, bytes([65 + i]))
     p.madvise(a, K64, MADV_PAGEOUT)
     assert stat(m, "swpout_fallback") == 1 and stat(m, "split") == 1
-    assert all(pfn is None for pfn in pfns(p, a))
-    assert m.swap.nr_used == 16
+    assert stat(m, "swpout") == 0 and m.swap.nr_used == 8
     check_invariants(m)
     assert [p.read(a + i * P, 1) for i in range(16)] == [bytes([65 + i]) for i in range(16)]
-    check_invariants(m)
 
 
 def test_folio_referenced_walks_once_not_once_per_page(
@@ -462,7 +481,7 @@ def test_memory_pressure_reclaims_large_folios(config: tuple[str, str | None]) -
     a = aligned(p, 16 * K64)
     for i in range(16 * 16):
         p.write(a + i * P, bytes([i % 251 + 1]))
-    assert m.costs().counters.pswpout > 0 and stat(m, "split") > 0
+    assert m.costs().counters.pswpout > 0 and stat(m, "swpout") > 0
     check_invariants(m)
     assert all(p.read(a + i * P, 1) == bytes([i % 251 + 1]) for i in range(0, 256, 7))
     p.exit(0)
@@ -491,9 +510,9 @@ def test_a_folio_with_an_extra_reference_is_not_split() -> None:
 
 
 def test_try_to_unmap_of_a_folio_page_splits_first(config: tuple[str, str | None]) -> None:
-    """Machine.try_to_unmap() on a page of a large folio: mmcore swaps large folios as
-    order-0 pages, so the folio is split and that page alone goes to swap; a zero page of
-    the folio is left mapping the zero page."""
+    """Machine.try_to_unmap() of one page (a pfn) of a large folio: the folio is split
+    (the kernel unmaps folios whole; mmcore's per-page call unmaps that page) and that
+    page alone goes to swap; a zero page of the folio is left mapping the zero page."""
     m = machine(config)
     p = m.spawn()
     a = aligned(p, K64)
@@ -620,9 +639,8 @@ def test_reclaim_runs_the_deferred_split_shrinker(config: tuple[str, str | None]
 
 
 def test_a_shared_folio_swapped_out_comes_back_for_both(config: tuple[str, str | None]) -> None:
-    """Reclaim of a folio mapped by parent and child: split, each page swapped once with
-    both swap ptes naming its slot; both read their data back (one copy shared until
-    written)."""
+    """Reclaim of a folio mapped by parent and child: swapped out whole, both swap ptes
+    of a page naming its slot, not exclusive; both read their data back."""
     m = machine(config, ram_pages=4096, swap_pages=4096)
     p = m.spawn()
     a = aligned(p, K64)
@@ -635,6 +653,7 @@ def test_a_shared_folio_swapped_out_comes_back_for_both(config: tuple[str, str |
     from mmcore.reclaim import ReclaimContext
     assert ReclaimContext(m, "direct").reclaim(m.physmem.pages[head]) == "freed"  # type: ignore[arg-type]
     assert all(x is None for x in pfns(p, a) + pfns(child, a))
+    assert stat(m, "swpout") == 1 and m.swap.nr_used == 16
     check_invariants(m)
     assert [child.read(a + i * P, 1) for i in range(16)] == [bytes([i + 1]) for i in range(16)]
     assert [p.read(a + i * P, 1) for i in range(16)] == [bytes([i + 1]) for i in range(16)]
