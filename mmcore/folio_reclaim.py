@@ -5,11 +5,11 @@ As 6.18 does: a partially mapped folio is split first (its unmapped pages are fr
 without IO); any other folio is swapped out whole when the swap device has a naturally
 aligned run of free slots for it (folio_alloc_swap(): ``swpout``, and thp_swpout for a
 PMD size), every pte of every page becoming a swap entry in one walk of the folio; with
-no such run it is split and its pages reclaimed one by one (``swpout_fallback``).
-A folio some mapping of which the walk cannot account for, or that a VM_LOCKED vma maps,
-is split too (mmcore's simplification: the order-0 path then reports the failure page
-by page). A lazily freed (MADV_FREE) folio is split and its pages discarded one by one;
-the kernel would discard it whole.
+no such run it is split and its pages reclaimed one by one (``swpout_fallback``); a
+folio a VM_LOCKED vma maps is kept. A folio some mapping of which the walk cannot
+account for is split (mmcore's simplification: the order-0 path then reports the
+failure page by page). A lazily freed (MADV_FREE) folio is split and its pages
+discarded one by one; the kernel would discard it whole.
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ def reclaim_large_folio(m: Machine, folio: Folio) -> str:
     head = folio.head
     if any(p.refcount > expected_refs(p) for p in folio.pages):
         return "busy"  # folio_ref_freeze() would fail
-    if not folio.deferred and not head.flags & PG_LAZYFREE and swap_out_folio(m, folio):
-        return "freed"
+    whole = not folio.deferred and not head.flags & PG_LAZYFREE
+    outcome = swap_out_folio(m, folio) if whole else "split"
+    if outcome in ("swapped", "locked"):
+        return "freed" if outcome == "swapped" else "locked"
     pages = list(folio.pages)
-    split = split_folio(m, folio) if folio.deferred or head.flags & PG_LAZYFREE \
-        else split_folio_for_swap(m, folio)
+    split = split_folio_for_swap(m, folio) if outcome == "no_swap" else split_folio(m, folio)
     if not split:
         return "busy"
     result = "freed"
@@ -53,21 +54,23 @@ def reclaim_large_folio(m: Machine, folio: Folio) -> str:
     return result
 
 
-def swap_out_folio(m: Machine, folio: Folio) -> bool:
-    """folio_alloc_swap() + try_to_unmap() + pageout of a whole folio: True if every
-    pte mapping it became a swap entry naming its page's slot (exclusive where the page
-    was PG_anon_exclusive) and the folio left the swap cache and was freed. False, with
-    nothing changed, when no aligned run of slots is free, a VM_LOCKED vma maps it, or
-    the rmap walk misses a mapping."""
+def swap_out_folio(m: Machine, folio: Folio) -> str:
+    """folio_alloc_swap() + try_to_unmap() + pageout of a whole folio. ``"swapped"``:
+    every pte mapping it became a swap entry naming its page's slot (exclusive where the
+    page was PG_anon_exclusive), and the folio left the swap cache and was freed. With
+    nothing changed: ``"locked"`` (a VM_LOCKED vma maps it: try_to_unmap_one() stops and
+    the folio is kept), ``"no_swap"`` (no aligned run of free slots: the caller splits),
+    ``"missed"`` (the rmap walk did not find every mapping)."""
     from .rmap import find_folio_mappings
     hits, cost = find_folio_mappings(m, folio)
     if m.in_reclaim:
         m.reclaim_walk_cost.add(cost)
-    mapped = sum(p.mapcount for p in folio.pages)
-    if len(hits) != mapped or any(vma.flags & VM_LOCKED for vma, _a, _p in hits):
-        return False
+    if any(vma.flags & VM_LOCKED for vma, _a, _p in hits):
+        return "locked"
+    if len(hits) != sum(p.mapcount for p in folio.pages):
+        return "missed"
     if m.swap.alloc_folio(folio.pages) is None:
-        return False
+        return "no_swap"
     for vma, addr, page in hits:
         mm = vma.mm
         if pte_dirty(mm.pgtable.clear(addr)):
@@ -90,4 +93,4 @@ def swap_out_folio(m: Machine, folio: Folio) -> bool:
     m.emit("unmap", 0, pfn=folio.pfn, ptes=len(hits), anon=True)
     for page in list(folio.pages):  # pageout done: __remove_mapping() of the folio
         m.swap.delete_from_cache(page)
-    return True
+    return "swapped"

@@ -51,8 +51,8 @@ def split_folios_in_range(vma: Vma, start: int, end: int, whole: bool) -> None:
             continue
         if nr < folio.nr_pages:
             split_folio(m, folio)
-        elif whole and not swap_out_folio(m, folio):  # reclaim_pages() of the folio
-            split_folio_for_swap(m, folio)
+        elif whole and swap_out_folio(m, folio) in ("no_swap", "missed"):
+            split_folio_for_swap(m, folio)  # reclaim_pages() of the folio fell back
 
 
 def advise_folio(vma: Vma, addr: int, pte: int, folio: Folio, end: int,

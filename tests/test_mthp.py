@@ -658,3 +658,18 @@ def test_a_shared_folio_swapped_out_comes_back_for_both(config: tuple[str, str |
     assert [child.read(a + i * P, 1) for i in range(16)] == [bytes([i + 1]) for i in range(16)]
     assert [p.read(a + i * P, 1) for i in range(16)] == [bytes([i + 1]) for i in range(16)]
     check_invariants(m)
+
+
+def test_reclaim_keeps_a_folio_a_locked_vma_maps(config: tuple[str, str | None]) -> None:
+    """try_to_unmap_one() stops at a VM_LOCKED mapping: the folio stays whole and mapped
+    and the policy is told ``locked``."""
+    from mmcore.reclaim import ReclaimContext
+    m = machine(config, swap_pages=4096)
+    p = m.spawn()
+    a = aligned(p, K64)
+    p.write(a, b"x")
+    p.mlock(a + 8 * P, 8 * P)
+    head = m.physmem.pages[pfns(p, a)[0] or 0]
+    assert head is not None
+    assert ReclaimContext(m, "kswapd").reclaim(head) == "locked"
+    assert head.folio is not None and pfns(p, a).count(None) == 0 and m.swap.nr_used == 0
