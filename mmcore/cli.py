@@ -7,10 +7,15 @@
     mmsim compare WORKLOAD --axis file_rmap|reclaim [--rmap X] [--mremap-policy P] ...
     mmsim compare WORKLOAD [--only NAME,...] [--exclude NAME,...] [--timeout SECONDS]
     mmsim sweep WORKLOAD --param k=v1,v2,... [--jobs N] [--store DIR] [--seeds N] ...
-    mmsim results list|export|report|merge STORE ...   a sweep's result store
+    mmsim results list|export|report|merge STORE ...   a result store
     mmsim rerun RESULT.json [--json]       run a recorded result again and diff it
     mmsim trace import|info|record|replay  traces (mmcore.experiments.trace_cli)
-    mmsim reproduce [--out DIR] [--json]   measure the 2004 thread's claims
+    mmsim reproduce [--out DIR] [--json]   measure the 2004 thread's claims, and the traces
+
+``compare``, ``sweep``, ``reproduce`` and ``trace replay`` run their configurations as
+cells (:mod:`mmcore.experiments.cells_cli`) and share ``--only``, ``--exclude``,
+``--timeout``, ``--jobs``, ``--executor``, ``--scheduler`` and ``--store``: a broken or
+timed-out plugin costs only its own rows, which name the plugin and the hook.
     mmsim bench [--pages N] [--output F]   per-page costs beside the real kernel's
     mmsim lab list|show|template|grade     the lab kit (mmcore_contrib.labs.cli)
 
@@ -22,8 +27,8 @@ plugin such as ``event_log`` (its events go to stderr at ``--log-level debug``, 
 default when observing).
 
 Exit status: 0 success; 1 the command ran and failed (a file that cannot be read,
-parsed or written, a broken plugin, a rerun that differs, a replay mismatch; ``compare``
-prints every healthy configuration and the failed ones first); 2 the command
+parsed or written, a broken plugin, a rerun that differs, a replay mismatch; the
+commands that run configurations report every healthy one first); 2 the command
 line is wrong (an unknown option, workload or plugin, a bad value); 130 interrupted
 (Ctrl-C). Every error is one line on stderr, never a traceback. Nothing is written
 unless an output path is given, or the default path is printed (on stderr) before
@@ -240,15 +245,10 @@ def build_parser() -> Parser:
                         "or the reclaim policies")
     add_machine_options(c, rmap_help="with --axis file_rmap or reclaim: the rmap scheme "
                                      "(default anon_vma_chain)")
-    c.add_argument("--only", action="append", default=[], metavar="NAME[,NAME]",
-                   help="run only these configurations: a scheme, a scheme+policy, or on "
-                        "another --axis a plugin (repeatable)")
-    c.add_argument("--exclude", action="append", default=[], metavar="NAME[,NAME]",
-                   help="leave these configurations out (repeatable)")
-    c.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
-                   help="time budget of each configuration's run, in a child process: "
-                        "a run past it is a 'timed out' row (default: no budget, in "
-                        "this process)")
+    from .experiments.cells_cli import add_executor_options, add_selection_options
+
+    add_selection_options(c, "a scheme, a scheme+policy, or on another --axis a plugin")
+    add_executor_options(c, "configuration")
     plot_options(c, "results/WORKLOAD.png")
 
     from .experiments.sweep_cli import add_sweep_options
@@ -267,6 +267,8 @@ def build_parser() -> Parser:
     rp = sub.add_parser("reproduce", help="measure the 2004 claims into results.md")
     rp.add_argument("--out", default=str(DEFAULT_OUT_DIR), metavar="DIR",
                     help="directory for results.md and img/ (created if missing)")
+    add_selection_options(rp)
+    add_executor_options(rp, "run")
     add_json_option(rp)
 
     try:  # mmsim trace ... (import, info, record, replay) lives with the traces
@@ -541,38 +543,38 @@ def _axis_metrics(axis: str) -> list[Any]:
 
 
 def _compare_cells(args: argparse.Namespace, params: dict[str, Any],
-                   plugins: dict[str, str]) -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
+                   plugins: dict[str, str]) -> dict[str, tuple[tuple[str, ...], Any]]:
     """Every configuration of a comparison, by label: the names that choose it with
-    ``--only``/``--exclude``, and the run's keyword arguments (for ``run_from_spec``)."""
+    ``--only``/``--exclude``, and its cell (:mod:`mmcore.experiments.cells`)."""
+    from .experiments.cells import make_cell
+    from .experiments.cells_cli import scheme_names
     from .experiments.runner import axis_plugins, configurations
 
-    base = {"workload": args.workload, "params": params, "seed": args.seed,
-            "arch": args.arch, "observers": args.observe, **plugins}
-    cells: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {}
+    base = {"seed": args.seed, "arch": args.arch, "observers": args.observe, **plugins}
+    cells: dict[str, tuple[tuple[str, ...], Any]] = {}
     if args.axis == "rmap":
         for rmap, policy in configurations():
-            label = rmap if policy is None else f"{rmap}+{policy}"
-            cells[label] = ((rmap, label), {**base, "rmap": rmap, "mremap_policy": policy})
+            names = scheme_names(rmap, policy)
+            cells[names[1]] = (names, make_cell(args.workload, params, rmap=rmap,
+                                                mremap_policy=policy, **base))
     else:
         for name in axis_plugins(args.axis):
-            cells[name] = ((name,), {**base, "rmap": args.rmap or "anon_vma_chain",
-                                     "mremap_policy": args.mremap_policy, args.axis: name})
+            cells[name] = ((name,), make_cell(
+                args.workload, params, rmap=args.rmap or "anon_vma_chain",
+                mremap_policy=args.mremap_policy, **{**base, args.axis: name}))
     return cells
-
-
-def _names(values: Sequence[str]) -> list[str]:
-    """``--only a,b --only c`` as ``[a, b, c]``."""
-    return [n for v in values for n in v.split(",") if n]
 
 
 def cmd_compare(args: argparse.Namespace, out: Console) -> int:
     """Run one workload on every valid configuration (or every plugin along ``--axis``):
-    table, JSON and plot. A configuration whose plugin fails (raises, or runs past
-    ``--timeout``) is a failed row naming the plugin and hook; the others still run, and
-    the exit status is then 1."""
+    table, JSON and plot. Each configuration is a cell run by the executor the options
+    choose, into ``--store`` if given (a rerun reuses it). A configuration whose plugin
+    fails (raises, or runs past ``--timeout``) is a failed row naming the plugin and
+    hook; the others still run, and the exit status is then 1."""
     import json
 
-    from .experiments.isolation import RunFailure, run_guarded, select
+    from .experiments.cells_cli import choose, run_cells
+    from .experiments.isolation import RunFailure
     from .experiments.plots import COMPARE_PANELS, bars, compare_plot
     from .experiments.report import (
         compare_document,
@@ -601,24 +603,19 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> int:
         check_scheme(args.rmap or "anon_vma_chain", args.mremap_policy, args.observe)
         suffix = f"-{axis}"
     cells = _compare_cells(args, params, plugins)
-    try:
-        chosen = select({k: v[0] for k, v in cells.items()}, _names(args.only),
-                        _names(args.exclude))
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
-    if not chosen:
-        raise UsageError("--only and --exclude leave no configuration to run")
+    chosen = choose(args, {k: v[0] for k, v in cells.items()})
     plot = _plot_path(args, f"{args.workload}{suffix}.png")
+    sweep = run_cells(args, [cells[label][1] for label in chosen],
+                      f"compare {args.workload}")
     results: list[Result] = []
     failures: list[RunFailure] = []
-    for label in chosen:
-        outcome = run_guarded(label, cells[label][1], args.timeout)
-        if isinstance(outcome, RunFailure):
-            failures.append(outcome)
-        else:
+    for label, outcome in zip(chosen, sweep.outcomes, strict=True):
+        if outcome.failure is not None:
+            failures.append(outcome.failure.run_failure(label))
+        elif outcome.result is not None:
             if axis != "rmap":
-                outcome.display_label = label
-            results.append(outcome)
+                outcome.result.display_label = label
+            results.append(outcome.result)
     shown = describe_params(make_params(args.workload, params).to_dict())
     if axis == "rmap":
         what = f"{_machine_note(plugins)}): x = ratio to the best configuration"
@@ -703,24 +700,40 @@ def cmd_rerun(args: argparse.Namespace, out: Console) -> int:
 
 def cmd_reproduce(args: argparse.Namespace, out: Console) -> int:
     """Measure the 2004 claims; write results.md and its plots (the default directory is
-    announced before anything is written)."""
+    announced before anything is written). The runs are cells, on the executor and into
+    the store the options choose; a configuration whose run fails is a row marked
+    ``broken`` or ``timed out`` in each claim it has no figures for, naming the plugin
+    and hook, and the exit status is then 1."""
+    from .experiments.cells_cli import choose, executor_of, open_store, scheme_names
     from .experiments.reproduce import DEFAULT_OUT_DIR, reproduce
+    from .experiments.runner import configurations
 
+    matrix = configurations()
+    chosen = set(choose(args, {scheme_names(*c)[1]: scheme_names(*c) for c in matrix}))
+    configs = [c for c in matrix if scheme_names(*c)[1] in chosen]
     if Path(args.out) == DEFAULT_OUT_DIR:
         announce(f"{args.out}/results.md and {args.out}/img/", "the report",
                  "the default; --out DIR to change")
     err = Console(stderr=True)
-    path, claims = reproduce(args.out, progress=lambda name: err.print(
-        f"[dim]measuring {name}[/]") if err.is_terminal else None)
+    with open_store(args) as store:
+        path, claims = reproduce(args.out, configs, progress=lambda name: err.print(
+            f"[dim]measuring {name}[/]") if err.is_terminal else None,
+            executor=executor_of(args), store=store, timeout=args.timeout)
+    failures = {f.label: f for c in claims for f in c.failures}
     if args.json:
         print_json({"report": str(path), "claims": [
             {"key": c.key, "title": c.title, "verdict": c.verdict,
-             "image": None if c.image is None else str(path.parent / "img" / c.image)}
-            for c in claims]})
-        return 0
-    for c in claims:
-        out.print(f"{c.verdict:>20}  {c.title}")
-    out.print(f"wrote {path}")
+             "image": None if c.image is None else str(path.parent / "img" / c.image),
+             "wall_time_s": round(c.wall_time_s, 3)}
+            for c in claims], "failures": [f.to_dict() for f in failures.values()]})
+    else:
+        for c in claims:
+            out.print(f"{c.verdict:>20}  {c.title}")
+        out.print(f"wrote {path}")
+    if failures:
+        return _error(f"{len(failures)} configurations have no figures: "
+                      + ", ".join(f"{f.label} ({f.status} in {f.where()})"
+                                  for f in failures.values()), EXIT_FAILURE)
     return 0
 
 

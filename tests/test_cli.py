@@ -83,7 +83,9 @@ def test_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plot = tmp_path / "sweep.png"
     assert main(["sweep", "forking-server", "--param", "pages=4,8", "--param", "children=2",
                  "--plot", str(plot), "--json"]) == 0
-    results = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    results = doc["results"]
+    assert doc["failures"] == []
     assert len(results) == 2 * len(CONFIGS)
     assert sorted({r["config"]["params"]["pages"] for r in results}) == [4, 8]
     assert plot.stat().st_size > 0
@@ -94,9 +96,9 @@ def test_sweep_on_a_process_pool_matches_inline(tmp_path: Path,
     argv = ["sweep", "wide-fork", "--param", "children=1,3", "--param", "pages=4",
             "--no-plot", "--json"]
     assert main([*argv, "--jobs", "1"]) == 0
-    inline = json.loads(capsys.readouterr().out)
+    inline = json.loads(capsys.readouterr().out)["results"]
     assert main([*argv, "--jobs", "2"]) == 0
-    pooled = json.loads(capsys.readouterr().out)
+    pooled = json.loads(capsys.readouterr().out)["results"]
     for r in inline + pooled:
         r.pop("wall_time_s")
     assert inline == pooled
@@ -155,7 +157,7 @@ def test_reproduce_into_a_directory(tmp_path: Path, capsys: pytest.CaptureFixtur
         assert title in text
     assert "**Verdict:" in text
     images = sorted(p.name for p in (tmp_path / "img").iterdir())
-    assert len(images) == 5 and all(f"img/{n}" in text for n in images)
+    assert len(images) == 6 and all(f"img/{n}" in text for n in images)
     first = text
     assert main(["reproduce", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "results.md").read_text() == first  # deterministic
@@ -167,3 +169,17 @@ def test_importing_the_library_does_not_configure_structlog() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+def test_compare_on_a_process_pool_matches_inline(capsys: pytest.CaptureFixture[str]
+                                                   ) -> None:
+    """compare's configurations are cells: on a pool of 2 they give the inline figures."""
+    argv = ["compare", "wide-fork", "--param", "children=2", "--param", "pages=4",
+            "--no-plot", "--json"]
+    assert main([*argv, "--jobs", "1"]) == 0
+    inline = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--jobs", "2"]) == 0
+    pooled = json.loads(capsys.readouterr().out)
+    for r in inline["results"] + pooled["results"]:
+        r.pop("wall_time_s")
+    assert inline == pooled and len(inline["results"]) == len(CONFIGS)

@@ -71,9 +71,9 @@ def test_sweep_with_a_chosen_file_rmap_inline_and_pooled(
     if "i_mmap_list" not in FILE_RMAPS:
         pytest.skip("i_mmap_list is not installed")
     assert main([*argv, "--jobs", "1"]) == 0
-    inline = json.loads(capsys.readouterr().out)
+    inline = json.loads(capsys.readouterr().out)["results"]
     assert main([*argv, "--jobs", "2"]) == 0
-    pooled = json.loads(capsys.readouterr().out)
+    pooled = json.loads(capsys.readouterr().out)["results"]
     for r in inline + pooled:
         r.pop("wall_time_s")
         assert r["config"]["file_rmap"] == "i_mmap_list"

@@ -169,7 +169,7 @@ def test_reproduce_writes_under_results_by_default_and_says_so_first(
 
     calls: list[tuple[str, str]] = []
 
-    def fake(out_dir: str, progress: Any = None) -> tuple[Path, list[Any]]:
+    def fake(out_dir: str, *args: Any, **kw: Any) -> tuple[Path, list[Any]]:
         calls.append((str(out_dir), capsys.readouterr().err))
         return Path(out_dir) / "results.md", []
 

@@ -46,14 +46,20 @@ def test_folio_is_freed_when_its_last_page_loses_its_last_reference() -> None:
 
 
 def test_a_scheme_without_folio_hooks_gets_the_per_page_hook_per_page() -> None:
-    m = Machine(rmap="pte_chains")  # implements only the per-page hooks
+    m = Machine(rmap="pte_chains")  # implements only the per-page rmap hooks
     calls: list[tuple[int, int]] = []
-    m.rmap_page_dup = lambda page, vma, addr: calls.append((page.pfn, addr))
-    loop = m._folio_rmap_hook("rmap_folio_dup_ptes", lambda *a: m.rmap_page_dup(*a))
+    loop = m._folio_rmap_hook("rmap_folio_dup_ptes",
+                              lambda page, vma, addr: calls.append((page.pfn, addr)))
     folio = m.physmem.alloc_folio(2)
     assert folio is not None
     loop(folio, 1, 2, None, 0x10000)
     assert calls == [(folio.pfn + 1, 0x10000), (folio.pfn + 2, 0x11000)]
+
+
+def test_a_scheme_with_folio_hooks_gets_them_bound_directly() -> None:
+    m = Machine(rmap="anon_vma_chain")
+    loop = m._folio_rmap_hook("rmap_folio_dup_ptes", lambda *a: None)
+    assert getattr(loop, "__name__", "") != "per_page_loop"
 
 
 def test_thp_defaults_are_the_reference_machine() -> None:

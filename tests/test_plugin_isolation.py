@@ -583,3 +583,154 @@ def test_mmsim_compare_with_a_broken_distribution_installed(broken_dist: Path) -
     warned = [ln for ln in done.stderr.splitlines() if ln.startswith("mmsim: warning:")]
     assert len(warned) == 4  # missing (broken); the anon_vma twin, both `shared` (clash)
     assert sum("brokenrmap_nosuch:X" in ln for ln in warned) == 1
+
+
+# --- sweep, reproduce and trace replay: the same isolation ---------------------------------
+
+SWEEP = ["sweep", "forking-server", "--param", "pages=4,8", "--param", "children=2",
+         "--no-plot"]
+
+
+@pytest.mark.usefixtures("broken_dist")
+def test_sweep_finishes_every_healthy_cell_and_names_the_broken_ones(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A raising, a looping (past ``--timeout``) and a constructor-raising plugin cost only
+    their own cells: the JSON has the healthy results and one failure per broken cell,
+    naming plugin, distribution and hook; exit 1."""
+    status = main([*SWEEP, "--json", "--timeout", "1", "--only", "boom,loopy,badinit",
+                   "--only", "pte_chains", "--exclude", "boom+unshare,loopy+unshare,"
+                   "badinit+unshare,pte_chains+unshare"])
+    out, err = capsys.readouterr()
+    assert status == 1
+    doc = json.loads(out)
+    assert [(r["config"]["rmap"], r["config"]["params"]["pages"])
+            for r in doc["results"]] == [("pte_chains", 4), ("pte_chains", 8)]
+    got = {(f["label"], f["cell"]["params"]["pages"]): f["failure"] for f in doc["failures"]}
+    assert set(got) == {(p, n) for p in ("boom", "loopy", "badinit") for n in (4, 8)}
+    assert {(label, f["kind"], f["plugin"], f["distribution"], f["hook"])
+            for (label, _), f in got.items()} == {
+        ("boom", "broken", "boom", "brokenrmap 0.3", "rmap_walk"),
+        ("loopy", "timeout", "loopy", "brokenrmap 0.3", "rmap_walk"),
+        ("badinit", "broken", "badinit", "brokenrmap 0.3", "__init__")}
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].endswith("8 cells, 8 run, 0 from the store, 6 failed")
+
+
+@pytest.mark.usefixtures("broken_dist")
+def test_sweep_tables_mark_the_broken_rows_and_a_pool_isolates_too(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """On a process pool too: each grid point's table has a red row per broken cell and
+    a table of why; a looping plugin is stopped by the budget inside the worker."""
+    status = main([*SWEEP, "--jobs", "2", "--timeout", "1", "--only", "loopy,boom",
+                   "--only", "anon_vma", "--exclude", "loopy+unshare,boom+unshare,"
+                   "anon_vma+unshare"])
+    out, _ = capsys.readouterr()
+    assert status == 1
+    assert out.count("failed configurations") == 2  # one per grid point
+    lines = [ln.split() for ln in out.splitlines() if ln.strip()]
+    rows = {name: [ln for ln in lines if ln[0] == name] for name in ("loopy", "boom")}
+    # per grid point: a red row without figures, and a row of why
+    assert [ln[:4] for ln in rows["loopy"]] == [["loopy", "timed", "out", "-"],
+                                                ["loopy", "timed", "out", "loopy"]] * 2
+    assert [ln[:3] for ln in rows["boom"]] == [["boom", "broken", "-"],
+                                               ["boom", "broken", "boom"]] * 2
+    assert all("rmap_walk" in ln for ln in rows["loopy"][1::2] + rows["boom"][1::2])
+    assert sum(ln[0] == "anon_vma" and ln[1] != "broken" for ln in lines) == 2
+
+
+def _broken_rows(report: str) -> dict[str, list[str]]:
+    """``{label: [status per claim table]}`` of the rows without figures."""
+    out: dict[str, list[str]] = {}
+    for line in report.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and len(cells) > 2 and cells[1].startswith("**") \
+                and not any(cells[2:]):
+            out.setdefault(cells[0], []).append(cells[1].strip("*"))
+    return out
+
+
+@pytest.mark.usefixtures("broken_dist")
+def test_reproduce_measures_the_healthy_schemes_and_marks_the_broken_ones(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every claim's table has a row without figures for each broken configuration, and a
+    not-measured check naming the plugin and hook; the healthy schemes are measured as
+    usual and the exit status is 1. (The budget is generous: healthy runs never reach
+    it, however loaded the machine.)"""
+    status = main(["reproduce", "--out", str(tmp_path), "--json", "--timeout", "60",
+                   "--only", "boom,badinit,anon_vma,pte_chains", "--exclude",
+                   "boom+unshare,badinit+unshare,anon_vma+unshare,pte_chains+unshare"])
+    out, err = capsys.readouterr()
+    assert status == 1
+    doc = json.loads(out)
+    assert {(f["label"], f["status"], f["plugin"], f["hook"]) for f in doc["failures"]
+            if "/" not in f["label"]} == {
+        ("boom", "broken", "boom", "rmap_walk"), ("badinit", "broken", "badinit", "__init__")}
+    report = (tmp_path / "results.md").read_text()
+    claims = len(doc["claims"])
+    rows = _broken_rows(report)
+    assert {k: v for k, v in rows.items() if "/" not in k} == {
+        "boom": ["broken"] * claims, "badinit": ["broken"] * claims}
+    # the trace study's matrix has the file rmap and reclaim plugins too
+    assert rows["boom/i_mmap_list/clock"] == ["broken"]
+    assert report.count("- boom has no figures: broken in plugin 'boom' (brokenrmap 0.3), "
+                        "hook 'rmap_walk': RuntimeError: boom — *not measured*") == claims
+    # the healthy schemes are measured: anon_vma's 24-byte check is decided
+    assert "anon_vma, one anon_vma per vma:" in report
+    assert "| anon_vma/i_mmap_list | " in report
+    assert err.splitlines()[-1].startswith("mmsim: error: 8 configurations have no "
+                                           "figures: badinit (broken in plugin 'badinit'")
+    assert "Traceback" not in err
+
+
+@pytest.mark.usefixtures("broken_dist")
+def test_reproduce_reports_a_looping_scheme_as_timed_out(tmp_path: Path) -> None:
+    """Past ``timeout`` a claim's run of a looping scheme is a ``timed out`` failure
+    naming the looping hook, in every claim."""
+    from mmcore.experiments.reproduce import reproduce
+
+    _, claims = reproduce(tmp_path, [("loopy", None)], timeout=0.3, traces=[MMTOY])
+    assert all([(f.label, f.status, f.plugin, f.hook) for f in c.failures if "/" not in
+                f.label] == [("loopy", "timed out", "loopy", "rmap_walk")] for c in claims)
+    assert all(c.verdict == "not measured" for c in claims)
+
+
+TRACES = sorted((Path(__file__).parent.parent / "examples" / "traces").glob("*.jsonl"))
+MMTOY = next(p for p in TRACES if p.name == "mmtoy.jsonl")
+
+
+@pytest.mark.usefixtures("broken_dist")
+def test_trace_replay_finishes_every_healthy_replay_and_names_the_broken_ones(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``trace replay TRACE... --rmap all``: every trace on every configuration; a
+    raising, looping or constructor-raising plugin is a failed replay naming plugin and
+    hook, the healthy ones are reported in full, and the exit status is 1."""
+    status = main(["trace", "replay", str(MMTOY), "--rmap", "all", "--check-walks", "4",
+                   "--timeout", "1", "--json", "--only", "boom,loopy,badinit,anon_vma",
+                   "--exclude", "boom+unshare,loopy+unshare,badinit+unshare"])
+    out, err = capsys.readouterr()
+    assert status == 1
+    doc = json.loads(out)
+    assert [(r["rmap"], r["mremap_policy"]) for r in doc["replays"]] == [
+        ("anon_vma", None), ("anon_vma", "unshare")]
+    assert all(r["walks_checked"] > 0 and r["walk_mismatches"] == [] for r in doc["replays"])
+    assert {(f["label"], f["status"], f["plugin"], f["distribution"], f["hook"])
+            for f in doc["failures"]} == {
+        ("mmtoy.jsonl on boom", "broken", "boom", "brokenrmap 0.3", "rmap_walk"),
+        ("mmtoy.jsonl on loopy", "timed out", "loopy", "brokenrmap 0.3", "rmap_walk"),
+        ("mmtoy.jsonl on badinit", "broken", "badinit", "brokenrmap 0.3", "__init__")}
+    assert err.splitlines()[-1].startswith("mmsim: error: 3 of 5 replays failed")
+    assert "Traceback" not in err
+
+
+@pytest.mark.usefixtures("broken_dist")
+def test_trace_replay_of_one_broken_configuration_is_a_failed_row(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """One trace on one broken scheme: no partial report, a row naming plugin and hook
+    (it was a summary ending STOPPED, exit 1, with the plugin only in the message)."""
+    assert main(["trace", "replay", str(MMTOY), "--rmap", "boom", "--check-walks",
+                 "2"]) == 1
+    out, err = capsys.readouterr()
+    [row] = [ln.split() for ln in out.splitlines() if ln.startswith(" mmtoy.jsonl on")]
+    assert row[:8] == ["mmtoy.jsonl", "on", "boom", "broken", "boom", "(brokenrmap",
+                       "0.3)", "rmap_walk"]
+    assert err == "mmsim: error: 1 of 1 replays failed: mmtoy.jsonl on boom (broken)\n"

@@ -329,3 +329,22 @@ def test_cli_replay_of_an_unknown_scheme_is_a_usage_error_exit_2(
     path = next(p for p in EXAMPLES if "mmtoy" in p.name)
     assert main(["trace", "replay", str(path), "--rmap", "no_such_scheme"]) == 2
     assert "unknown rmap plugin 'no_such_scheme'" in capsys.readouterr().err
+
+
+def test_cli_replay_of_several_traces_and_configurations(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Several traces times ``--rmap A,B``: a table of one row per replay, or JSON of
+    every report; ``--rmap all`` with a policy is a usage error (all has every policy)."""
+    paths = [str(p) for p in EXAMPLES if p.name in ("mmtoy.jsonl", "ls.jsonl")]
+    assert main(["trace", "replay", *paths, "--rmap", "anon_vma,pte_chains", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(r["trace"], r["rmap"]) for r in doc["replays"]] == [
+        (Path(p).name, s) for p in paths for s in ("anon_vma", "pte_chains")]
+    assert doc["failures"] == []
+    assert main(["trace", "replay", *paths, "--rmap", "anon_vma,pte_chains"]) == 0
+    rows = [ln.split()[:2] for ln in capsys.readouterr().out.splitlines()
+            if ln.strip().endswith(".jsonl") or ".jsonl " in ln]
+    assert rows == [[Path(p).name, s] for p in paths for s in ("anon_vma", "pte_chains")]
+    assert main(["trace", "replay", paths[0], "--rmap", "all", "--mremap-policy",
+                 "unshare"]) == 2
+    assert "leave out --mremap-policy" in capsys.readouterr().err

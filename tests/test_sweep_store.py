@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import mmcore
 from mmcore.cli import main
 from mmcore.experiments import runner
 from mmcore.experiments.cells import Cell, Outcome, make_cell, run_cell
@@ -125,11 +126,19 @@ def test_failures_are_stored_counted_and_exit_1(
     doomed_rows = sum(1 for r, _ in CONFIGS if r == doomed)
     failures = [line for line in err if line.startswith("mmsim: failed: ")]
     assert len(failures) == 2 * doomed_rows
-    assert f"[{doomed}/rmap_add] error: RuntimeError: plugin bug second line" in failures[0]
+    assert (f"plugin {doomed!r} (mmcore-sim {mmcore.__version__}), hook 'rmap_add': broken: "
+            "RuntimeError: plugin bug second line") in failures[0]
     assert err[-1].endswith(f", {2 * doomed_rows} failed")
     assert main(["results", "list", str(store), "--status", "failed", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert {x["failure"]["plugin"] for x in listed} == {doomed}
+    assert main(["results", "report", str(store)]) == 0  # failed cells as red rows
+    out, err = capsys.readouterr()
+    assert out.count("failed configurations") == 2  # a table of why per grid point
+    red = [ln.split()[0] for ln in out.splitlines() if ln.split()[1:3] == ["broken", "-"]]
+    assert sorted(red) == sorted(2 * [r if p is None else f"{r}+{p}" for r, p in CONFIGS
+                                      if r == doomed])
+    assert f"{2 * doomed_rows} failed cells are red rows" in err
     monkeypatch.setattr(runner, "execute", real)
     assert main([*SWEEP, "--store", str(store)]) == 1  # a failure stays a failure
     assert f"0 run, {2 * len(CONFIGS)} from the store" in capsys.readouterr().err
@@ -238,7 +247,7 @@ def test_results_export_parquet(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_seeds_show_the_median_and_the_spread(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep", "random-mix", "--param", "steps=40,60", "--seeds", "3",
                  "--no-plot", "--json"]) == 0
-    results = json.loads(capsys.readouterr().out)
+    results = json.loads(capsys.readouterr().out)["results"]
     assert len(results) == 2 * 3 * len(CONFIGS)
     assert sorted({r["config"]["seed"] for r in results}) == [0, 1, 2]
     assert main(["sweep", "random-mix", "--param", "steps=40,60", "--seeds", "3",
@@ -263,7 +272,8 @@ def test_a_timeout_fails_every_cell_from_the_command_line(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*SWEEP, "--timeout", "1e-9"]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert sum("timeout: no result within" in line for line in err) == 2 * len(CONFIGS)
+    assert sum("timeout: RunTimeout: no result within" in line for line in err) == \
+        2 * len(CONFIGS)
     assert err[-1].endswith(f"{2 * len(CONFIGS)} failed")
 
 
@@ -295,7 +305,7 @@ def test_a_sweep_runs_the_whole_plugin_matrix(capsys: pytest.CaptureFixture[str]
     assert main(["sweep", "large-file", "--param", "vmas_per_proc=1,2", "--param",
                  "pages=4", "--param", "procs=2", "--file-rmap", "all", "--reclaim",
                  "all", "--no-plot", "--json"]) == 0
-    results = json.loads(capsys.readouterr().out)
+    results = json.loads(capsys.readouterr().out)["results"]
     combos = {(r["config"]["rmap"], r["config"]["policy"], r["config"]["file_rmap"],
                r["config"]["reclaim"], r["config"]["params"]["vmas_per_proc"])
               for r in results}
@@ -348,3 +358,113 @@ def test_a_temporary_orphaned_while_the_store_is_held_is_gone_when_it_is_left(
         orphan = store.cells / ".0123abcd.json.x1y2z3.tmp"
         orphan.write_text("{")
     assert not orphan.exists()
+
+
+def test_compare_and_reproduce_keep_their_runs_in_a_store(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """compare's configurations and reproduce's runs are cells like a sweep's: stored
+    under their keys, reused by a rerun (nothing rewritten, the same output), and shared
+    with a sweep of the same cells."""
+    store = tmp_path / "s"
+    compare = ["compare", "forking-server", "--param", "pages=2", "--param", "children=1",
+               "--no-plot", "--json", "--store", str(store)]
+    assert main(compare) == 0
+    first = capsys.readouterr().out
+    files = sorted((store / "cells").iterdir())
+    assert len(files) == len(CONFIGS)
+    stamps = {p.name: p.stat().st_ino for p in files}
+    assert main(compare) == 0
+    assert capsys.readouterr().out == first  # wall times included: the stored results
+    assert {p.name: p.stat().st_ino for p in sorted((store / "cells").iterdir())} == stamps
+    assert main(["sweep", "forking-server", "--param", "pages=1,2", "--param",
+                 "children=1", "--no-plot", "--store", str(store)]) == 0
+    assert f"{len(CONFIGS)} run, {len(CONFIGS)} from the store" in capsys.readouterr().err
+    out = tmp_path / "r"
+    argv = ["reproduce", "--out", str(out), "--store", str(store), "--only", "pte_chains",
+            "--exclude", "pte_chains+unshare"]
+    assert main(argv) == 0
+    report = (out / "results.md").read_text()
+    stored = len(list((store / "cells").iterdir()))
+    # pte_chains: 3 + 2 + 1 + 2 + 2 claim runs, and the trace study's 4 traces on
+    # 2 file rmaps x 2 reclaim policies
+    assert stored == 2 * len(CONFIGS) + 10 + 4 * 2 * 2
+    assert main(argv) == 0
+    assert (out / "results.md").read_text() == report
+    assert len(list((store / "cells").iterdir())) == stored
+
+
+MMTOY = Path(__file__).parent.parent / "examples" / "traces" / "mmtoy.jsonl"
+
+
+def test_a_trace_cell_is_keyed_by_the_traces_content_not_its_path(tmp_path: Path) -> None:
+    """A copy of a trace elsewhere is the same cell; a trace with one byte changed is
+    another; the key of a workload cell does not depend on traces existing."""
+    from mmcore.experiments.cells import TRACE_WORKLOAD, trace_cell
+
+    copy = tmp_path / "renamed.jsonl"
+    copy.write_bytes(MMTOY.read_bytes())
+    a, b = trace_cell(MMTOY, rmap="anon_vma"), trace_cell(copy, rmap="anon_vma")
+    assert a.workload == TRACE_WORKLOAD and a.trace != b.trace and a.key == b.key
+    copy.write_bytes(MMTOY.read_bytes() + b"\n")  # one byte more
+    assert trace_cell(copy, rmap="anon_vma").key != a.key
+    assert trace_cell(MMTOY, rmap="pte_chains").key != a.key
+    assert trace_cell(MMTOY, rmap="anon_vma", check_walks=3).key != a.key
+    assert "trace" not in make_cell("wide-fork", rmap="anon_vma").to_dict()
+    assert Cell.from_dict(json.loads(json.dumps(a.to_dict()))) == a
+
+
+def test_a_trace_cell_whose_trace_is_gone_or_changed_on_the_worker_fails(
+        tmp_path: Path) -> None:
+    """The worker checks the trace it reads is the cell's, byte for byte."""
+    from mmcore.experiments.cells import trace_cell
+
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(MMTOY.read_bytes())
+    cell = trace_cell(path, rmap="anon_vma")
+    ok = Outcome.from_json(run_cell(cell))
+    assert ok.ok and ok.replay is not None and ok.replay.ops_applied > 0
+    assert Outcome.from_json(ok.to_json()).to_json() == ok.to_json()
+    path.write_bytes(MMTOY.read_bytes() + b"\n")
+    changed = Outcome.from_json(run_cell(cell)).failure
+    assert changed is not None and changed.kind == "version" and "changed" in changed.reason
+    path.unlink()
+    gone = Outcome.from_json(run_cell(cell)).failure
+    assert gone is not None and gone.kind == "missing" and "cannot be read" in gone.reason
+
+
+def test_trace_replays_are_stored_and_reused(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """``trace replay --store``: one cell per trace and configuration, reused by a rerun
+    (the report printed from the store is the report of the run)."""
+    store = tmp_path / "s"
+    argv = ["trace", "replay", str(MMTOY), "--rmap", "anon_vma,pte_chains", "--json",
+            "--store", str(store)]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert len(json.loads(first)["replays"]) == 2
+    files = sorted((store / "cells").iterdir())
+    stamps = {p.name: p.stat().st_ino for p in files}
+    assert len(files) == 2
+    assert main(argv) == 0
+    assert capsys.readouterr().out == first
+    assert {p.name: p.stat().st_ino for p in sorted((store / "cells").iterdir())} == stamps
+    assert main(["results", "list", str(store), "--where", "workload=<trace>",
+                 "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+
+
+def test_the_trace_study_tabulates_each_configuration_and_checks_the_walks(
+        tmp_path: Path) -> None:
+    """One scheme, one trace: a row per file rmap (the reclaim policies, which change
+    nothing without reclaim, share it), the walks checked against the page tables; with
+    no traces the study is not measured."""
+    from mmcore.experiments.reproduce import Runs, study_traces
+
+    claim = study_traces(Runs([("pte_chains", None)], traces=[MMTOY]), tmp_path)
+    assert [row[0] for row in claim.rows] == ["pte_chains", "pte_chains/i_mmap_list"]
+    assert "4 configurations): 4 cells" in claim.setup
+    assert [c.passed for c in claim.checks] == [True, True, True]
+    assert "0 mismatches" in claim.checks[1].text and claim.verdict == "held"
+    assert (tmp_path / "claim-trace-study.png").stat().st_size > 0
+    empty = study_traces(Runs([("pte_chains", None)], traces=[]), tmp_path)
+    assert empty.verdict == "not measured" and not empty.rows

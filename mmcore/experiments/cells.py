@@ -7,6 +7,12 @@ mmcore and of each plugin it names. Its :attr:`Cell.key` is a content hash of al
 the same cell built anywhere with the same versions has the same key, and a new version
 of any plugin it uses gives a new key (so a result store never mixes versions).
 
+A cell can replay a recorded trace instead (:func:`trace_cell`): its workload is
+:data:`TRACE_WORKLOAD`, its parameters the replay's options, and the trace file is an
+input identified by the SHA-256 of its bytes (``trace_sha256``, part of the key; the
+path it is read from is not, so a copied or renamed trace keeps its cells). Its outcome
+holds a :class:`~mmcore.experiments.replay.ReplayReport`, not a Result.
+
 :func:`run_cell` runs a cell wherever it is sent (a pool process, a Dask worker) and
 always returns an :class:`Outcome` as JSON text, never an exception: a cell that raises,
 times out, breaks its machine or names a plugin the worker lacks is a failed outcome
@@ -26,19 +32,22 @@ import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..errors import MachineBroken
 from ..plugins import installed_plugins, plugin_version, resolve
 from . import workloads
+from .isolation import RunFailure, run_guarded
+from .replay import ReplayReport
 from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM, Result
-from .runner import RunTimeout, run
 
 #: The version of the cell and outcome layout (part of every key).
 CELL_FORMAT = 1
 #: Hex digits of a cell's key: 96 bits, far from any collision in a sweep of millions.
 KEY_LENGTH = 24
+#: The ``workload`` of a cell that replays a trace.
+TRACE_WORKLOAD = "<trace>"
 
 
 def _canonical(doc: Any) -> str:
@@ -63,6 +72,10 @@ class Cell:
     mmcore_version: str = __version__
     #: The version of each plugin the cell names, by name.
     plugin_versions: Mapping[str, str] = field(default_factory=dict)
+    #: A trace cell's trace file: where it is read (not part of the key) and the
+    #: SHA-256 of its bytes (part of the key).
+    trace: str | None = None
+    trace_sha256: str | None = None
 
     def plugins(self) -> list[tuple[str, str]]:
         """The (kind, name) of every plugin the cell names."""
@@ -71,12 +84,28 @@ class Cell:
         named += [("observer", name) for name in self.observers]
         return [(kind, name) for kind, name in named if name is not None]
 
+    def spec(self) -> dict[str, Any]:
+        """The keyword arguments of the cell's run
+        (:func:`~mmcore.experiments.runner.run_from_spec`, or for a trace cell
+        :func:`~mmcore.experiments.replay.replay_from_spec`)."""
+        plugins = {"rmap": self.rmap, "mremap_policy": self.mremap_policy,
+                   "file_rmap": self.file_rmap, "reclaim": self.reclaim,
+                   "observers": self.observers, "seed": self.seed, "arch": self.arch}
+        if self.trace is not None:
+            return {"trace": self.trace, "trace_sha256": self.trace_sha256,
+                    **dict(self.params), **plugins}
+        return {"workload": self.workload, "params": dict(self.params), **plugins}
+
     def to_dict(self) -> dict[str, Any]:
-        """The cell as plain JSON data (observers as a list)."""
+        """The cell as plain JSON data (observers as a list; the trace fields only in a
+        trace cell, so a workload cell's data and key are what they were before traces
+        were cells)."""
         d = asdict(self)
         d["params"] = dict(self.params)
         d["plugin_versions"] = dict(self.plugin_versions)
         d["observers"] = list(self.observers)
+        if self.trace is None:
+            del d["trace"], d["trace_sha256"]
         return d
 
     @classmethod
@@ -89,7 +118,9 @@ class Cell:
     @property
     def key(self) -> str:
         """The content hash of the cell and the versions it names (hex)."""
-        text = _canonical({"format": CELL_FORMAT, "cell": self.to_dict()})
+        d = self.to_dict()
+        d.pop("trace", None)  # where the trace is read is no part of what it is
+        text = _canonical({"format": CELL_FORMAT, "cell": d})
         return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
 
     @property
@@ -119,35 +150,75 @@ def make_cell(workload: str, params: Mapping[str, Any] | None = None, *, rmap: s
                                           for kind, name in cell.plugins()})
 
 
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex); OSError if it cannot be read."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def trace_cell(trace: str | Path, *, rmap: str, mremap_policy: str | None = None,
+               seed: int = 0, arch: str = "x86_64", file_rmap: str = DEFAULT_FILE_RMAP,
+               reclaim: str = DEFAULT_RECLAIM, observers: Sequence[str] = (),
+               check_walks: int = 0, file_mappings: str = "file") -> Cell:
+    """A cell replaying the trace file ``trace`` (hashed now) on one configuration, with
+    the options of :func:`~mmcore.experiments.replay.replay` (``seed`` picks the pages
+    ``check_walks`` samples). ConfigError for an unknown plugin; OSError if the trace
+    cannot be read."""
+    cell = Cell(TRACE_WORKLOAD, {"check_walks": check_walks, "file_mappings": file_mappings},
+                rmap, mremap_policy, seed, arch, file_rmap, reclaim, tuple(observers),
+                trace=str(trace), trace_sha256=file_sha256(trace))
+    return replace(cell, plugin_versions={name: plugin_version(resolve(name, kind))
+                                          for kind, name in cell.plugins()})
+
+
 @dataclass(frozen=True)
 class Failure:
-    """Why a cell failed: ``kind`` is ``error`` (it raised), ``timeout``, ``broken`` (a
-    plugin raised inside a hook and the machine was marked broken), ``missing`` (the
-    worker lacks a plugin the cell names), ``version`` (the worker has other versions)
-    or ``worker`` (the worker running it died). ``plugin`` and ``hook`` name the culprit
-    where it is known."""
+    """Why a cell failed: ``kind`` is ``broken`` (a plugin failed: it raised in a hook
+    or in its constructor), ``error`` (something raised with no plugin to blame, or the
+    run's process died), ``timeout``, ``missing`` (the worker lacks a plugin the cell
+    names), ``version`` (the worker has other versions) or ``worker`` (the worker
+    running it died). ``plugin``, its ``distribution`` (``name version``) and ``hook``
+    name the culprit where it is known."""
 
     kind: str
     reason: str
     plugin: str | None = None
     hook: str | None = None
+    distribution: str | None = None
+
+    @classmethod
+    def of(cls, f: RunFailure) -> Failure:
+        """The failure of a cell whose run gave RunFailure ``f``."""
+        kind = ("timeout" if f.status == "timed out" else
+                "broken" if f.plugin is not None else "error")
+        return cls(kind, f.reason, f.plugin, f.hook, f.distribution)
+
+    def run_failure(self, label: str) -> RunFailure:
+        """The failure as a comparison's row: ``timed out``, or ``broken``."""
+        return RunFailure(label, "timed out" if self.kind == "timeout" else "broken",
+                          self.plugin, self.distribution, self.hook, self.reason)
 
 
 @dataclass
 class Outcome:
-    """What running a cell gave: its result, or its failure; ``worker`` is the host that
-    ran it and ``wall_time_s`` how long it took (neither is reproducible)."""
+    """What running a cell gave: its result (a trace cell's replay report), or its
+    failure; ``worker`` is the host that ran it and ``wall_time_s`` how long it took
+    (neither is reproducible)."""
 
     cell: Cell
     result: Result | None = None
     failure: Failure | None = None
     worker: str = ""
     wall_time_s: float = 0.0
+    replay: ReplayReport | None = None
 
     @property
     def ok(self) -> bool:
-        """True when the cell produced a result."""
-        return self.result is not None
+        """True when the cell produced a result or a replay report."""
+        return self.result is not None or self.replay is not None
 
     @property
     def key(self) -> str:
@@ -157,14 +228,18 @@ class Outcome:
     def to_json(self) -> str:
         """The outcome as one JSON document (what a store keeps per cell). Keys keep
         their order, so a workload's parameters load in its dataclass's order (the order
-        tables print them in); the same outcome always gives the same text."""
-        return json.dumps({
+        tables print them in); the same outcome always gives the same text. A trace
+        cell's has a ``replay`` too."""
+        doc = {
             "format": CELL_FORMAT, "key": self.key, "cell": self.cell.to_dict(),
             "status": "ok" if self.ok else "failed",
             "result": None if self.result is None else
             self.result.to_dict(encode_json=True),
             "failure": None if self.failure is None else asdict(self.failure),
-            "worker": self.worker, "wall_time_s": self.wall_time_s}, indent=1)
+            "worker": self.worker, "wall_time_s": self.wall_time_s}
+        if self.replay is not None:
+            doc["replay"] = self.replay.to_dict(encode_json=True)
+        return json.dumps(doc, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> Outcome:
@@ -174,15 +249,17 @@ class Outcome:
             cell = Cell.from_dict(doc["cell"])
             result = None if doc["result"] is None else Result.from_dict(doc["result"])
             failure = None if doc["failure"] is None else Failure(**doc["failure"])
+            replay = None if doc.get("replay") is None else \
+                ReplayReport.from_dict(doc["replay"])
             out = cls(cell, result, failure, str(doc.get("worker", "")),
-                      float(doc.get("wall_time_s", 0.0)))
+                      float(doc.get("wall_time_s", 0.0)), replay)
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"not a cell outcome: {type(exc).__name__}: {exc}") from None
         if doc.get("key") != cell.key:
             raise ValueError(f"key {doc.get('key')!r} is not the hash of its cell "
                              f"({cell.key})")
-        if (result is None) == (failure is None):
-            raise ValueError("an outcome has a result or a failure, not both or neither")
+        if sum(x is not None for x in (result, replay, failure)) != 1:
+            raise ValueError("an outcome has a result, a replay or a failure: exactly one")
         return out
 
 
@@ -200,6 +277,15 @@ def _worker_problem(cell: Cell) -> Failure | None:
         if name not in found:
             return Failure("missing", f"{kind} plugin {name!r} is not installed on worker "
                            f"{host}: install its distribution there", plugin=name)
+    if cell.trace is not None:
+        try:
+            digest = file_sha256(cell.trace)
+        except OSError as exc:
+            return Failure("missing", f"trace {cell.trace} cannot be read on worker "
+                           f"{host}: {exc.strerror or exc}")
+        if digest != cell.trace_sha256:
+            return Failure("version", f"trace {cell.trace} on worker {host} is not the "
+                           f"trace of the cell (its content changed)")
     if __version__ != cell.mmcore_version:
         return Failure("version", f"worker {host} has mmcore {__version__}, the sweep "
                        f"{cell.mmcore_version}")
@@ -215,23 +301,20 @@ def run_cell(cell: Cell, timeout: float | None = None) -> str:
     """Run ``cell`` here and return its :class:`Outcome` as JSON text (what crosses a
     process or network boundary). Never raises for the cell's own failure: a cell that
     raises, runs past ``timeout`` seconds, breaks its machine or names a plugin this
-    worker lacks gives a failed outcome."""
+    worker lacks gives a failed outcome. The run is
+    :func:`~mmcore.experiments.isolation.run_guarded`'s: with a ``timeout``, in a child
+    process that is killed if its plugin ignores the budget."""
     start = time.monotonic()
     result: Result | None = None
+    replay: ReplayReport | None = None
     failure = _worker_problem(cell)
     if failure is None:
-        try:
-            result = run(cell.workload, cell.params, rmap=cell.rmap,
-                         mremap_policy=cell.mremap_policy, seed=cell.seed, arch=cell.arch,
-                         file_rmap=cell.file_rmap, reclaim=cell.reclaim,
-                         observers=cell.observers,
-                         deadline=None if timeout is None else start + timeout)
-        except RunTimeout as exc:
-            failure = Failure("timeout", f"no result within {timeout:g} s ({exc})")
-        except Exception as exc:  # a plugin bug: the failure is data, the sweep goes on
-            kind = "broken" if isinstance(exc, MachineBroken) else "error"
-            # plugin and hook are set by the plugin-isolation work where known.
-            failure = Failure(kind, one_line(exc), getattr(exc, "plugin", None),
-                              getattr(exc, "hook", None))
+        got = run_guarded(cell.label, cell.spec(), timeout)
+        if isinstance(got, RunFailure):
+            failure = Failure.of(got)
+        elif isinstance(got, ReplayReport):
+            replay = got
+        else:
+            result = got
     return Outcome(cell, result, failure, socket.gethostname(),
-                   round(time.monotonic() - start, 6)).to_json()
+                   round(time.monotonic() - start, 6), replay).to_json()

@@ -1,16 +1,24 @@
 """Run one configuration so that a broken plugin costs only its own row.
 
-:func:`run_guarded` runs one :func:`~mmcore.experiments.runner.run_from_spec` unit and returns
-either its :class:`~mmcore.experiments.results.Result` or a :class:`RunFailure` naming the
-plugin, its distribution and the hook that failed. With a time budget the run happens in
-a child process: inside it :func:`mmcore.budget.time_budget` interrupts a looping hook (so
-the failure still names it), and the parent kills a child that does not answer within
-:data:`GRACE_S` more seconds (a hook stuck in C code, or one that swallows exceptions).
+:func:`run_guarded` runs one :func:`~mmcore.experiments.runner.run_from_spec` unit (or, for
+a spec naming a ``trace``, one :func:`~mmcore.experiments.replay.replay_from_spec`) and
+returns either its :class:`~mmcore.experiments.results.Result` (its
+:class:`~mmcore.experiments.replay.ReplayReport`) or a :class:`RunFailure` naming the
+plugin, its distribution and the hook that failed; it is how every command runs a
+configuration (a sweep cell, :func:`mmcore.experiments.cells.run_cell`, calls it).
+With a time budget the run happens in a child process: inside it
+:func:`mmcore.budget.time_budget` interrupts a looping hook (so the failure still names
+it), and the parent kills a child that does not answer within :data:`GRACE_S` more
+seconds (a hook stuck in C code, or one that swallows exceptions). Off the main thread
+(a Dask worker's task thread) no signal can reach the run and a fork could inherit other
+threads' locks, so there the budget is the deadline checked between ops.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -22,6 +30,7 @@ from dataclasses_json import DataClassJsonMixin
 from ..budget import time_budget
 from ..errors import RunTimeout
 from ..plugins import discover
+from .replay import ReplayReport, replay_from_spec
 from .results import Result
 
 #: Seconds a child gets past its budget to report the timeout itself before it is killed.
@@ -73,14 +82,18 @@ def failure_of(label: str, exc: BaseException) -> RunFailure:
                       _distribution(plugin), hook, " ".join(text.split()))
 
 
+#: What a run gives: a workload's result or a trace's replay report.
+Ran = Result | ReplayReport
+
+
 def _attempt(label: str, spec: Mapping[str, Any], timeout: float | None
-             ) -> Result | RunFailure:
+             ) -> Ran | RunFailure:
     """Run ``spec`` here, under ``timeout``; any failure becomes a RunFailure."""
     from .runner import run_from_spec
 
     try:
         with time_budget(timeout):
-            return run_from_spec(spec)
+            return replay_from_spec(spec) if "trace" in spec else run_from_spec(spec)
     except Exception as exc:  # the point: one configuration's failure stays its own
         if structlog.is_configured():
             log.debug("run.failed", config=label, exc_info=exc)
@@ -90,21 +103,33 @@ def _attempt(label: str, spec: Mapping[str, Any], timeout: float | None
 def _child(label: str, spec: Mapping[str, Any], timeout: float, conn: Connection) -> None:
     """The child process of a run with a time budget: send back the result or failure."""
     outcome = _attempt(label, spec, timeout)
-    conn.send((isinstance(outcome, Result), outcome.to_json()))
+    conn.send((type(outcome).__name__, outcome.to_json()))
     conn.close()
 
 
+def _decode(kind: str, text: str) -> Ran | RunFailure:
+    """What a child sent back: ``kind`` is its class name."""
+    if kind == "RunFailure":
+        return RunFailure.from_json(text)
+    return ReplayReport.from_json(text) if kind == "ReplayReport" else Result.from_json(text)
+
+
 def run_guarded(label: str, spec: Mapping[str, Any], timeout: float | None = None
-                ) -> Result | RunFailure:
+                ) -> Ran | RunFailure:
     """Run one configuration (``spec`` as for :func:`~mmcore.experiments.runner.run_from_spec`)
     and return its Result, or the RunFailure of configuration ``label``.
 
-    Without ``timeout`` the run happens in this process. With it, in a child process
-    (forked where the platform can, so plugins found here need no reloading): past
-    ``timeout`` seconds the run is a ``timed out`` failure.
+    Without ``timeout`` the run happens in this process. With it, on the main thread, in
+    a child process (forked where the platform can, so plugins found here need no
+    reloading), and elsewhere here (see the module's docstring): past ``timeout``
+    seconds the run is a ``timed out`` failure.
     """
     if timeout is None:
         return _attempt(label, spec, None)
+    # Checked between ops too: the whole budget where no alarm can be armed.
+    spec = {**spec, "deadline": time.monotonic() + timeout}
+    if threading.current_thread() is not threading.main_thread():
+        return _attempt(label, spec, timeout)
     forks = "fork" in multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork") if forks else multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
@@ -113,8 +138,8 @@ def run_guarded(label: str, spec: Mapping[str, Any], timeout: float | None = Non
     send.close()
     try:
         if receive.poll(timeout + GRACE_S):
-            ok, text = receive.recv()
-            return Result.from_json(text) if ok else RunFailure.from_json(text)
+            kind, text = receive.recv()
+            return _decode(kind, text)
     except EOFError:  # the child died without a word
         proc.join()
         return RunFailure(label, "broken", None, None, None,

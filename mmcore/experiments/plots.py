@@ -126,6 +126,7 @@ def xy_plot(x_name: str, panels: Sequence[tuple[str, dict[str, list[tuple[float,
     fig, axes = _figure(len(panels))
     for ax, (panel_title, series) in zip(axes, panels, strict=True):
         lines(x_name, series, panel_title, ax)
-    axes[0].legend(fontsize=7)
+    if any(series for _, series in panels):  # every configuration failed: no legend
+        axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)

@@ -35,6 +35,7 @@ import dataclasses
 import errno as errno_mod
 import os
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ from .ops import Op, Player
 from .trace import MAX_FILE_SIZE, TraceHeader, read_trace
 
 __all__ = ["ReplayReport", "StandInFile", "replay", "replay_trace", "stand_in_files",
-           "stand_in_data", "FILE_MAPPINGS"]
+           "stand_in_data", "replay_from_spec", "FILE_MAPPINGS"]
 
 _RANGE_OPS = ("munmap", "mprotect", "madvise", "mlock", "munlock")
 #: How the replay maps a stand-in: as a mapping of a stand-in file, or (format 1's way)
@@ -351,7 +352,7 @@ def replay(ops: list[Op], header: TraceHeader | None = None, *,
            rmap: str | type = "anon_vma_chain", mremap_policy: str | type | None = None,
            name: str = "<trace>", check_walks: int = 0, check_every: int = 1000,
            seed: int = 0, machine: Machine | None = None, file_mappings: str = "file",
-           **machine_kw: Any) -> ReplayReport:
+           raise_broken: bool = False, **machine_kw: Any) -> ReplayReport:
     """Replay ``ops`` on a new Machine (non-strict) and report on it.
 
     ``check_walks`` > 0 compares the rmap walk with the brute-force page-table truth for
@@ -362,7 +363,10 @@ def replay(ops: list[Op], header: TraceHeader | None = None, *,
     ``machine_kw`` goes to :class:`~mmcore.Machine` (``ram_pages``, ``file_rmap``,
     ``reclaim``, ``arch``...); or pass a fresh ``machine`` (then ``rmap``,
     ``mremap_policy`` and ``machine_kw`` are not used) to look at its state afterwards.
-    Raises :class:`~mmcore.ConfigError` for an unknown ``file_mappings``.
+    A replay that breaks its machine stops there, with ``broken`` saying why; with
+    ``raise_broken`` the :class:`~mmcore.MachineBroken` (naming the plugin and hook) is
+    raised instead. Raises :class:`~mmcore.ConfigError` for an unknown
+    ``file_mappings``.
     """
     if file_mappings not in FILE_MAPPINGS:
         raise ConfigError(f"unknown file_mappings {file_mappings!r}: choose one of: "
@@ -380,6 +384,8 @@ def replay(ops: list[Op], header: TraceHeader | None = None, *,
     try:
         r.run(ops)
     except MachineBroken as exc:
+        if raise_broken:
+            raise
         report.broken = str(exc)
     for key, n in sorted(r.player.errors.items()):
         call, _, code = key.partition(":")
@@ -396,3 +402,19 @@ def replay_trace(path: str | Path, **kw: Any) -> ReplayReport:
     header, ops = read_trace(path)
     kw.setdefault("name", Path(path).name)
     return replay(ops, header, **kw)
+
+
+def replay_from_spec(spec: Mapping[str, Any]) -> ReplayReport:
+    """The replay of a trace cell (:meth:`mmcore.experiments.cells.Cell.spec`): the trace
+    at ``spec["trace"]`` on a Machine of the cell's plugins and arch, with its
+    ``check_walks``, ``file_mappings`` and ``seed``. A machine the replay breaks raises
+    :class:`~mmcore.MachineBroken`; ``trace_sha256`` (checked by the cell's worker) and a
+    ``deadline`` (a replay is stopped by its time budget alone) are not used here."""
+    kw = dict(spec)
+    path = kw.pop("trace")
+    for unused in ("trace_sha256", "deadline"):
+        kw.pop(unused, None)
+    machine = Machine(kw.pop("rmap"), mremap_policy=kw.pop("mremap_policy"),
+                      file_rmap=kw.pop("file_rmap"), reclaim=kw.pop("reclaim"),
+                      observers=kw.pop("observers"), arch=kw.pop("arch"))
+    return replay_trace(path, machine=machine, raise_broken=True, **kw)

@@ -5,11 +5,18 @@ configuration, tabulates the figures, and decides whether the claim held from th
 with the tolerance written next to each check. A claim about a scheme that is not
 installed is reported as not measured. Nothing here states an outcome in advance.
 
+Every run is a cell (:mod:`mmcore.experiments.cells`), run by an executor into an
+optional result store like a sweep's. A configuration whose run fails (a broken plugin,
+or one past the time budget) has no figures: it is a row of its claim's table marked
+``broken`` or ``timed out``, and a check of that claim that is *not measured*, naming
+the plugin and the hook; every other configuration is measured as usual.
+
 The output (``results.md`` and ``img/*.png``) is deterministic: no dates, no wall times.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +25,14 @@ from typing import Any
 from .. import __version__
 from ..atomicfile import write_text
 from . import plots, runner
+from .cells import Cell, Outcome, make_cell
+from .executors import Executor
+from .isolation import RunFailure
+from .replay import ReplayReport
 from .report import fmt, markdown_table
 from .results import Result
+from .store import Store
+from .sweep import run_sweep
 
 Config = tuple[str, str | None]
 
@@ -45,6 +58,18 @@ class Claim:
     rows: list[list[str]] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     image: str | None = None
+    #: The configurations that have no figures here, each with why.
+    failures: list[RunFailure] = field(default_factory=list)
+    #: How long measuring it took (never in the report, which is deterministic).
+    wall_time_s: float = 0.0
+
+    def mark_failures(self) -> None:
+        """A row (no figures) and a not-measured check for each failed configuration."""
+        for f in self.failures:
+            self.rows.append([f.label, f"**{f.status}**"]
+                             + [""] * (len(self.headers) - 2))
+            self.checks.append(Check(f"{f.label} has no figures: {f.status} in "
+                                     f"{f.where()}: {f.reason}", None))
 
     @property
     def verdict(self) -> str:
@@ -84,27 +109,77 @@ def primary(configs: Sequence[Config]) -> list[Config]:
     return list(out.values())
 
 
+#: One run a claim needs of every configuration: (workload, params, arch).
+Request = tuple[str, dict[str, Any], str]
+
+
 class Runs:
-    """Memoised runs: (workload, params, config, arch) -> Result.
+    """The runs of the claims, as cells: (workload, params, config, arch) -> Result.
 
     ``configs`` is the whole matrix; ``schemes`` one configuration per scheme, which the
-    claims about schemes use (an mremap policy only matters to the mremap claim).
+    claims about schemes use (an mremap policy only matters to the mremap claim). The
+    cells run on ``executor`` (inline by default), each for at most ``timeout`` seconds,
+    into ``store`` when given (cells already there are not run again).
     """
 
-    def __init__(self, configs: Sequence[Config]) -> None:
+    def __init__(self, configs: Sequence[Config], executor: Executor | None = None,
+                 store: Store | None = None, timeout: float | None = None,
+                 traces: Sequence[Path] = ()) -> None:
         self.configs = list(configs)
+        self.traces = list(traces)
         self.schemes = primary(self.configs)
-        self.cache: dict[str, Result] = {}
+        self.executor = executor
+        self.store = store
+        self.timeout = timeout
+        self.outcomes: dict[str, Outcome] = {}
+
+    def _cell(self, request: Request, c: Config) -> Cell:
+        workload, params, arch = request
+        return make_cell(workload, params, rmap=c[0], mremap_policy=c[1], arch=arch)
+
+    def usable(self, claim: Claim, configs: Sequence[Config],
+               requests: Sequence[Request]) -> list[Config]:
+        """Run ``requests`` on every configuration of ``configs`` (the ones not run yet,
+        in one go) and return the configurations all of whose runs succeeded; each other
+        one is added to the claim's failures with its first failed run."""
+        cells = {label(c): [self._cell(r, c) for r in requests] for c in configs}
+        healthy = self.run(claim, cells)
+        return [c for c in configs if label(c) in healthy]
+
+    def run(self, claim: Claim, cells: dict[str, list[Cell]]) -> set[str]:
+        """Run the cells of each configuration (by label; the ones not run yet, in one
+        go) and return the labels all of whose cells succeeded; each other one is added
+        to the claim's failures with its first failed cell."""
+        missing = {cell.key: cell for todo in cells.values() for cell in todo
+                   if cell.key not in self.outcomes}
+        if missing:
+            done = run_sweep(list(missing.values()), self.executor, self.store,
+                             timeout=self.timeout)
+            self.outcomes.update((o.key, o) for o in done.outcomes)
+        ok = set()
+        for name, todo in cells.items():
+            failed = [o.failure for o in (self.outcomes[c.key] for c in todo)
+                      if o.failure is not None]
+            if failed:
+                claim.failures.append(failed[0].run_failure(name))
+            else:
+                ok.add(name)
+        return ok
+
+    def replay(self, cell: Cell) -> ReplayReport:
+        """The replay report of trace cell ``cell``, which :meth:`run` has run and found
+        healthy."""
+        report = self.outcomes[cell.key].replay
+        assert report is not None, "Runs.replay of a cell run() did not keep"
+        return report
 
     def get(self, workload: str, params: dict[str, Any], c: Config,
             arch: str = "x86_64") -> Result:
-        """Run (once) ``workload`` with ``params`` on configuration ``c``."""
-        key = f"{workload}|{sorted(params.items())}|{c}|{arch}"
-        if key not in self.cache:
-            self.cache[key] = runner.run(workload, params, rmap=c[0], mremap_policy=c[1],
-                                         arch=arch)
-        return self.cache[key]
-
+        """The result of ``workload`` with ``params`` on configuration ``c``, which
+        :meth:`usable` has run and found healthy."""
+        result = self.outcomes[self._cell((workload, params, arch), c).key].result
+        assert result is not None, "Runs.get of a configuration usable() did not keep"
+        return result
 
 def _per(a: float, b: float) -> float:
     return a / b if b else 0.0
@@ -115,7 +190,7 @@ def _within(x: float, target: float, tol: float) -> bool:
 
 
 def _na(what: str) -> Check:
-    return Check(f"{what}: not measured (scheme not installed)", None)
+    return Check(f"{what}: not measured (scheme not installed, or its runs failed)", None)
 
 
 # --- claim 1: memory per vma vs per pte -----------------------------------------------------
@@ -140,7 +215,9 @@ def claim_memory(runs: Runs, img: Path) -> Claim:
         headers=["configuration", "private: B/vma", "private: B/pte", "shared: B/vma",
                  "shared: B/pte", f"shared bytes, {2 * pages} vs {pages} pages"])
     series: dict[str, list[float]] = {}
-    for c in runs.schemes:
+    schemes = runs.usable(claim, runs.schemes, [(*private, "i386"), (*shared, "i386"),
+                                                (*shared2, "i386")])
+    for c in schemes:
         rp = runs.get(*private, c, arch="i386").derived
         rs = runs.get(*shared, c, arch="i386").derived
         rs2 = runs.get(*shared2, c, arch="i386").derived
@@ -151,7 +228,7 @@ def claim_memory(runs: Runs, img: Path) -> Claim:
                _per(rs2.rmap_bytes_before_reclaim, rs.rmap_bytes_before_reclaim)]
         series[label(c)] = row
         claim.rows.append([label(c)] + [fmt(v, 2) for v in row[:4]] + [f"x{row[4]:.2f}"])
-    av = exactly(runs.schemes, "anon_vma")
+    av = exactly(schemes, "anon_vma")
     if av:
         per_vma = series[label(av[0])][0]
         worst = max(series[label(av[0])][0], series[label(av[0])][2])
@@ -167,7 +244,7 @@ def claim_memory(runs: Runs, img: Path) -> Claim:
             f"x{scale:.2f} (within 10% of x1)", _within(scale, 1.0, 0.1)))
     else:
         claim.checks.append(_na("anon_vma bytes per vma"))
-    pc = exactly(runs.schemes, "pte_chains")
+    pc = exactly(schemes, "pte_chains")
     if pc:
         per_pte = series[label(pc[0])][3]
         scale = series[label(pc[0])][4]
@@ -207,18 +284,23 @@ def claim_anonmm_probes(runs: Runs, img: Path) -> Claim:
         + [f"wasted/page K={ks[-1]}", f"visits vs K+1 at K={ks[-1]}"])
     pts: dict[str, list[tuple[float, float]]] = {}
     visits: dict[str, list[float]] = {}
-    for c in runs.schemes:
+
+    def params(k: int) -> dict[str, Any]:
+        return {"shared_pages": 16, "private_pages": 32, "children": k}
+
+    schemes = runs.usable(claim, runs.schemes,
+                          [("malloc-after-fork", params(k), "x86_64") for k in ks])
+    for c in schemes:
         vs = []
         for k in ks:
-            d = runs.get("malloc-after-fork", {"shared_pages": 16, "private_pages": 32,
-                                               "children": k}, c).derived
+            d = runs.get("malloc-after-fork", params(k), c).derived
             vs.append(d.visits_per_page)
             wasted = d.wasted_per_page
         visits[label(c)] = vs
         pts[label(c)] = [(float(k), v) for k, v in zip(ks, vs, strict=True)]
         claim.rows.append([label(c)] + [fmt(v, 2) for v in vs]
                           + [fmt(wasted, 2), f"x{vs[-1] / (ks[-1] + 1):.2f}"])
-    anonmm = family(runs.schemes, "anonmm")
+    anonmm = family(schemes, "anonmm")
     for c in anonmm:
         v = visits[label(c)][-1]
         first = " (each page was found in the first mm visited)" if v <= 1.0 else ""
@@ -230,7 +312,7 @@ def claim_anonmm_probes(runs: Runs, img: Path) -> Claim:
         claim.checks.append(_na("anonmm mms visited per private page"))
     # The schemes the reference expects to find a private page at once (§7.2).
     others = [c for n in ("anon_vma", "anon_vma_chain", "pte_chains")
-              for c in exactly(runs.schemes, n)]
+              for c in exactly(schemes, n)]
     for c in others:
         v = visits[label(c)][-1]
         claim.checks.append(Check(
@@ -256,7 +338,8 @@ def claim_mremap_copies(runs: Runs, img: Path) -> Claim:
         "MREMAP_MAYMOVE|MREMAP_FIXED; then every page is reclaimed.",
         headers=["configuration", "ptes moved", "pages copied by mremap",
                  "copies per shared pte moved", "pages not reclaimed", "walk visits/page"])
-    res = {label(c): runs.get("mremap-after-fork", params, c) for c in runs.configs}
+    configs = runs.usable(claim, runs.configs, [("mremap-after-fork", params, "x86_64")])
+    res = {label(c): runs.get("mremap-after-fork", params, c) for c in configs}
     moved_total = max((r.costs.counters.mremap_ptes_moved + r.derived.mremap_copies
                        for r in res.values()), default=0)
     for name, r in res.items():
@@ -264,7 +347,7 @@ def claim_mremap_copies(runs: Runs, img: Path) -> Claim:
         claim.rows.append([name, fmt(r.costs.counters.mremap_ptes_moved),
                            fmt(d.mremap_copies), fmt(_per(d.mremap_copies, moved_total), 2),
                            fmt(d.reclaim_missed), fmt(d.visits_per_page, 2)])
-    anonmm = family(runs.configs, "anonmm")
+    anonmm = family(configs, "anonmm")
     if exactly(anonmm, "anonmm"):
         alone = ("anonmm", None) in runs.configs
         claim.checks.append(Check(
@@ -280,12 +363,12 @@ def claim_mremap_copies(runs: Runs, img: Path) -> Claim:
             f"({frac:.2f}; at least 0.99)", frac >= 0.99))
     if not unshare:
         claim.checks.append(_na("anonmm with an mremap unshare policy"))
-    for c in runs.configs:
+    for c in configs:
         if c[1] is not None:
             continue
         d = res[label(c)].derived
         if c[0].startswith("anonmm"):
-            best = min(res[label(x)].derived.visits_per_page for x in runs.configs
+            best = min(res[label(x)].derived.visits_per_page for x in configs
                        if x[1] is None)
             claim.checks.append(Check(
                 f"{label(c)} (the full-scan alternative) reclaims every page without "
@@ -322,7 +405,9 @@ def claim_split_flood(runs: Runs, img: Path) -> Claim:
         + [f"visits/page N={n}" for n in sizes] + ["visits growth", "vmas after restore"])
     pts: dict[str, list[tuple[float, float]]] = {}
     growth: dict[str, tuple[float, float]] = {}
-    for c in runs.schemes:
+    schemes = runs.usable(claim, runs.schemes, [("mprotect-flood", {"pages": n, "stride": 2},
+                                                 "x86_64") for n in sizes])
+    for c in schemes:
         ds = [runs.get("mprotect-flood", {"pages": n, "stride": 2}, c).derived
               for n in sizes]
         ms = [d.vmas_before_reclaim for d in ds]
@@ -335,7 +420,7 @@ def claim_split_flood(runs: Runs, img: Path) -> Claim:
         claim.checks.append(Check(
             f"{label(c)} re-merges to one vma after the restore ({ds[-1].final_vmas})",
             ds[-1].final_vmas == 1))
-    av = exactly(runs.schemes, "anon_vma")
+    av = exactly(schemes, "anon_vma")
     for c in av:
         g, mg = growth[label(c)]
         claim.checks.append(Check(
@@ -343,7 +428,7 @@ def claim_split_flood(runs: Runs, img: Path) -> Claim:
             "least half as fast as M)", g >= 0.5 * mg))
     if not av:
         claim.checks.append(_na("anon_vma visits per page against M"))
-    pc = exactly(runs.schemes, "pte_chains")
+    pc = exactly(schemes, "pte_chains")
     for c in pc:
         g, _ = growth[label(c)]
         claim.checks.append(Check(
@@ -374,7 +459,9 @@ def claim_avc_forking_server(runs: Runs, img: Path) -> Claim:
     pts: dict[str, list[tuple[float, float]]] = {}
     per: dict[str, list[float]] = {}
     totals: dict[str, int] = {}
-    for c in runs.schemes:
+    schemes = runs.usable(claim, runs.schemes, [
+        ("forking-server", {"pages": pages, "children": k}, "x86_64") for k in ks])
+    for c in schemes:
         ds = [runs.get("forking-server", {"pages": pages, "children": k}, c).derived
               for k in ks]
         per[label(c)] = [d.visits_per_page for d in ds]
@@ -385,7 +472,7 @@ def claim_avc_forking_server(runs: Runs, img: Path) -> Claim:
         claim.rows.append([name] + [fmt(v, 2) for v in vs]
                           + [f"x{_per(vs[-1], vs[0]):.2f}", fmt(totals[name]),
                              f"x{_per(totals[name], best):.2f}"])
-    avc = exactly(runs.schemes, "anon_vma_chain")
+    avc = exactly(schemes, "anon_vma_chain")
     for c in avc:
         vs = per[label(c)]
         claim.checks.append(Check(
@@ -396,7 +483,7 @@ def claim_avc_forking_server(runs: Runs, img: Path) -> Claim:
             f"x{ks[-1] / ks[0]:.0f} (O(1): at most x1.25)", _per(vs[-1], vs[0]) <= 1.25))
     if not avc:
         claim.checks.append(_na("anon_vma_chain visits per page"))
-    av = exactly(runs.schemes, "anon_vma")
+    av = exactly(schemes, "anon_vma")
     for c in av:
         vs = per[label(c)]
         g = _per(vs[-1], vs[0])
@@ -410,9 +497,96 @@ def claim_avc_forking_server(runs: Runs, img: Path) -> Claim:
     return claim
 
 
+# --- the trace-scale study -------------------------------------------------------------
+
+#: The sampled pages whose rmap walk the study checks against the page tables, per check.
+STUDY_CHECK_WALKS = 8
+
+
+def _peak(r: ReplayReport) -> int:
+    """A replay's rmap metadata peak, in bytes."""
+    return 0 if r.costs is None else r.costs.rmap_peak_bytes
+
+
+def study_traces(runs: Runs, img: Path) -> Claim:
+    """Every example trace replayed on every valid rmap x mremap policy x file rmap x
+    reclaim policy, as cells through the executor: what each costs in rmap metadata,
+    and whether every scheme's walk agrees with the page tables on real programs."""
+    from ..plugins import plugins_of_kind
+    from .cells import TRACE_WORKLOAD, trace_cell
+    from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM
+
+    names = [t.name for t in runs.traces]
+    file_rmaps = sorted(plugins_of_kind("file_rmap"), key=lambda n: n != DEFAULT_FILE_RMAP)
+    reclaims = sorted(plugins_of_kind("reclaim"), key=lambda n: n != DEFAULT_RECLAIM)
+    matrix = [(c, f, r) for c in runs.configs for f in file_rmaps for r in reclaims]
+    claim = Claim(
+        "trace-study", "trace-scale study: every example trace under the full plugin "
+        "matrix",
+        "Replay every example trace under the full plugin matrix through the executor.",
+        "mmcore issue 13, item 6",
+        f"Each trace of examples/traces ({', '.join(names) or 'none found'}) replayed "
+        f"on every valid rmap x mremap policy x file rmap x reclaim policy "
+        f"({len(matrix)} configurations): {len(names) * len(matrix)} cells, run through "
+        f"the executor. At every exit and at the end, the rmap walks of "
+        f"{STUDY_CHECK_WALKS} sampled mapped pages are compared with the page tables. "
+        "Bytes are the rmap metadata peak of each replay; no example trace reclaims, so "
+        "where the reclaim policies give identical replays a row stands for all of them.",
+        headers=["configuration"] + [f"{n}: rmap B peak" for n in names]
+        + ["walks checked", "mismatches"])
+    if not names:
+        claim.checks.append(Check("the example traces: not measured (none found; a "
+                                  "source checkout has examples/traces)", None))
+        return claim
+    cells: dict[str, list[Cell]] = {}
+    rows: dict[str, list[str]] = {}  # a row (no reclaim in its label): its cells' labels
+    for c, f, r in matrix:
+        todo = [trace_cell(t, rmap=c[0], mremap_policy=c[1], file_rmap=f, reclaim=r,
+                           check_walks=STUDY_CHECK_WALKS) for t in runs.traces]
+        cells[todo[0].label] = todo
+        rows.setdefault(Cell(TRACE_WORKLOAD, {}, c[0], c[1], file_rmap=f).label,
+                        []).append(todo[0].label)
+    ok = runs.run(claim, cells)
+    reports = {name: [runs.replay(cell) for cell in todo]
+               for name, todo in cells.items() if name in ok}
+    if not reports:
+        return claim
+    same = all(len({tuple(r.to_json() for r in reports[n]) for n in labels if n in reports})
+               <= 1 for labels in rows.values())
+    shown = {row: next(reports[n] for n in labels if n in reports)
+             for row, labels in rows.items() if any(n in reports for n in labels)
+             } if same else reports
+    for name, rs in shown.items():
+        claim.rows.append([name] + [fmt(_peak(r)) for r in rs]
+                          + [fmt(sum(r.walks_checked for r in rs)),
+                             fmt(sum(len(r.walk_mismatches) for r in rs))])
+    applied = {n: sorted({rs[i].ops_applied for rs in reports.values()})
+               for i, n in enumerate(names)}
+    claim.checks.append(Check(
+        "every configuration replayed the same ops of each trace ("
+        + ", ".join(f"{n}: {', '.join(map(str, a))}" for n, a in applied.items())
+        + " applied)", all(len(a) == 1 for a in applied.values())))
+    checked = sum(r.walks_checked for rs in reports.values() for r in rs)
+    mismatched = sum(len(r.walk_mismatches) for rs in reports.values() for r in rs)
+    claim.checks.append(Check(
+        f"every scheme's rmap walk found exactly the mappings the page tables hold: "
+        f"{checked} walks checked, {mismatched} mismatches",
+        checked > 0 and mismatched == 0))
+    claim.checks.append(Check(
+        f"the reclaim policy ({', '.join(reclaims)}) changes no figure of any replay "
+        f"(no trace reclaims)", same))
+    plain = [name for name in reports if "/" not in name]  # default file rmap and reclaim
+    claim.image = plots.bars(plain, [
+        (f"{n}: rmap metadata peak (bytes)", [float(_peak(reports[x][i])) for x in plain])
+        for i, n in enumerate(names)],
+        f"example traces ({DEFAULT_FILE_RMAP}, {DEFAULT_RECLAIM})",
+        img / "claim-trace-study.png").name
+    return claim
+
+
 CLAIMS: list[Callable[[Runs, Path], Claim]] = [
     claim_memory, claim_anonmm_probes, claim_mremap_copies, claim_split_flood,
-    claim_avc_forking_server,
+    claim_avc_forking_server, study_traces,
 ]
 
 
@@ -461,6 +635,10 @@ def render(claims: Sequence[Claim], configs: Sequence[Config],
     return "\n".join(out)
 
 
+#: The traces of the trace-scale study: the example traces of a source checkout (an
+#: installed wheel has none, and the study is then not measured).
+EXAMPLE_TRACES = Path(__file__).resolve().parents[2] / "examples" / "traces"
+
 #: Where ``mmsim reproduce`` writes without ``--out`` (the project's own docs/results.md
 #: is made with ``--out docs``; in anyone else's repository ./docs is theirs).
 DEFAULT_OUT_DIR = Path("results") / "reproduce"
@@ -468,18 +646,31 @@ DEFAULT_OUT_DIR = Path("results") / "reproduce"
 
 def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
               configs: Sequence[Config] | None = None,
-              progress: Callable[[str], None] | None = None) -> tuple[Path, list[Claim]]:
-    """Measure every claim; write ``out_dir/results.md`` and ``out_dir/img/claim-*.png``."""
+              progress: Callable[[str], None] | None = None,
+              executor: Executor | None = None, store: Store | None = None,
+              timeout: float | None = None, traces: Sequence[Path] | None = None
+              ) -> tuple[Path, list[Claim]]:
+    """Measure every claim; write ``out_dir/results.md`` and ``out_dir/img/claim-*.png``.
+    The runs are cells on ``executor`` (inline by default), each for at most ``timeout``
+    seconds, into ``store`` (held by the caller) when given; a claim's
+    :attr:`Claim.failures` are the configurations whose runs failed. The trace-scale
+    study replays ``traces`` (default: those in :data:`EXAMPLE_TRACES`)."""
     out = Path(out_dir)
     img = out / "img"
     img.mkdir(parents=True, exist_ok=True)
     matrix = list(configs if configs is not None else runner.configurations())
-    runs = Runs(matrix)
+    if traces is None:
+        traces = sorted(EXAMPLE_TRACES.glob("*.jsonl"))
+    runs = Runs(matrix, executor, store, timeout, traces)
     claims = []
     for fn in CLAIMS:
         if progress is not None:
             progress(fn.__name__)
-        claims.append(fn(runs, img))
+        began = time.monotonic()
+        claim = fn(runs, img)
+        claim.wall_time_s = time.monotonic() - began
+        claim.mark_failures()
+        claims.append(claim)
     versions = {}
     for c in matrix:
         v = runner.plugin_versions(*c)

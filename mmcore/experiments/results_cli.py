@@ -7,13 +7,14 @@
 
 ``--where`` filters on any axis of a cell (``workload``, ``rmap``, ``mremap_policy``,
 ``file_rmap``, ``reclaim``, ``arch``, ``seed``, ``observers``, ``mmcore_version``,
-``label``) or on a workload parameter (``pages`` or ``params.pages``); values compare as
-text, and a comma list matches any of them. An export is one row per cell: the axes,
-``param.NAME`` per parameter, ``derived.*`` and ``counters.*`` figures of a result, and
-``failure.*`` of a failed cell; Parquet needs pyarrow (``pip install
-'mmcore-sim[parquet]'``). A report prints the tables ``mmsim sweep`` printed (one per
-grid point, medians and spreads for several seeds), for one workload, from the stored
-results alone.
+``label``; ``trace`` and ``trace_sha256`` for the cells of ``mmsim trace replay``, whose
+workload is ``<trace>``) or on a workload parameter (``pages`` or ``params.pages``);
+values compare as text, and a comma list matches any of them. An export is one row per
+cell: the axes, ``param.NAME`` per parameter, ``derived.*`` and ``counters.*`` figures
+of a result (a replay's counters and totals), and ``failure.*`` of a failed cell;
+Parquet needs pyarrow (``pip install 'mmcore-sim[parquet]'``). A report prints the
+tables ``mmsim sweep`` printed (one per grid point, medians and spreads for several
+seeds, failed cells as red rows), for one workload, from the stored results alone.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ __all__ = ["add_results_command", "rows", "select"]
 
 #: The axes of a cell that ``--where`` knows besides the workload's parameters.
 AXES = ("workload", "rmap", "mremap_policy", "file_rmap", "reclaim", "arch", "seed",
-        "observers", "mmcore_version", "label", "status")
+        "observers", "mmcore_version", "label", "status", "trace", "trace_sha256")
 
 
 def _axis_value(o: Entry | Outcome, axis: str) -> str | None:
@@ -111,6 +112,8 @@ def row(o: Outcome) -> dict[str, Any]:
                            "mmcore_version": c.mmcore_version,
                            "plugin_versions": ",".join(f"{k}={v}" for k, v in
                                                        sorted(c.plugin_versions.items()))}
+    if c.trace is not None:
+        out.update({"trace": c.trace, "trace_sha256": c.trace_sha256})
     out.update({f"param.{k}": v for k, v in c.params.items()})
     if o.result is not None:
         r = o.result
@@ -119,9 +122,19 @@ def row(o: Outcome) -> dict[str, Any]:
         out.update({"ops_applied": r.ops_applied, "errors": sum(r.errors.values()),
                     "segfaults": r.segfaults, "sigbus": r.sigbus,
                     "wall_time_s": r.wall_time_s})
+    if o.replay is not None:
+        rp = o.replay
+        out.update({"ops_applied": rp.ops_applied, "ops_total": rp.ops_total,
+                    "skipped": rp.skipped_total, "errors": sum(rp.errors.values()),
+                    "segfaults": rp.segfaults, "sigbus": rp.sigbus,
+                    "walk_mismatches": len(rp.walk_mismatches)})
+        if rp.costs is not None:
+            out["rmap_peak_bytes"] = rp.costs.rmap_peak_bytes
+            _flat("counters.", rp.costs.counters.to_dict(encode_json=True), out)
     if o.failure is not None:
         f = o.failure
         out.update({"failure.kind": f.kind, "failure.plugin": f.plugin,
+                    "failure.distribution": f.distribution,
                     "failure.hook": f.hook, "failure.reason": f.reason})
     return out
 
@@ -235,6 +248,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .sweep_cli import show
 
     store, entries = _selected(args)
+    # a trace replay has a report, not a sweep's figures: list or export those cells
+    entries = [e for e in entries if e.cell.trace is None]
     outcomes = sorted((store.get(e.key) for e in entries if e.ok), key=_grid_order)
     workloads = sorted({o.cell.workload for o in outcomes})
     if len(workloads) != 1:
@@ -254,11 +269,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
             raise UsageError("--plot: no parameter takes several values in the selection")
         check_writable(plot)
     results = [o.result for o in outcomes if o.result is not None]
-    show(results, workloads[0], swept, plot, Console(width=120))
-    failed = sum(1 for e in entries if not e.ok)
+    failed = sorted((store.get(e.key) for e in entries
+                     if not e.ok and e.cell.workload == workloads[0]), key=_grid_order)
+    show(results, workloads[0], swept, plot, Console(width=120), failed=failed)
     if failed:
-        print(f"mmsim: {failed} failed cells are not in the tables: mmsim results list "
-              f"{args.store} --status failed", file=sys.stderr)
+        print(f"mmsim: {len(failed)} failed cells are red rows of the tables: mmsim "
+              f"results list {args.store} --status failed", file=sys.stderr)
     return 0
 
 

@@ -27,7 +27,7 @@ from dataclasses_json import DataClassJsonMixin
 
 from .. import __version__
 from ..costs import Costs, WalkCost
-from ..errors import ConfigError
+from ..errors import ConfigError, RunTimeout
 from ..machine import Machine
 from ..plugins import (
     installed_plugins,
@@ -161,15 +161,12 @@ def rerun(result_json: str) -> Result:
                file_rmap=c.file_rmap, reclaim=c.reclaim)
 
 
-class RunTimeout(Exception):
-    """A run passed its deadline (checked between ops, so a sweep's time limit works in
-    any thread, where a signal cannot reach)."""
-
-
 def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True,
             observers: Sequence[str] = (), deadline: float | None = None) -> Result:
     """Replay ``ops`` on a fresh Machine built from ``config`` (and ``observers``) and
-    measure it; :class:`RunTimeout` once :func:`time.monotonic` passes ``deadline``."""
+    measure it; :class:`~mmcore.errors.RunTimeout` once :func:`time.monotonic` passes
+    ``deadline`` (checked between ops, so a time limit works in any thread, where a
+    signal cannot reach)."""
     start = time.perf_counter()
     machine = Machine(rmap=config.rmap, mremap_policy=config.policy, arch=config.arch,
                       ram_pages=config.ram_pages, swap_pages=config.swap_pages,
@@ -181,7 +178,7 @@ def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True,
     applied = 0
     for op in ops:
         if deadline is not None and time.monotonic() > deadline:
-            raise RunTimeout(f"timed out after {applied} ops")
+            raise RunTimeout(f"no result within the time budget ({applied} ops done)")
         if op.op == "reclaim" and before_reclaim is None:
             before_reclaim = snapshot(machine)
         player.apply(op)

@@ -10,21 +10,17 @@ when any cell failed (each failure is one line on stderr, and the store keeps it
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..cli import (
     EXIT_FAILURE,
-    Failure,
     UsageError,
     _check_workload,
     _machine_note,
@@ -36,23 +32,20 @@ from ..cli import (
 from ..errors import ConfigError
 from ..plugins import plugins_of_kind, resolve
 from .cells import Outcome
-from .executors import ExecutorError, make_executor
+from .cells_cli import (
+    add_executor_options,
+    add_selection_options,
+    choose,
+    failure_line,
+    run_cells,
+    scheme_names,
+)
+from .isolation import RunFailure
 from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM, Result
-from .store import Store
-from .sweep import Sweep, cells, grid, run_sweep
+from .runner import configurations
+from .sweep import cells, grid
 
 __all__ = ["add_sweep_options", "cmd_sweep", "show"]
-
-
-def seconds(text: str) -> float:
-    """An argparse type: a number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
-    return value
 
 
 #: The plugin axes a sweep can run several plugins of, with their defaults.
@@ -77,121 +70,78 @@ def plugin_axis(given: str | None, kind: str) -> list[str]:
 
 
 def add_sweep_options(sp: argparse.ArgumentParser) -> None:
-    """The plugin axes, executor, store and seed options of ``mmsim sweep``."""
+    """The plugin axes, selection, executor, store and seed options of ``mmsim sweep``."""
     sp.add_argument("--file-rmap", default=None, metavar="NAME[,NAME...]|all",
                     help="file rmap plugins to sweep (default: i_mmap_tree)")
     sp.add_argument("--reclaim", default=None, metavar="NAME[,NAME...]|all",
                     help="reclaim policies to sweep (default: lru2)")
-    sp.add_argument("--jobs", type=positive, default=1,
-                    help="worker processes (local pool or Dask LocalCluster)")
-    sp.add_argument("--executor", default="local", choices=["local", "dask"],
-                    help="where cells run: a local process pool, or dask.distributed "
-                         "(pip install 'mmcore-sim[dask]')")
-    sp.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
-                    help="run on an existing Dask cluster (implies --executor dask)")
-    sp.add_argument("--store", default=None, metavar="DIR",
-                    help="result store: one JSON file per cell; a rerun skips the cells "
-                         "already there (created if missing)")
-    sp.add_argument("--force", action="store_true",
-                    help="recompute cells already in the store")
-    sp.add_argument("--retry-failed", action="store_true",
-                    help="recompute the store's failed cells")
-    sp.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
-                    help="a cell still running after this long is a failed result")
+    add_selection_options(sp)
+    add_executor_options(sp)
     sp.add_argument("--seeds", type=positive, default=1, metavar="N",
                     help="run each cell with seeds SEED..SEED+N-1; tables show the median "
                          "and the spread")
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops a sweep as Ctrl-C does (KeyboardInterrupt): workers stopped, the
-    finished cells kept, no partial file."""
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _failure_line(o: Outcome) -> str:
-    """``failed: LABEL params seed N: [plugin/hook] kind: reason``."""
-    f = o.failure
-    assert f is not None
-    where = "/".join(x for x in (f.plugin, f.hook) if x)
-    params = " ".join(f"{k}={v}" for k, v in o.cell.params.items())
-    return (f"mmsim: failed: {o.cell.label} ({params}; seed {o.cell.seed}): "
-            f"{f'[{where}] ' if where else ''}{f.kind}: {f.reason}")
-
-
-def _run(args: argparse.Namespace, todo: list[Any], store: Store | None) -> Sweep:
-    """Run the sweep with a progress bar on stderr; SIGTERM is an interrupt meanwhile."""
-    try:
-        executor = make_executor(args.executor, args.jobs, args.scheduler)
-    except ExecutorError as exc:
-        raise Failure(str(exc)) from None
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True,
-                  disable=args.json and not sys.stderr.isatty()) as bar:
-        task = bar.add_task(f"sweep {args.workload}", total=None)
-        try:
-            with sigterm_as_interrupt():
-                return run_sweep(todo, executor, store, force=args.force,
-                                 retry_failed=args.retry_failed, timeout=args.timeout,
-                                 progress=lambda n, total: bar.update(
-                                     task, completed=n, total=total))
-        except ExecutorError as exc:
-            raise Failure(f"{exc}; run the same command to resume" if store is not None
-                          else str(exc)) from None
-        except KeyboardInterrupt:
-            if store is not None:
-                print(f"mmsim: {len(store)} cells are in {store.root}; run the same "
-                      f"command to resume", file=sys.stderr)
-            raise
-
-
 def show(results: list[Result], workload: str, swept: str | None, plot: Path | None,
-         out: Console, tables: bool = True) -> None:
+         out: Console, tables: bool = True, failed: Sequence[Outcome] = ()) -> None:
     """The plot (against parameter ``swept``) and the tables, one per grid point, of a
-    sweep's results: what ``mmsim sweep`` prints, and ``mmsim results report`` reprints
+    sweep's results, each with a red row per ``failed`` cell of its grid point (and a
+    table of why): what ``mmsim sweep`` prints, and ``mmsim results report`` reprints
     from a store. With one file rmap and reclaim policy, rows are named by the scheme
     and the title names the plugins; with several, rows keep their full labels."""
     from .plots import sweep_plot
-    from .report import compare_table, describe_params, seed_tables
+    from .report import compare_table, describe_params, failure_table, seed_tables
 
     combos = {(r.config.file_rmap, r.config.reclaim) for r in results}
+    combos |= {(o.cell.file_rmap, o.cell.reclaim) for o in failed}
     fixed = len(combos) == 1
-    note = _machine_note(dict(zip(("file_rmap", "reclaim"), combos.pop(), strict=True))
-                         ) if fixed else ""
+    note = _machine_note(dict(zip(("file_rmap", "reclaim"), next(iter(combos)),
+                                  strict=True))) if fixed else ""
     if fixed:
         _short_labels(results)
     if plot is not None and results and swept is not None:
         sweep_plot(results, swept, plot, title=f"{workload}: sweep of {swept}{note}")
     if not tables:
         return
-    seeds = len({r.config.seed for r in results})
-    groups: dict[str, list[Result]] = {}
-    for r in results:  # one table per grid point, in grid order
-        groups.setdefault(json.dumps(r.config.params, sort_keys=True), []).append(r)
-    for rows in groups.values():
-        title = f"{workload} ({describe_params(rows[0].config.params)}{note}"
+    seeds = len({r.config.seed for r in results} | {o.cell.seed for o in failed})
+    # one table per grid point, in grid order: its parameters, results and failures
+    groups: dict[str, tuple[dict[str, Any], list[Result], list[RunFailure]]] = {}
+
+    def point(params: dict[str, Any]) -> tuple[dict[str, Any], list[Result],
+                                               list[RunFailure]]:
+        return groups.setdefault(json.dumps(params, sort_keys=True), (params, [], []))
+
+    for r in results:
+        point(r.config.params)[1].append(r)
+    for o in failed:
+        assert o.failure is not None
+        c = o.cell
+        label = (c.rmap if c.mremap_policy is None else f"{c.rmap}+{c.mremap_policy}"
+                 ) if fixed else c.label
+        if seeds > 1:
+            label += f" (seed {c.seed})"
+        point(dict(c.params))[2].append(o.failure.run_failure(label))
+    for params, rows, failures in groups.values():
+        title = f"{workload} ({describe_params(params)}{note}"
         if seeds == 1:
             # merging rows "scheme ±policy" would also merge file rmap/reclaim rows
-            out.print(compare_table(rows, title=title + ")", merge=fixed))
-        else:
+            out.print(compare_table(rows, title=title + ")", merge=fixed,
+                                    failures=failures))
+        elif rows:
             for part in seed_tables(rows, title=f"{title}; {seeds} seeds)"):
                 out.print(part)
+        if failures:
+            out.print(failure_table(failures))
     if plot is not None and results and swept is not None:
         out.print(f"plot: {plot}")
 
 
 def cmd_sweep(args: argparse.Namespace, out: Console) -> int:
     """A grid of parameter values times every configuration (times seeds), on an
-    executor, into the store if one is given; exit 1 if any cell failed."""
+    executor, into the store if one is given. A failed cell (a plugin that raises,
+    breaks its machine or runs past ``--timeout``) is a red row naming the plugin and
+    hook, a ``failures`` entry of the JSON and one line on stderr; the others still
+    run, and the exit status is then 1."""
     from .results import dumps
 
     values = parse_params(args.param, allow_lists=True)
@@ -203,20 +153,30 @@ def cmd_sweep(args: argparse.Namespace, out: Console) -> int:
         _check_workload(args.workload, combo)
     axes = {kind: plugin_axis(getattr(args, kind), kind) for kind in ("file_rmap",
                                                                       "reclaim")}
+    matrix = configurations()
+    labels = {scheme_names(r, p)[1]: scheme_names(r, p) for r, p in matrix}
+    chosen = set(choose(args, labels))
     plot = _plot_path(args, f"{args.workload}-sweep-{swept[0]}.png")
     todo = cells(args.workload, values, seeds=range(args.seed, args.seed + args.seeds),
-                 arch=args.arch, file_rmaps=axes["file_rmap"], reclaims=axes["reclaim"])
-    if args.store is None:
-        sweep = _run(args, todo, None)
-    else:
-        with Store(args.store) as store:
-            sweep = _run(args, todo, store)
+                 arch=args.arch, file_rmaps=axes["file_rmap"], reclaims=axes["reclaim"],
+                 configs=[c for c in matrix if scheme_names(*c)[1] in chosen])
+    sweep = run_cells(args, todo, f"sweep {args.workload}")
     results = [o.result for o in sweep.outcomes if o.result is not None]
     if args.json:
-        print(dumps(results))
-    show(results, args.workload, swept[0], plot, out, tables=not args.json)
+        print(json.dumps({"results": json.loads(dumps(results)),
+                          "failures": [_failure_doc(o) for o in sweep.failed]},
+                         sort_keys=True, indent=1))
+    show(results, args.workload, swept[0], plot, out, tables=not args.json,
+         failed=sweep.failed)
     for o in sweep.failed:
-        print(_failure_line(o), file=sys.stderr)
+        print(failure_line(o), file=sys.stderr)
     print(f"mmsim: sweep {args.workload}: {len(todo)} cells, {sweep.computed} run, "
           f"{sweep.reused} from the store, {len(sweep.failed)} failed", file=sys.stderr)
     return EXIT_FAILURE if sweep.failed else 0
+
+
+def _failure_doc(o: Outcome) -> dict[str, Any]:
+    """A failed cell in a command's JSON: its key, its cell and the failure."""
+    assert o.failure is not None
+    return {"key": o.key, "label": o.cell.label, "cell": o.cell.to_dict(),
+            "failure": asdict(o.failure)}

@@ -15,16 +15,25 @@ import shlex
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich import box
+from rich.table import Table
 
 from ..atomicfile import check_writable
 from ..cli import (
+    UsageError,
     add_json_option,
     add_machine_options,
+    check_observers,
     check_scheme,
     count,
     machine_plugins,
     print_json,
 )
+from .cells_cli import add_executor_options, add_selection_options
+from .isolation import RunFailure
+from .replay import ReplayReport
 from .trace import read_trace, write_trace
 
 __all__ = ["add_trace_commands", "main"]
@@ -104,15 +113,95 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay_configs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """The (rmap, mremap policy) pairs ``--rmap`` names: one scheme, a comma list (each
+    with ``--mremap-policy``), or ``all`` (every valid configuration); UsageError for an
+    unknown or incomplete one."""
+    from .runner import configurations
+
+    if args.rmap == "all":
+        if args.mremap_policy is not None:
+            raise UsageError("--rmap all replays every valid configuration, with and "
+                             "without each mremap policy: leave out --mremap-policy")
+        check_observers(args.observe)
+        return configurations()
+    names = [n.strip() for n in args.rmap.split(",") if n.strip()]
+    if not names or len(set(names)) != len(names):
+        raise UsageError(f"--rmap {args.rmap}: expected NAME, NAME,NAME... or all")
+    for name in names:
+        check_scheme(name, args.mremap_policy, args.observe)
+    return [(name, args.mremap_policy) for name in names]
+
+
+def _replay_table(done: list[tuple[str, str, ReplayReport]],
+                  failures: list[RunFailure]) -> Table:
+    """One row per replay (trace, configuration), a red row per failed one."""
+    table = Table(title="trace replays", title_justify="left", header_style="bold",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("trace", "configuration", "ops applied", "skipped", "syscall errors",
+                "segfaults", "processes", "rmap B peak", "COW copies", "walk mismatches"):
+        table.add_column(col, justify="left" if col in ("trace", "configuration")
+                         else "right", no_wrap=True)
+    for trace, label, r in done:
+        c = r.costs
+        table.add_row(trace, label, f"{r.ops_applied}/{r.ops_total}", str(r.skipped_total),
+                      str(sum(r.errors.values())), str(r.segfaults), str(r.processes),
+                      "-" if c is None else str(c.rmap_peak_bytes),
+                      "-" if c is None else str(c.counters.fault_cow_copy),
+                      f"{len(r.walk_mismatches)} of {r.walks_checked}" if r.walks_checked
+                      else "-")
+    for f in failures:
+        trace, _, label = f.label.partition(" on ")
+        table.add_row(f"[red]{trace}[/]", f"[red]{label}[/]", f"[red]{f.status}[/]",
+                      *["-"] * 7)
+    return table
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
-    """mmsim trace replay TRACE --rmap X"""
-    from .replay import replay_trace
-    check_scheme(args.rmap, args.mremap_policy, args.observe)
-    report = replay_trace(args.trace, rmap=args.rmap, mremap_policy=args.mremap_policy,
-                          check_walks=args.check_walks, observers=args.observe,
-                          **machine_plugins(args))
-    print(report.to_json(indent=2) if args.json else report.summary())
-    return 0 if report.broken is None and not report.walk_mismatches else 1
+    """mmsim trace replay TRACE... --rmap X[,Y...]|all: each trace on each configuration,
+    as cells (a store keeps them); a replay whose plugin fails is a failed row naming the
+    plugin and hook, the others still run, and the exit status is then 1."""
+    from rich.console import Console
+
+    from .cells import trace_cell
+    from .cells_cli import choose, run_cells, scheme_names
+    from .report import failure_table
+
+    configs = _replay_configs(args)
+    chosen = set(choose(args, {scheme_names(*c)[1]: scheme_names(*c) for c in configs}))
+    for path in args.trace:  # a malformed trace is one line naming it, before any run
+        read_trace(path)
+    plugins = machine_plugins(args)
+    todo = [trace_cell(path, rmap=r, mremap_policy=p, observers=args.observe,
+                       check_walks=args.check_walks, file_rmap=plugins["file_rmap"],
+                       reclaim=plugins["reclaim"])
+            for path in args.trace for r, p in configs if scheme_names(r, p)[1] in chosen]
+    sweep = run_cells(args, todo, "replay")
+    done: list[tuple[str, str, ReplayReport]] = []
+    failures: list[RunFailure] = []
+    for o in sweep.outcomes:
+        name = Path(o.cell.trace or "").name
+        if o.replay is not None:
+            done.append((name, o.cell.label, o.replay))
+        elif o.failure is not None:
+            failures.append(o.failure.run_failure(f"{name} on {o.cell.label}"))
+    mismatched = any(r.walk_mismatches for _, _, r in done)
+    if len(todo) == 1 and done:  # one replay: its report, as it always was
+        report = done[0][2]
+        print(report.to_json(indent=2) if args.json else report.summary())
+    elif args.json:
+        print_json({"replays": [r.to_dict(encode_json=True) for _, _, r in done],
+                    "failures": [f.to_dict() for f in failures]})
+    else:
+        out = Console(width=160) if not sys.stdout.isatty() else Console()
+        if len(todo) > 1:
+            out.print(_replay_table(done, failures))
+        if failures:
+            out.print(failure_table(failures))
+    if failures:
+        print(f"mmsim: error: {len(failures)} of {len(todo)} replays failed: "
+              + ", ".join(f"{f.label} ({f.status})" for f in failures), file=sys.stderr)
+    return 1 if failures or mismatched else 0
 
 
 def add_trace_commands(
@@ -161,12 +250,16 @@ def add_trace_commands(
                    help="the program and its arguments, after --")
     p.set_defaults(func=_cmd_record)
 
-    p = sub.add_parser("replay", help="replay a trace on one rmap configuration")
-    p.add_argument("trace", help="a trace file (.jsonl or .jsonl.gz)")
-    add_machine_options(p, rmap="anon_vma_chain")
+    p = sub.add_parser("replay", help="replay traces on rmap configurations")
+    p.add_argument("trace", nargs="+", help="trace files (.jsonl or .jsonl.gz)")
+    add_machine_options(p, rmap="anon_vma_chain",
+                        rmap_help="rmap scheme, a comma list of them, or all: every "
+                                  "valid configuration (see mmsim plugins)")
     p.add_argument("--check-walks", type=count, default=0, metavar="N",
                    help="compare the rmap walk with the page tables for N sampled pages "
                         "before each exit (exit status 1 on a mismatch)")
+    add_selection_options(p)
+    add_executor_options(p, "replay")
     add_json_option(p)
     p.set_defaults(func=_cmd_replay)
     return trace
