@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 def reclaim_large_folio(m: Machine, folio: Folio) -> str:
     """shrink_folio_list() for a large anonymous folio whose head the reclaim policy
     chose: ``"freed"`` when its head's frame went back (the whole folio, swapped out,
-    or the head after a split), else the head's order-0 result; ``"busy"`` when the
-    folio holds a reference its mappings do not explain."""
+    or the head after a split), else the head's order-0 result; ``"locked"`` when a
+    VM_LOCKED vma maps it; ``"busy"`` when it holds a reference its mappings do not
+    explain."""
     from .reclaim import expected_refs, reclaim_page
     head = folio.head
     if any(p.refcount > expected_refs(p) for p in folio.pages):
