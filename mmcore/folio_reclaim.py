@@ -8,8 +8,8 @@ PMD size), every pte of every page becoming a swap entry in one walk of the foli
 no such run it is split and its pages reclaimed one by one (``swpout_fallback``); a
 folio a VM_LOCKED vma maps is kept. A folio some mapping of which the walk cannot
 account for is split (mmcore's simplification: the order-0 path then reports the
-failure page by page). A lazily freed (MADV_FREE) folio is split and its pages
-discarded one by one; the kernel would discard it whole.
+failure page by page). A lazily freed (MADV_FREE) folio not written since is discarded
+whole, without swap.
 """
 
 from __future__ import annotations
@@ -38,8 +38,12 @@ def reclaim_large_folio(m: Machine, folio: Folio) -> str:
     head = folio.head
     if any(p.refcount > expected_refs(p) for p in folio.pages):
         return "busy"  # folio_ref_freeze() would fail
-    whole = not folio.deferred and not head.flags & PG_LAZYFREE
-    outcome = swap_out_folio(m, folio) if whole else "split"
+    if folio.deferred:
+        outcome = "split"  # split partially mapped folios right away
+    elif head.flags & PG_LAZYFREE:
+        return discard_lazyfree_folio(m, folio)
+    else:
+        outcome = swap_out_folio(m, folio)
     if outcome in ("swapped", "locked"):
         return "freed" if outcome == "swapped" else "locked"
     pages = list(folio.pages)
@@ -53,6 +57,35 @@ def reclaim_large_folio(m: Machine, folio: Folio) -> str:
             if page is head:
                 result = r
     return result
+
+
+def discard_lazyfree_folio(m: Machine, folio: Folio) -> str:
+    """try_to_unmap_one() of a lazily freed (MADV_FREE) large folio, its ptes in one
+    batch (folio_unmap_pte_batch()): if no page and no pte mapping it was dirtied since
+    and nothing else holds a reference, every pte is cleared and the folio freed whole
+    without swap (``"freed"``); otherwise it was written again and becomes an ordinary
+    anonymous folio (``"busy"``, PG_LAZYFREE cleared), or ``"locked"``."""
+    from .rmap import find_folio_mappings
+    hits, cost = find_folio_mappings(m, folio)
+    if m.in_reclaim:
+        m.reclaim_walk_cost.add(cost)
+    if any(vma.flags & VM_LOCKED for vma, _a, _p in hits):
+        return "locked"
+    pages = folio.pages
+    mapped = sum(p.mapcount for p in pages)
+    dirty = any(p.flags & PG_DIRTY for p in pages) or any(
+        pte_dirty(vma.mm.pgtable.ptes[addr >> 12]) for vma, addr, _p in hits)
+    if dirty or len(hits) != mapped or sum(p.refcount for p in pages) != mapped:
+        for page in pages:
+            page.flags &= ~PG_LAZYFREE  # folio_set_swapbacked()
+        return "busy"
+    for vma, addr, page in hits:
+        vma.mm.pgtable.clear(addr)
+        vma.mm.add_rss(page, -1)
+        m.unmap_page_pte(page, vma, addr)
+    m.counters.tlb_flushes += 1
+    m.emit("unmap", 0, pfn=folio.pfn, ptes=len(hits), anon=True)
+    return "freed"
 
 
 def swap_out_folio(m: Machine, folio: Folio) -> str:

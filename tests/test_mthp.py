@@ -673,3 +673,32 @@ def test_reclaim_keeps_a_folio_a_locked_vma_maps(config: tuple[str, str | None])
     assert head is not None
     assert ReclaimContext(m, "kswapd").reclaim(head) == "locked"
     assert head.folio is not None and pfns(p, a).count(None) == 0 and m.swap.nr_used == 0
+
+
+@pytest.mark.parametrize("rewrite", [False, True])
+def test_a_lazily_freed_folio_is_discarded_whole_unless_written(
+        config: tuple[str, str | None], rewrite: bool) -> None:
+    """try_to_unmap_one() of a lazyfree large folio: not written since MADV_FREE, its
+    ptes are cleared and the folio freed whole without swap (later reads see zeros);
+    written again, it becomes an ordinary anonymous folio and stays."""
+    from mmcore.reclaim import ReclaimContext
+    m = machine(config, swap_pages=4096)
+    p = m.spawn()
+    a = aligned(p, K64)
+    for i in range(16):
+        p.write(a + i * P, b"d")
+    p.madvise(a, K64, MADV_FREE)
+    if rewrite:
+        p.write(a + 7 * P, b"w")
+    head = m.physmem.pages[pfns(p, a)[0] or 0]
+    assert head is not None and head.folio is not None
+    free = m.physmem.nr_free
+    result = ReclaimContext(m, "kswapd").reclaim(head)
+    assert m.swap.nr_used == 0
+    if rewrite:
+        assert result == "busy" and head.folio is not None
+        assert p.read(a + 7 * P, 1) == b"w" and p.read(a, 1) == b"d"
+    else:
+        assert result == "freed" and m.physmem.nr_free == free + 16
+        assert pfns(p, a) == [None] * 16 and p.read(a, 1) == b"\0"
+    check_invariants(m)
