@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT
-from .folio_reclaim import swap_out_folio
+from .folio_reclaim import discard_lazyfree_folio, swap_out_folio
 from .folio_rmap import folio_pte_batch
 from .folio_split import split_folio, split_folio_for_swap
 from .page import PG_DIRTY, PG_LAZYFREE, PG_REFERENCED
@@ -23,6 +23,7 @@ from .pagetable import pte_mkold, pte_pfn, pte_present
 
 if TYPE_CHECKING:
     from .folio import Folio
+    from .machine import Machine
     from .vma import Vma
 
 _PAGE_DIRTY = 1 << 6
@@ -51,8 +52,17 @@ def split_folios_in_range(vma: Vma, start: int, end: int, whole: bool) -> None:
             continue
         if nr < folio.nr_pages:
             split_folio(m, folio)
-        elif whole and swap_out_folio(m, folio) in ("no_swap", "missed"):
-            split_folio_for_swap(m, folio)  # reclaim_pages() of the folio fell back
+        elif whole:  # reclaim_pages() of the whole folio
+            _pageout_folio(m, folio)
+
+
+def _pageout_folio(m: Machine, folio: Folio) -> None:
+    """shrink_folio_list() of one whole folio for MADV_PAGEOUT: discarded if lazily
+    freed, else swapped out whole, else split (its pages then go one by one)."""
+    if folio.head.flags & PG_LAZYFREE:
+        discard_lazyfree_folio(m, folio)
+    elif swap_out_folio(m, folio) in ("no_swap", "missed"):
+        split_folio_for_swap(m, folio)
 
 
 def advise_folio(vma: Vma, addr: int, pte: int, folio: Folio, end: int,

@@ -702,3 +702,15 @@ def test_a_lazily_freed_folio_is_discarded_whole_unless_written(
         assert result == "freed" and m.physmem.nr_free == free + 16
         assert pfns(p, a) == [None] * 16 and p.read(a, 1) == b"\0"
     check_invariants(m)
+
+
+def test_pageout_of_a_lazily_freed_folio_discards_it(config: tuple[str, str | None]) -> None:
+    """MADV_PAGEOUT -> reclaim_pages() of a whole lazyfree folio: discarded, no swap."""
+    m = machine(config, swap_pages=4096)
+    p = m.spawn()
+    a = aligned(p, K64)
+    p.write(a, b"d")
+    p.madvise(a, K64, MADV_FREE)
+    p.madvise(a, K64, MADV_PAGEOUT)
+    assert pfns(p, a) == [None] * 16 and m.swap.nr_used == 0 and p.read(a, 1) == b"\0"
+    check_invariants(m)
