@@ -6,8 +6,8 @@ another process (folio_maybe_mapped_shared()), in which case it is left alone; t
 walk then sees order-0 pages (probed: MADV_FREE of 4 pages of a 64 kB folio splits it,
 docs/kernel-facts.md section 20). A folio wholly inside the range is advised as one,
 if this mapping is its only one (folio_mapcount() == folio_nr_pages()); MADV_PAGEOUT
-swaps it out whole (:func:`~mmcore.folio_reclaim.swap_out_folio`), or splits it when
-no swap run is free.
+swaps it out whole (:func:`~mmcore.folio_reclaim.swap_out_folio`; a lazily freed one is
+discarded), or splits it when no swap run is free.
 """
 
 from __future__ import annotations
