@@ -43,6 +43,10 @@ class ReclaimContext:
         self.machine = machine
         self.reason = reason
         self.freed = 0
+        #: Pages of the large folio whose head was checked or reclaimed last, by the
+        #: head's pfn: a decision on it counts that many pages in /proc/vmstat, as the
+        #: kernel counts pgscan, pgsteal, pgactivate and pgrefill in pages.
+        self._folio_pages: dict[int, int] = {}
 
     def page_referenced(self, page: Page) -> int:
         """folio_referenced(): young ptes found (and cleared) through the rmap walk, plus
@@ -52,6 +56,7 @@ class ReclaimContext:
         refs = 1 if page.flags & PG_REFERENCED else 0
         page.flags &= ~PG_REFERENCED
         if page.folio is not None:
+            self._folio_pages[page.pfn] = page.folio.nr_pages
             return self._folio_referenced(page.folio, refs)
         if not page.mapcount:
             return refs
@@ -105,6 +110,7 @@ class ReclaimContext:
         """Try to free ``page``; returns ``"freed"``, ``"busy"`` (someone holds an extra
         reference), ``"locked"`` (mlocked), ``"no_swap"`` or ``"unmap_failed"``."""
         if page.folio is not None:
+            self._folio_pages[page.pfn] = page.folio.nr_pages
             before = self.machine.physmem.nr_free
             result = reclaim_large_folio(self.machine, page.folio)
             self.freed += self.machine.physmem.nr_free - before
@@ -119,7 +125,8 @@ class ReclaimContext:
         m = self.machine
         key = f"reclaim_{decision}"
         m.reclaim_decisions[key] = m.reclaim_decisions.get(key, 0) + 1
-        m.vm_events.count_reclaim(page, decision, self.reason)
+        for _ in range(self._folio_pages.pop(page.pfn, 1)):
+            m.vm_events.count_reclaim(page, decision, self.reason)
         if m.observed:
             m.emit("reclaim", 0, pfn=page.pfn, decision=decision, reason=self.reason)
 

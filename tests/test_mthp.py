@@ -714,3 +714,22 @@ def test_pageout_of_a_lazily_freed_folio_discards_it(config: tuple[str, str | No
     p.madvise(a, K64, MADV_PAGEOUT)
     assert pfns(p, a) == [None] * 16 and m.swap.nr_used == 0 and p.read(a, 1) == b"\0"
     check_invariants(m)
+
+
+def test_vmstat_counts_a_reclaimed_folio_in_pages() -> None:
+    """shrink_folio_list() counts pgscan and pgsteal in pages (folio_nr_pages()): one
+    reclaimed 64 kB folio is 16 of each."""
+    from mmcore.reclaim import ReclaimContext
+    m = machine(("anon_vma_chain", None), swap_pages=4096)
+    p = m.spawn()
+    a = aligned(p, K64)
+    p.write(a, b"x")
+    head = m.physmem.pages[pfns(p, a)[0] or 0]
+    assert head is not None
+    ctx = ReclaimContext(m, "kswapd")
+    ctx.page_referenced(head)  # clears the young bits; the policy would then reclaim
+    assert ctx.reclaim(head) == "freed"
+    ctx.decide(head, "reclaim")
+    v = m.vmstat()
+    assert v.values["pgsteal_kswapd"] == 16 and v.values["pgscan_kswapd"] == 16
+    assert v.values["pgsteal_anon"] == 16
