@@ -26,6 +26,8 @@ from .pagetable import pte_dirty, swp_entry_to_pte
 if TYPE_CHECKING:
     from .folio import Folio
     from .machine import Machine
+    from .page import Page
+    from .vma import Vma
 
 
 def reclaim_large_folio(m: Machine, folio: Folio) -> str:
@@ -59,17 +61,33 @@ def reclaim_large_folio(m: Machine, folio: Folio) -> str:
     return result
 
 
+def _unmap_walk(m: Machine, folio: Folio) -> list[tuple[Vma, int, Page]] | None:
+    """try_to_unmap()'s walk of ``folio`` with TTU_SPLIT_HUGE_PMD: its mappings (pte
+    mappings only: a PMD mapping is split into ptes first), or None when a VM_LOCKED
+    vma maps it (try_to_unmap_one() stops there, before splitting anything)."""
+    from .rmap import find_folio_mappings
+    hits, cost = find_folio_mappings(m, folio)
+    if m.in_reclaim:
+        m.reclaim_walk_cost.add(cost)
+    if any(vma.flags & VM_LOCKED for vma, _a, _p in hits):
+        return None
+    if folio.entire_mapcount:
+        from .huge_memory import split_folio_pmds
+        split_folio_pmds(m, folio)
+        hits, cost = find_folio_mappings(m, folio)
+        if m.in_reclaim:
+            m.reclaim_walk_cost.add(cost)
+    return hits
+
+
 def discard_lazyfree_folio(m: Machine, folio: Folio) -> str:
     """try_to_unmap_one() of a lazily freed (MADV_FREE) large folio, its ptes in one
     batch (folio_unmap_pte_batch()): if no page and no pte mapping it was dirtied since
     and nothing else holds a reference, every pte is cleared and the folio freed whole
     without swap (``"freed"``); otherwise it was written again and becomes an ordinary
     anonymous folio (``"busy"``, PG_LAZYFREE cleared), or ``"locked"``."""
-    from .rmap import find_folio_mappings
-    hits, cost = find_folio_mappings(m, folio)
-    if m.in_reclaim:
-        m.reclaim_walk_cost.add(cost)
-    if any(vma.flags & VM_LOCKED for vma, _a, _p in hits):
+    hits = _unmap_walk(m, folio)
+    if hits is None:
         return "locked"
     pages = folio.pages
     mapped = sum(p.mapcount for p in pages)
@@ -95,11 +113,8 @@ def swap_out_folio(m: Machine, folio: Folio) -> str:
     nothing changed: ``"locked"`` (a VM_LOCKED vma maps it: try_to_unmap_one() stops and
     the folio is kept), ``"no_swap"`` (no aligned run of free slots: the caller splits),
     ``"missed"`` (the rmap walk did not find every mapping)."""
-    from .rmap import find_folio_mappings
-    hits, cost = find_folio_mappings(m, folio)
-    if m.in_reclaim:
-        m.reclaim_walk_cost.add(cost)
-    if any(vma.flags & VM_LOCKED for vma, _a, _p in hits):
+    hits = _unmap_walk(m, folio)
+    if hits is None:
         return "locked"
     if len(hits) != sum(p.mapcount for p in folio.pages):
         return "missed"
