@@ -733,3 +733,22 @@ def test_vmstat_counts_a_reclaimed_folio_in_pages() -> None:
     v = m.vmstat()
     assert v.values["pgsteal_kswapd"] == 16 and v.values["pgscan_kswapd"] == 16
     assert v.values["pgsteal_anon"] == 16
+
+
+def test_reclaim_of_a_pmd_mapped_thp_splits_the_pmd_and_swaps_it_whole() -> None:
+    """try_to_unmap(TTU_SPLIT_HUGE_PMD) then the whole-folio swap-out: a PMD-mapped THP
+    paged out goes to 512 aligned slots (thp_swpout, swpout of hugepages-2048kB) without
+    a folio split, and reads back."""
+    m = Machine("anon_vma_chain", ram_pages=4096, swap_pages=4096)
+    p = m.spawn()
+    a = aligned(p, 512 * P, align=512 * P)
+    p.madvise(a, 512 * P, MADV_HUGEPAGE)
+    p.write(a + 5 * P, b"h")
+    assert p.mm.pgtable.huge_pmds
+    p.madvise(a, 512 * P, MADV_PAGEOUT)
+    assert m.vm_events.thp_swpout == 1 and stat(m, "swpout", 9) == 1
+    assert stat(m, "split", 9) == 0 and not p.mm.pgtable.huge_pmds
+    assert pfns(p, a, 512) == [None] * 512 and m.swap.nr_used == 512
+    check_invariants(m)
+    assert p.read(a + 5 * P, 1) == b"h"
+    check_invariants(m)
