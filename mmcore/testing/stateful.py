@@ -338,6 +338,17 @@ class RmapConformance:
                             steps=self.random_steps,
                             machine_kwargs=self._kwargs(ram_pages=24))
 
+    def test_large_folios(self) -> None:
+        """The seeded random sequence with 16, 32 and 64 kB mTHP on (PTE-mapped large
+        folios: batched fork and zap, partial unmaps, splits, COW of one page), roomy and
+        under memory pressure."""
+        from ..thp import ThpSettings
+        for ram_pages in (4096, 24):
+            thp = ThpSettings(per_order={2: "always", 3: "always", 4: "always"})
+            run_random_sequence(self._scheme(), self.mremap_policy, seed=3,
+                                steps=self.random_steps,
+                                machine_kwargs=self._kwargs(thp=thp, ram_pages=ram_pages))
+
     def test_fork_tree(self) -> None:
         """selftests/mm/rmap.c: random fork trees, one page unmapped, all read their data."""
         for seed in self.fork_tree_seeds:
