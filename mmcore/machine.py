@@ -144,6 +144,8 @@ class Machine(_reprs.Pictured):
         self.pm = PluginManager()
         self.plugins = instantiate(classes, self)
         self.pm.register_plugins(self.plugins)
+        #: The mapcount design's instance (its ``updates`` count what it would cost).
+        self.mapcount_design = self.plugins[classes.index(mapcount_cls)]
         self.hook = self.pm.hook
         # Per-page hooks are bound once: no pluggy dispatch on the fault path.
         self.rmap_page_new_anon = self.pm.bind_direct("rmap_page_new_anon")
