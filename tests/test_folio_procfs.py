@@ -111,6 +111,29 @@ def test_mthp_child_cow_of_one_page_makes_the_parents_page_private_per_page() ->
     assert c.pagemap(BASE + 3 * PAGE).pfn not in {pg.pfn for pg in folio.pages}
 
 
+@pytest.mark.parametrize(("design", "parent", "pagemap", "anon_kb"), [
+    ("per_page", (34, 60, 4), "sssx" + "s" * 12, 44),
+    ("no_page_mapcount", (32, 64, 0), "s" * 16, 64),
+])
+def test_mthp_proc_values_are_the_mapcount_designs(design: str, parent: tuple[int, ...],
+                                                   pagemap: str, anon_kb: int) -> None:
+    """CONFIG_NO_PAGE_MAPCOUNT (6.15+): smaps_account() takes
+    folio_average_page_mapcount() (31 mappings over 16 pages round to 2) and
+    ``!folio_maybe_mapped_shared()``, so after the child's COW of page 3 the parent shows
+    no private page and pagemap no exclusive one, where per-page mapcounts show page 3;
+    once the child is gone and the folio partly unmapped, AnonPages counts the whole
+    folio (mapcount_mapped_pages) instead of its 11 mapped pages."""
+    m, p, _folio = _mthp(design)
+    c = p.fork()
+    c.write(BASE + 3 * PAGE, b"c")
+    assert _fields(p, "Pss", "Shared_Dirty", "Private_Dirty") == parent
+    assert _exclusive(p, 16) == pagemap
+    c.exit()
+    p.munmap(BASE + 8 * PAGE, PAGE)
+    p.madvise(BASE + 12 * PAGE, 4 * PAGE, MADV_DONTNEED)
+    assert m.meminfo()["AnonPages"] == anon_kb
+
+
 def test_mthp_after_the_childs_exit_is_private_again() -> None:
     """The child's zap drops the per-page mapcounts back to 1: Pss 64, all exclusive."""
     _m, p, _folio = _mthp()
