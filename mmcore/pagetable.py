@@ -194,14 +194,18 @@ class PageTable:
         """Walk the table for ``addr``: the PTE, or 0 (pte_none). Counts one walk."""
         self.walks += 1
         vpn = addr >> PAGE_SHIFT
-        table = self.tables.get(vpn >> 9)
-        return 0 if table is None else table[vpn & _INDEX_MASK]
+        try:  # a subscript is cheaper than get() plus a None test; a miss is rare
+            return self.tables[vpn >> 9][vpn & _INDEX_MASK]
+        except KeyError:
+            return 0
 
     def entry(self, vpn: int) -> int:
         """The PTE of virtual page ``vpn`` (0 if none), read as the MMU reads it: no
         walk is counted."""
-        table = self.tables.get(vpn >> 9)
-        return 0 if table is None else table[vpn & _INDEX_MASK]
+        try:
+            return self.tables[vpn >> 9][vpn & _INDEX_MASK]
+        except KeyError:
+            return 0
 
     def update(self, vpn: int, pte: int) -> None:
         """Rewrite the populated PTE of virtual page ``vpn`` with the non-zero ``pte``
@@ -229,8 +233,9 @@ class PageTable:
         """set_pte_at(): install ``pte`` (non-zero) for ``addr``, allocating tables."""
         vpn = addr >> PAGE_SHIFT
         key = vpn >> 9
-        table = self.tables.get(key)
-        if table is None:
+        try:
+            table = self.tables[key]
+        except KeyError:
             table = self._table(key)
         i = vpn & _INDEX_MASK
         if not table[i]:
