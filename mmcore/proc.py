@@ -118,7 +118,7 @@ def page_mapped_exclusively(mm: Mm, page: Page, pmd: bool) -> bool:
 
 def pagemap_entry(mm: Mm, addr: int) -> PagemapEntry:
     """pagemap_pte_to_entry() for the page at ``addr`` (the pfn is shown, as for root)."""
-    pte = mm.pgtable.ptes.get(addr >> PAGE_SHIFT, 0)
+    pte = mm.pgtable.entry(addr >> PAGE_SHIFT)
     if pte_present(pte):
         pfn = pte_pfn(pte)
         page = mm.machine.physmem.page(pfn)

@@ -242,7 +242,7 @@ def smap_gather_stats(mm: Mm, vma: Vma, mss: MemSizeStats) -> None:
     m = mm.machine
     locked = bool(vma.flags & VM_LOCKED)
     pages = m.physmem.pages
-    ptes = mm.pgtable.ptes
+    entry = mm.pgtable.entry
     # folio_ref_count() of each large folio met, once per walk: the pages' references,
     # but one per PMD mapping (which holds one on each of its pages in mmcore).
     refcounts: dict[Folio, int] = {}
@@ -269,7 +269,7 @@ def smap_gather_stats(mm: Mm, vma: Vma, mss: MemSizeStats) -> None:
             # smaps_pmd_entry(): the PMD's accessed and dirty bits are those of any of
             # the ptes standing for it; the whole folio is accounted at once.
             vpn = addr >> PAGE_SHIFT
-            pmd = [ptes[vpn + i] for i in range(folio.nr_pages)]
+            pmd = [entry(vpn + i) for i in range(folio.nr_pages)]
             smaps_account_folio(mss, m, folio, folio.pages, refcount,
                                 any(map(pte_young, pmd)), any(map(pte_dirty, pmd)), locked)
             if folio.head.flags & PG_ANON:
