@@ -43,7 +43,6 @@ from .pagetable import (
 if TYPE_CHECKING:
     from .folio import Folio
     from .machine import Machine
-    from .mm import Mm
     from .vma import Vma
 
 #: HPAGE_PMD_NR: pages per PMD mapping.
@@ -80,13 +79,6 @@ def thp_vma_suitable(vma: Vma, haddr: int) -> bool:
     """thp_vma_suitable_order(vma, haddr, PMD_ORDER): the PMD-aligned 2 MiB at ``haddr``
     lies inside the vma (an anonymous vma needs no pgoff alignment)."""
     return vma.start <= haddr and haddr + HPAGE_PMD_SIZE <= vma.end
-
-
-def thp_eligible(vma: Vma) -> bool:
-    """smaps' THPeligible: thp_vma_allowable_order(TVA_SMAPS, PMD_ORDER), which outside
-    a fault also asks that the last aligned 2 MiB below vm_end fit in the vma."""
-    return thp_pmd_allowed(vma) and thp_vma_suitable(
-        vma, (vma.end - HPAGE_PMD_SIZE) & HPAGE_PMD_MASK)
 
 
 # --- the huge zero page ------------------------------------------------------------------
@@ -393,29 +385,3 @@ def move_huge_pmds(vma: Vma, old_addr: int, new_vma: Vma, new_addr: int,
             m.rmap_page_move(p, vma, haddr + i * PAGE_SIZE, new_vma,
                              haddr + delta + i * PAGE_SIZE)
         m.counters.mremap_ptes_moved += 1
-
-
-# --- what /proc shows --------------------------------------------------------------------
-
-
-def pmd_mapped_bytes(mm: Mm, start: int, end: int) -> int:
-    """smaps' AnonHugePages for [start, end): 2 MiB for every huge PMD there that maps
-    an anonymous THP (smaps_pmd_entry(); the huge zero PMD counts nothing: probed)."""
-    m = mm.machine
-    n = 0
-    for haddr in mm.pgtable.huge_pmds_in(start, end):
-        page = m.physmem.pages[pte_pfn(mm.pgtable.entry(haddr >> PAGE_SHIFT))]
-        if page is not None and not page.flags & PG_ZERO:
-            n += 1
-    return n * HPAGE_PMD_SIZE
-
-
-def anon_thp_bytes(m: Machine) -> int:
-    """/proc/meminfo AnonHugePages (NR_ANON_THPS): every anonymous folio that at least
-    one PMD maps, counted once (__folio_add_rmap() counts it when _entire_mapcount
-    becomes 1)."""
-    seen = {page.folio for page in m.physmem.used_pages()
-            if page.folio is not None and page.folio.entire_mapcount
-            and page.flags & PG_ANON}
-    return len(seen) * HPAGE_PMD_SIZE
-
