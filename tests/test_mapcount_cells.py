@@ -8,6 +8,7 @@ through the shared executor and store options, and a broken design is a failed r
 
 from __future__ import annotations
 
+import csv
 import json
 import textwrap
 import warnings
@@ -90,6 +91,15 @@ def test_compare_mapcount_through_store_jobs_and_timeout(
     assert main([*args, "--store", str(store)]) == 0
     assert capsys.readouterr().out == plain
     assert {p: p.stat().st_mtime_ns for p in cells} == mtimes
+    # the export has each design and its study figures
+    csv_path = tmp_path / "cells.csv"
+    assert main(["results", "export", str(store), "-o", str(csv_path)]) == 0
+    with csv_path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    runs = {r["design"]: r for r in json.loads(plain)["runs"]}
+    assert {r["mapcount"]: int(r["study.cow_copies"]) for r in rows} == \
+        {d: r["cow_copies"] for d, r in runs.items()}
+    assert {r["study"] for r in rows} == {MAPCOUNT_STUDY}
 
 
 BROKEN = '''\
