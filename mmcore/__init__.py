@@ -27,7 +27,7 @@ from .machine import Machine
 from .page import Page
 from .plugins import PluginInfo, installed_plugins, valid_configurations
 from .process import Process
-from .rmap import UnmapResult, WalkResult
+from .rmap import UnmapResult, WalkResult, WalkTrace
 from .vma import Vma
 
 #: The distribution's name on the package index ("mmcore" there is an unrelated project).
@@ -42,7 +42,7 @@ __all__ = [
     "DISTRIBUTION", "BusError", "ConfigError", "Costs", "Counters", "Event", "Machine",
     "MachineBroken", "OutOfMemory", "Page", "PluginError", "PluginInfo", "Process",
     "SegmentationFault",
-    "UnmapResult", "Vma", "WalkCost", "WalkResult", "hookimpl", "installed_plugins",
-    "valid_configurations",
+    "UnmapResult", "Vma", "WalkCost", "WalkResult", "WalkTrace", "hookimpl",
+    "installed_plugins", "valid_configurations",
 ]
 __all__ += _constants.__all__

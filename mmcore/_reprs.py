@@ -1,9 +1,9 @@
 """The display methods' way into :mod:`mmcore.display`, imported on first use.
 
 The core classes get ``_repr_html_``, ``_repr_pretty_`` and ``__rich__`` from
-:class:`Displayed` (the mypyc-compiled Page and Vma delegate to the functions here in one
-line each); the import is deferred because :mod:`mmcore.display` imports those very
-classes.
+:class:`Displayed`, Machine and Process ``_repr_svg_`` too from :class:`Pictured` (the
+mypyc-compiled Page and Vma delegate to the functions here in one line each); the import
+is deferred because :mod:`mmcore.display` imports those very classes.
 """
 
 from __future__ import annotations
@@ -21,6 +21,12 @@ def pretty(obj: object, printer: Any, cycle: bool) -> None:
     """:func:`mmcore.display.pretty`."""
     from .display import pretty
     pretty(obj, printer, cycle)
+
+
+def svg(obj: object) -> str | None:
+    """:func:`mmcore.display.svg`."""
+    from .display import svg
+    return svg(obj)
 
 
 def rich(obj: object) -> object:
@@ -42,3 +48,12 @@ class Displayed:
 
     def __rich__(self) -> object:  # rich.print()
         return rich(self)
+
+
+class Pictured(Displayed):
+    """:class:`Displayed`, plus ``_repr_svg_`` for a class whose objects a picture shows
+    better than a table (Machine, Process): the picture, or None (no picture) without
+    Graphviz."""
+
+    def _repr_svg_(self) -> str | None:  # Jupyter
+        return svg(self)

@@ -1,8 +1,9 @@
 """Rich displays: what a notebook or a terminal shows for the simulator's objects.
 
-``Machine``, ``Process``, ``Vma``, ``Page``, ``WalkResult``, ``UnmapResult``, ``Costs`` and
-the counters (``Counters``, ``WalkCost``, ``VmEvents``, ``Vmstat``, ``Meminfo`` and the
-other /proc tables) each have three one-line display methods that delegate here:
+``Machine``, ``Process``, ``Vma``, ``Page``, ``WalkResult`` (and ``WalkTrace``),
+``UnmapResult``, ``Costs`` and the counters (``Counters``, ``WalkCost``, ``VmEvents``,
+``Vmstat``, ``Meminfo`` and the other /proc tables) each have three one-line display
+methods that delegate here:
 
 * ``_repr_html_`` (Jupyter): an HTML table;
 * ``_repr_pretty_`` (IPython in a terminal, ``IPython.lib.pretty``): the same table as
@@ -13,6 +14,13 @@ Each object is first turned into one :class:`View` (a title, key/value facts, ta
 the three renderings are drawn from it, so they always say the same thing. Addresses are
 in hex, vm_flags and page flags by name (:mod:`mmcore.flagnames`), rmap objects by the short
 names the pictures of :mod:`mmcore.viz` use (``anon_vma#1``). ``repr()`` is untouched.
+
+Where a picture says more, Machine and Process also have ``_repr_svg_``: the graph of
+their anon objects and the vmas using them (:func:`picture`, from
+:func:`mmcore.viz.anon_vma_tree_dot`), drawn when Graphviz is installed; their HTML
+carries the same picture under the tables (a notebook shows the HTML rather than the SVG
+when an object has both). Without Graphviz, ``_repr_svg_`` is None and the HTML has the
+tables and a one-line hint.
 
 Displaying reads the objects and changes nothing: no walk is run, no counter moves.
 
@@ -41,18 +49,30 @@ from .pagetable import GUARD_PTE, is_swap_pte, pte_pfn, pte_present, swp_slot
 from .proc import vma_name
 from .process import Process
 from .proctext import ProcTable
-from .rmap import UnmapResult, WalkResult
-from .viz import _kind, _ObjectNames, _perms, _pte_flags
+from .rmap import UnmapResult, WalkResult, WalkTrace
+from .viz import (
+    DotGraph,
+    GraphvizNotFound,
+    _kind,
+    _ObjectNames,
+    _perms,
+    _pte_flags,
+    anon_vma_tree_dot,
+)
 from .vma import Vma
 from .vmstat import VmEvents, Vmstat
 
-__all__ = ["Table", "View", "html", "pretty", "rich_renderable", "text", "view", "view_html"]
+__all__ = ["MAX_PICTURE_VMAS", "Table", "View", "html", "picture", "pretty", "rich_renderable",
+           "svg", "text", "view", "view_html"]
 
 #: At most this many rows of a table are shown (a big process has many ptes); the rest
 #: are counted in a last row.
 MAX_ROWS = 64
 #: A counter set with more fields than this shows only the non-zero ones (/proc/vmstat).
 MAX_ZERO_FIELDS = 30
+#: A picture is drawn for at most this many vmas (dot takes seconds on thousands of
+#: nodes, and a cell of megabytes of SVG shows nothing a student can read).
+MAX_PICTURE_VMAS = 200
 
 
 @dataclass
@@ -213,6 +233,17 @@ def _(walk: WalkResult) -> View:
 
 
 @view.register
+def _(walk: WalkTrace) -> View:
+    probes = [(str(i), str(p.pid), f"{p.vma_start:#x}-{p.vma_end:#x}", f"{p.address:#x}",
+               p.verdict) for i, p in enumerate(walk.probes, 1)]
+    found = f"{len(walk.mappings)} of {walk.mapcount}"
+    return View(f"walk of pfn {walk.pfn}", [("mappings found", found),
+                                             ("candidates probed", str(len(walk.probes)))],
+                [_table("probes, in walk order", ("#", "pid", "vma", "address", "pte"), probes),
+                 _counter_table("cost", walk.cost)])
+
+
+@view.register
 def _(res: UnmapResult) -> View:
     facts = [("success", str(res.success)), ("swap slot", str(res.swap_slot))]
     if res.reason:
@@ -279,6 +310,60 @@ def _(m: Machine) -> View:
     ])
 
 
+# --- pictures ------------------------------------------------------------------------
+
+
+@singledispatch
+def picture(obj: object) -> DotGraph | None:
+    """The graph that says more than the tables for ``obj``, or None: Machine and Process
+    have one (:func:`mmcore.viz.anon_vma_tree_dot`: their anon objects and the vmas that
+    use them) when they have an anonymous vma and at most :data:`MAX_PICTURE_VMAS` vmas;
+    other objects have none."""
+    return None
+
+
+def _anon_picture(procs: list[Process], draw: Callable[[], DotGraph]) -> DotGraph | None:
+    vmas = [v for p in procs for v in p.mm.vmas]
+    if len(vmas) > MAX_PICTURE_VMAS:
+        return None
+    if all(v.anon_vma is None and not isinstance(v.rmap, list) for v in vmas):
+        return None
+    return draw()
+
+
+@picture.register
+def _(m: Machine) -> DotGraph | None:
+    return _anon_picture(list(m.live_processes()), lambda: anon_vma_tree_dot(m))
+
+
+@picture.register
+def _(proc: Process) -> DotGraph | None:
+    procs = [proc] if proc.alive else []
+    return _anon_picture(procs, lambda: anon_vma_tree_dot(proc.mm.machine, only=proc))
+
+
+def svg(obj: object) -> str | None:
+    """``obj``'s :func:`picture` as an SVG document (``_repr_svg_``); None when it has
+    none, or when Graphviz (the ``graphviz`` package or ``dot``) is not installed."""
+    graph = picture(obj)
+    try:
+        return None if graph is None else graph.svg()
+    except GraphvizNotFound:
+        return None
+
+
+def _picture_html(obj: object) -> str:
+    """The picture to put under ``obj``'s tables: inline SVG, or a hint without
+    Graphviz, or nothing for an object with no picture."""
+    graph = picture(obj)
+    if graph is None:
+        return ""
+    try:
+        return f'<div class="mmcore-picture">{graph.inline_svg()}</div>'
+    except GraphvizNotFound as exc:
+        return f"<small>no picture of the anon objects: {_e(str(exc))}</small>"
+
+
 # --- renderings --------------------------------------------------------------------------
 
 _STYLE = ("<style>.mmcore-view table{border-collapse:collapse;margin:2px 0 8px 0}"
@@ -292,20 +377,23 @@ def _e(s: str) -> str:
 
 
 def html(obj: object) -> str:
-    """``obj`` as an HTML fragment (what Jupyter shows for ``_repr_html_``)."""
-    return view_html(view(obj))
+    """``obj`` as an HTML fragment (what Jupyter shows for ``_repr_html_``): its tables,
+    and its :func:`picture` under them when it has one."""
+    return view_html(view(obj)) + _picture_html(obj)
 
 
-def view_html(v: View, marked: Callable[[Table, tuple[str, ...]], bool] | None = None) -> str:
+def view_html(v: View, marked: Callable[[Table, tuple[str, ...]], bool] | None = None,
+              mark: str = "changed") -> str:
     """A :class:`View` as an HTML fragment; rows for which ``marked(table, row)`` is true
-    get ``class="changed"`` (the step-through marks what a step changed)."""
+    get the class ``mark`` (the step-through marks what a step changed, and the probes of
+    a walk that found the page)."""
     out = [_STYLE, '<div class="mmcore-view">', f"<strong>{_e(v.title)}</strong>"]
     if v.facts:
         out.append("<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(val)}</td></tr>"
                                        for k, val in v.facts) + "</table>")
     for t in v.tables:
         head = "".join(f"<th>{_e(h)}</th>" for h in t.header)
-        body = "".join(("<tr class=\"changed\">" if marked and marked(t, row) else "<tr>")
+        body = "".join((f'<tr class="{_e(mark)}">' if marked and marked(t, row) else "<tr>")
                        + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>"
                        for row in t.rows)
         if t.more:

@@ -42,7 +42,7 @@ from .plugins import (
 )
 from .process import Process
 from .reclaim import kswapd_hopeless, shrink
-from .rmap import UnmapResult, WalkResult, find_mappings, rmap_truth, try_to_unmap
+from .rmap import Probe, UnmapResult, WalkResult, WalkTrace, find_mappings, rmap_truth, try_to_unmap
 from .swap import SwapArea
 from .sysargs import brk_start as check_brk_start
 from .thp import MthpStats, ThpSettings
@@ -52,7 +52,7 @@ from .vmstat import VmEvents, Vmstat, vmstat
 T = TypeVar("T")
 
 
-class Machine(_reprs.Displayed):
+class Machine(_reprs.Pictured):
     """One simulated computer running one rmap scheme.
 
     ``rmap`` names an installed rmap plugin (or passes its class); ``mremap_policy``
@@ -454,6 +454,18 @@ class Machine(_reprs.Displayed):
         hits, cost = self.syscall(find_mappings, self, page)
         self.emit("walk", 0, pfn=pfn, found=len(hits), vmas=cost.vmas_visited)
         return WalkResult(pfn, sorted((v.mm.owner_pid, a) for v, a in hits), cost)
+
+    def trace_walk(self, pfn: int) -> WalkTrace:
+        """:meth:`rmap_walk` with every candidate the scheme proposed and what its pte held
+        (:class:`~mmcore.rmap.Probe`), in walk order: the walk a teacher shows. It is a
+        real walk, counted as :meth:`rmap_walk` counts one."""
+        self._check_usable()
+        page = self._page(pfn)
+        probes: list[Probe] = []
+        hits, cost = self.syscall(find_mappings, self, page, probes)
+        self.emit("walk", 0, pfn=pfn, found=len(hits), vmas=cost.vmas_visited)
+        return WalkTrace(pfn, sorted((v.mm.owner_pid, a) for v, a in hits), cost,
+                         page.mapcount, probes)
 
     def rmap_truth(self, pfn: int) -> list[tuple[int, int]]:
         """Brute force over every page table: the (pid, vaddr) pairs that map ``pfn``."""

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .vma import Vma
 
 
-class Process(_reprs.Displayed):
+class Process(_reprs.Pictured):
     """A task with its own mm. Syscall methods take Linux's arguments and flag values and
     raise ``OSError(errno)`` where Linux returns that errno.
 

@@ -19,7 +19,13 @@ from .costs import WalkCost
 from .errors import PluginError
 from .mm import MM_SWAPENTS
 from .page import PG_ANON_EXCLUSIVE, PG_DIRTY, PG_SWAPCACHE, PG_ZERO, Page
-from .pagetable import pte_dirty, pte_pfn, pte_present, swp_entry_to_pte
+from .pagetable import (
+    is_swap_pte,
+    pte_dirty,
+    pte_pfn,
+    pte_present,
+    swp_entry_to_pte,
+)
 
 if TYPE_CHECKING:
     from .folio import Folio
@@ -36,6 +42,52 @@ class WalkResult(DataClassJsonMixin, _reprs.Displayed):
     cost: WalkCost = field(default_factory=WalkCost)
 
 
+#: A :class:`Probe`'s verdict when the candidate's pte maps the page.
+MAPS_IT = "maps it"
+
+
+@dataclass
+class Probe(DataClassJsonMixin):
+    """One candidate a scheme's walk proposed, in walk order, and what the core found
+    when it probed the candidate's pte (page_vma_mapped_walk() in the kernel)."""
+
+    #: The candidate vma's owner and range.
+    pid: int
+    vma_start: int
+    vma_end: int
+    #: The address the scheme said the page is at in that vma.
+    address: int
+    #: :data:`MAPS_IT`, or why the probe was wasted: ``outside the vma``, ``no pte``,
+    #: ``swap entry``, ``maps pfn N`` (another frame), ``repeat`` (found already).
+    verdict: str
+
+    @property
+    def hit(self) -> bool:
+        """The probe found a mapping of the page."""
+        return self.verdict == MAPS_IT
+
+
+@dataclass
+class WalkTrace(WalkResult):
+    """What :meth:`Machine.trace_walk` returns: a :class:`WalkResult` with every probe
+    the walk made, in order, and the page's mapcount (the walk stops once it has found
+    that many mappings, so candidates after that are never probed)."""
+
+    mapcount: int = 0
+    probes: list[Probe] = field(default_factory=list)
+
+
+def _miss(page: Page, vma: Vma, addr: int, pte: int, repeat: bool) -> str:
+    """Why probing ``pte`` of candidate (``vma``, ``addr``) found no new mapping."""
+    if not vma.start <= addr < vma.end:
+        return "outside the vma"
+    if repeat:
+        return "repeat"
+    if pte_present(pte):
+        return f"maps pfn {pte_pfn(pte)}"
+    return "swap entry" if is_swap_pte(pte) else "no pte"
+
+
 @dataclass
 class UnmapResult(DataClassJsonMixin, _reprs.Displayed):
     """What :meth:`Machine.try_to_unmap` returns."""
@@ -48,8 +100,10 @@ class UnmapResult(DataClassJsonMixin, _reprs.Displayed):
     cost: WalkCost = field(default_factory=WalkCost)
 
 
-def find_mappings(m: Machine, page: Page) -> tuple[list[tuple[Vma, int]], WalkCost]:
+def find_mappings(m: Machine, page: Page, probes: list[Probe] | None = None
+                  ) -> tuple[list[tuple[Vma, int]], WalkCost]:
     """Run the walk for ``page``; return the (vma, address) pairs whose pte maps it.
+    With a ``probes`` list, append a :class:`Probe` for every candidate, in walk order.
 
     Each candidate is verified before it counts, as rmap_walk_anon() does through
     page_vma_mapped_walk(): the address lies in the vma and its pte maps this page, and
@@ -74,10 +128,15 @@ def find_mappings(m: Machine, page: Page) -> tuple[list[tuple[Vma, int]], WalkCo
                 seen.add(key)
                 cost.hits += 1
                 hits.append((vma, addr))
+                if probes is not None:
+                    probes.append(Probe(vma.mm.owner_pid, vma.start, vma.end, addr, MAPS_IT))
                 if len(hits) == want:
                     break
             else:
                 cost.wasted += 1
+                if probes is not None:
+                    probes.append(Probe(vma.mm.owner_pid, vma.start, vma.end, addr,
+                                        _miss(page, vma, addr, pte, key in seen)))
     except (TypeError, ValueError, AttributeError) as exc:
         if exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
             raise  # raised inside the walk or deeper: the traceback names who

@@ -1,11 +1,12 @@
 """Pictures of the simulator's structures, for teaching: text and Graphviz DOT.
 
-Everything here reads the machine and changes nothing (no walk is run, no counter moves),
-and returns a string that also displays itself in a notebook: the text pictures are a
-:class:`TextPicture`, the graphs a :class:`DotGraph` (the DOT source, drawn as SVG when the
-``graphviz`` Python package and the Graphviz ``dot`` program are installed, as a text
-outline otherwise). Both are ``str`` subclasses, so printing, comparing and writing them
-to a file work as on the DOT text itself; only :func:`render_png` needs ``dot``.
+Everything here reads the machine and changes nothing (no walk is run, no counter moves:
+a walk to highlight is traced beforehand by :meth:`Machine.trace_walk`), and returns a
+string that also displays itself in a notebook: the text pictures are a
+:class:`TextPicture`, the graphs a :class:`DotGraph` (the DOT source, drawn as SVG when
+the ``graphviz`` Python package and the Graphviz ``dot`` program are installed, as a
+text outline otherwise). Both are ``str`` subclasses, so printing, comparing and writing
+them to a file work as on the DOT text itself; only :func:`render_png` needs ``dot``.
 
 * :func:`vmprint`: the page table of one process, one line per present or swap pte,
   grouped by vma, in the spirit of xv6's ``vmprint()``.
@@ -14,7 +15,7 @@ to a file work as on the DOT text itself; only :func:`render_png` needs ``dot``.
 * :func:`rmap_dot`: how the rmap scheme reaches one page (page -> anon_vma -> chains ->
   vmas -> mms, or page -> pte_chain entries, or page -> anonmm group), with the truth (the
   ptes that really map the page) drawn as green edges and any mapping the structure does
-  not reach in red.
+  not reach in red; and, given a traced walk, the vmas it probed and what each probe found.
 * :func:`anon_vma_tree_dot`: the fork hierarchy of anon_vmas (anon_vma_chain), or the anon
   objects of another scheme and the vmas that use them.
 
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from .mm import Mm
     from .page import Page
     from .process import Process
+    from .rmap import Probe, WalkTrace
     from .vma import Vma
 
 __all__ = [
@@ -364,12 +366,18 @@ class _Dot:
 
 
 class _RmapPicture:
-    """The pieces every rmap picture shares: vma and mm nodes, truth edges."""
+    """The pieces every rmap picture shares: vma and mm nodes, truth edges, and the
+    probes of a traced walk on the vmas they probed."""
 
-    def __init__(self, machine: Machine, dot: _Dot) -> None:
+    def __init__(self, machine: Machine, dot: _Dot, walk: WalkTrace | None = None) -> None:
         self.machine = machine
         self.dot = dot
         self.names = _ObjectNames()
+        #: Probe numbers (from 1) and probes, by the probed vma (pid, start, end).
+        self.probes: dict[tuple[int, int, int], list[tuple[int, Probe]]] = {}
+        for n, probe in enumerate(walk.probes if walk else [], 1):
+            key = (probe.pid, probe.vma_start, probe.vma_end)
+            self.probes.setdefault(key, []).append((n, probe))
 
     def mm(self, mm: Mm | None) -> str:
         if mm is None:
@@ -385,8 +393,15 @@ class _RmapPicture:
             return self.dot.ids[key]
         perms = _perms(vma.mm, vma)
         attrs = {} if reached else {"style": "dashed", "color": "gray"}
-        nid = self.dot.node(key, f"vma {vma.start:x}-{vma.end:x} {perms}\n"
-                            f"pgoff {vma.pgoff:#x}", **attrs)
+        label = f"vma {vma.start:x}-{vma.end:x} {perms}\npgoff {vma.pgoff:#x}"
+        probes = self.probes.get((vma.mm.owner_pid, vma.start, vma.end))
+        if probes:
+            label += "\n" + _probe_note(probes)
+            hit = any(p.hit for _, p in probes)
+            attrs = {"style": "filled,bold", "penwidth": "2",
+                     "color": "darkgreen" if hit else "darkorange",
+                     "fillcolor": "palegreen" if hit else "moccasin"}
+        nid = self.dot.node(key, label, **attrs)
         self.dot.edge(nid, self.mm(vma.mm), label="vm_mm", color="gray", style="dotted")
         return nid
 
@@ -394,9 +409,31 @@ class _RmapPicture:
         return self.dot.node(("obj", id(obj)), f"{self.names.name(obj)}\n{label}".rstrip(),
                              **attrs)
 
+    def unreached_probes(self, pnode: str) -> None:
+        """Probed vmas the structure's drawing did not reach (a scheme proposing a
+        candidate from elsewhere): drawn, with a dashed edge from the page."""
+        for pid, start, _end in self.probes:
+            proc = self.machine.processes.get(pid)
+            vma = proc.mm.vmas.lookup(start) if proc is not None else None
+            if vma is not None and not self.dot.has(("vma", id(vma))):
+                self.dot.edge(pnode, self.vma(vma), label="candidate", style="dashed",
+                              color="darkorange")
 
-def rmap_dot(machine: Machine, pfn: int) -> DotGraph:
-    """A Graphviz DOT graph of how the rmap scheme reaches the page at ``pfn``.
+
+def _probe_note(probes: list[tuple[int, Probe]]) -> str:
+    """A vma node's line for the probes a walk made in it: ``probe 2: maps it``, or for
+    several ``probes 3-9: 1 maps it, 6 wasted``."""
+    if len(probes) == 1:
+        n, probe = probes[0]
+        return f"probe {n}: {probe.verdict}"
+    hits = sum(p.hit for _, p in probes)
+    return (f"probes {probes[0][0]}-{probes[-1][0]}: {hits} maps it, "
+            f"{len(probes) - hits} wasted")
+
+
+def rmap_dot(machine: Machine, pfn: int, walk: WalkTrace | None = None) -> DotGraph:
+    """A Graphviz DOT graph of how the rmap scheme reaches the page at ``pfn``; with
+    ``walk`` (:meth:`Machine.trace_walk` of that page), the walk highlighted on it.
 
     Black edges are the scheme's structure, in the order a walk follows it:
 
@@ -412,7 +449,12 @@ def rmap_dot(machine: Machine, pfn: int) -> DotGraph:
 
     Green edges ``pte @ address`` go from each vma whose pte really maps the page
     (:meth:`Machine.rmap_truth`) to the page; a red one marks a mapping the structure does
-    not reach (a scheme bug). Example: page 1 of the processes above, under
+    not reach (a scheme bug). With ``walk``, every vma the walk probed is filled (green
+    when a probe there found the page, orange when its probes were wasted) and labelled
+    with its probe numbers and verdicts (``probe 1: maps pfn 3``); a probed vma the
+    structure's drawing does not reach hangs off the page by a dashed ``candidate`` edge;
+    vmas left plain were never probed (skipped, or after the walk had found every
+    mapping), and the title counts the probes. Example: page 1 of the processes above, under
     anon_vma_chain (shortened; the vma of pid 1 that misses the page is dashed)::
 
         digraph mmcore {
@@ -435,8 +477,14 @@ def rmap_dot(machine: Machine, pfn: int) -> DotGraph:
     page = machine.physmem.page(pfn)
     if page is None:
         raise ValueError(f"pfn {pfn} is not an allocated page")
-    dot = _Dot(f"rmap of pfn {pfn} ({machine.rmap_name})")
-    pic = _RmapPicture(machine, dot)
+    title = f"rmap of pfn {pfn} ({machine.rmap_name})"
+    if walk is not None:
+        if walk.pfn != pfn:
+            raise ValueError(f"the walk traced pfn {walk.pfn}, not pfn {pfn}")
+        title += (f"; walk: {len(walk.probes)} probe{'s' * (len(walk.probes) != 1)}, "
+                  f"found {len(walk.mappings)} of {walk.mapcount}")
+    dot = _Dot(title)
+    pic = _RmapPicture(machine, dot, walk)
     kind = "anon" if page.is_anon else "file" if isinstance(page.mapping, Inode) else \
         "the shared zero page: no rmap" if pfn == machine.physmem.ZERO_PFN else "none"
     pnode = dot.node(("page", pfn), f"page pfn {pfn}\nmapcount {page.mapcount}, "
@@ -458,6 +506,7 @@ def rmap_dot(machine: Machine, pfn: int) -> DotGraph:
         onode = pic.obj(mapping, f"({type(mapping).__name__}: shape not known to viz)",
                         style="dashed")
         dot.edge(pnode, onode, label="mapping")
+    pic.unreached_probes(pnode)
     zero = pfn == machine.physmem.ZERO_PFN
     for pid, addr in machine.rmap_truth(pfn):
         mm = machine.processes[pid].mm
@@ -617,8 +666,9 @@ def _anon_vmas_of(vma: Vma) -> Iterable[object]:
     return [getattr(avc, "anon_vma", None) for avc in chain]
 
 
-def anon_vma_tree_dot(machine: Machine) -> DotGraph:
-    """A Graphviz DOT graph of every anon object and the vmas that use it.
+def anon_vma_tree_dot(machine: Machine, only: Process | None = None) -> DotGraph:
+    """A Graphviz DOT graph of every anon object and the vmas that use it (with ``only``,
+    the vmas of that one process, and the anon objects they reach).
 
     For anon_vma_chain this is the fork hierarchy: each anon_vma with its
     ``num_children``, ``num_active_vmas`` and refcount, an edge from each parent to each
@@ -644,7 +694,8 @@ def anon_vma_tree_dot(machine: Machine) -> DotGraph:
           n3 -> n4 [label="parent of"];
         }
     """
-    dot = _Dot(f"anon objects ({machine.rmap_name})")
+    title = f"anon objects ({machine.rmap_name})"
+    dot = _Dot(title if only is None else f"{title} of pid {only.pid}")
     names = _ObjectNames()
     objects: list[object] = []
     seen: set[int] = set()
@@ -663,7 +714,8 @@ def anon_vma_tree_dot(machine: Machine) -> DotGraph:
                 todo.append(getattr(obj, "head", None))
 
     vma_nodes: list[tuple[Vma, str]] = []
-    for proc in sorted(machine.live_processes(), key=lambda p: p.pid):
+    procs = machine.live_processes() if only is None else [only] if only.alive else []
+    for proc in sorted(procs, key=lambda p: p.pid):
         group = dot.cluster(f"pid{proc.pid}", f"pid {proc.pid}")
         for vma in proc.mm.vmas:
             if vma.anon_vma is None and not isinstance(vma.rmap, list):
@@ -761,6 +813,13 @@ class DotGraph(str):
             raise GraphvizNotFound(_NO_DOT)
         svg: str = graphviz.Source(self.source).pipe(format="svg", encoding="utf-8")
         return svg
+
+    def inline_svg(self) -> str:
+        """:meth:`svg` as an element to put inside an HTML page: without the XML prolog
+        and DOCTYPE (the DOCTYPE names a DTD on the web, which an offline page must not
+        refer to)."""
+        svg = self.svg()
+        return svg[svg.index("<svg"):]
 
     def _repr_svg_(self) -> str | None:  # Jupyter, when Graphviz is there
         try:

@@ -49,3 +49,24 @@ def test_a_fork_hook_that_leaves_anon_vma_unset_is_reported_as_a_plugin_error() 
     p, _ = faulted_process(Machine(rmap=Forgetful))
     with pytest.raises(MachineBroken, match="left the child's anon_vma unset"):
         p.fork()
+
+
+@pytest.mark.parametrize("depth", [1, 7, 40])
+def test_an_all_alive_fork_chain_holds_one_chain_per_ancestor(depth: int) -> None:
+    """anon_vma_clone() copies the parent's whole chain and, with every ancestor alive,
+    reuses no anon_vma: the vma at depth k has k + 1 anon_vma_chains, (d+1)(d+2)/2 in
+    all, as the kernel's slab counts show (docs/kernel-facts.md section 21); they all go
+    when the chain exits."""
+    m = Machine(rmap="anon_vma_chain")
+    p, a = faulted_process(m)
+    chain = [p]
+    for _ in range(depth):
+        p = p.fork()
+        p.write(a, b"y")
+        chain.append(p)
+    assert [len(q.mm.vmas.lookup(a).rmap) for q in chain] == list(range(1, depth + 2))
+    assert m.meta.live["anon_vma_chain"] == (depth + 1) * (depth + 2) // 2
+    assert m.meta.live["anon_vma"] == depth + 1
+    for q in chain:
+        q.exit(0)
+    assert not m.meta.live.get("anon_vma_chain") and not m.meta.live.get("anon_vma")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from mmcore_contrib.labs import exercises, grader, lab1_cow_and_rmap
+from mmcore_contrib.labs import exercises, grader, lab1_cow_and_rmap, notebooks
 from mmcore_contrib.labs.exercises import EXERCISES, Exercise, make
 from mmcore_contrib.labs.grader import check_answer, grade_answers, grade_plugin
 from mmcore_contrib.labs.scenario import BASE, PAGE, header
@@ -301,14 +301,29 @@ def test_grader_uses_the_conformance_kit_when_present() -> None:
 # --- the worked lab ----------------------------------------------------------------------------
 
 
-def test_lab1_runs_and_writes_its_graphs(tmp_path: Path) -> None:
-    out: list[str] = []
-    lab = lab1_cow_and_rmap.Lab(pause=False, dot_dir=tmp_path, out=out.append)
-    lab1_cow_and_rmap.run(lab)
-    text = "\n".join(out)
-    assert "=== Step 6: compare the schemes ===" in text
-    for scheme in lab1_cow_and_rmap.SCHEMES:
+def test_lab1_runs_from_the_notebook_source_and_writes_its_graphs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The terminal lab 1 is the notebook's one source run cell by cell: every step, the
+    scheme table, the teacher's answers (whose asserts pass) and a DOT file per picture
+    the notebook shows, in order."""
+    assert lab1_cow_and_rmap.main(["--answers", "--dot", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    sources = [c.source for c in notebooks.cells(lab1_cow_and_rmap.NAME, teacher=True)
+               if c.kind == "markdown"]
+    assert all(src in text for src in sources)
+    assert "## Step 6: compare the schemes" in text and "**Answer:**" in text
+    for scheme in ("pte_chains", "anonmm", "anon_vma", "anon_vma_chain"):
         assert re.search(rf"^{scheme} +\d+ +\d+ +\d+ +\d+ +\d+ +\d+$", text, re.M)
-    assert "COW copies so far: 1" in text and "copies: +0, reuses: +1" in text
+    assert "COW copies: 1; kpagecount(1) = 1" in text and "copies: +0, reuses: +1" in text
     dots = sorted(p.name for p in tmp_path.glob("*.dot"))
-    assert dots == ["anon_objects_anon_vma_chain.dot", "rmap_pfn2_anon_vma_chain.dot"]
+    assert dots == ["01_rmap_of_pfn_2_anon_vma_chain_walk_2_probes_found_2_of_2.dot",
+                    "02_anon_objects_anon_vma_chain.dot"]
+    assert "probe 1: maps it" in (tmp_path / dots[0]).read_text()
+    assert (tmp_path / dots[0]).read_text().startswith("digraph mmcore {")
+
+
+def test_lab1_student_version_has_no_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --answers the lab prints the questions and no answer."""
+    assert lab1_cow_and_rmap.main([]) == 0
+    text = capsys.readouterr().out
+    assert "**Predict:**" in text and "**Answer:**" not in text

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from mmcore_contrib.labs import stepthrough
-from mmcore_contrib.labs.stepthrough import EXTERNAL, FORK_AND_COW, export_html, record
+from mmcore_contrib.labs.stepthrough import BASE, EXTERNAL, FORK_AND_COW, PAGE, export_html, record
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_without_graphviz_the_rmap_picture_is_its_outline(
     """No dot: the watched page's picture is the text outline."""
     monkeypatch.setattr(shutil, "which", lambda _: None)
     frames = record(FORK_AND_COW[:6])
-    assert "<pre>rmap of pfn 2 (anon_vma_chain)" in frames[-1].watched
+    assert "<pre>rmap of pfn 2 (anon_vma_chain); walk: " in frames[-1].watched["p @ 0x10001000"]
 
 
 def test_main_writes_the_file_and_rejects_an_unknown_scheme(
@@ -134,7 +134,7 @@ def test_widget_steps_forward_back_and_resets() -> None:
     widgets = pytest.importorskip("ipywidgets", reason="ipywidgets is not installed")
     box = stepthrough.widget(FORK_AND_COW)
     controls, view = box.children
-    reset, prev, play, nxt, slider = controls.children
+    reset, prev, play, nxt, slider, _pick = controls.children
     assert isinstance(play, widgets.Play) and slider.max == len(FORK_AND_COW) - 1
     assert 'id="step-1"' in view.value
     for _ in range(6):
@@ -146,3 +146,136 @@ def test_widget_steps_forward_back_and_resets() -> None:
     reset.click()
     prev.click()  # stays at the first step
     assert slider.value == 0 and 'id="step-1"' in view.value
+
+
+def watch_div(column: str, k: int) -> str:
+    """The ``k``-th watched page of one scheme's column of a step."""
+    return re.findall(r'<div class="watch" data-watch="\d+">.*?(?=<div class="watch"|$)',
+                      column, re.S)[k]
+
+
+def test_page_lists_the_watched_pages_and_holds_each_walk(page: str) -> None:
+    """A list of the watched pages (the script shows the chosen one's walk); every
+    column of every step has one block per watched page, in the list's order."""
+    assert ('<select id="watch"><option value="0">p @ 0x10000000</option><option '
+            'value="1">p @ 0x10001000</option><option value="2">c @ 0x10000000</option>'
+            "</select>") in page
+    assert "watch.onchange=pick" in page
+    for section in sections(page):
+        for col in section.split('<div class="col">')[1:]:
+            assert re.findall(r'data-watch="(\d+)"', col) == ["0", "1", "2"]
+
+
+def test_walk_after_the_cow_copy_shows_the_wasted_probe_under_anon_vma(page: str) -> None:
+    """After c copies page 0: under anon_vma (2004) the walk of p's frame probes c's vma
+    first (its pte maps c's copy, frame 3: wasted) and then p's (green row, green vma);
+    under anon_vma_chain the interval tree gives p's vma first and the walk stops
+    there."""
+    cow = sections(page)[6]
+    chain_col, list_col = cow.split('<div class="col">')[1:]
+    walk = watch_div(list_col, 0)
+    assert ("<tr><td>1</td><td>2</td><td>0x10000000-0x10004000</td><td>0x10000000</td>"
+            "<td>maps pfn 3</td></tr>") in walk
+    assert ('<tr class="hit"><td>2</td><td>1</td><td>0x10000000-0x10004000</td>'
+            "<td>0x10000000</td><td>maps it</td></tr>") in walk
+    assert "probe 1: maps pfn 3" in html.unescape(walk)
+    chain = watch_div(chain_col, 0)
+    assert "<td>maps pfn 3</td>" not in chain and chain.count('<tr class="hit">') == 1
+
+
+@pytest.mark.parametrize("dot", [True, False], ids=["with dot", "without dot"])
+def test_the_walk_is_drawn_on_the_picture(dot: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The picture carries the walk: an SVG whose probed vmas are labelled with the
+    probe, or without Graphviz the text outline with the same labels."""
+    if dot and shutil.which("dot") is None:
+        pytest.skip("Graphviz dot is not installed")
+    if not dot:
+        monkeypatch.setattr(shutil, "which", lambda _: None)
+    frames = record(FORK_AND_COW[:7], "anon_vma", [("p", BASE)])
+    shown = frames[-1].watched["p @ 0x10000000"]
+    assert ("<svg" in shown) is dot and ("<pre>rmap of pfn 1" in shown) is not dot
+    assert "probe 1: maps pfn 3" in html.unescape(shown)
+    assert "walk: 2 probes, found 1 of 1" in html.unescape(shown)
+
+
+def test_a_watched_page_not_mapped_yet_says_so() -> None:
+    """Before c exists, or before p touched the page, the block says so."""
+    frames = record(FORK_AND_COW[:3], watch=[("c", BASE), ("p", BASE + 3 * PAGE)])
+    assert frames[0].watched == {"c @ 0x10000000": "<p>c does not exist (yet).</p>",
+                                 "p @ 0x10003000": "<p>p has no page at 0x10003000 yet.</p>"}
+
+
+def test_main_takes_watched_pages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--watch NAME@ADDR picks the pages; a malformed one is a usage error."""
+    out = tmp_path / "w.html"
+    assert stepthrough.main([str(out), "--watch", "c@0x10001000"]) == 0
+    assert '<option value="0">c @ 0x10001000</option></select>' in out.read_text()
+    with pytest.raises(SystemExit) as exc:
+        stepthrough.main([str(tmp_path / "v.html"), "--watch", "0x1000"])
+    assert exc.value.code == 2 and "is not NAME@ADDRESS" in capsys.readouterr().err
+
+
+def test_widget_shows_the_walk_of_the_chosen_page() -> None:
+    """The widget's page list: choosing another page redraws the current step with that
+    page's walk, and stepping keeps the choice."""
+    pytest.importorskip("ipywidgets", reason="ipywidgets is not installed")
+    box = stepthrough.widget(FORK_AND_COW, rmaps=("anon_vma",))
+    controls, view = box.children
+    *_, nxt, _slider, pick = controls.children
+    assert list(pick.options) == ["p @ 0x10000000", "p @ 0x10001000", "c @ 0x10000000"]
+    for _ in range(6):
+        nxt.click()
+    assert "watched page p @ 0x10000000" in view.value and "<td>maps pfn 3</td>" in view.value
+    pick.value = "c @ 0x10000000"
+    assert "watched page c @ 0x10000000" in view.value
+    assert "watched page p @" not in view.value and 'id="step-7"' in view.value
+    nxt.click()
+    assert 'id="step-8"' in view.value and "watched page c @ 0x10000000" in view.value
+
+
+#: A minimal DOM for the page's script (no browser here): the elements it looks up, and
+#: the class lists and attributes it reads and toggles. Prints, after each action, which
+#: step is shown and which watched pages' blocks are shown.
+FAKE_DOM = """
+function El(attrs){this.attrs=attrs||{};this.cls=new Set();var self=this;
+ this.classList={add:function(c){self.cls.add(c);},
+  toggle:function(c,on){if(on)self.cls.add(c);else self.cls.delete(c);}};}
+El.prototype.getAttribute=function(n){return this.attrs[n];};
+var steps=[],watches=[];
+for(var s=0;s<3;s++){steps.push(new El());for(var w=0;w<2;w++)
+ watches.push(new El({'data-watch':String(w),step:s}));}
+var ids={slider:new El(),label:new El(),prev:new El(),next:new El(),reset:new El(),
+ play:new El(),watch:new El()};ids.watch.value='0';
+var keys=null;
+var document={body:new El(),getElementById:function(i){return ids[i];},
+ querySelectorAll:function(q){return q==='.step'?steps:watches;},
+ addEventListener:function(e,f){keys=f;}};
+function state(){var shown=[];watches.forEach(function(w){if(w.cls.has('shown'))
+ shown.push(w.attrs.step+':'+w.attrs['data-watch']);});
+ console.log(steps.map(function(s){return s.cls.has('shown')?1:0;}).join('')+' '+
+ shown.join(','));}
+"""
+ACTIONS = """
+state();
+ids.watch.value='1';ids.watch.onchange();state();
+ids.next.onclick();state();
+keys({key:'ArrowRight'});state();
+ids.next.onclick();state();
+ids.reset.onclick();ids.watch.value='0';ids.watch.onchange();state();
+"""
+
+
+def test_the_page_script_steps_and_shows_the_chosen_pages_walk(tmp_path: Path) -> None:
+    """The offline page's own script, run by node against a minimal DOM: one step shown
+    at a time (Next, the arrow key, and no further than the last), and in every step
+    only the block of the page chosen in the list."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    import subprocess
+    script = tmp_path / "page.js"
+    script.write_text(FAKE_DOM + stepthrough._JS + ACTIONS)
+    out = subprocess.run([node, str(script)], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n") == [
+        "100 0:0,1:0,2:0", "100 0:1,1:1,2:1", "010 0:1,1:1,2:1", "001 0:1,1:1,2:1",
+        "001 0:1,1:1,2:1", "100 0:0,1:0,2:0", ""]

@@ -247,13 +247,21 @@ def _add_notebook(sub: SubParsers) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .stepthrough import export_html
+    from .stepthrough import WATCH, export_html
 
     try:
-        print(export_html(Path(args.out), rmaps=args.rmap or ["anon_vma_chain"]))
+        print(export_html(Path(args.out), rmaps=args.rmap or ["anon_vma_chain"],
+                          watch=args.watch or WATCH))
     except (ConfigError, PluginError) as exc:  # an unknown scheme
         raise UsageError(str(exc)) from None
     return 0
+
+
+def _watch(text: str) -> tuple[str, int]:
+    """--watch's type: :func:`~.stepthrough.parse_watch`, imported only when used (the
+    step-through pulls in the displays)."""
+    from .stepthrough import parse_watch
+    return parse_watch(text)
 
 
 def _add_export(sub: SubParsers) -> None:
@@ -263,6 +271,9 @@ def _add_export(sub: SubParsers) -> None:
     p.add_argument("--rmap", action="append", metavar="SCHEME",
                    help="scheme to step through; repeat to show several side by side "
                         "(default: anon_vma_chain)")
+    p.add_argument("--watch", action="append", type=_watch, metavar="NAME@ADDR",
+                   help="a page whose rmap walk to highlight, e.g. p@0x10001000 (repeat; "
+                        "default: p@0x10000000, p@0x10001000, c@0x10000000)")
     p.set_defaults(func=_cmd_export)
 
 

@@ -13,6 +13,7 @@ twin to keep in step; run as a script, a source runs every cell, answers include
     python -m mmcore_contrib.labs.notebooks --teacher --out keys/  # with the answers
     python -m mmcore_contrib.labs.notebooks lab2_reclaim --out .   # one lab
     python -m mmcore_contrib.labs.notebooks --run lab3_mremap_after_fork --pause  # no Jupyter
+    python -m mmcore_contrib.labs.notebooks --run lab1_cow_and_rmap --dot out/    # + pictures
 
 Building needs ``nbformat`` (the ``notebooks`` extra: ``pip install
 'mmcore-sim[notebooks]'``, which also brings nbclient and ipykernel to run them);
@@ -32,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmcore.atomicfile import atomic_open
+from mmcore.atomicfile import atomic_open, write_text
+from mmcore.viz import DotGraph, GraphvizNotFound, render_png
 
 __all__ = ["LABS", "SOURCES", "Cell", "build", "cells", "main", "parse", "run", "write"]
 
@@ -166,13 +168,34 @@ def _shown(value: object) -> str | None:
         f"({type(value).__name__}: a notebook display; open the notebook to use it)"
 
 
+def _slug(text: str) -> str:
+    """A file-name stem from a picture's title: ``anon objects (anon_vma_chain)`` ->
+    ``anon_objects_anon_vma_chain``."""
+    return "_".join("".join(c if c.isalnum() else " " for c in text.lower()).split())[:60]
+
+
+def _save_picture(graph: DotGraph, directory: Path, n: int) -> str:
+    """Write a cell's picture as ``NN_TITLE.dot`` in ``directory`` (and ``.png`` when
+    Graphviz is installed); returns the line to print."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{n:02d}_{_slug(graph.outline.splitlines()[0])}.dot"
+    write_text(path, graph.source)
+    try:
+        return f"(wrote {path} and {render_png(graph.source, path.with_suffix('.png'))})"
+    except GraphvizNotFound:
+        return f"(wrote {path}; install Graphviz for a PNG)"
+
+
 def run(name: str, teacher: bool = False, out: Callable[[str], None] = print,
-        pause: bool = False) -> None:
+        pause: bool = False, dot_dir: Path | None = None) -> None:
     """Lab ``name`` in a terminal, no Jupyter needed: Markdown cells print as text, code
     cells run in one namespace, and a cell ending in an expression prints it as IPython
-    would (the text tables of :mod:`mmcore.display`). With ``pause``, wait for Enter
-    after each question, to predict before reading on."""
+    would (the text tables of :mod:`mmcore.display`, a graph's text outline). With
+    ``pause``, wait for Enter after each question, to predict before reading on; with
+    ``dot_dir``, also save each graph a cell shows there, numbered in order, as DOT (and
+    PNG when Graphviz is installed)."""
     ns: dict[str, Any] = {"__name__": f"lab_{name}"}
+    pictures = 0
     for cell in cells(name, teacher):
         if cell.kind == "markdown":
             out(cell.source + "\n")
@@ -184,9 +207,13 @@ def run(name: str, teacher: bool = False, out: Callable[[str], None] = print,
         last = tree.body.pop() if isinstance(tail, ast.Expr) else None
         exec(compile(tree, f"<{name}>", "exec"), ns)  # the lab's own cells
         if isinstance(last, ast.Expr):
-            shown = _shown(eval(compile(ast.Expression(last.value), f"<{name}>", "eval"), ns))
+            value = eval(compile(ast.Expression(last.value), f"<{name}>", "eval"), ns)
+            shown = _shown(value)
             if shown is not None:
                 out(shown + "\n")
+            if dot_dir is not None and isinstance(value, DotGraph):
+                pictures += 1
+                out(_save_picture(value, dot_dir, pictures) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -200,12 +227,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run", action="store_true",
                         help="run the named lab here in the terminal instead")
     parser.add_argument("--pause", action="store_true", help="with --run: stop at questions")
+    parser.add_argument("--dot", type=Path, metavar="DIR",
+                        help="with --run: also save each picture shown as DOT (and PNG with "
+                             "Graphviz) in DIR")
     args = parser.parse_args(argv)
     try:
         if args.run:
             if len(args.names) != 1:
                 raise ValueError("--run takes one lab name")
-            run(args.names[0], args.teacher, pause=args.pause)
+            run(args.names[0], args.teacher, pause=args.pause, dot_dir=args.dot)
             return 0
         for name in args.names or LABS:
             print(write(name, args.out, args.teacher))

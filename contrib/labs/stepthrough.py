@@ -8,21 +8,30 @@ processes they name. After each statement the page shows
 * which frame each process maps at each address, with the frame's mapcount;
 * per process, its vmas and its page table (pfn, ``rwuad`` bits and mapcount of each pte:
   the tables of :mod:`mmcore.display`), with the rows the step changed highlighted;
-* for a watched page (a process and an address), the ptes that map its frame and the rmap
-  scheme's structure for it (:func:`mmcore.viz.rmap_dot`: an SVG when Graphviz is
-  installed, its text outline otherwise).
+* for each watched page (a process and an address), the ptes that map its frame, the
+  rmap walk of that frame run live after the step (:meth:`mmcore.Machine.trace_walk`:
+  every candidate vma and address the scheme proposed, in order, and what the probed pte
+  held: the page, another frame, nothing, or a repeat), and the scheme's structure with
+  that walk highlighted on it (:func:`mmcore.viz.rmap_dot`: probed vmas filled green
+  where the page was found and orange where the probe was wasted; an SVG when Graphviz
+  is installed, its text outline otherwise). A page is chosen from a list in the page
+  and in the widget.
 
 With several schemes the same scenario runs under each, side by side. The file has its
 styles and its few lines of script inline and refers to nothing outside itself: it
 opens offline, from a course page or an e-mail, without a Python kernel. Every step is in
 the page; the script only shows one at a time (Prev, Next, Play, Reset, a slider, and
-the arrow keys), so without a script all steps show in order.
+the arrow keys, the watched page), so without a script all steps and pages show in
+order. The walk is a real one (it counts into the machine's walk cost, and an anonmm
+walk migrates a page whose mm exited, as page_referenced_anon() does); it runs after each
+step, never inside one.
 
 In a notebook, :func:`show` gives the same steps as an ipywidgets :func:`widget` (Play, a
 slider, Prev, Next, Reset) or, without ipywidgets, as the page in an iframe.
 
     python -m mmcore_contrib.labs.stepthrough fork_cow.html
     python -m mmcore_contrib.labs.stepthrough cmp.html --rmap anon_vma_chain --rmap anon_vma
+    python -m mmcore_contrib.labs.stepthrough walk.html --rmap anon_vma --watch p@0x10000000
 """
 
 from __future__ import annotations
@@ -37,14 +46,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmcore import Machine, PluginError, Process
+from mmcore import Machine, MachineBroken, PluginError, Process
 from mmcore import display as mdisplay
 from mmcore.atomicfile import write_text
 from mmcore.pagetable import is_swap_pte, pte_pfn, pte_present
+from mmcore.rmap import MAPS_IT
 from mmcore.viz import GraphvizNotFound, layout, rmap_dot
 
-__all__ = ["EXTERNAL", "FORK_AND_COW", "FRAMES", "Frame", "Page", "export_html", "main", "record",
-           "render_html", "render_sections", "show", "widget"]
+__all__ = ["EXTERNAL", "FORK_AND_COW", "FRAMES", "WATCH", "Frame", "Page", "Watch", "export_html",
+           "main", "parse_watch", "record", "render_html", "render_sections", "show",
+           "watch_label",
+           "widget"]
 
 #: The fork-and-COW scenario: demand paging, the zero page, fork, a COW copy, the reuse
 #: of the last mapper, a second copy, and an exit.
@@ -62,6 +74,13 @@ FORK_AND_COW: tuple[str, ...] = (
 )
 BASE, PAGE = 0x10000000, 4096
 
+#: A watched page: the scenario's name for a process, and an address in it.
+Watch = tuple[str, int]
+#: The pages the fork-and-COW step-through watches: the parent's page 0 (copied by the
+#: child, then reused by the parent), its page 1 (shared until the child copies it), and
+#: the child's page 0.
+WATCH: tuple[Watch, ...] = (("p", BASE), ("p", BASE + PAGE), ("c", BASE))
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -72,7 +91,8 @@ class Frame:
     #: Which frame each process maps at each address (:data:`FRAMES`), then each
     #: process's own view, by the name the scenario gave it.
     processes: list[tuple[str, mdisplay.View]]
-    watched: str
+    #: Per watched page, by :func:`watch_label`: who maps it, its walk and its picture.
+    watched: dict[str, str]
 
 
 #: The name of the frames table among a :class:`Frame`'s views (no scenario variable
@@ -105,8 +125,27 @@ def _namespace(m: Machine) -> dict[str, object]:
     return ns
 
 
-def _watched(m: Machine, ns: dict[str, object], watch: tuple[str, int]) -> str:
-    """The watched page: who maps its frame, and the scheme's picture of it."""
+def watch_label(watch: Watch) -> str:
+    """How a watched page is named in the page and the widget: ``p @ 0x10001000``."""
+    return f"{watch[0]} @ {watch[1]:#x}"
+
+
+def parse_watch(text: str) -> Watch:
+    """``NAME@ADDR`` (``p@0x10001000``; the address in any base Python reads) as a
+    :data:`Watch`, for the command lines."""
+    name, sep, addr = text.partition("@")
+    try:
+        if not sep or not name.isidentifier():
+            raise ValueError
+        return name, int(addr, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME@ADDRESS, as in "
+                                         "p@0x10001000") from None
+
+
+def _watched(m: Machine, ns: dict[str, object], watch: Watch) -> str:
+    """A watched page: who maps its frame, the walk of it, and the scheme's picture of
+    the structure with the walk on it."""
     name, addr = watch
     proc = ns.get(name)
     if not isinstance(proc, Process) or not proc.alive:
@@ -120,25 +159,29 @@ def _watched(m: Machine, ns: dict[str, object], watch: tuple[str, int]) -> str:
             f"{m.kpagecount(pfn)}; mapped by {html.escape(maps)}.</p>")
     if pfn == m.physmem.ZERO_PFN:
         return head + "<p>The shared zero page is in no rmap structure.</p>"
-    graph = rmap_dot(m, pfn)
     try:
-        picture = _inline_svg(graph.svg())
+        walk = m.trace_walk(pfn)
+    except (MachineBroken, PluginError) as exc:  # a student's scheme: part of the lesson
+        return head + f"<p>The rmap walk raised: {html.escape(str(exc))}</p>"
+    graph = rmap_dot(m, pfn, walk)
+    try:
+        picture = graph.inline_svg()
     except GraphvizNotFound:
         picture = f"<pre>{html.escape(graph.outline)}</pre>"
-    return head + picture
+    return head + mdisplay.view_html(mdisplay.view(walk), _is_hit, "hit") + picture
 
 
-def _inline_svg(svg: str) -> str:
-    """An SVG document as an element to inline: without its XML prolog and DOCTYPE (the
-    DOCTYPE names a DTD on the web, which an offline page must not refer to)."""
-    return svg[svg.index("<svg"):]
+def _is_hit(table: mdisplay.Table, row: tuple[str, ...]) -> bool:
+    """Marks the probes of a walk that found the page."""
+    return table.header[-1:] == ("pte",) and row[-1] == MAPS_IT
 
 
 def record(steps: Sequence[str] = FORK_AND_COW, rmap: str = "anon_vma_chain",
-           watch: tuple[str, int] = ("p", BASE + PAGE)) -> list[Frame]:
+           watch: Sequence[Watch] = WATCH) -> list[Frame]:
     """Run ``steps`` one by one on a new machine with scheme ``rmap``; the state after
-    each. A step that raises (a segfault, an errno) is shown with its error, and the
-    scenario goes on."""
+    each, with the walk of each watched page ((name, address) pairs). A step
+    that raises (a segfault, an errno) is shown with its error, and the scenario goes
+    on."""
     m = Machine(rmap=rmap, mremap_policy="unshare" if rmap == "anonmm" else None)
     ns = _namespace(m)
     frames = []
@@ -151,7 +194,8 @@ def record(steps: Sequence[str] = FORK_AND_COW, rmap: str = "anon_vma_chain",
         named = [(n, p) for n, p in ns.items() if isinstance(p, Process) and p.alive]
         procs = [(FRAMES, _frames_view(m, named)), *((n, mdisplay.view(p)) for n, p in named)]
         ruler = layout(*(p for _, p in named)) if named else "no process yet\n"
-        frames.append(Frame(shown, str(ruler), procs, _watched(m, ns, watch)))
+        frames.append(Frame(shown, str(ruler), procs,
+                            {watch_label(w): _watched(m, ns, w) for w in watch}))
     return frames
 
 
@@ -161,7 +205,8 @@ body{font-family:Helvetica,Arial,sans-serif;margin:1em}
 .step{margin:1em 0}.js .step{display:none}.js .step.shown{display:block}
 .cols{display:flex;gap:2em;align-items:flex-start}.col{flex:1;min-width:0;overflow-x:auto}
 code.op{font-size:1.1em;background:#f4f4f4;padding:2px 6px}
-tr.changed td{background:#fff3b0}pre{background:#f8f8f8;padding:4px}
+tr.changed td{background:#fff3b0}tr.hit td{background:#c8f0c8}
+pre{background:#f8f8f8;padding:4px}.js .watch{display:none}.js .watch.shown{display:block}
 """
 
 _JS = """
@@ -179,6 +224,10 @@ document.getElementById('prev').onclick=function(){show(i-1);};
 document.getElementById('next').onclick=function(){show(i+1);};
 document.getElementById('reset').onclick=function(){show(0);};
 document.getElementById('play').onclick=play;
+var watch=document.getElementById('watch');
+function pick(){document.querySelectorAll('.watch').forEach(function(w){
+ w.classList.toggle('shown',w.getAttribute('data-watch')===watch.value);});}
+watch.onchange=pick;pick();
 slider.oninput=function(){show(parseInt(slider.value,10));};
 document.addEventListener('keydown',function(e){if(e.key==='ArrowRight')show(i+1);
  if(e.key==='ArrowLeft')show(i-1);});
@@ -198,9 +247,19 @@ def _rows(v: mdisplay.View) -> set[tuple[str, ...]]:
     return {(t.title, *row) for t in v.tables for row in t.rows}
 
 
-def render_sections(runs: dict[str, list[Frame]]) -> list[str]:
+def _watch_html(frame: Frame, only: str | None) -> str:
+    """The watched pages of one frame (only the one labelled ``only``, if given), each
+    in a ``div`` the page's page list shows or hides."""
+    return "".join(f'<div class="watch" data-watch="{k}"><h4>watched page '
+                   f"{html.escape(label)}</h4>{body}</div>"
+                   for k, (label, body) in enumerate(frame.watched.items())
+                   if only is None or label == only)
+
+
+def render_sections(runs: dict[str, list[Frame]], only: str | None = None) -> list[str]:
     """One HTML ``<section>`` per step of the recorded ``runs`` (one run per scheme, the
-    same steps), with one column per scheme."""
+    same steps), with one column per scheme; every watched page, or only the one whose
+    :func:`watch_label` is ``only``."""
     schemes = list(runs)
     nsteps = len(runs[schemes[0]])
     before: dict[str, dict[str, set[tuple[str, ...]]]] = {s: {} for s in schemes}
@@ -215,7 +274,7 @@ def render_sections(runs: dict[str, list[Frame]]) -> list[str]:
             before[scheme] = {name: _rows(v) for name, v in f.processes}
             cols.append(f'<div class="col"><h3>{html.escape(scheme)}</h3>'
                         f"<pre>{html.escape(f.ruler)}</pre>{procs}"
-                        f"<h4>watched page</h4>{f.watched}</div>")
+                        f"{_watch_html(f, only)}</div>")
         code = runs[schemes[0]][k].code
         sections.append(f'<section class="step" id="step-{k + 1}"><h2>Step {k + 1}: '
                         f'<code class="op">{html.escape(code)}</code></h2>'
@@ -227,11 +286,15 @@ def render_html(runs: dict[str, list[Frame]], title: str = "mmcore step-through"
     """The whole page for the recorded ``runs``: every step, the controls and their
     script, inline."""
     sections = render_sections(runs)
+    labels = runs[next(iter(runs))][0].watched
+    options = "".join(f'<option value="{k}">{html.escape(label)}</option>'
+                      for k, label in enumerate(labels))
     controls = ('<div class="controls"><button id="reset">Reset</button> '
                 '<button id="prev">Prev</button> <button id="play">Play</button> '
                 '<button id="next">Next</button> <input id="slider" type="range" min="0" '
-                'value="0"> <span id="label"></span> <small>(arrow keys step; rows a '
-                "step changed are highlighted)</small></div>")
+                'value="0"> <span id="label"></span> <label>walk of <select id="watch">'
+                f"{options}</select></label> <small>(arrow keys step; rows a step "
+                "changed are yellow, probes that found the page green)</small></div>")
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>"
             f"{html.escape(title)}</title><style>{_CSS}</style></head><body>"
             f"<h1>{html.escape(title)}</h1>{controls}{''.join(sections)}"
@@ -240,7 +303,7 @@ def render_html(runs: dict[str, list[Frame]], title: str = "mmcore step-through"
 
 def export_html(path: str | Path, steps: Sequence[str] = FORK_AND_COW,
                 rmaps: Sequence[str] = ("anon_vma_chain",),
-                watch: tuple[str, int] = ("p", BASE + PAGE),
+                watch: Sequence[Watch] = WATCH,
                 title: str = "fork and copy-on-write, step by step") -> Path:
     """Record ``steps`` under each scheme of ``rmaps`` and write the page to ``path``
     (atomically); returns the path."""
@@ -266,7 +329,7 @@ class Page:
 
 
 def show(steps: Sequence[str] = FORK_AND_COW, rmaps: Sequence[str] = ("anon_vma_chain",),
-         watch: tuple[str, int] = ("p", BASE + PAGE)) -> Any:
+         watch: Sequence[Watch] = WATCH) -> Any:
     """The step-through in a notebook: the :func:`widget` when ipywidgets is installed,
     else the offline :class:`Page` in an iframe."""
     try:
@@ -277,7 +340,7 @@ def show(steps: Sequence[str] = FORK_AND_COW, rmaps: Sequence[str] = ("anon_vma_
 
 
 def widget(steps: Sequence[str] = FORK_AND_COW, rmaps: Sequence[str] = ("anon_vma_chain",),
-           watch: tuple[str, int] = ("p", BASE + PAGE)) -> Any:
+           watch: Sequence[Watch] = WATCH) -> Any:
     """An ipywidgets step-through (``pip install 'mmcore-sim[notebooks]'``): Reset, Prev,
     Play, Next and a step slider over the recorded steps; returns the widget box."""
     try:
@@ -286,9 +349,12 @@ def widget(steps: Sequence[str] = FORK_AND_COW, rmaps: Sequence[str] = ("anon_vm
         raise ImportError("the step-through widget needs ipywidgets: pip install "
                           "'mmcore-sim[notebooks]'") from None
     runs = {rmap: record(steps, rmap, watch) for rmap in rmaps}
-    pages = [f"<style>{_CSS}</style>{section}" for section in render_sections(runs)]
-    last = len(pages) - 1
-    view = w.HTML(pages[0])
+    labels = list(runs[rmaps[0]][0].watched)
+    pages = {label: [f"<style>{_CSS}</style>{section}"
+                     for section in render_sections(runs, label)] for label in labels}
+    last = len(steps) - 1
+    pick = w.Dropdown(options=labels, value=labels[0], description="walk of")
+    view = w.HTML(pages[pick.value][0])
     slider = w.IntSlider(value=0, min=0, max=last, description="step")
     play = w.Play(value=0, min=0, max=last, interval=1200)
     w.jslink((play, "value"), (slider, "value"))
@@ -300,9 +366,13 @@ def widget(steps: Sequence[str] = FORK_AND_COW, rmaps: Sequence[str] = ("anon_vm
     buttons["Reset"].on_click(lambda _b: move(0))
     buttons["Prev"].on_click(lambda _b: move(slider.value - 1))
     buttons["Next"].on_click(lambda _b: move(slider.value + 1))
-    slider.observe(lambda change: setattr(view, "value", pages[change["new"]]), names="value")
-    return w.VBox([w.HBox([buttons["Reset"], buttons["Prev"], play, buttons["Next"], slider]),
-                   view])
+    def redraw(_change: object) -> None:
+        view.value = pages[pick.value][slider.value]
+
+    slider.observe(redraw, names="value")
+    pick.observe(redraw, names="value")
+    return w.VBox([w.HBox([buttons["Reset"], buttons["Prev"], play, buttons["Next"], slider,
+                           pick]), view])
 
 
 #: What a self-contained page must not have: a reference to anything outside it.
@@ -316,9 +386,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="Export the fork-and-COW step-through.")
     parser.add_argument("out", type=Path)
     parser.add_argument("--rmap", action="append", help="scheme (repeat to compare)")
+    parser.add_argument("--watch", action="append", type=parse_watch, metavar="NAME@ADDR",
+                        help="a page whose walk to show, e.g. p@0x10001000 (repeat; "
+                             "default: p@0x10000000, p@0x10001000, c@0x10000000)")
     args = parser.parse_args(argv)
     try:
-        print(export_html(args.out, rmaps=args.rmap or ["anon_vma_chain"]))
+        print(export_html(args.out, rmaps=args.rmap or ["anon_vma_chain"],
+                          watch=args.watch or WATCH))
     except (OSError, ValueError, PluginError) as exc:  # ConfigError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -130,6 +130,10 @@ class Driver:
         self.outcomes: list[str] = []
         self.minimize_budget = minimize_budget
         self.failed = False
+        #: An op is running, or was cut short by something other than a reported
+        #: failure (a grader's TestTimeout, Ctrl-C): the machine is mid-op, so
+        #: :meth:`finish` must not run its checks on it.
+        self.interrupted = False
         #: Check every invariant after every op (off only while minimising).
         self.check_each = True
         self._next_pid = 1
@@ -168,6 +172,7 @@ class Driver:
         """Run one op, update the model, check everything; return the op's result."""
         if self.failed:
             raise RuntimeError("this Driver already reported a failure")
+        self.interrupted = True
         index = len(self.ops)
         self.ops.append(op)
         self.outcomes.append("")
@@ -216,6 +221,7 @@ class Driver:
         if self.check_each:
             with time_budget(self.op_timeout):  # a hanging walk hangs the checks too
                 self.check(index)
+        self.interrupted = False
         return result
 
     def _check_file_op(self, index: int, op: Op, result: object, error: str | None,
@@ -402,7 +408,8 @@ class Driver:
         try:
             for op in ops:
                 driver.apply(op)
-            driver.check()
+            with time_budget(driver.op_timeout):  # a hanging walk hangs this check too
+                driver.check()
         except ConformanceFailure as exc:
             exc.outcomes = list(driver.outcomes)  # type: ignore[attr-defined]
             return exc

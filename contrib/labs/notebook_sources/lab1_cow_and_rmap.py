@@ -142,11 +142,13 @@ walk
 
 # %% [markdown]
 # The walk's route, drawn (an SVG with Graphviz installed, an outline without), and the
-# vmas as rulers:
+# vmas as rulers. `m.trace_walk(pfn)` runs the walk again and keeps every probe: each vma
+# it probed is filled in the picture, green where the pte maps the page, orange where
+# the probe was wasted, and labelled with the probe's number.
 
 # %%
 print(layout(p, c))
-rmap_dot(m, pfn)
+rmap_dot(m, pfn, m.trace_walk(pfn))
 
 # %%
 anon_vma_tree_dot(m)

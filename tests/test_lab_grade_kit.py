@@ -1,0 +1,120 @@
+"""``mmsim lab grade`` in kit mode (the conformance kit, the default) on rmap schemes whose
+walk never ends: through the real grader path (a grading child per submission), every
+kit test gets its own time limit, the tests that never meet the looping walk keep their
+points, and each one that does says where it was stuck.
+
+Two bugs stood in the way: a nested time budget (the kit's per-op budget) postponed the
+grader's shorter per-test alarm, and the kit's stateful teardown, run in a ``finally``
+after that alarm, walked again and turned the TestTimeout into a failure of its own; the
+submission then hung until the grader killed it, with 0 points.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from mmcore.cli import main as mmsim
+
+HEAD = '''from typing import ClassVar
+from mmcore import PluginInfo, hookimpl
+from mmcore_plugins.anon_vma import AnonVmaScheme
+
+
+class {name}(AnonVmaScheme):
+    info: ClassVar[PluginInfo] = PluginInfo(
+        name="{name}", kind="rmap", summary="a student's scheme",
+        structs=AnonVmaScheme.info.structs)
+
+    @hookimpl
+    def rmap_walk(self, page, cost):
+'''
+#: Its walk never ends for a page in a vma whose pgoff is not its address (a vma mremap
+#: moved, or a private file mapping): the kit's scenarios without one pass.
+MOVED = HEAD.format(name="Moved") + '''\
+        for vma, addr in AnonVmaScheme.rmap_walk(self, page, cost):
+            while vma.pgoff != vma.start >> 12:
+                pass
+            yield vma, addr
+'''
+#: Its walk never ends at all: only "loads" (which does not walk) passes.
+FOREVER = HEAD.format(name="Forever") + '''        while True:
+            pass
+        yield from ()
+'''
+#: Its walk never ends for a page mapped more than once.
+SHARED = HEAD.format(name="Shared") + '''        while page.mapcount > 1:
+            pass
+        yield from AnonVmaScheme.rmap_walk(self, page, cost)
+'''
+#: The kit's fixed scenarios (not hypothesis-generated) each of the two meets or not.
+WITHOUT_A_MOVED_VMA = ("exit_orders", "fork_tree", "mprotect_split_storm",
+                       "shared_anon_after_fork")
+WITH_A_MOVED_VMA = ("file_mappings", "merge_after_fork", "mremap_after_fork",
+                    "mremap_swapped_pages")
+
+
+def items(report: str) -> dict[str, tuple[str, str]]:
+    """A report's tests: name -> (verdict and points, the feedback's first line)."""
+    found = re.findall(r"^(\w+)\.+ (OK  |FAIL) \((\d+/\d+)\)\n(?:    (.*)\n)?", report, re.M)
+    return {name: (f"{verdict.strip()} {points}", feedback)
+            for name, verdict, points, feedback in found}
+
+
+@pytest.mark.slow  # two submissions whose looping tests take 3 s each: about 35 s
+def test_kit_grades_a_looping_walk_test_by_test(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "moved_1_2_scheme.py").write_text(MOVED)
+    (export / "forever_1_2_scheme.py").write_text(FOREVER)
+    out = tmp_path / "grades"
+    status = mmsim(["lab", "grade", str(export), "--out", str(out), "--timeout", "240",
+                    "--test-timeout", "3", "--jobs", "2"])
+    assert status == 0, capsys.readouterr()
+    with (out / "roster.csv").open(newline="") as fh:
+        rows = {row["student"]: row for row in csv.DictReader(fh)}
+
+    moved = (out / "reports" / "moved.txt").read_text()
+    tests = items(moved)
+    assert "checked by the conformance kit" in moved and len(tests) == 12, moved
+    assert tests["loads"][0] == "OK 1/1"
+    for name in WITHOUT_A_MOVED_VMA:
+        assert tests[name][0] == "OK 2/2", moved
+    stuck = ("TestTimeout: still running after 3 s in Moved.rmap_walk "
+             "(moved_1_2_scheme.py line 14) (does a walk or a loop never end?)")
+    for name in WITH_A_MOVED_VMA:
+        assert tests[name] == ("FAIL 0/2", stuck), moved
+    earned = sum(int(v.split()[1].split("/")[0]) for v, _ in tests.values())
+    assert rows["moved"]["score"] == str(earned) and earned >= 9
+    assert rows["moved"]["max_score"] == "23" and rows["moved"]["status"] == "timeout"
+    assert "mremap_after_fork" in rows["moved"]["reason"]
+
+    forever = (out / "reports" / "forever.txt").read_text()
+    tests = items(forever)
+    assert tests.pop("loads")[0] == "OK 1/1" and len(tests) == 11, forever
+    assert set(tests.values()) == {("FAIL 0/2", stuck.replace("Moved", "Forever")
+                                    .replace("moved_1_2_scheme.py line 14",
+                                             "forever_1_2_scheme.py line 13"))}
+    assert (rows["forever"]["score"], rows["forever"]["max_score"]) == ("1", "23")
+
+
+def test_the_kits_stateful_teardown_does_not_swallow_the_graders_timeout() -> None:
+    """Hypothesis calls the state machine's teardown in a ``finally``; after an op cut
+    short by the grader's TestTimeout it must not exit every process (checking the walks
+    after each exit), or the walk's own timeout replaces the TestTimeout with a kit
+    failure and hypothesis goes on shrinking it (here: a walk that never ends for a
+    shared page, met with the first fork)."""
+    from mmcore_contrib.labs.limits import TestTimeout, time_limit
+
+    from mmcore.testing.stateful import run_conformance
+    ns: dict[str, object] = {}
+    exec(SHARED, ns)
+    start = time.monotonic()
+    with pytest.raises(TestTimeout), time_limit(2):
+        run_conformance(ns["Shared"])  # type: ignore[arg-type]
+    assert time.monotonic() - start < 6
