@@ -72,6 +72,7 @@ __all__ = [
     "MADV_POPULATE_WRITE",
     "MADV_GUARD_INSTALL",
     "MADV_GUARD_REMOVE",
+    "MADV_COLLAPSE",
     "MLOCK_ONFAULT",
     "MCL_CURRENT",
     "MCL_FUTURE",
@@ -229,6 +230,7 @@ MADV_POPULATE_READ = 22
 MADV_POPULATE_WRITE = 23
 MADV_GUARD_INSTALL = 102
 MADV_GUARD_REMOVE = 103
+MADV_COLLAPSE = 25
 
 # --- mlock2(2) ----------------------------------------------------------------------
 MLOCK_ONFAULT = 0x01

@@ -8,6 +8,10 @@ pte enters the fault handler. The handler finds the vma, checks its permissions
 * pte_none in a shared anonymous vma: ``do_shared_fault`` through the shmem object;
 * a swap pte: ``do_swap_page``;
 * a present read-only pte on write: ``do_wp_page`` (reuse if exclusive, else copy).
+
+Before the pte path, a fault whose 2 MiB has no page table yet in a vma that allows PMD
+THPs maps one (:func:`mmcore.huge_memory.do_huge_pmd_anonymous_page`), and a write to a
+read-only huge PMD goes to :func:`mmcore.huge_memory.do_huge_pmd_wp_page`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .constants import (
     VM_WRITE,
 )
 from .errors import SegmentationFault
+from .huge_memory import do_huge_pmd_anonymous_page, do_huge_pmd_wp_page, thp_pmd_allowed
 from .mm import MM_ANONPAGES, MM_SWAPENTS
 from .page import PG_ANON, PG_ANON_EXCLUSIVE, PG_DIRTY, PG_ZERO, Page
 from .pagecache import check_eof, find_get_page
@@ -32,6 +37,7 @@ from .pagetable import (
     GUARD_PTE,
     is_swap_pte,
     mk_pte,
+    pte_huge,
     pte_mkwrite,
     pte_mkyoung,
     pte_pfn,
@@ -82,8 +88,13 @@ def handle_mm_fault(mm: Mm, addr: int, write: bool) -> int:
     mm.machine.vm_events.pgfault += 1  # count_vm_event(PGFAULT)
     addr &= ~0xFFF
     pte = mm.pgtable.lookup(addr)
-    if pte == 0 and write and vma.file is None:
-        return do_anonymous_write(vma, addr)
+    if pte == 0 and vma.file is None:
+        if mm.pgtable.pmd_none(addr) and thp_pmd_allowed(vma):
+            huge = do_huge_pmd_anonymous_page(vma, addr, write)  # create_huge_pmd()
+            if huge:
+                return huge
+        if write:
+            return do_anonymous_write(vma, addr)
     return handle_pte_fault(vma, addr, write, pte)
 
 
@@ -101,6 +112,8 @@ def handle_pte_fault(vma: Vma, addr: int, write: bool, pte: int | None = None) -
     if is_swap_pte(pte):
         return do_swap_page(vma, addr, pte, write)
     if write and not pte_write(pte):
+        if pte_huge(pte):
+            return do_huge_pmd_wp_page(vma, addr, pte)
         return do_wp_page(vma, addr, pte)
     return pte  # raced: already fixed (cannot happen single-threaded, kept for clarity)
 

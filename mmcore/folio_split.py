@@ -70,6 +70,9 @@ def split_folio(m: Machine, folio: Folio) -> bool:
     way (probed, section 20), and leaves the queue again with the split.
     """
     order = folio.order
+    if folio.entire_mapcount:  # unmap_folio(): TTU_SPLIT_HUGE_PMD
+        from .huge_memory import split_folio_pmds  # huge_memory queues deferred splits
+        split_folio_pmds(m, folio)
     if any(_extra_refs(p) for p in folio.pages):
         m.mthp_stats.count(order, "split_failed")
         if order >= HPAGE_PMD_ORDER:

@@ -53,7 +53,12 @@ def kpageflags(m: Machine, pfn: int, mlocked: set[int] | None = None) -> int:
     if page is None:
         return _BIT["BUDDY"]
     if page.flags & PG_ZERO:
-        return _BIT["ZERO_PAGE"] | _BIT["RESERVED"]
+        folio = page.folio
+        if folio is None:
+            return _BIT["ZERO_PAGE"] | _BIT["RESERVED"]
+        # The huge zero folio: compound, THP and zero, not reserved (probed, section 22).
+        return _BIT["ZERO_PAGE"] | _BIT["THP"] | _BIT[
+            "COMPOUND_HEAD" if page is folio.head else "COMPOUND_TAIL"]
     if mlocked is None:
         from .meminfo import mlocked_pfns
         mlocked = mlocked_pfns(m)

@@ -25,6 +25,7 @@ from .folio_rmap import folio_remove_rmap_ptes
 from .folio_split import deferred_split_scan, folio_unqueue_deferred_split
 from .fork import dup_mmap, exit_mmap
 from .fs import FS_DEV, SHMEM_DEV, Inode, OpenFile
+from .khugepaged import Khugepaged
 from .kpageflags import kpageflags, kpageflags_bytes
 from .meminfo import Meminfo, meminfo
 from .mm import Mm
@@ -106,6 +107,10 @@ class Machine(_reprs.Pictured):
         self.mthp_stats = MthpStats()
         #: The deferred-split queue (ds_queue): partly mapped large folios, in queue order.
         self.deferred_split: dict[Folio, None] = {}
+        #: The huge zero folio once a read fault has needed it (mm_get_huge_zero_folio).
+        self.huge_zero_folio: Folio | None = None
+        #: khugepaged's knobs, cursor and counters (:mod:`mmcore.khugepaged`).
+        self.khugepaged = Khugepaged()
         self.max_map_count = max_map_count
         if overcommit_memory not in (0, 1, 2) or overcommit_ratio < 0 or overcommit_kbytes < 0:
             raise ConfigError("overcommit_memory must be 0, 1 or 2, and overcommit_ratio "
@@ -325,6 +330,14 @@ class Machine(_reprs.Pictured):
         victim.killed = True
         if victim is self.current:
             raise ProcessKilled(victim.pid)
+
+    def khugepaged_scan(self) -> int:
+        """One wake-up of khugepaged: scan up to ``pages_to_scan`` pages of THP-enabled
+        vmas and collapse what qualifies (:func:`mmcore.khugepaged.khugepaged_do_scan`);
+        returns the number of THPs collapsed."""
+        from .khugepaged import khugepaged_do_scan
+        self._check_usable()
+        return self.syscall(khugepaged_do_scan, self)
 
     def put_page(self, page: Page) -> None:
         """put_page(): drop one reference, freeing the frame with the last one."""

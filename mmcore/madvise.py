@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from .constants import (
     MADV_COLD,
+    MADV_COLLAPSE,
     MADV_DODUMP,
     MADV_DOFORK,
     MADV_DONTDUMP,
@@ -69,6 +70,7 @@ from .errors import (
     syscall_error,
 )
 from .fault import anon_vma_prepare
+from .khugepaged import madvise_collapse
 from .madvise_folio import advise_folio, split_folios_in_range
 from .memory import zap_pte_range
 from .mlock import can_do_mlock, check_mlock_limit
@@ -113,7 +115,7 @@ _FLAG_ADVICE: dict[int, tuple[int, int]] = {
 MADV_DONTNEED_LOCKED = 24
 _OTHER_ADVICE = (MADV_WILLNEED, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE, MADV_COLD,
                  MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_REMOVE,
-                 MADV_GUARD_INSTALL, MADV_GUARD_REMOVE)
+                 MADV_GUARD_INSTALL, MADV_GUARD_REMOVE, MADV_COLLAPSE)
 #: is_discard() (mm/madvise.c; is_madv_discard() in mm/mseal.c before 6.17): refused on
 #: sealed read-only anonymous memory.
 _DISCARD = (MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE, MADV_DONTFORK, MADV_WIPEONFORK)
@@ -225,6 +227,8 @@ def _madvise_vma(vma: Vma, start: int, end: int, advice: int) -> Vma:
         _guard_install(vma, start, end)
     elif advice == MADV_GUARD_REMOVE:
         _guard_remove(vma, start, end)
+    elif advice == MADV_COLLAPSE:
+        madvise_collapse(vma, start, end)
     # MADV_WILLNEED only starts readahead: nothing to model.
     return vma
 

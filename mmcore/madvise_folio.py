@@ -5,7 +5,8 @@ A large folio only partly inside the range is split first, unless it may be mapp
 another process (folio_maybe_mapped_shared()), in which case it is left alone; the
 walk then sees order-0 pages (probed: MADV_FREE of 4 pages of a 64 kB folio splits it,
 docs/kernel-facts.md section 20). A folio wholly inside the range is advised as one,
-if this mapping is its only one (folio_mapcount() == folio_nr_pages()). MADV_PAGEOUT
+if this mapping is its only one (folio_mapcount() == folio_nr_pages(), or 1 for a
+PMD-mapped THP, which stays PMD-mapped). MADV_PAGEOUT
 splits whole folios too, since mmcore swaps large folios out as order-0 pages.
 """
 
@@ -17,7 +18,7 @@ from .constants import PAGE_SHIFT
 from .folio_rmap import folio_pte_batch
 from .folio_split import split_folio, split_folio_for_swap
 from .page import PG_DIRTY, PG_LAZYFREE, PG_REFERENCED
-from .pagetable import pte_mkold, pte_pfn, pte_present
+from .pagetable import pte_huge, pte_mkold, pte_pfn, pte_present
 
 if TYPE_CHECKING:
     from .folio import Folio
@@ -64,7 +65,10 @@ def advise_folio(vma: Vma, addr: int, pte: int, folio: Folio, end: int,
     m = vma.mm.machine
     pt = vma.mm.pgtable
     nr = folio_pte_batch(pt, addr, pte, folio, end)
-    if nr < folio.nr_pages or m.mapcount_folio(folio) != folio.nr_pages:
+    # Mapped only here: by all its ptes, or by this one PMD (madvise_free_huge_pmd()
+    # and the PMD case of madvise_cold_or_pageout_pte_range() skip a shared folio).
+    only = 1 if pte_huge(pte) else folio.nr_pages
+    if nr < folio.nr_pages or m.mapcount_folio(folio) != only:
         return nr
     ptes = pt.ptes
     vpn = addr >> PAGE_SHIFT

@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT, VM_LOCKED
+from .huge_memory import HPAGE_PMD_SIZE, anon_thp_bytes, page_mapcount
 from .overcommit import committed_pages, totalram_pages, vm_commit_limit
-from .page import PG_ACTIVE, PG_ANON, PG_CACHE, PG_DIRTY, PG_SWAPCACHE
+from .page import PG_ACTIVE, PG_ANON, PG_CACHE, PG_DIRTY, PG_SWAPCACHE, PG_ZERO
 from .pagetable import pte_pfn, pte_present
 from .proctext import Field, ProcTable, check_labels, fields, numbered, parse_lines
 from .smaps import is_swapbacked
@@ -70,12 +71,14 @@ def node_page_state(m: Machine) -> dict[str, int]:
                        "nr_file_pages", "nr_dirty", "nr_shmem", "nr_swapcached"), 0)
     for page in m.physmem.used_pages():
         flags = page.flags
+        if flags & PG_ZERO:
+            continue  # the huge zero folio: on no LRU, mapped by no rmap
         if page.pfn in locked:
             c["nr_unevictable"] += 1
         else:
             lru = "anon" if is_swapbacked(page) else "file"
             c[f"nr_{'active' if flags & PG_ACTIVE else 'inactive'}_{lru}"] += 1
-        if flags & PG_ANON and page.mapcount:
+        if flags & PG_ANON and page_mapcount(page):
             c["nr_anon_pages"] += 1
         if flags & PG_CACHE:
             c["nr_file_pages"] += 1
@@ -89,6 +92,7 @@ def node_page_state(m: Machine) -> dict[str, int]:
             c["nr_file_pages"] += 1
     slab = sum(b for k, b in m.meta.bytes_by_struct().items() if k != "page_table_page")
     c |= {"nr_free_pages": m.physmem.nr_free, "nr_mlock": len(locked),
+          "nr_anon_transparent_hugepages": anon_thp_bytes(m) // HPAGE_PMD_SIZE,
           "nr_slab_unreclaimable": slab >> PAGE_SHIFT,
           "nr_page_table_pages": sum(p.mm.pgtable.nr_table_pages for p in m.live_processes())}
     c |= {f"nr_zone_{k}": c[f"nr_{k}"] for k in ("inactive_anon", "active_anon",
@@ -127,7 +131,8 @@ def meminfo(m: Machine) -> Meminfo:
         "Committed_AS": committed_pages(m),
     }
     kb = {k: v << (PAGE_SHIFT - 10) for k, v in pages.items()}
-    kb |= {"VmallocTotal": VMALLOC_TOTAL_KB, "Hugepagesize": 2048}
+    kb |= {"VmallocTotal": VMALLOC_TOTAL_KB, "Hugepagesize": 2048,
+           "AnonHugePages": (c["nr_anon_transparent_hugepages"] * HPAGE_PMD_SIZE) >> 10}
     return Meminfo({f.label: kb.get(f.label, 0) for f in MEMINFO_FIELDS})
 
 

@@ -6,11 +6,13 @@ from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT
 from .folio_rmap import folio_dup_anon_ptes, folio_pte_batch, folio_remove_rmap_ptes
+from .huge_memory import HPAGE_PMD_MASK, copy_huge_pmd, zap_huge_pmds
 from .mm import MM_SWAPENTS
 from .page import PG_ANON, PG_ANON_EXCLUSIVE, PG_ZERO
 from .pagetable import (
     GUARD_PTE,
     is_swap_pte,
+    pte_huge,
     pte_mkold,
     pte_pfn,
     pte_present,
@@ -32,11 +34,14 @@ def zap_pte_range(vma: Vma, start: int, end: int, drop_markers: bool = False) ->
     Present pages lose a mapping (folio_remove_rmap_pte + put); swap ptes release their
     slot reference (free_swap_and_cache). Guard markers stay unless ``drop_markers``
     (zap_nonpresent_ptes() keeps them for MADV_DONTNEED and truncation; munmap and exit
-    free the page tables). Returns the number of ptes removed.
+    free the page tables). Huge PMDs are zapped whole or split first
+    (:func:`~mmcore.huge_memory.zap_huge_pmds`). Returns the number of ptes removed.
     """
     mm = vma.mm
     m = mm.machine
     pt = mm.pgtable
+    if pt.huge_pmds:
+        zap_huge_pmds(vma, start, end)
     n = 0
     skip = 0
     for addr, pte in list(pt.range(start, end)):
@@ -80,7 +85,8 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
     mapping, the page loses PG_anon_exclusive (folio_try_dup_anon_rmap_pte) and gains a
     mapcount; the child's pte is old (copy_present_pte: pte_mkold). Swap ptes gain a swap
     reference and lose their exclusive mark on both sides (copy_nonpresent_pte).
-    Guard markers are copied as they are (copy_nonpresent_pte).
+    Guard markers are copied as they are (copy_nonpresent_pte). A huge PMD is copied as
+    one (:func:`~mmcore.huge_memory.copy_huge_pmd`), counted as one entry.
     Returns the number of ptes copied.
     """
     m = src.mm.machine
@@ -104,6 +110,11 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
             dpt.set(addr, pte)
             dst.mm.rss_stat[MM_SWAPENTS] += 1
             n += 1
+            continue
+        if pte_huge(pte):
+            if not addr & ~HPAGE_PMD_MASK:
+                copy_huge_pmd(dst, src, addr)
+                n += 1
             continue
         page = m.physmem.pages[pte_pfn(pte)]
         assert page is not None

@@ -33,6 +33,7 @@ from .constants import (
 )
 from .errors import EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, syscall_error
 from .fault import alloc_copy, anon_vma_prepare, map_new_anon_page
+from .huge_memory import move_huge_pmds
 from .mlock import mlock_future_ok
 from .mmap import DAC_MMAP_MIN_ADDR, do_munmap, get_unmapped_area, populate_range
 from .overcommit import vm_enough_memory
@@ -252,13 +253,16 @@ def move_page_tables(vma: Vma, old_addr: int, new_vma: Vma, new_addr: int,
     """move_page_tables()/move_ptes(): move every pte of [old_addr, old_addr + len).
 
     Each present anonymous page is first offered to the mremap policy; "copy" gives the
-    destination a private copy (an early COW) and drops the source mapping.
+    destination a private copy (an early COW) and drops the source mapping. Huge PMDs
+    move whole or are split first (:func:`~mmcore.huge_memory.move_huge_pmds`).
     """
     mm = vma.mm
     m = mm.machine
     pt = mm.pgtable
     policy = m.mremap_policy
     delta = new_addr - old_addr
+    if pt.huge_pmds:
+        move_huge_pmds(vma, old_addr, new_vma, new_addr, length)
     for addr, _ in list(pt.range(old_addr, old_addr + length)):
         pte = pt.ptes.get(addr >> PAGE_SHIFT, 0)  # reclaim may have changed it meanwhile
         if not pte:

@@ -3,6 +3,9 @@
 A PTE is an ``int``. When ``_PAGE_PRESENT`` is set it holds the pfn and the x86 bits
 (arch/x86/include/asm/pgtable_types.h); when it is clear and non-zero it is a swap entry
 (the swap slot and the "exclusive" bit that pte_swp_exclusive() reports). Zero is pte_none.
+A PMD mapping of a 2 MiB THP is kept in the same flat table as its 512 ptes, each
+carrying ``_PAGE_PSE`` (:func:`pte_huge`), plus the PMD's index in
+:attr:`PageTable.huge_pmds`; the MMU fast path reads them like any pte.
 Two more non-present kinds exist, as on x86: a PROT_NONE pte (``_PAGE_PROTNONE`` set,
 ``_PAGE_PRESENT`` clear: the MMU faults, but pte_present() is true and the pfn is kept)
 and a guard-region marker (PTE_MARKER_GUARD, a non-present pte that is no swap entry).
@@ -23,6 +26,8 @@ _PAGE_RW = 1 << 1
 _PAGE_USER = 1 << 2
 _PAGE_ACCESSED = 1 << 5
 _PAGE_DIRTY = 1 << 6
+#: _PAGE_PSE: a huge (PMD) mapping; set on each of the 512 ptes that stand for one PMD.
+_PAGE_PSE = 1 << 7
 #: _PAGE_PROTNONE is _PAGE_GLOBAL reused (arch/x86/include/asm/pgtable_types.h).
 _PAGE_PROTNONE = 1 << 8
 PFN_SHIFT = 12
@@ -33,12 +38,16 @@ _SWP_EXCLUSIVE = 1 << 1
 _SWP_MARK = 1 << 2  # keeps swap slot 0 distinguishable from pte_none
 #: make_pte_marker(PTE_MARKER_GUARD): no swap slot, never present.
 GUARD_PTE = 1 << 3
-#: What pte_modify() keeps (_PAGE_CHG_MASK): the pfn and the accessed and dirty bits.
-_PAGE_CHG_MASK = ~_FLAGS_MASK | _PAGE_ACCESSED | _PAGE_DIRTY
+#: What pte_modify() keeps (_PAGE_CHG_MASK): the pfn and the accessed and dirty bits;
+#: and _PAGE_PSE, as pmd_modify()'s _HPAGE_CHG_MASK does for a huge PMD (a 4 KiB pte
+#: never has it, so for those this is _PAGE_CHG_MASK exactly).
+_PAGE_CHG_MASK = ~_FLAGS_MASK | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_PSE
 
 LEVELS = 4
 #: Entries per page-table page on x86-64 (PTRS_PER_PTE and friends).
 PTRS_PER_TABLE = 512
+#: PMD_SHIFT: one PMD entry maps 2 MiB.
+PMD_SHIFT = 21
 
 
 def mk_pte(pfn: int, writable: bool, dirty: bool = False, accessed: bool = True) -> int:
@@ -56,6 +65,16 @@ def mk_pte(pfn: int, writable: bool, dirty: bool = False, accessed: bool = True)
 def pte_present(pte: int) -> bool:
     """pte_present(): mapped, including a PROT_NONE pte (x86 tests both bits)."""
     return bool(pte & (_PAGE_PRESENT | _PAGE_PROTNONE))
+
+
+def pte_huge(pte: int) -> bool:
+    """pmd_trans_huge() for the pte standing for one page of a PMD mapping."""
+    return bool(pte & _PAGE_PSE)
+
+
+def pte_mkhuge(pte: int) -> int:
+    """pmd_mkhuge(): mark a pte as part of a PMD mapping."""
+    return pte | _PAGE_PSE
 
 
 def pte_protnone(pte: int) -> bool:
@@ -144,13 +163,18 @@ def pte_swp_clear_exclusive(pte: int) -> int:
 
 
 class PageTable:
-    """One mm's page table (pgd). ``walks`` counts lookups; table pages are accounted."""
+    """One mm's page table (pgd). ``walks`` counts lookups; table pages are accounted.
 
-    __slots__ = ("_pte_pages", "ptes", "walks")
+    ``huge_pmds`` holds ``addr >> PMD_SHIFT`` of every PMD that maps a THP
+    (pmd_trans_huge()); its 512 ptes carry ``_PAGE_PSE`` (:meth:`set_huge_pmd`).
+    """
+
+    __slots__ = ("_pte_pages", "huge_pmds", "ptes", "walks")
 
     def __init__(self) -> None:
         self.ptes: dict[int, int] = {}
         self.walks = 0
+        self.huge_pmds: set[int] = set()
         # Populated entries per PTE page (512 pages each); upper levels are derived.
         self._pte_pages: dict[int, int] = {}
 
@@ -212,6 +236,33 @@ class PageTable:
             pages[key] = count
         else:
             del pages[key]  # free_pte_range(): an empty PTE page is freed
+
+    def set_huge_pmd(self, haddr: int, ptes: list[int]) -> None:
+        """set_pmd_at() of a huge PMD at the 2 MiB-aligned ``haddr``: the 512 ``ptes``
+        (each gets ``_PAGE_PSE``) stand for it. The page-table page counted for them is
+        the one the kernel deposits with every anonymous huge PMD
+        (pgtable_trans_huge_deposit(): VmPTE grows by 4 kB per THP, probed)."""
+        for i, pte in enumerate(ptes):
+            self.set(haddr + (i << PAGE_SHIFT), pte | _PAGE_PSE)
+        self.huge_pmds.add(haddr >> PMD_SHIFT)
+
+    def clear_huge_pmd(self, haddr: int) -> list[int]:
+        """pmdp_huge_get_and_clear(): remove the huge PMD at ``haddr``; return its 512
+        ptes (with ``_PAGE_PSE``)."""
+        self.huge_pmds.discard(haddr >> PMD_SHIFT)
+        return [self.clear(haddr + (i << PAGE_SHIFT)) for i in range(PTRS_PER_TABLE)]
+
+    def pmd_none(self, addr: int) -> bool:
+        """pmd_none(): no pte of the 2 MiB around ``addr`` is populated (no PTE page,
+        no huge PMD)."""
+        return (addr >> PMD_SHIFT) not in self._pte_pages
+
+    def huge_pmds_in(self, start: int, end: int) -> list[int]:
+        """The addresses of the huge PMDs that intersect [start, end), in order."""
+        if not self.huge_pmds:
+            return []
+        first, last = start >> PMD_SHIFT, (end - 1) >> PMD_SHIFT
+        return [k << PMD_SHIFT for k in sorted(self.huge_pmds) if first <= k <= last]
 
     def range(self, start: int, end: int) -> Iterator[tuple[int, int]]:
         """Yield ``(addr, pte)`` for every non-none PTE in [start, end), in address order.

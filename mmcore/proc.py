@@ -20,7 +20,8 @@ from .constants import (
     VM_WRITE,
     vm_flags_mnemonics,
 )
-from .pagetable import GUARD_PTE, is_swap_pte, pte_pfn, pte_present, swp_slot
+from .page import PG_ZERO
+from .pagetable import GUARD_PTE, is_swap_pte, pte_huge, pte_pfn, pte_present, swp_slot
 
 if TYPE_CHECKING:
     from .mm import Mm
@@ -108,8 +109,13 @@ def pagemap_entry(mm: Mm, addr: int) -> PagemapEntry:
     if pte_present(pte):
         pfn = pte_pfn(pte)
         page = mm.machine.physmem.page(pfn)
-        normal = page is not None and pfn != mm.machine.physmem.ZERO_PFN
-        exclusive = normal and page is not None and page.mapcount == 1
+        normal = page is not None and not page.flags & PG_ZERO
+        if normal and page is not None and pte_huge(pte) and page.folio is not None:
+            # pagemap_pmd_range(): a PMD-mapped page is reported at folio level
+            # (kernel-facts 18: count 1 but not exclusive once another mm maps the folio).
+            exclusive = not mm.machine.mapcount_maybe_shared(page.folio)
+        else:
+            exclusive = normal and page is not None and page.mapcount == 1
         file = normal and page is not None and not page.is_anon
         value = PM_PRESENT | pfn | (PM_MMAP_EXCLUSIVE if exclusive else 0) \
             | (PM_FILE if file else 0)

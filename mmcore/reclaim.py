@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from .constants import VM_LOCKED
 from .folio_split import deferred_split_scan, split_folio_for_swap
+from .huge_memory import page_mapcount
 from .page import PG_CACHE, PG_DIRTY, PG_LAZYFREE, PG_REFERENCED, PG_SWAPCACHE, Page
 from .pagetable import pte_dirty, pte_mkold, pte_present, pte_young
 
@@ -144,7 +145,7 @@ class ReclaimContext:
 
 def expected_refs(page: Page) -> int:
     """The references reclaim can account for: mappings, swap cache, page cache."""
-    return page.mapcount + (1 if page.flags & PG_SWAPCACHE else 0) \
+    return page_mapcount(page) + (1 if page.flags & PG_SWAPCACHE else 0) \
         + (1 if page.flags & PG_CACHE else 0)
 
 
@@ -165,7 +166,7 @@ def _reclaim_page(m: Machine, page: Page) -> str:
     if page.is_anon:
         if page.flags & PG_LAZYFREE and page.mapcount:
             return discard_lazyfree(m, page)
-        if page.mapcount:
+        if page_mapcount(page):
             if not page.flags & PG_SWAPCACHE and not m.swap.nr_free:
                 return "no_swap"
             result = try_to_unmap(m, page)

@@ -17,6 +17,7 @@ from . import _reprs
 from .constants import PAGE_SHIFT, VM_LOCKED
 from .costs import WalkCost
 from .errors import PluginError
+from .huge_memory import page_mapcount
 from .mm import MM_SWAPENTS
 from .page import PG_ANON_EXCLUSIVE, PG_DIRTY, PG_SWAPCACHE, PG_ZERO, Page
 from .pagetable import (
@@ -113,7 +114,7 @@ def find_mappings(m: Machine, page: Page, probes: list[Probe] | None = None
     """
     cost = WalkCost(walks=1)
     hits: list[tuple[Vma, int]] = []
-    want = page.mapcount
+    want = page_mapcount(page)  # page_vma_mapped_walk() finds PMD mappings too
     if want == 0:
         return hits, cost
     walk = m.rmap_walk_impl if page.is_anon else m.file_rmap_walk_impl
@@ -157,7 +158,7 @@ def find_folio_mappings(m: Machine, folio: Folio) -> tuple[list[tuple[Vma, int, 
     per vma, not one walk per page; a page moved elsewhere (mremap) gets its own walk."""
     cost = WalkCost()
     found: dict[tuple[int, int], tuple[Vma, int, Page]] = {}
-    missing = {page.pfn: page.mapcount for page in folio.pages}
+    missing = {page.pfn: page_mapcount(page) for page in folio.pages}
     searched: set[tuple[int, int]] = set()
     for page in folio.pages:
         if missing[page.pfn] <= 0:

@@ -4,8 +4,10 @@ The counters are gathered the way show_smap() gathers them: a walk of the vma's 
 table (smaps_pte_entry), each present pte accounted through smaps_account() and
 smaps_page_accumulate(), with proportional sizes kept in bytes << PSS_SHIFT so that the
 rollup rounds only once. The zero page is not a "normal" page (vm_normal_page() returns
-NULL), so it is not counted at all. mmcore models a machine without transparent huge
-pages, KSM or hugetlb: those lines are always 0, and THPeligible is 0.
+NULL), so it is not counted at all. Huge PMDs add AnonHugePages (smaps_pmd_entry(),
+:func:`mmcore.huge_memory.pmd_mapped_bytes`) and THPeligible says whether the vma may
+have PMD THPs (:func:`mmcore.huge_memory.thp_eligible`). mmcore models no KSM, hugetlb
+or file THP: those lines are always 0.
 
 :func:`parse_smaps` and :func:`parse_smaps_rollup` read the real files' text back into
 the same objects, so that ``parse_smaps(open("/proc/self/smaps").read())`` renders back
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 from dataclasses_json import DataClassJsonMixin
 
 from .constants import PAGE_SIZE, VM_LOCKED
+from .huge_memory import page_mapcount, pmd_mapped_bytes, thp_eligible
 from .page import PG_ANON, PG_CACHE, PG_DIRTY, PG_LAZYFREE, PG_REFERENCED, PG_ZERO, Page
 from .pagetable import is_swap_pte, pte_dirty, pte_pfn, pte_present, pte_young, swp_slot
 from .proc import MapsEntry, maps_entry
@@ -68,6 +71,7 @@ class MemSizeStats:
     private_dirty: int = 0
     referenced: int = 0
     anonymous: int = 0
+    anonymous_thp: int = 0
     lazyfree: int = 0
     swap: int = 0
     swap_pss: int = 0
@@ -91,6 +95,7 @@ class MemSizeStats:
                 "Private_Clean": self.private_clean >> 10,
                 "Private_Dirty": self.private_dirty >> 10, "Referenced": self.referenced >> 10,
                 "Anonymous": self.anonymous >> 10, "LazyFree": self.lazyfree >> 10,
+                "AnonHugePages": self.anonymous_thp >> 10,
                 "Private_Hugetlb": 0, "Swap": self.swap >> 10,
                 "SwapPss": self.swap_pss >> shift, "Locked": self.pss_locked >> shift}
         return out
@@ -175,10 +180,11 @@ def smaps_account(mss: MemSizeStats, page: Page, young: bool, dirty: bool,
     if young or page.flags & PG_REFERENCED:
         mss.referenced += PAGE_SIZE
     full = PAGE_SIZE << PSS_SHIFT
-    if page.refcount == 1 or page.mapcount < 2:
+    mapcount = page_mapcount(page)
+    if page.refcount == 1 or mapcount < 2:
         _accumulate(mss, page, full, dirty, locked, True)
     else:
-        _accumulate(mss, page, full // page.mapcount, dirty, locked, False)
+        _accumulate(mss, page, full // mapcount, dirty, locked, False)
 
 
 def smap_gather_stats(mm: Mm, vma: Vma, mss: MemSizeStats) -> None:
@@ -197,6 +203,7 @@ def smap_gather_stats(mm: Mm, vma: Vma, mss: MemSizeStats) -> None:
             mss.swap += PAGE_SIZE
             mapcount = m.swap.count.get(swp_slot(pte), 1)
             mss.swap_pss += (PAGE_SIZE << PSS_SHIFT) // max(mapcount, 1)
+    mss.anonymous_thp += pmd_mapped_bytes(mm, vma.start, vma.end)
     if vma.file is not None and vma.file.inode.shmem:
         last = vma.pgoff + vma.pages
         mss.swap += PAGE_SIZE * sum(1 for i in vma.file.inode.swapped if vma.pgoff <= i < last)
@@ -209,7 +216,8 @@ def smaps(mm: Mm) -> list[SmapsEntry]:
         mss = MemSizeStats()
         smap_gather_stats(mm, vma, mss)
         values = {"Size": (vma.end - vma.start) >> 10, "KernelPageSize": PAGE_SIZE >> 10,
-                  "MMUPageSize": PAGE_SIZE >> 10} | mss.kb(rollup=False) | {"THPeligible": 0}
+                  "MMUPageSize": PAGE_SIZE >> 10} | mss.kb(rollup=False) | {
+                      "THPeligible": int(thp_eligible(vma))}
         out.append(SmapsEntry(maps_entry(mm, vma), values))
     return out
 

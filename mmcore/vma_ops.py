@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT, VM_IGNORE_MERGE, VM_SPECIAL
 from .errors import ENOMEM, syscall_error
+from .huge_memory import split_huge_pmd_address
 
 if TYPE_CHECKING:
     from .fs import OpenFile
@@ -55,6 +56,7 @@ def split_vma(vma: Vma, addr: int, new_below: bool, check_limit: bool = True) ->
     m = mm.machine
     if check_limit and mm.map_count >= m.max_map_count:
         raise syscall_error(ENOMEM, "split_vma")
+    split_huge_pmd_address(vma, addr)  # vma_adjust_trans_huge()
     new = vma.copy()
     delta = (addr - vma.start) >> PAGE_SHIFT
     if new_below:
@@ -230,6 +232,7 @@ def vma_merge_existing_range(r: MergeRange) -> Vma | None:
         if delete_middle:
             remove_vma(middle)
         else:
+            split_huge_pmd_address(middle, r.end)  # vma_adjust_trans_huge()
             mm.vmas.set_range(middle, r.end, middle.end,
                               middle.pgoff + ((r.end - middle.start) >> PAGE_SHIFT))
         mm.vmas.set_range(prev, prev.start, r.end, prev.pgoff)
@@ -239,6 +242,7 @@ def vma_merge_existing_range(r: MergeRange) -> Vma | None:
     if delete_middle:
         remove_vma(middle)
     else:
+        split_huge_pmd_address(middle, r.start)  # vma_adjust_trans_huge()
         mm.vmas.set_range(middle, middle.start, r.start, middle.pgoff)
     mm.vmas.set_range(nxt, r.start, nxt.end, r.pgoff)
     return _merged(mm, nxt, r.flags)

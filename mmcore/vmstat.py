@@ -252,6 +252,7 @@ class VmEvents(_reprs.Displayed):
     thp_scan_exceed_swap_pte: int = 0
     thp_scan_exceed_share_pte: int = 0
     thp_zero_page_alloc: int = 0
+    thp_zero_page_alloc_failed: int = 0
     thp_swpout: int = 0
     thp_swpout_fallback: int = 0
 

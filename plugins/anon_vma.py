@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from mmcore import PluginInfo, hookimpl
+from mmcore.huge_memory import page_mapcount
 from mmcore.vma import anon_vma_compatible
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ class AnonVmaScheme:
         """page_dup_rmap() at fork needs nothing. do_swap_page()'s page_add_anon_rmap()
         of a swap-cache page nobody maps any more (mapcount was 0) sets mapping and index
         again, as for a new page."""
-        if page.mapcount == 1:
+        if page_mapcount(page) == 1:
             page.mapping = vma.anon_vma
             page.index = vma.linear_page_index(address)
 

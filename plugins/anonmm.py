@@ -8,7 +8,9 @@ the parent's, exit_rmap leaves it). A page records the anonmm of the mm that fau
 so every mm of the group that maps the page maps it at that address. The walk
 (try_to_unmap_anon/page_referenced_anon) tries the indicated mm first, "it's the most
 likely", then every other mm of the group, each at ``page->index``, and stops as soon as
-the mapcount is exhausted. Nothing is kept per page, per pte or per vma.
+the mapcount is exhausted. Nothing is kept per page, per pte or per vma. A page of a
+large folio counts its folio's PMD mappings too (``page_mapcount()``), so a PMD-mapped
+THP keeps its anonmm until its last mapping of either kind goes.
 
 The weak spot is mremap: moving a page that another mm still maps breaks ``index ==
 address``. Hugh's rmap 11 took Linus's suggestion and copies such a page at mremap (the
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from mmcore import PluginInfo, hookimpl
 from mmcore.constants import PAGE_SIZE
+from mmcore.huge_memory import page_mapcount
 from mmcore.pagetable import pte_pfn, pte_present
 
 if TYPE_CHECKING:
@@ -223,13 +226,13 @@ class AnonMMScheme:
     def rmap_page_dup(self, page: Page, vma: Vma, address: int) -> None:
         """page_dup_rmap() at fork needs nothing; do_swap_page()'s page_add_anon_rmap()
         of a swap-cache page nobody maps any more (mapcount was 0) sets it up anew."""
-        if page.mapcount == 1:
+        if page_mapcount(page) == 1:
             self._set_anon(page, vma, address)
 
     @hookimpl
     def rmap_page_remove(self, page: Page) -> None:
         """page_remove_rmap() -> clear_page_anon() when the last pte is gone."""
-        if page.mapcount == 0:
+        if page_mapcount(page) == 0:
             anonmm = page.mapping
             assert isinstance(anonmm, AnonMM)
             page.mapping = None
@@ -240,7 +243,7 @@ class AnonMMScheme:
         """mremap_move_anon_rmap(): an exclusive page just takes its new address. A page
         still shared is left alone: the unshare policy never lets one through, and the
         full-scan variant finds it by scanning."""
-        if page.mapcount == 1:
+        if page_mapcount(page) == 1:
             page.index = new_address & PAGE_MASK
 
     #: Copy a swap-cache page at swap-in when its address is not page->index (rmap 11);

@@ -65,7 +65,7 @@ FLAG_NAMES: dict[str, int] = {
        if n.startswith(("PROT_", "MAP_", "MREMAP_", "MADV_", "MLOCK_"))},
     "MAP_FILE": 0, "MAP_32BIT": 0x40, "MAP_DROPPABLE": 0x08, "MAP_HUGE_SHIFT": 26,
     "MAP_ABOVE4G": 0x80, "PROT_BTI": 0x10, "PROT_MTE": 0x20,
-    "MADV_COLLAPSE": 25, "MADV_HWPOISON": 100, "MADV_SOFT_OFFLINE": 101,
+    "MADV_HWPOISON": 100, "MADV_SOFT_OFFLINE": 101,
     "MADV_GUARD_INSTALL": 102, "MADV_GUARD_REMOVE": 103,
     **_CLONE_FLAGS,
     **{s.name: int(s) for s in signal.Signals},

@@ -8,7 +8,9 @@ what the machine believes:
   maps it (rmap_walk_anon()/rmap_walk_file() must miss nothing: a missed pte is a page
   that try_to_unmap() or migration leaves mapped);
 * **mapcount == ptes**: ``page->_mapcount`` equals the number of present ptes, and
-  ``_refcount`` equals mappings + swap cache + page cache;
+  ``_refcount`` equals mappings + swap cache + page cache; a huge PMD (512 ptes with
+  ``_PAGE_PSE``, its index in ``PageTable.huge_pmds``) counts in the folio's
+  ``entire_mapcount`` instead, and maps one whole naturally aligned order-9 folio;
 * **COW**: a writable pte in a private mapping maps a page nobody else maps
   (PG_anon_exclusive), an anonymous page sits in a vma that has an anon_vma;
 * **vma bounds**: every vma is page aligned, non-empty, below TASK_SIZE and belongs to
@@ -48,10 +50,14 @@ from ..constants import (
     offset_in_page,
 )
 from ..errors import MachineBroken
+from ..huge_memory import page_mapcount
 from ..page import PG_ANON_EXCLUSIVE, PG_CACHE, PG_SWAPCACHE, PG_ZERO
 from ..pagetable import (
     GUARD_PTE,
+    PMD_SHIFT,
+    PTRS_PER_TABLE,
     is_swap_pte,
+    pte_huge,
     pte_pfn,
     pte_present,
     pte_protnone,
@@ -215,9 +221,11 @@ def find_violations(machine: Machine,
     truth: dict[int, list[tuple[int, int]]] = defaultdict(list)
     swap_refs: Counter[int] = Counter()
     exclusive_slots: list[tuple[int, int, int]] = []
+    huge: Counter[int] = Counter()
     for proc in machine.live_processes():
         _check_vmas(proc.pid, proc.mm, problems)
         _scan_mm(machine, proc.pid, proc.mm, truth, swap_refs, exclusive_slots, problems)
+        _check_huge_pmds(machine, proc.pid, proc.mm, huge, problems)
 
     inodes = _live_inodes(machine)
     cached_pfns: set[int] = set()
@@ -238,8 +246,12 @@ def find_violations(machine: Machine,
     tables = [(p.mm.pgtable, p.mm.pgtable.walks) for p in machine.live_processes()]
     try:
         for page in physmem.used_pages():
+            if page.flags & PG_ZERO:
+                continue  # the huge zero folio
+            if page.folio is not None and not page.refcount and not truth.get(page.pfn):
+                continue  # an unmapped page of a partly mapped folio: freed with it
             _check_page(machine, page, truth.get(page.pfn, []), page.pfn in cached_pfns,
-                        problems)
+                        huge[page.pfn], problems)
             if machine.broken is not None:
                 break
     finally:
@@ -263,6 +275,37 @@ def find_violations(machine: Machine,
     if expected:
         _check_content(machine, expected, problems)
     return problems
+
+
+def _check_huge_pmds(machine: Machine, pid: int, mm: Mm, huge: Counter[int],
+                     problems: list[str]) -> None:
+    """Every recorded huge PMD is 512 ``_PAGE_PSE`` ptes mapping one whole order-9 folio
+    (or the huge zero folio) in order, inside one vma; every ``_PAGE_PSE`` pte belongs to
+    a recorded PMD. Counts in ``huge`` the PMD mappings of each pfn."""
+    pt = mm.pgtable
+    for key in sorted(pt.huge_pmds):
+        haddr = key << PMD_SHIFT
+        base = haddr >> PAGE_SHIFT
+        ptes = [pt.ptes.get(base + i, 0) for i in range(PTRS_PER_TABLE)]
+        first = machine.physmem.page(pte_pfn(ptes[0])) if ptes[0] else None
+        folio = first.folio if first is not None else None
+        vma = mm.vmas.lookup(haddr)
+        if (folio is None or folio.order != 9 or folio.pfn != pte_pfn(ptes[0])
+                or any(not pte_huge(pte) or pte_pfn(pte) != folio.pfn + i
+                       for i, pte in enumerate(ptes))):
+            problems.append(f"pid {pid} @ {haddr:#x}: huge PMD recorded but its 512 ptes do "
+                            "not map one whole order-9 folio with _PAGE_PSE")
+            continue
+        if vma is None or vma.end < haddr + (PTRS_PER_TABLE << PAGE_SHIFT):
+            problems.append(f"pid {pid} @ {haddr:#x}: huge PMD not inside one vma "
+                            "(vma_adjust_trans_huge() must split it)")
+        for i in range(PTRS_PER_TABLE):
+            huge[folio.pfn + i] += 1
+    stray = sorted(v for v, pte in pt.ptes.items()
+                   if pte_huge(pte) and v >> (PMD_SHIFT - PAGE_SHIFT) not in pt.huge_pmds)
+    if stray:
+        problems.append(f"pid {pid}: {len(stray)} pte(s) with _PAGE_PSE outside any recorded "
+                        f"huge PMD, first @ {stray[0] << PAGE_SHIFT:#x}")
 
 
 def _check_vmas(pid: int, mm: Mm, problems: list[str]) -> None:
@@ -339,9 +382,10 @@ def _check_pte(pid: int, addr: int, pte: int, page: Page, vma: Vma,
             problems.append(f"{where}: anonymous page mapped in a vma with no anon_vma")
         if vma.flags & VM_SHARED:
             problems.append(f"{where}: anonymous page mapped in a shared vma")
-        if pte_write(pte) and (page.mapcount != 1 or not page.flags & PG_ANON_EXCLUSIVE):
+        if pte_write(pte) and (page_mapcount(page) != 1
+                               or not page.flags & PG_ANON_EXCLUSIVE):
             problems.append(f"{where}: writable pte to a page that is not exclusive "
-                            f"(mapcount {page.mapcount}): copy-on-write is broken")
+                            f"(mapcount {page_mapcount(page)}): copy-on-write is broken")
     elif page.flags & PG_CACHE:
         inode = vma.file.inode if vma.file is not None else None
         if inode is None or page.mapping is not inode:
@@ -354,16 +398,18 @@ def _check_pte(pid: int, addr: int, pte: int, page: Page, vma: Vma,
 
 
 def _check_page(machine: Machine, page: Page, maps: list[tuple[int, int]], in_cache: bool,
-                problems: list[str]) -> None:
+                nr_huge: int, problems: list[str]) -> None:
     pfn = page.pfn
     maps = sorted(maps)
     kind = "anon" if page.is_anon else "page-cache" if page.flags & PG_CACHE else "untyped"
     if page.is_anon and page.flags & PG_ANON_EXCLUSIVE and len(maps) > 1:
         problems.append(f"pfn {pfn} ({kind}): PG_anon_exclusive but mapped by {len(maps)} ptes: "
                         f"{_pages(maps)}")
-    if page.mapcount != len(maps):
-        problems.append(f"pfn {pfn} ({kind}): mapcount {page.mapcount} but {len(maps)} present "
-                        f"pte(s) map it: {_pages(maps)}")
+    entire = page.folio.entire_mapcount if page.folio is not None else 0
+    if page.mapcount != len(maps) - nr_huge or entire != nr_huge:
+        problems.append(f"pfn {pfn} ({kind}): mapcount {page.mapcount} (+ {entire} PMD) but "
+                        f"{len(maps) - nr_huge} pte(s) (+ {nr_huge} PMD) map it: "
+                        f"{_pages(maps)}")
     swapcache = 1 if page.flags & PG_SWAPCACHE else 0
     pagecache = 1 if page.flags & PG_CACHE else 0
     if page.flags & PG_CACHE and not in_cache:
@@ -371,9 +417,10 @@ def _check_page(machine: Machine, page: Page, maps: list[tuple[int, int]], in_ca
     if swapcache and machine.swap.cache.get(page.swap_slot) is not page:
         problems.append(f"pfn {pfn}: marked PG_swapcache (slot {page.swap_slot}) but the swap "
                         "cache does not hold it")
-    want_refs = page.mapcount + swapcache + pagecache
+    want_refs = page.mapcount + entire + swapcache + pagecache
     if page.refcount != want_refs:
-        problems.append(f"pfn {pfn} ({kind}): refcount {page.refcount} but {page.mapcount} "
+        problems.append(f"pfn {pfn} ({kind}): refcount {page.refcount} but "
+                        f"{page.mapcount + entire} "
                         f"mapping(s) + {swapcache} swap cache + {pagecache} page cache = "
                         f"{want_refs}")
     folio = page.folio
@@ -462,7 +509,8 @@ def _leaks(machine: Machine) -> list[str]:
     """What must be gone once no process is alive (regular files' page cache excepted)."""
     problems: list[str] = []
     file_pfns = {pg.pfn for inode in machine.files.values() for pg in inode.pages.values()}
-    left = [pg for pg in machine.physmem.used_pages() if pg.pfn not in file_pfns]
+    left = [pg for pg in machine.physmem.used_pages()
+            if pg.pfn not in file_pfns and not pg.flags & PG_ZERO]
     if left:
         shown = ", ".join(repr(pg) for pg in left[:6])
         problems.append(f"{len(left)} frame(s) still allocated after every process exited: "
