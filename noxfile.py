@@ -167,12 +167,14 @@ def bench(session: nox.Session) -> None:
     """Benchmarks (benchmarks/bench.py): simulated costs as ratios to a dict insert;
     benchmarks/bench_reclaim.py: reclaim with full swap, time against RAM size;
     benchmarks/bench_scaling.py: time per doubling of fork chains, opens, populate;
-    benchmarks/bench_scale.py: time and peak RSS per page from 10k to 1M pages."""
+    benchmarks/bench_scale.py: time and peak RSS per page from 10k to 1M pages;
+    benchmarks/bench_mthp.py: fork and zap of a 64 kB mTHP heap against order 0."""
     session.install(".")
     session.run("python", "benchmarks/bench.py", *session.posargs)
     session.run("python", "benchmarks/bench_reclaim.py")
     session.run("python", "benchmarks/bench_scaling.py")
     session.run("python", "benchmarks/bench_scale.py")
+    session.run("python", "benchmarks/bench_mthp.py")
 
 
 @nox.session

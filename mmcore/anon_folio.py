@@ -82,9 +82,9 @@ def wp_can_reuse_large_anon_folio(folio: Folio, mm: Mm) -> bool:
     may reuse the page in place only if the folio has more than one mapping (a folio
     mapped once is copied so that it can be freed), ``mm`` certainly maps it
     exclusively (the mapcount design's mm-id test), and every reference is one of those
-    mappings (folio_ref_count() == folio_large_mapcount()). mmcore never has a large
-    folio in the swap cache (reclaim splits first), so folio_free_swap() has nothing
-    to do here."""
+    mappings (folio_ref_count() == folio_large_mapcount()). A large folio is in mmcore's
+    swap cache only inside the reclaim that swaps it out whole, so folio_free_swap() has
+    nothing to do here."""
     m = mm.machine
     mapcount = m.mapcount_folio(folio)
     if mapcount <= 1 or not m.mapcount_exclusive_to(folio, mm):

@@ -4,7 +4,7 @@
     mmsim workloads [--json]               built-in workloads and their parameters
     mmsim run WORKLOAD --rmap X [--mremap-policy P] [--param k=v ...] [--seed N] [--json]
     mmsim compare WORKLOAD [--param k=v ...] [--plot out.png] [--json]
-    mmsim compare WORKLOAD --axis file_rmap|reclaim [--rmap X] [--mremap-policy P] ...
+    mmsim compare WORKLOAD --axis file_rmap|reclaim|mapcount [--rmap X] [--mremap-policy P] ...
     mmsim compare WORKLOAD [--only NAME,...] [--exclude NAME,...] [--timeout SECONDS]
     mmsim sweep WORKLOAD --param k=v1,v2,... [--jobs N] [--store DIR] [--seeds N] ...
     mmsim results list|export|report|merge STORE ...   a result store
@@ -240,9 +240,11 @@ def build_parser() -> Parser:
 
     c = sub.add_parser("compare", help="run a workload on every valid configuration")
     common(c)
-    c.add_argument("--axis", default="rmap", choices=["rmap", "file_rmap", "reclaim"],
-                   help="what to compare: the rmap configurations, the file rmap plugins "
-                        "or the reclaim policies")
+    c.add_argument("--axis", default="rmap",
+                   choices=["rmap", "file_rmap", "reclaim", "mapcount"],
+                   help="what to compare: the rmap configurations, the file rmap plugins, "
+                        "the reclaim policies, or the mapcount designs (each against the "
+                        "brute-force truth)")
     add_machine_options(c, rmap_help="with --axis file_rmap or reclaim: the rmap scheme "
                                      "(default anon_vma_chain)")
     from .experiments.cells_cli import add_executor_options, add_selection_options
@@ -589,6 +591,8 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> int:
     _check_workload(args.workload, params)
     plugins = machine_plugins(args)
     axis = args.axis
+    if axis == "mapcount":
+        return _compare_mapcount(args, out, params, plugins)
     if axis == "rmap":
         if args.rmap is not None or args.mremap_policy is not None:
             raise UsageError("--rmap and --mremap-policy choose the scheme of a --axis "
@@ -655,6 +659,49 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> int:
         return _error(f"{len(failures)} of {len(chosen)} configurations failed: "
                       + ", ".join(f"{f.label} ({f.status})" for f in failures),
                       EXIT_FAILURE)
+    return 0
+
+
+def _compare_mapcount(args: argparse.Namespace, out: Console, params: dict[str, Any],
+                      plugins: dict[str, str]) -> int:
+    """``compare --axis mapcount``: every mapcount design on the workload, its /proc
+    errors, differing decisions and costs against the brute-force truth
+    (:mod:`mmcore.experiments.mapcount_study`): table, JSON and plot."""
+    import json
+
+    from .experiments.cells_cli import choose
+    from .experiments.mapcount_study import default_designs, study, study_plot, study_tables
+    from .experiments.report import describe_params
+    from .experiments.workloads import make_params
+
+    given = [opt for opt, on in (("--timeout", args.timeout is not None),
+                                 ("--store", args.store is not None),
+                                 ("--jobs", args.jobs != 1),
+                                 ("--executor", args.executor != "local"),
+                                 ("--scheduler", args.scheduler is not None),
+                                 ("--observe", bool(args.observe))) if on]
+    if given:
+        raise UsageError(f"{', '.join(given)}: not supported with --axis mapcount (the "
+                         f"designs run one after another in this process)")
+    rmap = args.rmap or "anon_vma_chain"
+    check_scheme(rmap, args.mremap_policy)
+    chosen = choose(args, {n: (n,) for n in default_designs()})
+    plot = _plot_path(args, f"{args.workload}-mapcount.png")
+    s = study(args.workload, params, seed=args.seed, designs=chosen,
+              plugins={"rmap": rmap, "mremap_policy": args.mremap_policy, **plugins})
+    shown = describe_params(make_params(args.workload, params).to_dict())
+    if plot is not None:
+        study_plot(s, plot, f"{args.workload} ({shown}): mapcount designs")
+    if args.json:
+        doc = s.to_dict()
+        doc["plot"] = str(plot) if plot is not None else None
+        print(json.dumps(doc, indent=1, sort_keys=True))
+        return 0
+    for table in study_tables(s, title=f"{args.workload} ({shown}; seed {args.seed}; "
+                                       f"rmap {rmap}): mapcount designs"):
+        out.print(table)
+    if plot is not None:
+        out.print(f"plot: {plot}")
     return 0
 
 

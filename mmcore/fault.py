@@ -166,8 +166,8 @@ def do_anonymous_write(vma: Vma, addr: int) -> int:
     m = mm.machine
     if vma.anon_vma is None:
         anon_vma_prepare(vma)
-    if not vma.flags & VM_NOHUGEPAGE:
-        orders = m.thp.pte_orders(bool(vma.flags & VM_HUGEPAGE))
+    if m.thp.any_pte_order and not vma.flags & VM_NOHUGEPAGE:
+        orders = m.thp.fault_orders[bool(vma.flags & VM_HUGEPAGE)]  # pte_orders()
         if orders:
             pte = do_anonymous_folio(vma, addr, orders)
             if pte:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from .constants import VM_EXEC, VM_LOCKED, VM_READ, VM_WRITE
 from .folio import HPAGE_PMD_ORDER
-from .page import PG_ANON
+from .page import PG_ANON, PG_SWAPCACHE
 from .pagetable import mk_pte, pte_modify
 
 if TYPE_CHECKING:
@@ -30,11 +30,11 @@ if TYPE_CHECKING:
 
 def deferred_split_folio(m: Machine, folio: Folio) -> None:
     """deferred_split_folio(folio, partially_mapped=true): mark the folio partially
-    mapped and queue it. Counted per size (split_deferred, nr_anon_partially_mapped)
-    and, for a PMD-sized folio only, as thp_deferred_split_page (probed: a 64 kB
-    folio leaves that vm event alone)."""
-    if folio.deferred:
-        return
+    mapped and queue it, unless it is in the swap cache (being swapped out). Counted per
+    size (split_deferred, nr_anon_partially_mapped) and, for a PMD-sized folio only, as
+    thp_deferred_split_page (probed: a 64 kB folio leaves that vm event alone)."""
+    if folio.deferred or folio.head.flags & PG_SWAPCACHE:
+        return  # a folio being swapped out is reclaim's already (folio_test_swapcache())
     folio.deferred = True
     m.deferred_split[folio] = None
     if folio.order >= HPAGE_PMD_ORDER:  # folio_test_pmd_mappable()
@@ -128,11 +128,10 @@ def _map_unused_to_zeropage(m: Machine, page: Page) -> None:
 
 
 def split_folio_for_swap(m: Machine, folio: Folio) -> bool:
-    """The swap-out of a large anonymous folio as mmcore models it: split to order 0
-    first. shrink_folio_list() splits a partially mapped folio before trying swap (no
-    count); for any other it tries folio_alloc_swap() for the whole folio and splits
-    only when that fails (``swpout_fallback``, and thp_swpout_fallback for a PMD size).
-    mmcore always takes that fallback (docs/kernel-facts.md section 20)."""
+    """The fallback of shrink_folio_list() when folio_alloc_swap() finds no run of slots
+    for the whole folio: split it to order 0 (``swpout_fallback``, and
+    thp_swpout_fallback for a PMD size), so its pages are swapped one by one. A
+    partially mapped folio is split before swap is tried at all, without that count."""
     partially = folio.deferred
     if not split_folio(m, folio):
         return False

@@ -65,6 +65,7 @@ PER_PAGE_HOOKS = (
     "mapcount_page",
     "mapcount_folio",
     "mapcount_maybe_shared",
+    "mapcount_page_exclusive",
     "mapcount_exclusive_to",
     "mapcount_mapped_pages",
     "mapcount_partially_mapped",
@@ -543,6 +544,16 @@ def mapcount_folio(folio: Folio) -> int:
 def mapcount_maybe_shared(folio: Folio) -> bool:
     """folio_maybe_mapped_shared(): False only if the design can tell that a single mm
     maps the folio (PM_MMAP_EXCLUSIVE, Uss, and the sharing checks of madvise and NUMA)."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def mapcount_page_exclusive(folio: Folio, page: Page) -> bool:
+    """__folio_page_mapped_exclusively(): whether /proc/PID/pagemap sets PM_MMAP_EXCLUSIVE
+    (and smaps counts as private) a *pte-mapped* ``page`` of the folio: the page's own
+    mapcount is 1 with per-page mapcounts, ``not folio_maybe_mapped_shared()`` without.
+    A PMD-mapped page is reported at folio level (``mapcount_maybe_shared``) by every
+    design."""
     raise NotImplementedError
 
 

@@ -144,6 +144,8 @@ class Machine(_reprs.Pictured):
         self.pm = PluginManager()
         self.plugins = instantiate(classes, self)
         self.pm.register_plugins(self.plugins)
+        #: The mapcount design's instance (its ``updates`` count what it would cost).
+        self.mapcount_design = self.plugins[classes.index(mapcount_cls)]
         self.hook = self.pm.hook
         # Per-page hooks are bound once: no pluggy dispatch on the fault path.
         self.rmap_page_new_anon = self.pm.bind_direct("rmap_page_new_anon")
@@ -168,6 +170,7 @@ class Machine(_reprs.Pictured):
         self.mapcount_page = bind("mapcount_page")
         self.mapcount_folio = bind("mapcount_folio")
         self.mapcount_maybe_shared = bind("mapcount_maybe_shared")
+        self.mapcount_page_exclusive = bind("mapcount_page_exclusive")
         self.mapcount_exclusive_to = bind("mapcount_exclusive_to")
         self.mapcount_mapped_pages = bind("mapcount_mapped_pages")
         self.mapcount_partially_mapped = bind("mapcount_partially_mapped")

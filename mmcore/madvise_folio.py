@@ -6,8 +6,9 @@ another process (folio_maybe_mapped_shared()), in which case it is left alone; t
 walk then sees order-0 pages (probed: MADV_FREE of 4 pages of a 64 kB folio splits it,
 docs/kernel-facts.md section 20). A folio wholly inside the range is advised as one,
 if this mapping is its only one (folio_mapcount() == folio_nr_pages(), or 1 for a
-PMD-mapped THP, which stays PMD-mapped). MADV_PAGEOUT
-splits whole folios too, since mmcore swaps large folios out as order-0 pages.
+PMD-mapped THP, which stays PMD-mapped); MADV_PAGEOUT swaps it out whole
+(:func:`~mmcore.folio_reclaim.swap_out_folio`; a lazily freed one is discarded), or
+splits it when no swap run is free.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT
+from .folio_reclaim import discard_lazyfree_folio, swap_out_folio
 from .folio_rmap import folio_pte_batch
 from .folio_split import split_folio, split_folio_for_swap
 from .page import PG_DIRTY, PG_LAZYFREE, PG_REFERENCED
@@ -22,6 +24,7 @@ from .pagetable import pte_huge, pte_mkold, pte_pfn, pte_present
 
 if TYPE_CHECKING:
     from .folio import Folio
+    from .machine import Machine
     from .vma import Vma
 
 _PAGE_DIRTY = 1 << 6
@@ -50,8 +53,17 @@ def split_folios_in_range(vma: Vma, start: int, end: int, whole: bool) -> None:
             continue
         if nr < folio.nr_pages:
             split_folio(m, folio)
-        elif whole:  # reclaim_pages() of the whole folio: swapped out as order-0 pages
-            split_folio_for_swap(m, folio)
+        elif whole:  # reclaim_pages() of the whole folio
+            _pageout_folio(m, folio)
+
+
+def _pageout_folio(m: Machine, folio: Folio) -> None:
+    """shrink_folio_list() of one whole folio for MADV_PAGEOUT: discarded if lazily
+    freed, else swapped out whole, else split (its pages then go one by one)."""
+    if folio.head.flags & PG_LAZYFREE:
+        discard_lazyfree_folio(m, folio)
+    elif swap_out_folio(m, folio) in ("no_swap", "missed"):
+        split_folio_for_swap(m, folio)
 
 
 def advise_folio(vma: Vma, addr: int, pte: int, folio: Folio, end: int,

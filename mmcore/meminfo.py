@@ -52,7 +52,9 @@ class Meminfo(ProcTable):
 
 
 def mlocked_pfns(m: Machine) -> set[int]:
-    """Frames mapped by a pte of a VM_LOCKED vma (PG_mlocked, on the unevictable LRU)."""
+    """Frames mapped by a pte of a VM_LOCKED vma (PG_mlocked, on the unevictable LRU).
+    A large folio is mlocked only as a whole: every one of its pages so mapped
+    (mlock_pte_range() -> allow_mlock_munlock(); probed in kernel-facts section 20)."""
     out: set[int] = set()
     for proc in m.live_processes():
         mm = proc.mm
@@ -60,7 +62,13 @@ def mlocked_pfns(m: Machine) -> set[int]:
             if vma.flags & VM_LOCKED:
                 out.update(pte_pfn(pte) for _a, pte in mm.pgtable.range(vma.start, vma.end)
                            if pte_present(pte) and pte_pfn(pte) != m.physmem.ZERO_PFN)
-    return out
+    partial = set()
+    for pfn in out:
+        page = m.physmem.pages[pfn]
+        folio = page.folio if page is not None else None
+        if folio is not None and not all(p.pfn in out for p in folio.pages):
+            partial.add(pfn)
+    return out - partial
 
 
 def node_page_state(m: Machine) -> dict[str, int]:

@@ -9,14 +9,18 @@ per_page and the no_page_mapcount designs of 6.18 use this tracker (COW reuse of
 folio in __wp_can_reuse_large_anon_folio() reads it under either config).
 
 The kernel stores these counts offset by -1; they are kept natural here (0 = none).
+Checked against include/linux/rmap.h of the CONFIG_MM_ID series (6.15) and 6.18.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
+    from .folio import Folio
     from .mm import Mm
+
+S = TypeVar("S", bound="MmIdSlots")
 
 
 class MmIdSlots:
@@ -49,8 +53,11 @@ class MmIdSlots:
 
     def sub(self, mm: Mm, diff: int) -> None:
         """folio_sub_large_mapcount(): ``diff`` fewer mappings by ``mm``. A slot whose
-        count would go negative (mappings added while no slot was free) is released; the
-        shared bit clears only when a slot is released and the other owns every mapping."""
+        count reaches zero or would go negative (mappings added while no slot was free) is
+        released. Unless ``mm``'s slot still has mappings, the shared bit then clears if
+        one slot owns every remaining mapping; that check runs also when ``mm`` has no
+        slot at all (its mappings were added while both slots were taken), which is how
+        the last mappings of a third mm going away make the folio exclusive again."""
         self.large -= diff
         ids, counts = self.ids, self.counts
         for i in (0, 1):
@@ -60,8 +67,6 @@ class MmIdSlots:
                     return
                 counts[i], ids[i] = 0, None
                 break
-        else:
-            return
         if self.large in (counts[0], counts[1]):
             self.shared = False
 
@@ -79,3 +84,12 @@ class MmIdSlots:
         """folio_maybe_mapped_shared() for a large folio: one mapping is exclusive;
         otherwise the shared bit decides."""
         return self.large > 1 and self.shared
+
+
+def slots_of(folio: Folio, cls: type[S]) -> S:
+    """The mm-id state ``cls`` a design keeps in ``folio.mc``, created on first use."""
+    mc = folio.mc
+    if mc is None:
+        mc = folio.mc = cls()
+    assert isinstance(mc, cls)
+    return mc

@@ -114,6 +114,10 @@ def pagemap_entry(mm: Mm, addr: int) -> PagemapEntry:
             # pagemap_pmd_range(): a PMD-mapped page is reported at folio level
             # (kernel-facts 18: count 1 but not exclusive once another mm maps the folio).
             exclusive = not mm.machine.mapcount_maybe_shared(page.folio)
+        elif normal and page is not None and page.folio is not None:
+            # __folio_page_mapped_exclusively(): the mapcount design's answer (per page
+            # with per-page mapcounts: the PMDs mapping the folio elsewhere count too)
+            exclusive = mm.machine.mapcount_page_exclusive(page.folio, page)
         else:
             exclusive = normal and page is not None and page.mapcount == 1
         file = normal and page is not None and not page.is_anon

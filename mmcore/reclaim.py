@@ -21,7 +21,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .constants import VM_LOCKED
-from .folio_split import deferred_split_scan, split_folio_for_swap
+from .folio_reclaim import reclaim_large_folio
+from .folio_split import deferred_split_scan
 from .huge_memory import page_mapcount
 from .page import PG_CACHE, PG_DIRTY, PG_LAZYFREE, PG_REFERENCED, PG_SWAPCACHE, Page
 from .pagetable import pte_dirty, pte_mkold, pte_present, pte_young
@@ -43,6 +44,10 @@ class ReclaimContext:
         self.machine = machine
         self.reason = reason
         self.freed = 0
+        #: Pages of the large folio whose head was checked or reclaimed last, by the
+        #: head's pfn: a decision on it counts that many pages in /proc/vmstat, as the
+        #: kernel counts pgscan, pgsteal, pgactivate and pgrefill in pages.
+        self._folio_pages: dict[int, int] = {}
 
     def page_referenced(self, page: Page) -> int:
         """folio_referenced(): young ptes found (and cleared) through the rmap walk, plus
@@ -52,6 +57,7 @@ class ReclaimContext:
         refs = 1 if page.flags & PG_REFERENCED else 0
         page.flags &= ~PG_REFERENCED
         if page.folio is not None:
+            self._folio_pages[page.pfn] = page.folio.nr_pages
             return self._folio_referenced(page.folio, refs)
         if not page.mapcount:
             return refs
@@ -105,32 +111,14 @@ class ReclaimContext:
         """Try to free ``page``; returns ``"freed"``, ``"busy"`` (someone holds an extra
         reference), ``"locked"`` (mlocked), ``"no_swap"`` or ``"unmap_failed"``."""
         if page.folio is not None:
-            return self._reclaim_folio(page.folio)
+            self._folio_pages[page.pfn] = page.folio.nr_pages
+            before = self.machine.physmem.nr_free
+            result = reclaim_large_folio(self.machine, page.folio)
+            self.freed += self.machine.physmem.nr_free - before
+            return result
         result = reclaim_page(self.machine, page)
         if result == "freed":
             self.freed += 1
-        return result
-
-    def _reclaim_folio(self, folio: Folio) -> str:
-        """shrink_folio_list() for a large anonymous folio (its head on the LRU): split
-        it (:func:`~mmcore.folio_split.split_folio_for_swap`: mmcore swaps large folios
-        as order-0 pages, each with its own slot), then reclaim each page that is left
-        in the same pass. Returns the head's result, ``"busy"`` if the folio could not
-        be split."""
-        m = self.machine
-        head = folio.head
-        before = m.physmem.nr_free
-        pages = list(folio.pages)
-        if not split_folio_for_swap(m, folio):
-            return "busy"
-        result = "freed"
-        for page in pages:
-            if m.physmem.page(page.pfn) is not page or page.folio is not None:
-                continue  # freed by the split, or already reclaimed
-            r = reclaim_page(m, page)
-            if page is head:
-                result = r
-        self.freed += m.physmem.nr_free - before
         return result
 
     def decide(self, page: Page, decision: str) -> None:
@@ -138,7 +126,8 @@ class ReclaimContext:
         m = self.machine
         key = f"reclaim_{decision}"
         m.reclaim_decisions[key] = m.reclaim_decisions.get(key, 0) + 1
-        m.vm_events.count_reclaim(page, decision, self.reason)
+        for _ in range(self._folio_pages.pop(page.pfn, 1)):
+            m.vm_events.count_reclaim(page, decision, self.reason)
         if m.observed:
             m.emit("reclaim", 0, pfn=page.pfn, decision=decision, reason=self.reason)
 

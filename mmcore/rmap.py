@@ -218,8 +218,9 @@ def try_to_unmap(m: Machine, page: Page) -> UnmapResult:
         result.reason = "the zero page is never unmapped"
         return result
     if page.folio is not None:
-        # mmcore swaps large folios out as order-0 pages (the split_folio_to_list()
-        # fallback of shrink_folio_list(); docs/kernel-facts.md section 20).
+        # One pfn is unmapped here, so its large folio is split first (reclaim swaps a
+        # folio out whole: mmcore.folio_reclaim; the kernel's try_to_unmap() takes the
+        # whole folio).
         from .folio_split import split_folio
         if not split_folio(m, page.folio):
             result.reason = "the large folio could not be split"

@@ -49,6 +49,21 @@ class SwapArea:
         self.add_to_cache(slot, page)
         return slot
 
+    def alloc_folio(self, pages: list[Page]) -> int | None:
+        """folio_alloc_swap() of a large folio: a naturally aligned run of free slots,
+        one per page (a swap cluster's share, as the cluster allocator hands out to an
+        order > 0 folio), each page's content written and the page put in the swap
+        cache; None when no such run is free (shrink_folio_list() then splits)."""
+        first = self._free.pop_block(len(pages))
+        if first is None:
+            return None
+        for i, page in enumerate(pages):
+            self.data[first + i] = page.data
+            self.count[first + i] = 0
+            self.add_to_cache(first + i, page)
+        self.writes += len(pages)
+        return first
+
     def store(self, data: bytes) -> int:
         """shmem_writepage(): write ``data`` to a new slot owned by a shmem inode (one
         reference, no swap cache); raises :class:`OutOfMemory` when swap is full."""

@@ -41,18 +41,20 @@ class _Knobs(dict[int, str]):
 
     __slots__ = ("owner",)
 
-    def __init__(self, owner: ThpSettings, knobs: dict[int, str]) -> None:
+    def __init__(self, knobs: Any = (), owner: ThpSettings | None = None) -> None:
         super().__init__(knobs)
         self.owner = owner
 
     def __setitem__(self, order: int, mode: str) -> None:
         super().__setitem__(order, mode)
-        self.owner.knobs_changed()
+        if self.owner is not None:
+            self.owner.knobs_changed()
 
     def update(self, *args: Any, **kwargs: Any) -> None:
-        """dict.update(), then the owner forgets its cached orders."""
+        """dict.update(), then the owner recomputes its allowed orders."""
         super().update(*args, **kwargs)
-        self.owner.knobs_changed()
+        if self.owner is not None:
+            self.owner.knobs_changed()
 
 
 @dataclass
@@ -65,6 +67,12 @@ class ThpSettings:
     use_zero_page: bool = True
 
     def __post_init__(self) -> None:
+        #: :meth:`pte_orders` for a vma without and with VM_HUGEPAGE, kept current by
+        #: every knob write (the anonymous write fault reads it on every fault); not a
+        #: dataclass field, so repr, ==, asdict and the constructor ignore it.
+        self.fault_orders: dict[bool, tuple[int, ...]] = {}
+        #: Whether any vma may get an mTHP folio (the fault's first, cheapest test).
+        self.any_pte_order = False
         if self.enabled not in THP_MODES:
             raise ValueError(f"transparent_hugepage/enabled must be one of "
                              f"{', '.join(THP_MODES)}, not {self.enabled!r}")
@@ -74,7 +82,7 @@ class ThpSettings:
             if mode not in MTHP_MODES:
                 raise ValueError(f"hugepages-{size_kb(order)}kB/enabled must be one of "
                                  f"{', '.join(MTHP_MODES)}, not {mode!r}")
-        self.per_order = _Knobs(self, {**_default_per_order(), **self.per_order})
+        self.per_order = _Knobs({**_default_per_order(), **self.per_order}, self)
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
@@ -82,18 +90,24 @@ class ThpSettings:
             self.knobs_changed()
 
     def knobs_changed(self) -> None:
-        """Forget the cached :meth:`pte_orders` (a knob was written)."""
-        super().__setattr__("_pte_orders", {})
+        """Recompute :attr:`fault_orders` (a knob was written)."""
+        knobs = self.__dict__.get("per_order")
+        orders: dict[bool, tuple[int, ...]] = {}
+        if isinstance(knobs, _Knobs):  # not while __init__ is still setting fields
+            for hugepage in (False, True):
+                orders[hugepage] = tuple(o for o in self.allowed_orders(hugepage)
+                                         if o < HPAGE_PMD_ORDER)
+        super().__setattr__("fault_orders", orders)
+        super().__setattr__("any_pte_order", bool(orders.get(True)))
+
+    def __reduce__(self) -> tuple[type[ThpSettings], tuple[str, dict[int, str], bool]]:
+        """Pickle and copy as the constructor call (the knob dict points back here)."""
+        return (ThpSettings, (self.enabled, dict(self.per_order), self.use_zero_page))
 
     def pte_orders(self, hugepage: bool) -> tuple[int, ...]:
         """:meth:`allowed_orders` below the PMD order, largest first: the mTHP sizes
-        alloc_anon_folio() may try (thp_vma_allowable_orders(..., BIT(PMD_ORDER) - 1)).
-        Cached until a knob changes, because every anonymous write fault asks."""
-        cache: dict[bool, tuple[int, ...]] = self.__dict__["_pte_orders"]
-        orders = cache.get(hugepage)
-        if orders is None:
-            orders = cache[hugepage] = tuple(
-                o for o in self.allowed_orders(hugepage) if o < HPAGE_PMD_ORDER)
+        alloc_anon_folio() may try (thp_vma_allowable_orders(..., BIT(PMD_ORDER) - 1))."""
+        orders: tuple[int, ...] = self.fault_orders[hugepage]
         return orders
 
     def mode(self, order: int) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from mmcore import PluginInfo, hookimpl
-from mmcore.mm_id import MmIdSlots
+from mmcore.mm_id import MmIdSlots, slots_of
 
 if TYPE_CHECKING:
     from mmcore.folio import Folio
@@ -30,11 +30,14 @@ _PER_FOLIO_BYTES = 4 + 4 + 4 + 8 + 2 * 4
 
 
 def _state(folio: Folio) -> MmIdSlots:
-    mc = folio.mc
-    if mc is None:
-        mc = folio.mc = MmIdSlots()
-    assert isinstance(mc, MmIdSlots)
-    return mc
+    return slots_of(folio, MmIdSlots)
+
+
+def _nr_pages_mapped_changed(folio: Folio, first: int, nr: int, now: int) -> bool:
+    """Whether a pte add (``now`` 1) or remove (``now`` 0) changed _nr_pages_mapped: some
+    page of the run went from unmapped to mapped or back (the core has already updated
+    ``page.mapcount``). The fork path (__folio_try_dup_anon_rmap()) never does."""
+    return any(p.mapcount == now for p in folio.pages[first:first + nr])
 
 
 class PerPageMapcount:
@@ -50,27 +53,41 @@ class PerPageMapcount:
 
     def __init__(self, machine: Machine) -> None:
         self.machine = machine
-        #: Atomic counter updates by operation ("add", "remove"): the cost measured.
-        self.updates: dict[str, int] = {"add": 0, "remove": 0}
+        #: Counter updates (atomic read-modify-writes, and the stores done under the large
+        #: mapcount lock counted as one) by hook: "add", "remove", "split".
+        self.updates: dict[str, int] = {"add": 0, "remove": 0, "split": 0}
 
     @hookimpl
     def mapcount_add(self, folio: Folio, first: int, nr: int, vma: Vma, address: int,
                      pmd: bool) -> None:
-        """__folio_add_rmap(): per page one _mapcount (+ _nr_pages_mapped when it was
-        unmapped) for ptes, _entire_mapcount for a PMD; then _large_mapcount."""
+        """__folio_add_rmap() / __folio_try_dup_anon_rmap(): ptes: one _mapcount per page,
+        _nr_pages_mapped once if a page became mapped; a PMD: _entire_mapcount, and
+        _nr_pages_mapped once for the first PMD; then _large_mapcount (with the mm-id
+        slots, under its lock)."""
         _state(folio).add(vma.mm, 1 if pmd else nr)
-        self.updates["add"] += (1 if pmd else 2 * nr) + 1
+        if pmd:
+            self.updates["add"] += 2 + (folio.entire_mapcount == 1)
+        else:
+            self.updates["add"] += nr + 1 + _nr_pages_mapped_changed(folio, first, nr, 1)
 
     @hookimpl
     def mapcount_remove(self, folio: Folio, first: int, nr: int, vma: Vma, address: int,
                         pmd: bool) -> None:
         """__folio_remove_rmap(): the reverse of :meth:`mapcount_add`."""
         _state(folio).sub(vma.mm, 1 if pmd else nr)
-        self.updates["remove"] += (1 if pmd else 2 * nr) + 1
+        if pmd:
+            self.updates["remove"] += 2 + (folio.entire_mapcount == 0)
+        else:
+            self.updates["remove"] += nr + 1 + _nr_pages_mapped_changed(folio, first, nr, 0)
 
     @hookimpl
     def mapcount_split(self, folio: Folio) -> None:
-        """The per-page counts carry over to the order-0 pages; the folio's go."""
+        """__folio_split() of a mapped folio unmaps it and maps the pages back
+        (unmap_folio(), remap_page()): one _mapcount update per pte mapping on either
+        side, plus the folio's counters; the per-page counts carry over, the folio's go."""
+        ptes = sum(p.mapcount for p in folio.pages)
+        if ptes or folio.entire_mapcount:
+            self.updates["split"] += 2 * ptes + 2
         folio.mc = None
 
     @hookimpl
@@ -87,6 +104,11 @@ class PerPageMapcount:
     def mapcount_maybe_shared(self, folio: Folio) -> bool:
         """folio_maybe_mapped_shared() from the mm-id slots."""
         return _state(folio).maybe_shared()
+
+    @hookimpl
+    def mapcount_page_exclusive(self, folio: Folio, page: Page) -> bool:
+        """__folio_page_mapped_exclusively(): folio_precise_page_mapcount() == 1."""
+        return page.mapcount + folio.entire_mapcount == 1
 
     @hookimpl
     def mapcount_exclusive_to(self, folio: Folio, mm: Mm) -> bool:

@@ -420,21 +420,40 @@ def test_mprotect_mremap_and_mlock_of_part_leave_the_folio(
 
 # --- reclaim: split before swap; folio_referenced() over the folio ------------------------
 
-def test_reclaim_splits_a_folio_and_swaps_its_pages(config: tuple[str, str | None]) -> None:
-    """shrink_folio_list(): mmcore takes the split_folio_to_list() fallback (counted
-    swpout_fallback) and swaps each page; content survives the round trip."""
+def test_pageout_swaps_a_folio_out_whole(config: tuple[str, str | None]) -> None:
+    """shrink_folio_list() -> folio_alloc_swap() of the whole folio (``swpout``): 16
+    aligned consecutive slots, every pte a swap entry naming its page's slot, the folio
+    freed whole without a split; the pages come back order-0, content intact."""
     m = machine(config)
+    p = m.spawn()
+    a = aligned(p, K64)
+    for i in range(16):
+        p.write(a + i * P, bytes([65 + i]))
+    free = m.physmem.nr_free
+    p.madvise(a, K64, MADV_PAGEOUT)
+    assert stat(m, "swpout") == 1 and stat(m, "split") == 0
+    assert stat(m, "swpout_fallback") == 0 and stat(m, "split_deferred") == 0
+    assert m.physmem.nr_free == free + 16 and m.swap.nr_used == 16
+    slots = [p.mm.pgtable.ptes[(a >> 12) + i] >> 12 for i in range(16)]
+    assert slots[0] % 16 == 0 and slots == list(range(slots[0], slots[0] + 16))
+    check_invariants(m)
+    assert [p.read(a + i * P, 1) for i in range(16)] == [bytes([65 + i]) for i in range(16)]
+    check_invariants(m)
+
+
+def test_no_aligned_swap_run_splits_the_folio_first(config: tuple[str, str | None]) -> None:
+    """folio_alloc_swap() fails (no aligned run of 16 free slots): split_folio_to_list()
+    and the pages go one slot each (``swpout_fallback``)."""
+    m = machine(config, swap_pages=8)
     p = m.spawn()
     a = aligned(p, K64)
     for i in range(16):
         p.write(a + i * P, bytes([65 + i]))
     p.madvise(a, K64, MADV_PAGEOUT)
     assert stat(m, "swpout_fallback") == 1 and stat(m, "split") == 1
-    assert all(pfn is None for pfn in pfns(p, a))
-    assert m.swap.nr_used == 16
+    assert stat(m, "swpout") == 0 and m.swap.nr_used == 8
     check_invariants(m)
     assert [p.read(a + i * P, 1) for i in range(16)] == [bytes([65 + i]) for i in range(16)]
-    check_invariants(m)
 
 
 def test_folio_referenced_walks_once_not_once_per_page(
@@ -462,8 +481,274 @@ def test_memory_pressure_reclaims_large_folios(config: tuple[str, str | None]) -
     a = aligned(p, 16 * K64)
     for i in range(16 * 16):
         p.write(a + i * P, bytes([i % 251 + 1]))
-    assert m.costs().counters.pswpout > 0 and stat(m, "split") > 0
+    assert m.costs().counters.pswpout > 0 and stat(m, "swpout") > 0
     check_invariants(m)
     assert all(p.read(a + i * P, 1) == bytes([i % 251 + 1]) for i in range(0, 256, 7))
     p.exit(0)
     check_no_leaks(m)
+
+
+def test_a_folio_with_an_extra_reference_is_not_split() -> None:
+    """can_split_folio(): a reference the mappings do not explain (here the pin that
+    alloc_copy() holds on a COW source) makes the split fail: split_failed +1, the folio
+    stays whole and queued."""
+    from mmcore.folio_split import deferred_split_scan
+    m = machine(("anon_vma_chain", None))
+    p = m.spawn()
+    a = aligned(p, K64)
+    p.write(a, b"x")
+    p.munmap(a + P, P)
+    head = pfns(p, a)[0]
+    assert head is not None
+    page = m.physmem.pages[head]
+    assert page is not None and page.folio is not None
+    page.refcount += 1
+    assert deferred_split_scan(m) == 0
+    assert stat(m, "split_failed") == 1 and page.folio is not None and m.deferred_split
+    m.put_page(page)
+    assert deferred_split_scan(m) == 1 and page.folio is None
+
+
+def test_try_to_unmap_of_a_folio_page_splits_first(config: tuple[str, str | None]) -> None:
+    """Machine.try_to_unmap() of one page (a pfn) of a large folio: the folio is split
+    (the kernel unmaps folios whole; mmcore's per-page call unmaps that page) and that
+    page alone goes to swap; a zero page of the folio is left mapping the zero page."""
+    m = machine(config)
+    p = m.spawn()
+    a = aligned(p, K64)
+    p.write(a + 2 * P, b"2")
+    head = pfns(p, a)[0]
+    assert head is not None
+    result = m.try_to_unmap(head + 2)
+    assert result.success and result.swap_slot >= 0
+    assert pfns(p, a)[2] is None and pfns(p, a)[3] == m.physmem.ZERO_PFN
+    assert p.read(a + 2 * P, 1) == b"2"
+    check_invariants(m)
+
+
+def test_folio_referenced_of_a_locked_folio_is_minus_one() -> None:
+    """folio_referenced() stops at a VM_LOCKED mapping (the caller mlocks the folio)."""
+    from mmcore.reclaim import ReclaimContext
+    m = machine(("anon_vma_chain", None))
+    p = m.spawn()
+    a = aligned(p, K64)
+    p.write(a, b"x")
+    p.mlock(a + 4 * P, P)
+    head = m.physmem.pages[pfns(p, a)[0] or 0]
+    assert head is not None
+    assert ReclaimContext(m, "kswapd").page_referenced(head) == -1
+
+
+def test_a_madvised_size_may_reclaim_and_a_knob_change_applies_at_once() -> None:
+    """vma_thp_gfp_mask() under defrag=madvise: in a VM_HUGEPAGE vma the allocation may
+    reclaim directly (here it frees the order-0 pages of a swapped-out filler), where an
+    ``always`` size in a plain vma falls back; a knob written later applies to the next
+    fault (the cached orders are dropped)."""
+    m = machine(("anon_vma_chain", None), orders={4: "madvise"}, ram_pages=512,
+                swap_pages=4096)
+    p = m.spawn()
+    filler = p.mmap(0, 500 * P, RW, ANON)
+    p.madvise(filler, 500 * P, MADV_NOHUGEPAGE)
+    i = 0
+    while m.physmem.nr_free > m.watermarks[0] + 15:
+        p.write(filler + i * P, b"f")
+        i += 1
+    a = aligned(p, K64)
+    p.madvise(a, K64, MADV_HUGEPAGE)
+    direct = m.costs().counters.direct_reclaims
+    p.write(a, b"x")
+    assert m.costs().counters.direct_reclaims == direct + 1
+    assert stat(m, "anon_fault_alloc") == 1 and pfns(p, a).count(None) == 0
+    m.thp.per_order[4] = "never"
+    b = aligned(p, K64)
+    p.madvise(b, K64, MADV_HUGEPAGE)
+    p.write(b, b"y")
+    assert stat(m, "anon_fault_alloc") == 1 and pfns(p, b).count(None) == 15
+
+
+def test_the_fault_orders_follow_every_knob_write_and_survive_a_pickle() -> None:
+    """ThpSettings.fault_orders (what every anonymous write fault reads) is recomputed on
+    each write of a knob: a per-size mode, dict.update() of several, the top-level mode
+    that ``inherit`` follows; a pickled or copied ThpSettings keeps doing so."""
+    import copy
+    import pickle
+    thp = ThpSettings()
+    assert thp.fault_orders == {False: (), True: ()}
+    thp.per_order[4] = "always"
+    thp.per_order.update({2: "inherit", 3: "madvise"})
+    assert thp.pte_orders(False) == (4,) and thp.pte_orders(True) == (4, 3, 2)
+    thp.enabled = "always"
+    assert thp.pte_orders(False) == (4, 2)
+    for clone in (pickle.loads(pickle.dumps(thp)), copy.deepcopy(thp)):
+        assert clone == thp
+        clone.per_order[5] = "always"
+        assert clone.pte_orders(False) == (5, 4, 2) and thp.pte_orders(False) == (4, 2)
+
+
+def test_a_folio_is_mlocked_only_as_a_whole(config: tuple[str, str | None]) -> None:
+    """allow_mlock_munlock(): mlock of part of a large folio leaves it evictable (no
+    MLOCKED on any page); mlock of all of it marks every page (kernel-facts 20)."""
+    m = machine(config)
+    p = m.spawn()
+    a = aligned(p, 2 * K64)
+    p.write(a, b"a")
+    p.write(a + K64, b"b")
+    p.mlock(a + 4 * P, 4 * P)
+    p.mlock(a + K64, K64)
+    first, second = pfns(p, a)[0], pfns(p, a + K64)[0]
+    assert first is not None and second is not None
+    assert not any("MLOCKED" in flag_names(m.kpageflags(first + i)) for i in range(16))
+    assert all("MLOCKED" in flag_names(m.kpageflags(second + i)) for i in range(16))
+
+
+def test_a_folio_across_two_vmas_is_batched_per_vma(config: tuple[str, str | None]) -> None:
+    """copy_pte_range() and zap_pte_range() work vma by vma: a folio that an mprotect
+    split across two vmas is duplicated and removed as two runs, and unmapping one vma
+    leaves it partly mapped (queued)."""
+    m = machine(config)
+    p = m.spawn()
+    a = aligned(p, K64)
+    p.write(a, b"x")
+    p.mprotect(a + 6 * P, 10 * P, PROT_READ)
+    dups = counting(m, "rmap_folio_dup_ptes")
+    child = p.fork()
+    assert sorted(dups) == [(0, 6), (6, 10)]
+    removes = counting(m, "rmap_folio_remove_ptes")
+    child.munmap(a + 6 * P, 10 * P)
+    p.munmap(a + 6 * P, 10 * P)
+    assert removes == [(6, 10), (6, 10)] and len(m.deferred_split) == 1
+    check_invariants(m)
+
+
+def test_reclaim_runs_the_deferred_split_shrinker(config: tuple[str, str | None]) -> None:
+    """shrink_node() -> shrink_slab(): a reclaim splits the queued folios, freeing their
+    unmapped pages, before any process is killed."""
+    m = machine(config, ram_pages=256, swap_pages=0)
+    p = m.spawn()
+    a = aligned(p, 12 * K64)
+    for i in range(12):
+        p.write(a + i * K64, b"x")
+        p.munmap(a + i * K64 + P, 15 * P)
+    assert len(m.deferred_split) == 12
+    b = p.mmap(0, 120 * P, RW, ANON)
+    p.madvise(b, 120 * P, MADV_NOHUGEPAGE)
+    for i in range(120):
+        p.write(b + i * P, b"y")
+    assert stat(m, "split") > 0 and m.costs().counters.oom_kills == 0
+    check_invariants(m)
+
+
+def test_a_shared_folio_swapped_out_comes_back_for_both(config: tuple[str, str | None]) -> None:
+    """Reclaim of a folio mapped by parent and child: swapped out whole, both swap ptes
+    of a page naming its slot, not exclusive; both read their data back."""
+    m = machine(config, ram_pages=4096, swap_pages=4096)
+    p = m.spawn()
+    a = aligned(p, K64)
+    for i in range(16):
+        p.write(a + i * P, bytes([i + 1]))
+    child = p.fork()
+    head = pfns(p, a)[0]
+    assert head is not None
+    m.hook.reclaim_lru_del(page=m.physmem.pages[head])
+    from mmcore.reclaim import ReclaimContext
+    assert ReclaimContext(m, "direct").reclaim(m.physmem.pages[head]) == "freed"  # type: ignore[arg-type]
+    assert all(x is None for x in pfns(p, a) + pfns(child, a))
+    assert stat(m, "swpout") == 1 and m.swap.nr_used == 16
+    check_invariants(m)
+    assert [child.read(a + i * P, 1) for i in range(16)] == [bytes([i + 1]) for i in range(16)]
+    assert [p.read(a + i * P, 1) for i in range(16)] == [bytes([i + 1]) for i in range(16)]
+    check_invariants(m)
+
+
+def test_reclaim_keeps_a_folio_a_locked_vma_maps(config: tuple[str, str | None]) -> None:
+    """try_to_unmap_one() stops at a VM_LOCKED mapping: the folio stays whole and mapped
+    and the policy is told ``locked``."""
+    from mmcore.reclaim import ReclaimContext
+    m = machine(config, swap_pages=4096)
+    p = m.spawn()
+    a = aligned(p, K64)
+    p.write(a, b"x")
+    p.mlock(a + 8 * P, 8 * P)
+    head = m.physmem.pages[pfns(p, a)[0] or 0]
+    assert head is not None
+    assert ReclaimContext(m, "kswapd").reclaim(head) == "locked"
+    assert head.folio is not None and pfns(p, a).count(None) == 0 and m.swap.nr_used == 0
+
+
+@pytest.mark.parametrize("rewrite", [False, True])
+def test_a_lazily_freed_folio_is_discarded_whole_unless_written(
+        config: tuple[str, str | None], rewrite: bool) -> None:
+    """try_to_unmap_one() of a lazyfree large folio: not written since MADV_FREE, its
+    ptes are cleared and the folio freed whole without swap (later reads see zeros);
+    written again, it becomes an ordinary anonymous folio and stays."""
+    from mmcore.reclaim import ReclaimContext
+    m = machine(config, swap_pages=4096)
+    p = m.spawn()
+    a = aligned(p, K64)
+    for i in range(16):
+        p.write(a + i * P, b"d")
+    p.madvise(a, K64, MADV_FREE)
+    if rewrite:
+        p.write(a + 7 * P, b"w")
+    head = m.physmem.pages[pfns(p, a)[0] or 0]
+    assert head is not None and head.folio is not None
+    free = m.physmem.nr_free
+    result = ReclaimContext(m, "kswapd").reclaim(head)
+    assert m.swap.nr_used == 0
+    if rewrite:
+        assert result == "busy" and head.folio is not None
+        assert p.read(a + 7 * P, 1) == b"w" and p.read(a, 1) == b"d"
+    else:
+        assert result == "freed" and m.physmem.nr_free == free + 16
+        assert pfns(p, a) == [None] * 16 and p.read(a, 1) == b"\0"
+    check_invariants(m)
+
+
+def test_pageout_of_a_lazily_freed_folio_discards_it(config: tuple[str, str | None]) -> None:
+    """MADV_PAGEOUT -> reclaim_pages() of a whole lazyfree folio: discarded, no swap."""
+    m = machine(config, swap_pages=4096)
+    p = m.spawn()
+    a = aligned(p, K64)
+    p.write(a, b"d")
+    p.madvise(a, K64, MADV_FREE)
+    p.madvise(a, K64, MADV_PAGEOUT)
+    assert pfns(p, a) == [None] * 16 and m.swap.nr_used == 0 and p.read(a, 1) == b"\0"
+    check_invariants(m)
+
+
+def test_vmstat_counts_a_reclaimed_folio_in_pages() -> None:
+    """shrink_folio_list() counts pgscan and pgsteal in pages (folio_nr_pages()): one
+    reclaimed 64 kB folio is 16 of each."""
+    from mmcore.reclaim import ReclaimContext
+    m = machine(("anon_vma_chain", None), swap_pages=4096)
+    p = m.spawn()
+    a = aligned(p, K64)
+    p.write(a, b"x")
+    head = m.physmem.pages[pfns(p, a)[0] or 0]
+    assert head is not None
+    ctx = ReclaimContext(m, "kswapd")
+    ctx.page_referenced(head)  # clears the young bits; the policy would then reclaim
+    assert ctx.reclaim(head) == "freed"
+    ctx.decide(head, "reclaim")
+    v = m.vmstat()
+    assert v.values["pgsteal_kswapd"] == 16 and v.values["pgscan_kswapd"] == 16
+    assert v.values["pgsteal_anon"] == 16
+
+
+def test_reclaim_of_a_pmd_mapped_thp_splits_the_pmd_and_swaps_it_whole() -> None:
+    """try_to_unmap(TTU_SPLIT_HUGE_PMD) then the whole-folio swap-out: a PMD-mapped THP
+    paged out goes to 512 aligned slots (thp_swpout, swpout of hugepages-2048kB) without
+    a folio split, and reads back."""
+    m = Machine("anon_vma_chain", ram_pages=4096, swap_pages=4096)
+    p = m.spawn()
+    a = aligned(p, 512 * P, align=512 * P)
+    p.madvise(a, 512 * P, MADV_HUGEPAGE)
+    p.write(a + 5 * P, b"h")
+    assert p.mm.pgtable.huge_pmds
+    p.madvise(a, 512 * P, MADV_PAGEOUT)
+    assert m.vm_events.thp_swpout == 1 and stat(m, "swpout", 9) == 1
+    assert stat(m, "split", 9) == 0 and not p.mm.pgtable.huge_pmds
+    assert pfns(p, a, 512) == [None] * 512 and m.swap.nr_used == 512
+    check_invariants(m)
+    assert p.read(a + 5 * P, 1) == b"h"
+    check_invariants(m)

@@ -125,3 +125,32 @@ def test_machine_factory_takes_the_reclaim_option(pytester: pytest.Pytester) -> 
     result = pytester.runpytest("test_factory.py", "--mmcore-reclaim", "clock",
                                 "-k", "test_reclaim", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_mapcount_option_alone_runs_the_suite_with_that_design(pytester: pytest.Pytester) -> None:
+    """``--mmcore-mapcount NAME`` without ``--mmcore-rmap`` runs the suite against
+    anon_vma_chain under that design, whose claims the hand-mapped folio test checks."""
+    result = pytester.runpytest("--mmcore-mapcount", "total_mapped_pages", "-k",
+                                "hand_mapped", "-v", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*mmcore-conformance?anon_vma_chain,mapcount="
+                                 "total_mapped_pages?::test_mapcount_design_on_hand_mapped"
+                                 "_folios*PASSED*"])
+
+
+def test_mapcount_option_reaches_the_suites_machines(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--mmcore-mapcount", "no_such_design", "-k", "fork_tree",
+                                "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*unknown mapcount plugin 'no_such_design': choose one of:*"])
+
+
+def test_machine_factory_takes_the_mapcount_option(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_factory="""
+        def test_mapcount(mmcore_machine_factory):
+            assert mmcore_machine_factory().mapcount_name == "no_page_mapcount"
+    """)
+    result = pytester.runpytest("test_factory.py", "--mmcore-mapcount", "no_page_mapcount",
+                                "-k", "test_mapcount and not hand_mapped",
+                                "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

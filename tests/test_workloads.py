@@ -43,6 +43,11 @@ SMALL: dict[str, dict[str, Any]] = {
     "private-file-cow": {"pages": 16, "procs": 3, "cow_percent": 25},
     "memory-pressure": {"ram_pages": 32, "swap_pages": 256, "anon_pages": 24,
                         "file_pages": 16, "shmem_pages": 8, "children": 2, "rounds": 1},
+    "thp-fork-snapshot": {"hugepages": 1, "snapshots": 1, "dirty_pct": 2},
+    "mthp-allocator": {"chunks": 4, "rounds": 2},
+    "thp-mremap-buffer": {"hugepages": 1, "grows": 2},
+    "khugepaged-collapse": {"hugepages": 1, "holes": 2},
+    "folio-shared-64": {"order": 4, "children": 4},
 }
 
 

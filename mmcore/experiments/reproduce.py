@@ -1,4 +1,5 @@
-"""``mmsim reproduce``: the claims of the March 2004 "anon_vma RFC2" thread, measured.
+"""``mmsim reproduce``: the claims of the March 2004 "anon_vma RFC2" thread, measured (and,
+in a second part, the large-folio mapcount claims: :mod:`.reproduce_mapcount`).
 
 Each claim names the schemes it is about; it runs built-in workloads on every valid
 configuration, tabulates the figures, and decides whether the claim held from the numbers
@@ -650,7 +651,9 @@ def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
               executor: Executor | None = None, store: Store | None = None,
               timeout: float | None = None, traces: Sequence[Path] | None = None
               ) -> tuple[Path, list[Claim]]:
-    """Measure every claim; write ``out_dir/results.md`` and ``out_dir/img/claim-*.png``.
+    """Measure every claim (then the mapcount ones of
+    :mod:`~mmcore.experiments.reproduce_mapcount`, run in this process); write
+    ``out_dir/results.md`` and ``out_dir/img/claim-*.png``.
     The runs are cells on ``executor`` (inline by default), each for at most ``timeout``
     seconds, into ``store`` (held by the caller) when given; a claim's
     :attr:`Claim.failures` are the configurations whose runs failed. The trace-scale
@@ -675,6 +678,9 @@ def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
     for c in matrix:
         v = runner.plugin_versions(*c)
         versions[label(c)] = "(" + ", ".join(f"{k} {x}" for k, x in v.items()) + ")"
+    from .reproduce_mapcount import reproduce_mapcount
+
+    part_two, mapcount_claims = reproduce_mapcount(progress=progress)
     path = out / "results.md"
-    write_text(path, render(claims, matrix, versions) + "\n")
-    return path, claims
+    write_text(path, render(claims, matrix, versions) + "\n" + part_two + "\n")
+    return path, claims + mapcount_claims

@@ -36,6 +36,7 @@ from ..plugins import (
     plugins_of_kind,
     valid_configurations,
 )
+from ..thp import ThpSettings
 from . import workloads
 from .ops import Op, Player
 from .results import (
@@ -127,7 +128,7 @@ def run(workload: str, params: Mapping[str, Any] | DataClassJsonMixin | None = N
                        policy=mremap_policy, arch=arch, ram_pages=ram, swap_pages=swap,
                        file_rmap=file_rmap, reclaim=reclaim)
     return execute(w.generator(p, random.Random(seed)), config, strict=w.strict,
-                   observers=observers, deadline=deadline)
+                   observers=observers, deadline=deadline, thp=workload_thp(p))
 
 
 def run_ops(ops: Iterable[Op], *, rmap: str, mremap_policy: str | None = None,
@@ -161,17 +162,25 @@ def rerun(result_json: str) -> Result:
                file_rmap=c.file_rmap, reclaim=c.reclaim)
 
 
+def workload_thp(params: DataClassJsonMixin) -> ThpSettings | None:
+    """The THP knobs a workload's parameters ask for (their ``thp()`` method, as the
+    large-folio workloads have), or None for the reference machine's defaults."""
+    hook = getattr(params, "thp", None)
+    return hook() if callable(hook) else None
+
+
 def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True,
-            observers: Sequence[str] = (), deadline: float | None = None) -> Result:
-    """Replay ``ops`` on a fresh Machine built from ``config`` (and ``observers``) and
-    measure it; :class:`~mmcore.errors.RunTimeout` once :func:`time.monotonic` passes
-    ``deadline`` (checked between ops, so a time limit works in any thread, where a
-    signal cannot reach)."""
+            observers: Sequence[str] = (), deadline: float | None = None,
+            thp: ThpSettings | None = None) -> Result:
+    """Replay ``ops`` on a fresh Machine built from ``config`` (and ``observers``, and
+    the THP knobs ``thp``) and measure it; :class:`~mmcore.errors.RunTimeout` once
+    :func:`time.monotonic` passes ``deadline`` (checked between ops, so a time limit
+    works in any thread, where a signal cannot reach)."""
     start = time.perf_counter()
     machine = Machine(rmap=config.rmap, mremap_policy=config.policy, arch=config.arch,
                       ram_pages=config.ram_pages, swap_pages=config.swap_pages,
                       file_rmap=config.file_rmap, reclaim=config.reclaim,
-                      observers=observers)
+                      observers=observers, thp=thp)
     player = Player(machine, strict=strict)
     before_reclaim: Snapshot | None = None
     missed = 0

@@ -826,3 +826,7 @@ def memory_pressure(p: MemoryPressureParams, rng: random.Random) -> Iterator[Op]
     for k in procs[1:]:
         yield Op("exit", pid=k)
     yield from checks(1)
+
+
+# The large-folio workloads register themselves on import (issue 11).
+from . import workloads_folio  # noqa: E402,F401

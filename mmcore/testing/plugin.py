@@ -16,6 +16,10 @@ Options:
     The reclaim plugin (``lru2``, ``clock``, ...) the suite runs with: its memory-pressure
     tests reclaim through it. Without ``--mmcore-rmap`` the suite runs with
     ``anon_vma_chain``.
+``--mmcore-mapcount NAME``
+    The mapcount design (``per_page``, ``no_page_mapcount``, ...) the suite's machines
+    use; the suite's folio test checks that design's exactness claims on hand-mapped
+    large folios. Without ``--mmcore-rmap`` the suite runs with ``anon_vma_chain``.
 ``--mmcore-max-examples N``
     The hypothesis budget of the random-operations test (default: the suite's).
 ``--mmcore-timeout SECONDS``
@@ -25,8 +29,8 @@ Options:
 
 Fixture ``mmcore_machine_factory``: ``factory(rmap=None, mremap_policy=None, **kwargs)``
 builds a :class:`~mmcore.Machine`, by default with the scheme of ``--mmcore-rmap`` (or
-``anon_vma_chain``), the file rmap of ``--mmcore-file-rmap`` and the reclaim plugin of
-``--mmcore-reclaim``. Nothing here imports
+``anon_vma_chain``), the file rmap of ``--mmcore-file-rmap``, the reclaim plugin of
+``--mmcore-reclaim`` and the mapcount design of ``--mmcore-mapcount``. Nothing here imports
 mmcore until it is needed.
 """
 
@@ -62,6 +66,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mmcore-reclaim", default=None, metavar="NAME",
                     help="reclaim plugin for the suite (e.g. clock); alone, the suite runs "
                          "with rmap anon_vma_chain")
+    group.addoption("--mmcore-mapcount", default=None, metavar="NAME",
+                    help="mapcount design for the suite (e.g. no_page_mapcount); alone, "
+                         "the suite runs with rmap anon_vma_chain")
     group.addoption("--mmcore-max-examples", type=int, default=None, metavar="N",
                     help="hypothesis examples for the suite's random-operations test")
     group.addoption("--mmcore-timeout", type=float, default=None, metavar="SECONDS",
@@ -101,7 +108,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def _schemes(config: pytest.Config) -> list[str]:
     names: list[str] = config.getoption("mmcore_rmap") or []
     if not names and (config.getoption("mmcore_file_rmap")
-                      or config.getoption("mmcore_reclaim")):
+                      or config.getoption("mmcore_reclaim")
+                      or config.getoption("mmcore_mapcount")):
         return ["anon_vma_chain"]
     return names
 
@@ -159,11 +167,14 @@ def _suite_items(session: pytest.Session) -> list[pytest.Item]:
     policy = config.getoption("mmcore_mremap_policy")
     file_rmap = config.getoption("mmcore_file_rmap")
     reclaim = config.getoption("mmcore_reclaim")
+    mapcount = config.getoption("mmcore_mapcount")
     attrs: dict[str, Any] = {"mremap_policy": policy}
     if file_rmap is not None:
         attrs["file_rmap"] = file_rmap
-    if reclaim is not None:
-        attrs["machine_kwargs"] = {**RmapConformance.machine_kwargs, "reclaim": reclaim}
+    kwargs = {k: v for k, v in (("reclaim", reclaim), ("mapcount", mapcount))
+              if v is not None}
+    if kwargs:
+        attrs["machine_kwargs"] = {**RmapConformance.machine_kwargs, **kwargs}
     items: list[pytest.Item] = []
     methods = sorted(n for n in dir(RmapConformance) if n.startswith("test_"))
     for name in _schemes(config):
@@ -172,6 +183,8 @@ def _suite_items(session: pytest.Session) -> list[pytest.Item]:
             label += f",file={file_rmap}"
         if reclaim is not None:
             label += f",reclaim={reclaim}"
+        if mapcount is not None:
+            label += f",mapcount={mapcount}"
         suite = type(f"TestRmapConformance[{label}]", (RmapConformance,),
                      {"rmap": name, **attrs})
         for method in methods:
@@ -209,6 +222,7 @@ def mmcore_machine_factory(request: pytest.FixtureRequest) -> Iterator[Callable[
     default_policy = config.getoption("mmcore_mremap_policy")
     default_file_rmap = config.getoption("mmcore_file_rmap")
     default_reclaim = config.getoption("mmcore_reclaim")
+    default_mapcount = config.getoption("mmcore_mapcount")
     machines: list[Machine] = []
 
     def factory(rmap: str | type | None = None, mremap_policy: str | type | None = None,
@@ -217,6 +231,8 @@ def mmcore_machine_factory(request: pytest.FixtureRequest) -> Iterator[Callable[
             kwargs.setdefault("file_rmap", default_file_rmap)
         if default_reclaim is not None:
             kwargs.setdefault("reclaim", default_reclaim)
+        if default_mapcount is not None:
+            kwargs.setdefault("mapcount", default_mapcount)
         m = Machine(rmap=rmap if rmap is not None else default_rmap,
                     mremap_policy=mremap_policy if mremap_policy is not None
                     else (default_policy if rmap is None else None), **kwargs)

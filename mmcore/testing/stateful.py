@@ -338,6 +338,17 @@ class RmapConformance:
                             steps=self.random_steps,
                             machine_kwargs=self._kwargs(ram_pages=24))
 
+    def test_large_folios(self) -> None:
+        """The seeded random sequence with 16, 32 and 64 kB mTHP on (PTE-mapped large
+        folios: batched fork and zap, partial unmaps, splits, COW of one page), roomy and
+        under memory pressure."""
+        from ..thp import ThpSettings
+        for ram_pages in (4096, 24):
+            thp = ThpSettings(per_order={2: "always", 3: "always", 4: "always"})
+            run_random_sequence(self._scheme(), self.mremap_policy, seed=3,
+                                steps=self.random_steps,
+                                machine_kwargs=self._kwargs(thp=thp, ram_pages=ram_pages))
+
     def test_fork_tree(self) -> None:
         """selftests/mm/rmap.c: random fork trees, one page unmapped, all read their data."""
         for seed in self.fork_tree_seeds:
@@ -371,6 +382,20 @@ class RmapConformance:
     def test_exit_orders(self) -> None:
         """Parents exit before children with pages swapped out: nothing may leak."""
         self._run_scenario("exit_orders")
+
+    def test_mapcount_design_on_hand_mapped_folios(self) -> None:
+        """Large folios mapped, forked, COWed, split and unmapped by hand
+        (:mod:`mmcore.testing.folio_hand`) under the machine's mapcount design
+        (``machine_kwargs["mapcount"]``, default ``per_page``): the core's counters match
+        the page tables and the design is exact wherever it claims to be."""
+        from mmcore.machine import Machine
+
+        from .folio_hand import random_folio_walk
+
+        for seed in self.fork_tree_seeds:
+            m = Machine(rmap=self._scheme(), mremap_policy=self.mremap_policy,
+                        **self._kwargs(ram_pages=1 << 14))
+            random_folio_walk(m, seed=seed, steps=60)
 
     def _run_scenario(self, name: str) -> None:
         driver = self._driver()
