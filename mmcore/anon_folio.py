@@ -34,7 +34,7 @@ def alloc_anon_folio(vma: Vma, addr: int, orders: tuple[int, ...]) -> Folio | No
     empty too), and allocate from there down (Machine.alloc_folio), counting each size
     that fails as ``anon_fault_fallback``. None: the caller maps an order-0 page."""
     m = vma.mm.machine
-    ptes = vma.mm.pgtable.ptes
+    pt = vma.mm.pgtable
     vpn = addr >> PAGE_SHIFT
     start, end = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
     suitable = []
@@ -42,8 +42,7 @@ def alloc_anon_folio(vma: Vma, addr: int, orders: tuple[int, ...]) -> Folio | No
         first = vpn & ~((1 << order) - 1)
         if first >= start and first + (1 << order) <= end:
             suitable.append(order)
-    empty = [o for o in suitable if ptes.keys().isdisjoint(
-        range(vpn & ~((1 << o) - 1), (vpn & ~((1 << o) - 1)) + (1 << o)))]
+    empty = [o for o in suitable if not pt.any_populated(vpn & ~((1 << o) - 1), 1 << o)]
     direct_reclaim = bool(vma.flags & VM_HUGEPAGE)
     for order in empty:
         folio = m.alloc_folio(order, direct_reclaim)
@@ -74,7 +73,7 @@ def do_anonymous_folio(vma: Vma, addr: int, orders: tuple[int, ...]) -> int:
     if m.observed:
         m.emit("fault", mm.owner_pid, type="anon", address=addr,
                pfn=pfn + ((addr - base) >> PAGE_SHIFT), order=folio.order)
-    return pt.ptes[addr >> PAGE_SHIFT]
+    return pt.entry(addr >> PAGE_SHIFT)
 
 
 def wp_can_reuse_large_anon_folio(folio: Folio, mm: Mm) -> bool:

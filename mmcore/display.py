@@ -156,7 +156,7 @@ def _(proc: Process) -> View:
              ("vmas", str(proc.mm.map_count)), ("rss pages", str(proc.mm.rss)),
              ("children", ", ".join(map(str, proc.children)) or "-")]
     names = _machine_names(machine)
-    ptes = sorted(proc.mm.pgtable.ptes.items())
+    ptes = list(proc.mm.pgtable.items())
     return View(f"Process {proc.pid}", facts, [
         _table("vmas", _VMA_HEADER, _vma_rows(proc, names)),
         _table("page table", ("address", "pfn", "rwuad", "mapcount", "page"),

@@ -92,7 +92,7 @@ def discard_lazyfree_folio(m: Machine, folio: Folio) -> str:
     pages = folio.pages
     mapped = sum(p.mapcount for p in pages)
     dirty = any(p.flags & PG_DIRTY for p in pages) or any(
-        pte_dirty(vma.mm.pgtable.ptes[addr >> 12]) for vma, addr, _p in hits)
+        pte_dirty(vma.mm.pgtable.entry(addr >> 12)) for vma, addr, _p in hits)
     if dirty or len(hits) != mapped or sum(p.refcount for p in pages) != mapped:
         for page in pages:
             page.flags &= ~PG_LAZYFREE  # folio_set_swapbacked()

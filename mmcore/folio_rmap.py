@@ -88,12 +88,12 @@ def folio_pte_batch(pt: PageTable, address: int, pte: int, folio: Folio, end: in
     first = (pte >> 12) - folio.pfn
     limit = min(folio.nr_pages - first, (end - address) >> PAGE_SHIFT,
                 PTRS_PER_TABLE - (vpn & (PTRS_PER_TABLE - 1)))
-    ptes = pt.ptes
+    entry = pt.entry
     want = pte & ~_BATCH_IGNORED
     n = 1
     while n < limit:
         want += _PFN_STEP
-        if ptes.get(vpn + n, 0) & ~_BATCH_IGNORED != want:
+        if entry(vpn + n) & ~_BATCH_IGNORED != want:
             break
         n += 1
     return n

@@ -92,7 +92,7 @@ def folio_truth(m: Machine) -> dict[Folio, FolioTruth]:
     by_pfn = {p.pfn: t.mappings for f, t in truth.items() for p in f.pages}
     for proc in m.live_processes():
         mm = proc.mm
-        for vpn, pte in mm.pgtable.ptes.items():
+        for vpn, pte in mm.pgtable.items():
             pfn = pte_pfn(pte)
             found = by_pfn.get(pfn)
             if found is not None and pte_present(pte):

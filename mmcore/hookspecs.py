@@ -550,10 +550,11 @@ def mapcount_maybe_shared(folio: Folio) -> bool:
 @hookspec(firstresult=True)
 def mapcount_page_exclusive(folio: Folio, page: Page) -> bool:
     """__folio_page_mapped_exclusively(): whether /proc/PID/pagemap sets PM_MMAP_EXCLUSIVE
-    (and smaps counts as private) a *pte-mapped* ``page`` of the folio: the page's own
-    mapcount is 1 with per-page mapcounts, ``not folio_maybe_mapped_shared()`` without.
-    A PMD-mapped page is reported at folio level (``mapcount_maybe_shared``) by every
-    design."""
+    (and smaps counts as private) ``page`` of the folio: its precise mapcount (its ptes
+    plus the folio's PMDs) is 1 with per-page mapcounts, ``not folio_maybe_mapped_shared()``
+    without. For every page of a PMD mapping pagemap asks about the head page
+    (pagemap_pmd_range() passes pmd_page(): probed, kernel-facts "What /proc and /sys
+    show"), while smaps asks page by page."""
     raise NotImplementedError
 
 

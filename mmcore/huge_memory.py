@@ -43,7 +43,6 @@ from .pagetable import (
 if TYPE_CHECKING:
     from .folio import Folio
     from .machine import Machine
-    from .mm import Mm
     from .vma import Vma
 
 #: HPAGE_PMD_NR: pages per PMD mapping.
@@ -80,13 +79,6 @@ def thp_vma_suitable(vma: Vma, haddr: int) -> bool:
     """thp_vma_suitable_order(vma, haddr, PMD_ORDER): the PMD-aligned 2 MiB at ``haddr``
     lies inside the vma (an anonymous vma needs no pgoff alignment)."""
     return vma.start <= haddr and haddr + HPAGE_PMD_SIZE <= vma.end
-
-
-def thp_eligible(vma: Vma) -> bool:
-    """smaps' THPeligible: thp_vma_allowable_order(TVA_SMAPS, PMD_ORDER), which outside
-    a fault also asks that the last aligned 2 MiB below vm_end fit in the vma."""
-    return thp_pmd_allowed(vma) and thp_vma_suitable(
-        vma, (vma.end - HPAGE_PMD_SIZE) & HPAGE_PMD_MASK)
 
 
 # --- the huge zero page ------------------------------------------------------------------
@@ -148,14 +140,14 @@ def do_huge_pmd_anonymous_page(vma: Vma, addr: int, write: bool) -> int:
         pte = mk_pte(zero.pfn, writable=False)
         vma.mm.pgtable.set_huge_pmd(haddr, [pte + (i << 12) for i in range(HPAGE_PMD_NR)])
         m.counters.fault_zero_page += 1
-        return vma.mm.pgtable.ptes[addr >> PAGE_SHIFT]
+        return vma.mm.pgtable.entry(addr >> PAGE_SHIFT)
     folio = vma_alloc_anon_folio_pmd(vma)
     if folio is None:
         return 0
     map_anon_folio_pmd(vma, haddr, folio)
     m.counters.fault_anon += 1
     m.emit("fault", vma.mm.owner_pid, type="thp", address=haddr, pfn=folio.pfn)
-    return vma.mm.pgtable.ptes[addr >> PAGE_SHIFT]
+    return vma.mm.pgtable.entry(addr >> PAGE_SHIFT)
 
 
 def vma_alloc_anon_folio_pmd(vma: Vma) -> Folio | None:
@@ -216,17 +208,17 @@ def do_huge_pmd_wp_page(vma: Vma, addr: int, pte: int) -> int:
     folio = page.folio
     if is_huge_zero_page(page):
         if do_huge_zero_wp_pmd(vma, haddr):
-            return mm.pgtable.ptes[addr >> PAGE_SHIFT]
+            return mm.pgtable.entry(addr >> PAGE_SHIFT)
     elif folio.head.flags & PG_ANON_EXCLUSIVE or _only_this_pmd(folio):
         for p in folio.pages:
             p.flags |= PG_ANON_EXCLUSIVE
         pt = mm.pgtable
         for i in range(HPAGE_PMD_NR):
             a = (haddr >> PAGE_SHIFT) + i
-            pt.ptes[a] = pte_mkwrite(pt.ptes[a])
+            pt.update(a, pte_mkwrite(pt.entry(a)))
         m.counters.fault_cow_reuse += 1
         m.emit("fault", mm.owner_pid, type="thp_reuse", address=haddr, pfn=folio.pfn)
-        return pt.ptes[addr >> PAGE_SHIFT]
+        return pt.entry(addr >> PAGE_SHIFT)
     split_huge_pmd(vma, haddr)
     return handle_pte_fault(vma, addr, True)
 
@@ -259,7 +251,7 @@ def split_folio_pmds(m: Machine, folio: Folio) -> None:
     head = folio.head
     hits, _cost = find_mappings(m, head)
     for vma, addr in hits:
-        if vma.mm.pgtable.ptes.get(addr >> PAGE_SHIFT, 0) & _PSE_BIT:
+        if vma.mm.pgtable.entry(addr >> PAGE_SHIFT) & _PSE_BIT:
             split_huge_pmd(vma, addr & HPAGE_PMD_MASK)
 
 
@@ -276,8 +268,8 @@ def copy_huge_pmd(dst: Vma, src: Vma, haddr: int) -> None:
     base = haddr >> PAGE_SHIFT
     ptes = []
     for i in range(HPAGE_PMD_NR):
-        pte = pte_wrprotect(spt.ptes[base + i])
-        spt.ptes[base + i] = pte
+        pte = pte_wrprotect(spt.entry(base + i))
+        spt.update(base + i, pte)
         ptes.append(pte_mkold(pte))
     dpt.set_huge_pmd(haddr, ptes)
     page = m.physmem.pages[pte_pfn(ptes[0])]
@@ -378,7 +370,7 @@ def move_huge_pmds(vma: Vma, old_addr: int, new_vma: Vma, new_addr: int,
     policy = m.mremap_policy
     delta = new_addr - old_addr
     for haddr in pt.huge_pmds_in(old_addr, old_addr + length):
-        page = m.physmem.pages[pte_pfn(pt.ptes[haddr >> PAGE_SHIFT])]
+        page = m.physmem.pages[pte_pfn(pt.entry(haddr >> PAGE_SHIFT))]
         assert page is not None and page.folio is not None
         pages = [] if page.flags & PG_ZERO else page.folio.pages
         whole = old_addr <= haddr and haddr + HPAGE_PMD_SIZE <= old_addr + length
@@ -393,29 +385,3 @@ def move_huge_pmds(vma: Vma, old_addr: int, new_vma: Vma, new_addr: int,
             m.rmap_page_move(p, vma, haddr + i * PAGE_SIZE, new_vma,
                              haddr + delta + i * PAGE_SIZE)
         m.counters.mremap_ptes_moved += 1
-
-
-# --- what /proc shows --------------------------------------------------------------------
-
-
-def pmd_mapped_bytes(mm: Mm, start: int, end: int) -> int:
-    """smaps' AnonHugePages for [start, end): 2 MiB for every huge PMD there that maps
-    an anonymous THP (smaps_pmd_entry(); the huge zero PMD counts nothing: probed)."""
-    m = mm.machine
-    n = 0
-    for haddr in mm.pgtable.huge_pmds_in(start, end):
-        page = m.physmem.pages[pte_pfn(mm.pgtable.ptes[haddr >> PAGE_SHIFT])]
-        if page is not None and not page.flags & PG_ZERO:
-            n += 1
-    return n * HPAGE_PMD_SIZE
-
-
-def anon_thp_bytes(m: Machine) -> int:
-    """/proc/meminfo AnonHugePages (NR_ANON_THPS): every anonymous folio that at least
-    one PMD maps, counted once (__folio_add_rmap() counts it when _entire_mapcount
-    becomes 1)."""
-    seen = {page.folio for page in m.physmem.used_pages()
-            if page.folio is not None and page.folio.entire_mapcount
-            and page.flags & PG_ANON}
-    return len(seen) * HPAGE_PMD_SIZE
-

@@ -87,7 +87,7 @@ def hpage_collapse_scan_pmd(vma: Vma, haddr: int, khugepaged: bool) -> str:
     none = swap = shared = referenced = 0
     base = haddr >> PAGE_SHIFT
     for i in range(HPAGE_PMD_NR):
-        pte = pt.ptes.get(base + i, 0)
+        pte = pt.entry(base + i)
         if is_swap_pte(pte):
             swap += 1
             if khugepaged and swap > k.max_ptes_swap:
@@ -140,10 +140,10 @@ def collapse_huge_page(vma: Vma, haddr: int) -> str:
     pt = mm.pgtable
     base = haddr >> PAGE_SHIFT
     for i in range(HPAGE_PMD_NR):
-        pte = pt.ptes.get(base + i, 0)
+        pte = pt.entry(base + i)
         if is_swap_pte(pte):
             do_swap_page(vma, haddr + (i << PAGE_SHIFT), pte, False)
-    if any(is_swap_pte(pt.ptes.get(base + i, 0)) for i in range(HPAGE_PMD_NR)):
+    if any(is_swap_pte(pt.entry(base + i)) for i in range(HPAGE_PMD_NR)):
         return SCAN_FAIL
     folio = m.alloc_folio(HPAGE_PMD_ORDER, False)
     if folio is None:

@@ -321,7 +321,7 @@ class Machine(_reprs.Pictured):
         swap entries, oom_badness()). Raises :class:`ProcessKilled` if that is the
         process whose operation is running, :class:`OutOfMemory` if no process is left."""
         def badness(p: Process) -> int:
-            swapped = sum(1 for pte in p.mm.pgtable.ptes.values() if is_swap_pte(pte))
+            swapped = sum(1 for pte in p.mm.pgtable.values() if is_swap_pte(pte))
             return p.mm.rss + swapped
         victims = [p for p in self.live_processes() if badness(p) > 0]
         if not victims:

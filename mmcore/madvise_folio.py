@@ -82,11 +82,10 @@ def advise_folio(vma: Vma, addr: int, pte: int, folio: Folio, end: int,
     only = 1 if pte_huge(pte) else folio.nr_pages
     if nr < folio.nr_pages or m.mapcount_folio(folio) != only:
         return nr
-    ptes = pt.ptes
     vpn = addr >> PAGE_SHIFT
-    for i in range(nr):
-        p = pte_mkold(ptes[vpn + i])
-        ptes[vpn + i] = p & ~_PAGE_DIRTY if lazyfree else p
+    for v in range(vpn, vpn + nr):
+        p = pte_mkold(pt.entry(v))
+        pt.update(v, p & ~_PAGE_DIRTY if lazyfree else p)
     for page in folio.pages:
         page.flags &= ~PG_REFERENCED
         if lazyfree:

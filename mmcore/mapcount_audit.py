@@ -59,7 +59,7 @@ def entries_in(mm: Mm, folio: Folio) -> int:
     """How many of ``mm``'s present ptes map a page of ``folio`` (a page-table scan)."""
     lo, hi = folio.pfn, folio.pfn + folio.nr_pages
     n = 0
-    for pte in mm.pgtable.ptes.values():
+    for pte in mm.pgtable.values():
         if pte_present(pte) and lo <= pte_pfn(pte) < hi:
             n += 1
     return n

@@ -2,13 +2,17 @@
 
 The page counts are read off the frames, as the kernel's node counters describe them:
 AnonPages are mapped anonymous pages (NR_ANON_MAPPED), Mapped the mapped page-cache
-pages, file and shmem (NR_FILE_MAPPED), Shmem every shmem page-cache page, Cached the
-page cache (NR_FILE_PAGES less the swap cache). Every user page is on an LRU list: a page
-mapped in a VM_LOCKED vma is Unevictable (and Mlocked), the others are split by
-PG_active into Active/Inactive, anon for swap-backed pages (anonymous and shmem) and file
-otherwise. Slab is the rmap metadata (anon_vma, anon_vma_chain... are slab objects).
-Kernel memory mmcore does not simulate (kernel stacks, vmalloc, per-cpu, hugetlb, the
-direct map) shows 0, apart from the fixed VmallocTotal and Hugepagesize of x86-64.
+pages, file and shmem (NR_FILE_MAPPED): for a large folio, as many pages as the machine's
+mapcount design accounts (``mapcount_mapped_pages``: _nr_pages_mapped with per-page
+mapcounts, the whole folio without). AnonHugePages are the pages of anonymous folios
+mapped by a PMD (NR_ANON_THPS; kernel-facts, "What /proc and /sys show"). Shmem is every
+shmem page-cache page, Cached the page cache (NR_FILE_PAGES less the swap cache). Every
+user page is on an LRU list: a page mapped in a VM_LOCKED vma is Unevictable (and
+Mlocked), the others are split by PG_active into Active/Inactive, anon for swap-backed
+pages (anonymous and shmem) and file otherwise; a large folio's pages go by its head's
+flags. Slab is the rmap metadata (anon_vma, anon_vma_chain... are slab objects). Kernel
+memory mmcore does not simulate (kernel stacks, vmalloc, per-cpu, hugetlb, the direct
+map) shows 0, apart from the fixed VmallocTotal and Hugepagesize of x86-64.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT, VM_LOCKED
-from .huge_memory import HPAGE_PMD_SIZE, anon_thp_bytes, page_mapcount
+from .folio import HPAGE_PMD_ORDER
 from .overcommit import committed_pages, totalram_pages, vm_commit_limit
 from .page import PG_ACTIVE, PG_ANON, PG_CACHE, PG_DIRTY, PG_SWAPCACHE, PG_ZERO
 from .pagetable import pte_pfn, pte_present
@@ -77,20 +81,31 @@ def node_page_state(m: Machine) -> dict[str, int]:
     c = dict.fromkeys(("nr_inactive_anon", "nr_active_anon", "nr_inactive_file",
                        "nr_active_file", "nr_unevictable", "nr_anon_pages", "nr_mapped",
                        "nr_file_pages", "nr_dirty", "nr_shmem", "nr_swapcached"), 0)
+    thps = 0
     for page in m.physmem.used_pages():
-        flags = page.flags
-        if flags & PG_ZERO:
+        if page.flags & PG_ZERO:
             continue  # the huge zero folio: on no LRU, mapped by no rmap
+        folio = page.folio
+        # A large folio is on the LRU, active or not, swap-backed or not, as its head is.
+        flags = page.flags if folio is None else folio.head.flags
         if page.pfn in locked:
             c["nr_unevictable"] += 1
         else:
-            lru = "anon" if is_swapbacked(page) else "file"
+            lru = "anon" if is_swapbacked(page if folio is None else folio.head) else "file"
             c[f"nr_{'active' if flags & PG_ACTIVE else 'inactive'}_{lru}"] += 1
-        if flags & PG_ANON and page_mapcount(page):
-            c["nr_anon_pages"] += 1
+        if folio is None:
+            if flags & PG_ANON and page.mapcount:
+                c["nr_anon_pages"] += 1
+            c["nr_mapped"] += bool(flags & PG_CACHE and page.mapcount)
+        elif page is folio.head:
+            mapped = m.mapcount_mapped_pages(folio)
+            if flags & PG_ANON:
+                c["nr_anon_pages"] += mapped
+                thps += folio.nr_pages if folio.entire_mapcount else 0
+            elif flags & PG_CACHE:
+                c["nr_mapped"] += mapped
         if flags & PG_CACHE:
             c["nr_file_pages"] += 1
-            c["nr_mapped"] += bool(page.mapcount)
             if is_swapbacked(page):
                 c["nr_shmem"] += 1
             elif flags & PG_DIRTY:
@@ -99,8 +114,9 @@ def node_page_state(m: Machine) -> dict[str, int]:
             c["nr_swapcached"] += 1
             c["nr_file_pages"] += 1
     slab = sum(b for k, b in m.meta.bytes_by_struct().items() if k != "page_table_page")
-    c |= {"nr_free_pages": m.physmem.nr_free, "nr_mlock": len(locked),
-          "nr_anon_transparent_hugepages": anon_thp_bytes(m) // HPAGE_PMD_SIZE,
+    # NR_ANON_THPS counts pages; /proc/vmstat shows it in PMD units (vmstat_start()).
+    c |= {"nr_anon_thps": thps, "nr_anon_transparent_hugepages": thps >> HPAGE_PMD_ORDER,
+          "nr_free_pages": m.physmem.nr_free, "nr_mlock": len(locked),
           "nr_slab_unreclaimable": slab >> PAGE_SHIFT,
           "nr_page_table_pages": sum(p.mm.pgtable.nr_table_pages for p in m.live_processes())}
     c |= {f"nr_zone_{k}": c[f"nr_{k}"] for k in ("inactive_anon", "active_anon",
@@ -134,13 +150,13 @@ def meminfo(m: Machine) -> Meminfo:
         "Unevictable": c["nr_unevictable"], "Mlocked": c["nr_mlock"],
         "SwapTotal": m.swap.nr_slots, "SwapFree": m.swap.nr_free, "Dirty": c["nr_dirty"],
         "AnonPages": c["nr_anon_pages"], "Mapped": c["nr_mapped"], "Shmem": c["nr_shmem"],
+        "AnonHugePages": c["nr_anon_thps"],
         "Slab": c["nr_slab_unreclaimable"], "SUnreclaim": c["nr_slab_unreclaimable"],
         "PageTables": c["nr_page_table_pages"], "CommitLimit": vm_commit_limit(m),
         "Committed_AS": committed_pages(m),
     }
     kb = {k: v << (PAGE_SHIFT - 10) for k, v in pages.items()}
-    kb |= {"VmallocTotal": VMALLOC_TOTAL_KB, "Hugepagesize": 2048,
-           "AnonHugePages": (c["nr_anon_transparent_hugepages"] * HPAGE_PMD_SIZE) >> 10}
+    kb |= {"VmallocTotal": VMALLOC_TOTAL_KB, "Hugepagesize": 2048}
     return Meminfo({f.label: kb.get(f.label, 0) for f in MEMINFO_FIELDS})
 
 

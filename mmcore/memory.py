@@ -106,7 +106,7 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
             m.swap.dup(swp_slot(pte))
             if pte_swp_exclusive(pte):
                 pte = pte_swp_clear_exclusive(pte)
-                spt.set(addr, pte)
+                spt.update(addr >> PAGE_SHIFT, pte)
             dpt.set(addr, pte)
             dst.mm.rss_stat[MM_SWAPENTS] += 1
             n += 1
@@ -126,7 +126,7 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
             continue
         if cow:
             pte = pte_wrprotect(pte)
-            spt.set(addr, pte)
+            spt.update(addr >> PAGE_SHIFT, pte)
         dpt.set(addr, pte_mkold(pte))
         n += 1
         if page.flags & PG_ZERO:
@@ -149,12 +149,11 @@ def _copy_folio_ptes(dst: Vma, src: Vma, addr: int, pte: int, folio: Folio,
     run's length."""
     spt, dpt = src.mm.pgtable, dst.mm.pgtable
     nr = folio_pte_batch(spt, addr, pte, folio, src.end)
-    ptes = spt.ptes
     vpn = addr >> PAGE_SHIFT
-    run = [ptes[v] for v in range(vpn, vpn + nr)]
+    run = [spt.entry(v) for v in range(vpn, vpn + nr)]
     if cow:
         run = [pte_wrprotect(p) for p in run]
-        ptes.update(zip(range(vpn, vpn + nr), run, strict=True))
+        spt.set_run(addr, run)
     dpt.set_run(addr, [pte_mkold(p) for p in run])
     first = (pte >> 12) - folio.pfn
     dst.mm.add_rss(folio.pages[first], nr)

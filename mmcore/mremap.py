@@ -264,7 +264,7 @@ def move_page_tables(vma: Vma, old_addr: int, new_vma: Vma, new_addr: int,
     if pt.huge_pmds:
         move_huge_pmds(vma, old_addr, new_vma, new_addr, length)
     for addr, _ in list(pt.range(old_addr, old_addr + length)):
-        pte = pt.ptes.get(addr >> PAGE_SHIFT, 0)  # reclaim may have changed it meanwhile
+        pte = pt.entry(addr >> PAGE_SHIFT)  # reclaim may have changed it meanwhile
         if not pte:
             continue
         dst = addr + delta

@@ -172,7 +172,7 @@ def punch_hole(m: Machine, inode: Inode, first: int, last: int) -> None:
                 continue
             for index in range(max(first, vma.pgoff), min(last, vma.pgoff + vma.pages)):
                 addr = vma.address_of(index)
-                pte = proc.mm.pgtable.ptes.get(addr >> 12, 0)
+                pte = proc.mm.pgtable.entry(addr >> 12)
                 if pte_present(pte):
                     page = m.physmem.pages[pte >> 12]
                     if page is not None and page.flags & PG_CACHE:

@@ -10,14 +10,18 @@ Two more non-present kinds exist, as on x86: a PROT_NONE pte (``_PAGE_PROTNONE``
 ``_PAGE_PRESENT`` clear: the MMU faults, but pte_present() is true and the pfn is kept)
 and a guard-region marker (PTE_MARKER_GUARD, a non-present pte that is no swap entry).
 
-The table is stored flat (a dict from virtual page number to PTE), while the page-table
-pages a 4-level x86-64 walk would need are counted, so that metadata and walk cost match a
-real radix table: every :meth:`PageTable.lookup` is one walk of ``LEVELS`` levels.
+The PTE level is stored as the kernel stores it: one 512-entry table per PTE page
+(an ``array('Q')``, 8 bytes a pte), kept in a dict from ``vpn >> 9`` to the table, with
+the populated count of each; the upper levels are only counted, so that metadata and walk
+cost match a real radix table: every :meth:`PageTable.lookup` is one walk of ``LEVELS``
+levels. Code that reads ptes without walking (the MMU fast path, the rmap walks, the
+checkers) uses :meth:`PageTable.entry` and :meth:`PageTable.items`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterable, Iterator
 
 from .constants import PAGE_SHIFT
 
@@ -162,80 +166,117 @@ def pte_swp_clear_exclusive(pte: int) -> int:
     return pte & ~_SWP_EXCLUSIVE
 
 
+#: An empty PTE page: what a new table is copied from (pte_alloc() zeroes the page).
+_EMPTY_TABLE = array("Q", bytes(8 * PTRS_PER_TABLE))
+_INDEX_MASK = PTRS_PER_TABLE - 1
+
+
 class PageTable:
     """One mm's page table (pgd). ``walks`` counts lookups; table pages are accounted.
 
-    ``huge_pmds`` holds ``addr >> PMD_SHIFT`` of every PMD that maps a THP
-    (pmd_trans_huge()); its 512 ptes carry ``_PAGE_PSE`` (:meth:`set_huge_pmd`).
+    ``tables`` maps ``vpn >> 9`` to the PTE page (512 ptes, index ``vpn & 511``) that
+    holds the pte of virtual page ``vpn``; a PTE page exists while one of its ptes is
+    populated (free_pte_range()). ``huge_pmds`` holds ``addr >> PMD_SHIFT`` of every PMD
+    that maps a THP (pmd_trans_huge()); its 512 ptes carry ``_PAGE_PSE``
+    (:meth:`set_huge_pmd`).
     """
 
-    __slots__ = ("_pte_pages", "huge_pmds", "ptes", "walks")
+    __slots__ = ("_populated", "huge_pmds", "tables", "walks")
 
     def __init__(self) -> None:
-        self.ptes: dict[int, int] = {}
+        self.tables: dict[int, array[int]] = {}
         self.walks = 0
         self.huge_pmds: set[int] = set()
-        # Populated entries per PTE page (512 pages each); upper levels are derived.
-        self._pte_pages: dict[int, int] = {}
+        # Populated entries per PTE page; upper levels are derived from the keys.
+        self._populated: dict[int, int] = {}
 
     def lookup(self, addr: int) -> int:
         """Walk the table for ``addr``: the PTE, or 0 (pte_none). Counts one walk."""
         self.walks += 1
-        return self.ptes.get(addr >> PAGE_SHIFT, 0)
+        vpn = addr >> PAGE_SHIFT
+        try:  # a subscript is cheaper than get() plus a None test; a miss is rare
+            return self.tables[vpn >> 9][vpn & _INDEX_MASK]
+        except KeyError:
+            return 0
+
+    def entry(self, vpn: int) -> int:
+        """The PTE of virtual page ``vpn`` (0 if none), read as the MMU reads it: no
+        walk is counted."""
+        try:
+            return self.tables[vpn >> 9][vpn & _INDEX_MASK]
+        except KeyError:
+            return 0
+
+    def update(self, vpn: int, pte: int) -> None:
+        """Rewrite the populated PTE of virtual page ``vpn`` with the non-zero ``pte``
+        (the accessed, dirty and write bits change in place: no table is allocated)."""
+        self.tables[vpn >> 9][vpn & _INDEX_MASK] = pte
+
+    def _table(self, key: int) -> array[int]:
+        """__pte_alloc(): the PTE page ``key``, allocated (zeroed) if missing."""
+        table = self.tables.get(key)
+        if table is None:
+            table = self.tables[key] = array("Q", _EMPTY_TABLE)
+            self._populated[key] = 0
+        return table
+
+    def _release(self, key: int, nr: int) -> None:
+        """Account ``nr`` ptes of PTE page ``key`` cleared; free the page once empty."""
+        count = self._populated[key] - nr
+        if count:
+            self._populated[key] = count
+        else:  # free_pte_range(): an empty PTE page is freed
+            del self._populated[key]
+            del self.tables[key]
 
     def set(self, addr: int, pte: int) -> None:
         """set_pte_at(): install ``pte`` (non-zero) for ``addr``, allocating tables."""
         vpn = addr >> PAGE_SHIFT
-        ptes = self.ptes
-        if vpn not in ptes:
-            pages = self._pte_pages
-            key = vpn >> 9
-            pages[key] = pages.get(key, 0) + 1
-        ptes[vpn] = pte
+        key = vpn >> 9
+        try:
+            table = self.tables[key]
+        except KeyError:
+            table = self._table(key)
+        i = vpn & _INDEX_MASK
+        if not table[i]:
+            self._populated[key] += 1
+        table[i] = pte
 
     def clear(self, addr: int) -> int:
         """ptep_get_and_clear(): remove and return the PTE for ``addr`` (0 if none)."""
         vpn = addr >> PAGE_SHIFT
-        pte = self.ptes.pop(vpn, 0)
+        key = vpn >> 9
+        table = self.tables.get(key)
+        if table is None:
+            return 0
+        i = vpn & _INDEX_MASK
+        pte = table[i]
         if pte:
-            pages = self._pte_pages
-            key = vpn >> 9
-            count = pages[key] - 1
-            if count:
-                pages[key] = count
-            else:
-                del pages[key]  # free_pte_range(): an empty PTE page is freed
+            table[i] = 0
+            self._release(key, 1)
         return pte
 
     def set_run(self, addr: int, ptes: list[int]) -> None:
         """set_ptes(): install consecutive ptes from ``addr``, all inside one PTE page
         (a folio run never crosses one: folio_pte_batch() stops at the page table)."""
         vpn = addr >> PAGE_SHIFT
-        table = self.ptes
-        new = 0
-        for i, pte in enumerate(ptes):
-            if vpn + i not in table:
-                new += 1
-            table[vpn + i] = pte
-        if new:
-            pages = self._pte_pages
-            key = vpn >> 9
-            pages[key] = pages.get(key, 0) + new
+        key = vpn >> 9
+        table = self._table(key)
+        lo = vpn & _INDEX_MASK
+        hi = lo + len(ptes)
+        assert hi <= PTRS_PER_TABLE, "a pte run crosses its page table"
+        new = len(ptes) - sum(1 for pte in table[lo:hi] if pte)
+        table[lo:hi] = array("Q", ptes)
+        self._populated[key] += new
 
     def clear_run(self, addr: int, nr: int) -> None:
         """get_and_clear_full_ptes(): remove ``nr`` consecutive populated ptes from
         ``addr``, all inside one PTE page."""
         vpn = addr >> PAGE_SHIFT
-        pop = self.ptes.pop
-        for v in range(vpn, vpn + nr):
-            pop(v)
-        pages = self._pte_pages
         key = vpn >> 9
-        count = pages[key] - nr
-        if count:
-            pages[key] = count
-        else:
-            del pages[key]  # free_pte_range(): an empty PTE page is freed
+        lo = vpn & _INDEX_MASK
+        self.tables[key][lo:lo + nr] = _EMPTY_TABLE[:nr]
+        self._release(key, nr)
 
     def set_huge_pmd(self, haddr: int, ptes: list[int]) -> None:
         """set_pmd_at() of a huge PMD at the 2 MiB-aligned ``haddr``: the 512 ``ptes``
@@ -255,7 +296,7 @@ class PageTable:
     def pmd_none(self, addr: int) -> bool:
         """pmd_none(): no pte of the 2 MiB around ``addr`` is populated (no PTE page,
         no huge PMD)."""
-        return (addr >> PMD_SHIFT) not in self._pte_pages
+        return (addr >> PMD_SHIFT) not in self.tables
 
     def huge_pmds_in(self, start: int, end: int) -> list[int]:
         """The addresses of the huge PMDs that intersect [start, end), in order."""
@@ -264,32 +305,64 @@ class PageTable:
         first, last = start >> PMD_SHIFT, (end - 1) >> PMD_SHIFT
         return [k << PMD_SHIFT for k in sorted(self.huge_pmds) if first <= k <= last]
 
+    def any_populated(self, vpn: int, nr: int) -> bool:
+        """Whether a pte of the ``nr`` virtual pages from ``vpn`` is populated."""
+        entry = self.entry
+        return any(entry(v) for v in range(vpn, vpn + nr))
+
+    def _vpn_range(self, first: int, last: int) -> Iterator[tuple[int, int]]:
+        """``(vpn, pte)`` for every non-none PTE with first <= vpn < last, in address
+        order: the populated PTE pages that intersect it, each read as it is reached."""
+        tables = self.tables
+        lo_key, hi_key = first >> 9, (last - 1) >> 9
+        keys: Iterable[int]
+        if hi_key - lo_key < len(tables):
+            keys = range(lo_key, hi_key + 1)
+        else:
+            keys = sorted(k for k in tables if lo_key <= k <= hi_key)
+        for key in keys:
+            table = tables.get(key)
+            if table is None:
+                continue
+            base = key << 9
+            lo = max(first - base, 0)
+            hi = min(last - base, PTRS_PER_TABLE)
+            for i, pte in enumerate(table[lo:hi], base + lo):
+                if pte:
+                    yield i, pte
+
     def range(self, start: int, end: int) -> Iterator[tuple[int, int]]:
         """Yield ``(addr, pte)`` for every non-none PTE in [start, end), in address order.
 
-        Sparse ranges are scanned through the populated entries, dense ones directly, so the
-        cost follows what a walk over populated page tables would touch.
+        Only the populated PTE pages that intersect the range are scanned, so the cost
+        follows what a walk over populated page tables would touch.
         """
         first, last = start >> PAGE_SHIFT, end >> PAGE_SHIFT
-        if last - first <= len(self.ptes):
-            get = self.ptes.get
-            for vpn in range(first, last):
-                pte = get(vpn)
+        if last <= first:
+            return
+        for vpn, pte in self._vpn_range(first, last):
+            yield vpn << PAGE_SHIFT, pte
+
+    def items(self) -> Iterator[tuple[int, int]]:
+        """``(vpn, pte)`` for every populated PTE, in address order."""
+        for key in sorted(self.tables):
+            base = key << 9
+            for i, pte in enumerate(self.tables[key], base):
                 if pte:
-                    yield vpn << PAGE_SHIFT, pte
-        else:
-            for vpn in sorted(v for v in self.ptes if first <= v < last):
-                pte = self.ptes.get(vpn, 0)
-                if pte:
-                    yield vpn << PAGE_SHIFT, pte
+                    yield i, pte
+
+    def values(self) -> Iterator[int]:
+        """Every populated PTE, in address order."""
+        for _vpn, pte in self.items():
+            yield pte
 
     @property
     def nr_table_pages(self) -> int:
         """Page-table pages in use: the pgd plus every populated PUD, PMD and PTE page."""
-        pte_pages = self._pte_pages.keys()
+        pte_pages = self.tables.keys()
         pmd_pages = {k >> 9 for k in pte_pages}
         pud_pages = {k >> 9 for k in pmd_pages}
         return 1 + len(pud_pages) + len(pmd_pages) + len(pte_pages)
 
     def __len__(self) -> int:
-        return len(self.ptes)
+        return sum(self._populated.values())

@@ -25,6 +25,7 @@ from .pagetable import GUARD_PTE, is_swap_pte, pte_huge, pte_pfn, pte_present, s
 
 if TYPE_CHECKING:
     from .mm import Mm
+    from .page import Page
     from .vma import Vma
 
 PM_PFRAME_MASK = (1 << 55) - 1
@@ -103,24 +104,31 @@ def maps_entry(mm: Mm, vma: Vma) -> MapsEntry:
                      vm_flags_mnemonics(f))
 
 
+def page_mapped_exclusively(mm: Mm, page: Page, pmd: bool) -> bool:
+    """PM_MMAP_EXCLUSIVE of a present page: mapped once (pte_to_pagemap_entry()), or, for
+    a page of a large folio, __folio_page_mapped_exclusively() as the machine's mapcount
+    design answers it: for the page itself when a pte maps it, for the folio's head page
+    when a PMD does (pagemap_pmd_range() asks about pmd_page() for every page: probed,
+    kernel-facts "What /proc and /sys show")."""
+    folio = page.folio
+    if folio is None:
+        return page.mapcount == 1
+    return bool(mm.machine.mapcount_page_exclusive(folio, folio.head if pmd else page))
+
+
 def pagemap_entry(mm: Mm, addr: int) -> PagemapEntry:
     """pagemap_pte_to_entry() for the page at ``addr`` (the pfn is shown, as for root)."""
-    pte = mm.pgtable.ptes.get(addr >> PAGE_SHIFT, 0)
+    pte = mm.pgtable.entry(addr >> PAGE_SHIFT)
     if pte_present(pte):
         pfn = pte_pfn(pte)
         page = mm.machine.physmem.page(pfn)
-        normal = page is not None and not page.flags & PG_ZERO
-        if normal and page is not None and pte_huge(pte) and page.folio is not None:
-            # pagemap_pmd_range(): a PMD-mapped page is reported at folio level
-            # (kernel-facts 18: count 1 but not exclusive once another mm maps the folio).
-            exclusive = not mm.machine.mapcount_maybe_shared(page.folio)
-        elif normal and page is not None and page.folio is not None:
-            # __folio_page_mapped_exclusively(): the mapcount design's answer (per page
-            # with per-page mapcounts: the PMDs mapping the folio elsewhere count too)
-            exclusive = mm.machine.mapcount_page_exclusive(page.folio, page)
-        else:
-            exclusive = normal and page is not None and page.mapcount == 1
-        file = normal and page is not None and not page.is_anon
+        pmd = pte_huge(pte)
+        # pte_to_pagemap_entry() asks about vm_normal_page(), which is not the zero page;
+        # pagemap_pmd_range() about pmd_page(), so the huge zero folio, not anonymous,
+        # reads PM_FILE (probed) and never mapped exclusively.
+        known = page is not None and (pmd or not page.flags & PG_ZERO)
+        exclusive = known and page is not None and page_mapped_exclusively(mm, page, pmd)
+        file = known and page is not None and not page.is_anon
         value = PM_PRESENT | pfn | (PM_MMAP_EXCLUSIVE if exclusive else 0) \
             | (PM_FILE if file else 0)
         return PagemapEntry(True, False, pfn, 0, exclusive, file, value)

@@ -68,9 +68,9 @@ class ReclaimContext:
             if vma.flags & VM_LOCKED:
                 return -1
             pt = vma.mm.pgtable
-            pte = pt.ptes.get(addr >> 12, 0)
+            pte = pt.entry(addr >> 12)
             if pte_present(pte) and pte_young(pte):
-                pt.ptes[addr >> 12] = pte_mkold(pte)
+                pt.update(addr >> 12, pte_mkold(pte))
                 refs += 1
         return refs
 
@@ -84,10 +84,10 @@ class ReclaimContext:
         if any(vma.flags & VM_LOCKED for vma, _addr, _page in hits):
             return -1
         for vma, addr, _page in hits:
-            ptes = vma.mm.pgtable.ptes
-            pte = ptes[addr >> 12]
+            pt = vma.mm.pgtable
+            pte = pt.entry(addr >> 12)
             if pte_young(pte):
-                ptes[addr >> 12] = pte_mkold(pte)
+                pt.update(addr >> 12, pte_mkold(pte))
                 refs += 1
         return refs
 
@@ -224,7 +224,7 @@ def discard_lazyfree(m: Machine, page: Page) -> str:
     if any(vma.flags & VM_LOCKED for vma, _ in hits):
         return "locked"
     dirty = page.flags & PG_DIRTY or any(
-        pte_dirty(vma.mm.pgtable.ptes.get(addr >> 12, 0)) for vma, addr in hits)
+        pte_dirty(vma.mm.pgtable.entry(addr >> 12)) for vma, addr in hits)
     if dirty or page.refcount != page.mapcount or len(hits) != page.mapcount:
         page.flags &= ~PG_LAZYFREE
         return "busy"

@@ -171,13 +171,13 @@ def find_folio_mappings(m: Machine, folio: Folio) -> tuple[list[tuple[Vma, int, 
             if (id(vma), base) in searched:
                 continue
             searched.add((id(vma), base))
-            ptes = vma.mm.pgtable.ptes
+            entry = vma.mm.pgtable.entry
             for i, other in enumerate(folio.pages):
                 a = base + (i << PAGE_SHIFT)
                 if not vma.start <= a < vma.end:
                     continue
                 window.ptes_probed += 1
-                pte = ptes.get(a >> PAGE_SHIFT, 0)
+                pte = entry(a >> PAGE_SHIFT)
                 key = (id(vma.mm), a)
                 if pte_present(pte) and pte_pfn(pte) == other.pfn and key not in found:
                     window.hits += 1
@@ -194,7 +194,7 @@ def rmap_truth(m: Machine, pfn: int) -> list[tuple[int, int]]:
     """Brute force: every (pid, address) whose present pte maps ``pfn``, sorted."""
     out = []
     for proc in m.live_processes():
-        for vpn, pte in proc.mm.pgtable.ptes.items():
+        for vpn, pte in proc.mm.pgtable.items():
             if pte_present(pte) and pte_pfn(pte) == pfn:
                 out.append((proc.pid, vpn << 12))
     return sorted(out)

@@ -4,10 +4,10 @@ The counters are gathered the way show_smap() gathers them: a walk of the vma's 
 table (smaps_pte_entry), each present pte accounted through smaps_account() and
 smaps_page_accumulate(), with proportional sizes kept in bytes << PSS_SHIFT so that the
 rollup rounds only once. The zero page is not a "normal" page (vm_normal_page() returns
-NULL), so it is not counted at all. Huge PMDs add AnonHugePages (smaps_pmd_entry(),
-:func:`mmcore.huge_memory.pmd_mapped_bytes`) and THPeligible says whether the vma may
-have PMD THPs (:func:`mmcore.huge_memory.thp_eligible`). mmcore models no KSM, hugetlb
-or file THP: those lines are always 0.
+NULL), so it is not counted at all. A page of a large folio is accounted as the machine's
+mapcount design would have 6.18 account it (:func:`smaps_account_folio`); THPeligible is
+thp_vma_allowable_orders() for smaps (:func:`thp_eligible`). KSM, shmem/file THP and
+hugetlb are not modelled: those lines are always 0.
 
 :func:`parse_smaps` and :func:`parse_smaps_rollup` read the real files' text back into
 the same objects, so that ``parse_smaps(open("/proc/self/smaps").read())`` renders back
@@ -22,14 +22,30 @@ from typing import TYPE_CHECKING
 
 from dataclasses_json import DataClassJsonMixin
 
-from .constants import PAGE_SIZE, VM_LOCKED
-from .huge_memory import page_mapcount, pmd_mapped_bytes, thp_eligible
+from .constants import (
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    VM_HUGEPAGE,
+    VM_LOCKED,
+    VM_NOHUGEPAGE,
+    VM_SPECIAL,
+)
 from .page import PG_ANON, PG_CACHE, PG_DIRTY, PG_LAZYFREE, PG_REFERENCED, PG_ZERO, Page
-from .pagetable import is_swap_pte, pte_dirty, pte_pfn, pte_present, pte_young, swp_slot
+from .pagetable import (
+    is_swap_pte,
+    pte_dirty,
+    pte_huge,
+    pte_pfn,
+    pte_present,
+    pte_young,
+    swp_slot,
+)
 from .proc import MapsEntry, maps_entry
 from .proctext import Field, check_labels, fields, numbered, parse_lines, render
 
 if TYPE_CHECKING:
+    from .folio import Folio
+    from .machine import Machine
     from .mm import Mm
     from .vma import Vma
 
@@ -41,7 +57,10 @@ __all__ = [
     "parse_smaps",
     "parse_smaps_rollup",
     "smaps",
+    "smaps_account_folio",
     "smaps_rollup",
+    "thp_eligible",
+    "thp_vma_suitable_order",
 ]
 
 #: PSS_SHIFT: proportional sizes are summed in bytes << 12 before being shown in kB.
@@ -144,8 +163,9 @@ def is_swapbacked(page: Page) -> bool:
 
 
 def _accumulate(mss: MemSizeStats, page: Page, pss: int, dirty: bool, locked: bool,
-                private: bool) -> None:
-    """smaps_page_accumulate()."""
+                private: bool, size: int = PAGE_SIZE) -> None:
+    """smaps_page_accumulate(): ``size`` bytes of the folio ``page`` stands for (its flags
+    are the folio's), of which ``pss`` (<< PSS_SHIFT) are this mapping's share."""
     mss.pss += pss
     if page.flags & PG_ANON:
         mss.pss_anon += pss
@@ -158,13 +178,13 @@ def _accumulate(mss: MemSizeStats, page: Page, pss: int, dirty: bool, locked: bo
     if dirty or page.flags & PG_DIRTY:
         mss.pss_dirty += pss
         if private:
-            mss.private_dirty += PAGE_SIZE
+            mss.private_dirty += size
         else:
-            mss.shared_dirty += PAGE_SIZE
+            mss.shared_dirty += size
     elif private:
-        mss.private_clean += PAGE_SIZE
+        mss.private_clean += size
     else:
-        mss.shared_clean += PAGE_SIZE
+        mss.shared_clean += size
 
 
 def smaps_account(mss: MemSizeStats, page: Page, young: bool, dirty: bool,
@@ -180,11 +200,40 @@ def smaps_account(mss: MemSizeStats, page: Page, young: bool, dirty: bool,
     if young or page.flags & PG_REFERENCED:
         mss.referenced += PAGE_SIZE
     full = PAGE_SIZE << PSS_SHIFT
-    mapcount = page_mapcount(page)
-    if page.refcount == 1 or mapcount < 2:
+    if page.refcount == 1 or page.mapcount < 2:
         _accumulate(mss, page, full, dirty, locked, True)
     else:
-        _accumulate(mss, page, full // mapcount, dirty, locked, False)
+        _accumulate(mss, page, full // page.mapcount, dirty, locked, False)
+
+
+def smaps_account_folio(mss: MemSizeStats, m: Machine, folio: Folio, pages: list[Page],
+                        refcount: int, young: bool, dirty: bool, locked: bool) -> None:
+    """smaps_account() for ``pages`` of a large folio: the one page a pte maps, or all
+    pages of a PMD mapping. Rss, Anonymous and Referenced take the whole size, with the
+    folio's flags (its head's). ``refcount`` is the folio's: 1 means this is its only
+    mapping, wholly private. Otherwise every page is accounted alone, with the mapcount
+    and the private/shared decision of the machine's mapcount design: with per-page
+    mapcounts (CONFIG_PAGE_MAPCOUNT) folio_precise_page_mapcount() and ``mapcount < 2``,
+    without them folio_average_page_mapcount() and ``!folio_maybe_mapped_shared()``
+    (a PMD mapping is accounted page by page too: kernel-facts, "What /proc and /sys
+    show")."""
+    head = folio.head
+    size = len(pages) * PAGE_SIZE
+    if head.flags & PG_ANON:
+        mss.anonymous += size
+        if not is_swapbacked(head) and not dirty and not head.flags & PG_DIRTY:
+            mss.lazyfree += size
+    mss.resident += size
+    if young or head.flags & PG_REFERENCED:
+        mss.referenced += size
+    if refcount == 1:
+        _accumulate(mss, head, size << PSS_SHIFT, dirty, locked, True, size)
+        return
+    full = PAGE_SIZE << PSS_SHIFT
+    for page in pages:
+        mapcount = m.mapcount_page(folio, page)
+        _accumulate(mss, head, full // mapcount if mapcount >= 2 else full, dirty, locked,
+                    m.mapcount_page_exclusive(folio, page))
 
 
 def smap_gather_stats(mm: Mm, vma: Vma, mss: MemSizeStats) -> None:
@@ -193,20 +242,71 @@ def smap_gather_stats(mm: Mm, vma: Vma, mss: MemSizeStats) -> None:
     m = mm.machine
     locked = bool(vma.flags & VM_LOCKED)
     pages = m.physmem.pages
-    for _addr, pte in mm.pgtable.range(vma.start, vma.end):
+    entry = mm.pgtable.entry
+    # folio_ref_count() of each large folio met, once per walk: the pages' references,
+    # but one per PMD mapping (which holds one on each of its pages in mmcore).
+    refcounts: dict[Folio, int] = {}
+    pmd_end = 0
+    for addr, pte in mm.pgtable.range(vma.start, vma.end):
+        if addr < pmd_end:
+            continue  # the rest of a PMD mapping already accounted
         if pte_present(pte):
             page = pages[pte_pfn(pte)]
             if page is None or page.flags & PG_ZERO:
                 continue  # vm_normal_page(): the zero page is not counted
-            smaps_account(mss, page, pte_young(pte), pte_dirty(pte), locked)
+            folio = page.folio
+            if folio is None:
+                smaps_account(mss, page, pte_young(pte), pte_dirty(pte), locked)
+                continue
+            refcount = refcounts.get(folio)
+            if refcount is None:
+                refcount = refcounts[folio] = sum(p.refcount for p in folio.pages) \
+                    - folio.entire_mapcount * (folio.nr_pages - 1)
+            if not pte_huge(pte):
+                smaps_account_folio(mss, m, folio, [page], refcount, pte_young(pte),
+                                    pte_dirty(pte), locked)
+                continue
+            # smaps_pmd_entry(): the PMD's accessed and dirty bits are those of any of
+            # the ptes standing for it; the whole folio is accounted at once.
+            vpn = addr >> PAGE_SHIFT
+            pmd = [entry(vpn + i) for i in range(folio.nr_pages)]
+            smaps_account_folio(mss, m, folio, folio.pages, refcount,
+                                any(map(pte_young, pmd)), any(map(pte_dirty, pmd)), locked)
+            if folio.head.flags & PG_ANON:
+                mss.anonymous_thp += folio.nr_pages * PAGE_SIZE
+            pmd_end = addr + folio.nr_pages * PAGE_SIZE
         elif is_swap_pte(pte):
             mss.swap += PAGE_SIZE
             mapcount = m.swap.count.get(swp_slot(pte), 1)
             mss.swap_pss += (PAGE_SIZE << PSS_SHIFT) // max(mapcount, 1)
-    mss.anonymous_thp += pmd_mapped_bytes(mm, vma.start, vma.end)
     if vma.file is not None and vma.file.inode.shmem:
         last = vma.pgoff + vma.pages
         mss.swap += PAGE_SIZE * sum(1 for i in vma.file.inode.swapped if vma.pgoff <= i < last)
+
+
+def thp_vma_suitable_order(vma: Vma, addr: int, order: int) -> bool:
+    """thp_vma_suitable_order(): the naturally aligned block of ``order`` around ``addr``
+    lies inside ``vma`` (and, for a file vma, the file offset is aligned alike)."""
+    nr = 1 << order
+    if vma.file is not None and ((vma.start >> PAGE_SHIFT) - vma.pgoff) % nr:
+        return False
+    haddr = addr & ~((nr << PAGE_SHIFT) - 1)
+    return vma.start <= haddr and haddr + (nr << PAGE_SHIFT) <= vma.end
+
+
+def thp_eligible(m: Machine, vma: Vma) -> bool:
+    """THPeligible: thp_vma_allowable_orders(vma, vm_flags, TVA_SMAPS, THP_ORDERS_ALL).
+
+    Never under VM_NOHUGEPAGE or for a special (VM_PFNMAP/VM_IO...) mapping. A file or
+    shmem vma never is on the reference machine (no CONFIG_READ_ONLY_THP_FOR_FS, shmem
+    THP ``never``). An anonymous vma is if some order enabled for it (``always``, or
+    ``madvise`` with VM_HUGEPAGE) fits: the block ending at ``vm_end`` aligned down lies
+    inside the vma (probed, kernel-facts "What /proc and /sys show")."""
+    if vma.flags & (VM_NOHUGEPAGE | VM_SPECIAL) or vma.file is not None:
+        return False
+    orders = m.thp.allowed_orders(hugepage=bool(vma.flags & VM_HUGEPAGE))
+    return any(thp_vma_suitable_order(vma, vma.end - (PAGE_SIZE << order), order)
+               for order in orders)
 
 
 def smaps(mm: Mm) -> list[SmapsEntry]:
@@ -216,8 +316,8 @@ def smaps(mm: Mm) -> list[SmapsEntry]:
         mss = MemSizeStats()
         smap_gather_stats(mm, vma, mss)
         values = {"Size": (vma.end - vma.start) >> 10, "KernelPageSize": PAGE_SIZE >> 10,
-                  "MMUPageSize": PAGE_SIZE >> 10} | mss.kb(rollup=False) | {
-                      "THPeligible": int(thp_eligible(vma))}
+                  "MMUPageSize": PAGE_SIZE >> 10} | mss.kb(rollup=False) \
+            | {"THPeligible": int(thp_eligible(mm.machine, vma))}
         out.append(SmapsEntry(maps_entry(mm, vma), values))
     return out
 

@@ -129,7 +129,7 @@ def vmprint(process: Process) -> TextPicture:
     """
     mm = process.mm
     machine = mm.machine
-    ptes = sorted(mm.pgtable.ptes.items())
+    ptes = list(mm.pgtable.items())
     vmas = list(mm.vmas)
     out = [f"page table of pid {process.pid}: {len(vmas)} vma{'s' * (len(vmas) != 1)}, "
            f"{len(ptes)} pte{'s' * (len(ptes) != 1)}"]
@@ -525,7 +525,7 @@ def rmap_dot(machine: Machine, pfn: int, walk: WalkTrace | None = None) -> DotGr
 
 
 def _maps(vma: Vma, addr: int, pfn: int) -> bool:
-    pte = vma.mm.pgtable.ptes.get(addr >> PAGE_SHIFT, 0)
+    pte = vma.mm.pgtable.entry(addr >> PAGE_SHIFT)
     return pte_present(pte) and pte_pfn(pte) == pfn
 
 

@@ -382,7 +382,7 @@ def test_madv_cold_ages_the_pte_and_clears_referenced_keeps_content(m: Machine) 
     assert page is not None
     page.flags |= PG_REFERENCED
     p.madvise(a, PG, MADV_COLD)
-    assert not pte_young(p.mm.pgtable.ptes[a >> 12]) and not page.flags & PG_REFERENCED
+    assert not pte_young(p.mm.pgtable.entry(a >> 12)) and not page.flags & PG_REFERENCED
     assert p.read(a, 1) == b"c" and p.pagemap(a).present
     lk = p.mmap(0, PG, RW, PA | MAP_LOCKED)
     assert _errno(p.madvise, lk, PG, MADV_COLD) == errno.EINVAL

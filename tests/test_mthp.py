@@ -52,10 +52,10 @@ def aligned(p: Process, length: int, align: int = K64) -> int:
 
 def pfns(p: Process, a: int, n: int = 16) -> list[int | None]:
     """The frame each of ``n`` pages from ``a`` maps, None where no pte is present."""
-    ptes = p.mm.pgtable.ptes
+    pt = p.mm.pgtable
     out: list[int | None] = []
     for i in range(n):
-        pte = ptes.get((a >> 12) + i, 0)
+        pte = pt.entry((a >> 12) + i)
         out.append(pte_pfn(pte) if pte_present(pte) else None)
     return out
 
@@ -89,7 +89,7 @@ def test_first_write_maps_the_whole_64k_folio(config: tuple[str, str | None]) ->
     first = got[0]
     assert first is not None and first % 16 == 0
     assert got == list(range(first, first + 16))
-    assert all(pte_write(p.mm.pgtable.ptes[(a >> 12) + i]) for i in range(16))
+    assert all(pte_write(p.mm.pgtable.entry((a >> 12) + i)) for i in range(16))
     assert pfns(p, a + K64) == [None] * 16
     assert p.mm.rss == 16
     assert [m.kpagecount(first + i) for i in range(16)] == [1] * 16
@@ -213,7 +213,7 @@ def test_fork_dups_a_folio_run_with_one_rmap_and_one_mapcount_call(
     assert head is not None and pfns(child, a) == pfns(p, a)
     assert [m.kpagecount(head + i) for i in range(16)] == [2] * 16
     assert "MAPPEDTODISK" not in flag_names(m.kpageflags(head))
-    assert not any(pte_write(pte) for pte in p.mm.pgtable.ptes.values())
+    assert not any(pte_write(pte) for pte in p.mm.pgtable.values())
     assert child.mm.rss == 16
     check_invariants(m)
 
@@ -434,7 +434,7 @@ def test_pageout_swaps_a_folio_out_whole(config: tuple[str, str | None]) -> None
     assert stat(m, "swpout") == 1 and stat(m, "split") == 0
     assert stat(m, "swpout_fallback") == 0 and stat(m, "split_deferred") == 0
     assert m.physmem.nr_free == free + 16 and m.swap.nr_used == 16
-    slots = [p.mm.pgtable.ptes[(a >> 12) + i] >> 12 for i in range(16)]
+    slots = [p.mm.pgtable.entry((a >> 12) + i) >> 12 for i in range(16)]
     assert slots[0] % 16 == 0 and slots == list(range(slots[0], slots[0] + 16))
     check_invariants(m)
     assert [p.read(a + i * P, 1) for i in range(16)] == [bytes([65 + i]) for i in range(16)]

@@ -343,7 +343,7 @@ def test_swapped_shmem_counts_in_smaps_swap_but_not_vmswap() -> None:
     swapped_shmem = len(shm.file.inode.swapped)
     assert swapped_shmem
     by_start = {e.maps.start: e for e in p.smaps()}
-    swap_ptes = sum(1 for pte in p.mm.pgtable.ptes.values() if pte and not pte & 1)
+    swap_ptes = sum(1 for pte in p.mm.pgtable.values() if pte and not pte & 1)
     assert by_start[s]["Swap"] == swapped_shmem * 4
     assert p.status()["VmSwap"] == swap_ptes * 4 == by_start[a]["Swap"]
     _views_parse_back(m, p)

@@ -428,7 +428,7 @@ def test_khugepaged_skips_ranges_without_a_referenced_page(m: Machine) -> None:
         p.write(a + i * P, b"k")
     p.madvise(a, H, MADV_HUGEPAGE)
     for _addr, pte in list(p.mm.pgtable.range(a, a + H)):
-        p.mm.pgtable.ptes[_addr >> 12] = pte & ~0x20  # as if reclaim aged them
+        p.mm.pgtable.update(_addr >> 12, pte & ~0x20)  # as if reclaim aged them
     assert m.khugepaged_scan() == 0 and not p.mm.pgtable.huge_pmds
 
 

@@ -241,7 +241,7 @@ def cow_exercise(seed: int, rmap: str = "anon_vma_chain") -> Exercise:
     pfns: dict[str, list[int | None]] = {}
     writable: dict[str, list[bool | None]] = {}
     for name, proc in s.procs.items():
-        ptes = [proc.mm.pgtable.ptes.get((BASE >> 12) + pg, 0) for pg in range(npages)]
+        ptes = [proc.mm.pgtable.entry((BASE >> 12) + pg) for pg in range(npages)]
         pfns[name] = [pte_pfn(t) if pte_present(t) else None for t in ptes]
         writable[name] = [pte_write(t) if pte_present(t) else None for t in ptes]
     used = sorted({f for row in pfns.values() for f in row if f})

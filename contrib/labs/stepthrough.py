@@ -105,7 +105,7 @@ def _frames_view(m: Machine, named: list[tuple[str, Process]]) -> mdisplay.View:
     frame's mapcount (``2 x2``), ``swap`` for a swap entry, ``-`` for nothing."""
     cells: dict[int, dict[str, str]] = {}
     for name, proc in named:
-        for vpn, pte in proc.mm.pgtable.ptes.items():
+        for vpn, pte in proc.mm.pgtable.items():
             if pte_present(pte):
                 pfn = pte_pfn(pte)
                 cell = f"{pfn} x{m.kpagecount(pfn)}"

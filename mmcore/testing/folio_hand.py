@@ -99,7 +99,7 @@ class HandFolios:
         table = mm.pgtable
         run: list[tuple[int, Page, bool]] = []
         for addr in range(start, end, PAGE_SIZE):
-            pte = table.ptes.get(addr >> 12, 0)
+            pte = table.entry(addr >> 12)
             page = self.m.physmem.page(pte_pfn(pte)) if pte_present(pte) else None
             if page is None or page.folio is None:
                 yield from self._flush(run)
@@ -133,7 +133,7 @@ class HandFolios:
         for folio, first, nr, addr, huge in list(self._runs(parent.mm, REGION, end)):
             for i in range(nr):
                 a = addr + i * PAGE_SIZE
-                pte = pte_wrprotect(src.ptes[a >> 12])
+                pte = pte_wrprotect(src.entry(a >> 12))
                 src.set(a, pte)
                 dst.set(a, pte)
                 page = folio.pages[first + i]
@@ -151,7 +151,7 @@ class HandFolios:
         512 ptes (pte rmap added, then the PMD's removed); False if none maps it."""
         base = REGION + (index & ~(_PTRS_PER_PTE - 1)) * PAGE_SIZE
         table = p.mm.pgtable
-        pte = table.ptes.get(base >> 12, 0)
+        pte = table.entry(base >> 12)
         if not pte & PAGE_PSE:
             return False
         page = self.m.physmem.page(pte_pfn(pte))
@@ -159,7 +159,7 @@ class HandFolios:
         folio = page.folio
         for i, pg in enumerate(folio.pages):
             a = base + i * PAGE_SIZE
-            table.set(a, table.ptes[a >> 12] & ~PAGE_PSE)
+            table.set(a, table.entry(a >> 12) & ~PAGE_PSE)
             pg.mapcount += 1
         vma = self._vma(p)
         self.m.mapcount_add(folio, 0, folio.nr_pages, vma, base, False)
@@ -201,7 +201,7 @@ class HandFolios:
         ``reused``, ``copied`` or ``none`` (no large-folio page there)."""
         addr = REGION + index * PAGE_SIZE
         table = p.mm.pgtable
-        pte = table.ptes.get(addr >> 12, 0)
+        pte = table.entry(addr >> 12)
         page = self.m.physmem.page(pte_pfn(pte)) if pte_present(pte) else None
         if page is None or page.folio is None or pte_write(pte):
             return "none"

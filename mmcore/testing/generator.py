@@ -383,7 +383,7 @@ class OpGenerator:
         physmem = self.d.machine.physmem
         anon: list[int] = []
         other: list[int] = []
-        for vpn, pte in sorted(proc.mm.pgtable.ptes.items()):
+        for vpn, pte in proc.mm.pgtable.items():
             if pte_present(pte) and pte_pfn(pte) != physmem.ZERO_PFN:
                 page = physmem.page(pte_pfn(pte))
                 (anon if page is not None and page.flags & PG_ANON else other).append(vpn * P)

@@ -89,7 +89,8 @@ def parameters(call: str) -> list[str]:
 
 def snapshot(m: Machine) -> tuple[Any, ...]:
     """What a call refused with an argument error must leave exactly as it was."""
-    procs = tuple((p.pid, p.alive, p.mm.brk, p.maps_text(), tuple(sorted(p.mm.pgtable.ptes)))
+    procs = tuple((p.pid, p.alive, p.mm.brk, p.maps_text(),
+                   tuple(vpn for vpn, _pte in p.mm.pgtable.items()))
                   for p in m.processes.values())
     files = tuple((path, inode.size) for path, inode in sorted(m.files.items()))
     return procs, files, m.physmem.nr_used, m.swap.nr_used, m.broken

@@ -176,7 +176,7 @@ def peek(machine: Machine, pid: int, addr: int, n: int) -> bytes:
         raise LookupError(f"pid {pid} is not a live process")
     mm = proc.mm
     off = addr & (PAGE_SIZE - 1)
-    pte = mm.pgtable.ptes.get(addr >> PAGE_SHIFT, 0)
+    pte = mm.pgtable.entry(addr >> PAGE_SHIFT)
     if pte_present(pte):
         page = machine.physmem.page(pte_pfn(pte))
         if page is None:
@@ -286,7 +286,7 @@ def _check_huge_pmds(machine: Machine, pid: int, mm: Mm, huge: Counter[int],
     for key in sorted(pt.huge_pmds):
         haddr = key << PMD_SHIFT
         base = haddr >> PAGE_SHIFT
-        ptes = [pt.ptes.get(base + i, 0) for i in range(PTRS_PER_TABLE)]
+        ptes = [pt.entry(base + i) for i in range(PTRS_PER_TABLE)]
         first = machine.physmem.page(pte_pfn(ptes[0])) if ptes[0] else None
         folio = first.folio if first is not None else None
         vma = mm.vmas.lookup(haddr)
@@ -301,7 +301,7 @@ def _check_huge_pmds(machine: Machine, pid: int, mm: Mm, huge: Counter[int],
                             "(vma_adjust_trans_huge() must split it)")
         for i in range(PTRS_PER_TABLE):
             huge[folio.pfn + i] += 1
-    stray = sorted(v for v, pte in pt.ptes.items()
+    stray = sorted(v for v, pte in pt.items()
                    if pte_huge(pte) and v >> (PMD_SHIFT - PAGE_SHIFT) not in pt.huge_pmds)
     if stray:
         problems.append(f"pid {pid}: {len(stray)} pte(s) with _PAGE_PSE outside any recorded "
@@ -330,8 +330,7 @@ def _scan_mm(machine: Machine, pid: int, mm: Mm, truth: dict[int, list[tuple[int
     """One pass over a page table: collect the truth, check each pte against its vma."""
     physmem = machine.physmem
     rss = 0
-    for vpn in sorted(mm.pgtable.ptes):
-        pte = mm.pgtable.ptes[vpn]
+    for vpn, pte in mm.pgtable.items():
         addr = vpn << PAGE_SHIFT
         vma = mm.vmas.lookup(addr)
         if pte_present(pte):
@@ -537,7 +536,7 @@ def _check_content(machine: Machine, expected: Mapping[tuple[int, int], bytes],
             continue
         if got != want:
             proc = machine.processes[pid]
-            pte = proc.mm.pgtable.ptes.get(addr >> PAGE_SHIFT, 0)
+            pte = proc.mm.pgtable.entry(addr >> PAGE_SHIFT)
             if pte_present(pte):
                 state = f"present pte, pfn {pte_pfn(pte)}"
             elif is_swap_pte(pte):

@@ -61,7 +61,7 @@ def recount(m: Machine) -> Recount:
     total: Counter[int] = Counter()
     for proc in m.live_processes():
         rc = MmRecount(total_vm=sum(v.pages for v in proc.mm.vmas))
-        for pte in proc.mm.pgtable.ptes.values():
+        for pte in proc.mm.pgtable.values():
             if is_swap_pte(pte):
                 rc.rss_stat[MM_SWAPENTS] += 1
             elif pte_present(pte):
