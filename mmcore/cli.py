@@ -666,42 +666,61 @@ def _compare_mapcount(args: argparse.Namespace, out: Console, params: dict[str, 
                       plugins: dict[str, str]) -> int:
     """``compare --axis mapcount``: every mapcount design on the workload, its /proc
     errors, differing decisions and costs against the brute-force truth
-    (:mod:`mmcore.experiments.mapcount_study`): table, JSON and plot."""
+    (:mod:`mmcore.experiments.mapcount_study`): table, JSON and plot. Each design is a
+    study cell run by the executor the options choose, into ``--store`` if given; a
+    design whose plugin fails is a failed row naming the plugin and hook, and the exit
+    status is then 1."""
     import json
 
-    from .experiments.cells_cli import choose
-    from .experiments.mapcount_study import default_designs, study, study_plot, study_tables
-    from .experiments.report import describe_params
+    from .experiments.cells import MAPCOUNT_STUDY, make_cell
+    from .experiments.cells_cli import choose, run_cells
+    from .experiments.mapcount_study import (
+        MapcountStudy,
+        default_designs,
+        study_plot,
+        study_tables,
+    )
+    from .experiments.report import describe_params, failure_table
     from .experiments.workloads import make_params
 
-    given = [opt for opt, on in (("--timeout", args.timeout is not None),
-                                 ("--store", args.store is not None),
-                                 ("--jobs", args.jobs != 1),
-                                 ("--executor", args.executor != "local"),
-                                 ("--scheduler", args.scheduler is not None),
-                                 ("--observe", bool(args.observe))) if on]
-    if given:
-        raise UsageError(f"{', '.join(given)}: not supported with --axis mapcount (the "
-                         f"designs run one after another in this process)")
+    if args.observe:
+        raise UsageError("--observe: not supported with --axis mapcount (the study "
+                         "installs its own decision audit)")
     rmap = args.rmap or "anon_vma_chain"
     check_scheme(rmap, args.mremap_policy)
     chosen = choose(args, {n: (n,) for n in default_designs()})
     plot = _plot_path(args, f"{args.workload}-mapcount.png")
-    s = study(args.workload, params, seed=args.seed, designs=chosen,
-              plugins={"rmap": rmap, "mremap_policy": args.mremap_policy, **plugins})
-    shown = describe_params(make_params(args.workload, params).to_dict())
-    if plot is not None:
+    todo = [make_cell(args.workload, params, rmap=rmap, mremap_policy=args.mremap_policy,
+                      seed=args.seed, arch=args.arch, mapcount=design,
+                      study=MAPCOUNT_STUDY, **plugins) for design in chosen]
+    sweep = run_cells(args, todo, f"compare {args.workload} --axis mapcount")
+    failures = [o.failure.run_failure(design)
+                for design, o in zip(chosen, sweep.outcomes, strict=True)
+                if o.failure is not None]
+    p = make_params(args.workload, params)
+    s = MapcountStudy(args.workload, p.to_dict(), args.seed,
+                      [o.study for o in sweep.outcomes if o.study is not None])
+    shown = describe_params(p.to_dict())
+    if plot is not None and s.runs:
         study_plot(s, plot, f"{args.workload} ({shown}): mapcount designs")
     if args.json:
         doc = s.to_dict()
-        doc["plot"] = str(plot) if plot is not None else None
+        doc["plot"] = str(plot) if plot is not None and s.runs else None
+        if failures:
+            doc["failures"] = [f.to_dict() for f in failures]
         print(json.dumps(doc, indent=1, sort_keys=True))
-        return 0
-    for table in study_tables(s, title=f"{args.workload} ({shown}; seed {args.seed}; "
-                                       f"rmap {rmap}): mapcount designs"):
-        out.print(table)
-    if plot is not None:
-        out.print(f"plot: {plot}")
+    else:
+        for table in study_tables(s, title=f"{args.workload} ({shown}; seed {args.seed}; "
+                                           f"rmap {rmap}): mapcount designs"):
+            out.print(table)
+        if failures:
+            out.print(failure_table(failures))
+        if plot is not None and s.runs:
+            out.print(f"plot: {plot}")
+    if failures:
+        return _error(f"{len(failures)} of {len(chosen)} designs failed: "
+                      + ", ".join(f"{f.label} ({f.status})" for f in failures),
+                      EXIT_FAILURE)
     return 0
 
 

@@ -13,6 +13,12 @@ input identified by the SHA-256 of its bytes (``trace_sha256``, part of the key;
 path it is read from is not, so a copied or renamed trace keeps its cells). Its outcome
 holds a :class:`~mmcore.experiments.replay.ReplayReport`, not a Result.
 
+A cell names its mapcount design too (``mapcount``; :data:`DEFAULT_MAPCOUNT` is left out
+of its data and key, so cells built before it was an axis keep their keys). A *study
+cell* (``study`` :data:`MAPCOUNT_STUDY`) is one design's row of the mapcount study
+(``mmsim compare --axis mapcount``): its outcome holds the
+:class:`~mmcore.experiments.mapcount_study.DesignRun`, not a Result.
+
 :func:`run_cell` runs a cell wherever it is sent (a pool process, a Dask worker) and
 always returns an :class:`Outcome` as JSON text, never an exception: a cell that raises,
 times out, breaks its machine or names a plugin the worker lacks is a failed outcome
@@ -36,9 +42,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..errors import ConfigError
 from ..plugins import installed_plugins, plugin_version, resolve
 from . import workloads
 from .isolation import RunFailure, run_guarded
+from .mapcount_study import DesignRun
 from .replay import ReplayReport
 from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM, Result
 
@@ -48,6 +56,10 @@ CELL_FORMAT = 1
 KEY_LENGTH = 24
 #: The ``workload`` of a cell that replays a trace.
 TRACE_WORKLOAD = "<trace>"
+#: The mapcount design of a cell that names none (the kernel's CONFIG_PAGE_MAPCOUNT).
+DEFAULT_MAPCOUNT = "per_page"
+#: The ``study`` of a cell that is one design's row of the mapcount study.
+MAPCOUNT_STUDY = "mapcount"
 
 
 def _canonical(doc: Any) -> str:
@@ -76,12 +88,21 @@ class Cell:
     #: SHA-256 of its bytes (part of the key).
     trace: str | None = None
     trace_sha256: str | None = None
+    #: The mapcount design (a ``mapcount`` plugin).
+    mapcount: str = DEFAULT_MAPCOUNT
+    #: :data:`MAPCOUNT_STUDY` for a cell that is one design's row of the mapcount study
+    #: (:func:`study_cell`), None for a plain run.
+    study: str | None = None
 
     def plugins(self) -> list[tuple[str, str]]:
-        """The (kind, name) of every plugin the cell names."""
+        """The (kind, name) of every plugin the cell names (the mapcount design where it
+        is not the default or the cell is a study's, so a default cell's versions, and
+        key, are what they were before mapcount was an axis)."""
         named = [("rmap", self.rmap), ("mremap_policy", self.mremap_policy),
                  ("file_rmap", self.file_rmap), ("reclaim", self.reclaim)]
         named += [("observer", name) for name in self.observers]
+        if self.mapcount != DEFAULT_MAPCOUNT or self.study is not None:
+            named.append(("mapcount", self.mapcount))
         return [(kind, name) for kind, name in named if name is not None]
 
     def spec(self) -> dict[str, Any]:
@@ -91,6 +112,10 @@ class Cell:
         plugins = {"rmap": self.rmap, "mremap_policy": self.mremap_policy,
                    "file_rmap": self.file_rmap, "reclaim": self.reclaim,
                    "observers": self.observers, "seed": self.seed, "arch": self.arch}
+        if self.mapcount != DEFAULT_MAPCOUNT or self.study is not None:
+            plugins["mapcount"] = self.mapcount
+        if self.study is not None:
+            plugins["study"] = self.study
         if self.trace is not None:
             return {"trace": self.trace, "trace_sha256": self.trace_sha256,
                     **dict(self.params), **plugins}
@@ -98,14 +123,19 @@ class Cell:
 
     def to_dict(self) -> dict[str, Any]:
         """The cell as plain JSON data (observers as a list; the trace fields only in a
-        trace cell, so a workload cell's data and key are what they were before traces
-        were cells)."""
+        trace cell, the mapcount design only where it is not the default and the study
+        only in a study cell, so a cell's data and key are what they were before traces
+        and mapcount designs were axes)."""
         d = asdict(self)
         d["params"] = dict(self.params)
         d["plugin_versions"] = dict(self.plugin_versions)
         d["observers"] = list(self.observers)
         if self.trace is None:
             del d["trace"], d["trace_sha256"]
+        if self.mapcount == DEFAULT_MAPCOUNT:
+            del d["mapcount"]
+        if self.study is None:
+            del d["study"]
         return d
 
     @classmethod
@@ -125,27 +155,39 @@ class Cell:
 
     @property
     def label(self) -> str:
-        """``rmap`` or ``rmap+policy``, then ``/file_rmap`` and ``/reclaim`` where they
-        are not the defaults (as :attr:`RunConfig.label`)."""
+        """``rmap`` or ``rmap+policy``, then ``/file_rmap``, ``/reclaim`` and
+        ``/mapcount`` where they are not the defaults (as :attr:`RunConfig.label`; a
+        study cell always names its design)."""
         out = self.rmap if self.mremap_policy is None else f"{self.rmap}+{self.mremap_policy}"
         for value, default in ((self.file_rmap, DEFAULT_FILE_RMAP),
                                (self.reclaim, DEFAULT_RECLAIM)):
             if value != default:
                 out += f"/{value}"
+        if self.mapcount != DEFAULT_MAPCOUNT or self.study is not None:
+            out += f"/{self.mapcount}"
         return out
 
 
 def make_cell(workload: str, params: Mapping[str, Any] | None = None, *, rmap: str,
               mremap_policy: str | None = None, seed: int = 0, arch: str = "x86_64",
               file_rmap: str = DEFAULT_FILE_RMAP, reclaim: str = DEFAULT_RECLAIM,
-              observers: Sequence[str] = ()) -> Cell:
+              observers: Sequence[str] = (), mapcount: str = DEFAULT_MAPCOUNT,
+              study: str | None = None) -> Cell:
     """A cell with every parameter of ``workload`` (given ones converted, as
     :func:`~mmcore.experiments.workloads.make_params` does) and the installed versions
-    of mmcore and the named plugins. ConfigError for an unknown workload, parameter or
-    plugin."""
+    of mmcore and the named plugins; ``study`` :data:`MAPCOUNT_STUDY` makes it design
+    ``mapcount``'s row of the mapcount study. ConfigError for an unknown workload,
+    parameter or plugin, or an unknown study."""
+    if study not in (None, MAPCOUNT_STUDY):
+        raise ConfigError(f"unknown study {study!r} (known: {MAPCOUNT_STUDY})")
     full = workloads.make_params(workload, params).to_dict()
     cell = Cell(workload, full, rmap, mremap_policy, seed, arch, file_rmap, reclaim,
-                tuple(observers))
+                tuple(observers), mapcount=mapcount, study=study)
+    return _versioned(cell)
+
+
+def _versioned(cell: Cell) -> Cell:
+    """``cell`` with the installed version of every plugin it names."""
     return replace(cell, plugin_versions={name: plugin_version(resolve(name, kind))
                                           for kind, name in cell.plugins()})
 
@@ -170,8 +212,7 @@ def trace_cell(trace: str | Path, *, rmap: str, mremap_policy: str | None = None
     cell = Cell(TRACE_WORKLOAD, {"check_walks": check_walks, "file_mappings": file_mappings},
                 rmap, mremap_policy, seed, arch, file_rmap, reclaim, tuple(observers),
                 trace=str(trace), trace_sha256=file_sha256(trace))
-    return replace(cell, plugin_versions={name: plugin_version(resolve(name, kind))
-                                          for kind, name in cell.plugins()})
+    return _versioned(cell)
 
 
 @dataclass(frozen=True)
@@ -214,11 +255,13 @@ class Outcome:
     worker: str = ""
     wall_time_s: float = 0.0
     replay: ReplayReport | None = None
+    #: A study cell's figures: its design's run of the mapcount study.
+    study: DesignRun | None = None
 
     @property
     def ok(self) -> bool:
-        """True when the cell produced a result or a replay report."""
-        return self.result is not None or self.replay is not None
+        """True when the cell produced a result, a replay report or study figures."""
+        return self.result is not None or self.replay is not None or self.study is not None
 
     @property
     def key(self) -> str:
@@ -239,6 +282,8 @@ class Outcome:
             "worker": self.worker, "wall_time_s": self.wall_time_s}
         if self.replay is not None:
             doc["replay"] = self.replay.to_dict(encode_json=True)
+        if self.study is not None:
+            doc["study"] = self.study.to_dict()
         return json.dumps(doc, indent=1)
 
     @classmethod
@@ -251,15 +296,17 @@ class Outcome:
             failure = None if doc["failure"] is None else Failure(**doc["failure"])
             replay = None if doc.get("replay") is None else \
                 ReplayReport.from_dict(doc["replay"])
+            study = None if doc.get("study") is None else DesignRun.from_dict(doc["study"])
             out = cls(cell, result, failure, str(doc.get("worker", "")),
-                      float(doc.get("wall_time_s", 0.0)), replay)
+                      float(doc.get("wall_time_s", 0.0)), replay, study)
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"not a cell outcome: {type(exc).__name__}: {exc}") from None
         if doc.get("key") != cell.key:
             raise ValueError(f"key {doc.get('key')!r} is not the hash of its cell "
                              f"({cell.key})")
-        if sum(x is not None for x in (result, replay, failure)) != 1:
-            raise ValueError("an outcome has a result, a replay or a failure: exactly one")
+        if sum(x is not None for x in (result, replay, study, failure)) != 1:
+            raise ValueError("an outcome has a result, a replay, study figures or a "
+                             "failure: exactly one")
         return out
 
 
@@ -307,6 +354,7 @@ def run_cell(cell: Cell, timeout: float | None = None) -> str:
     start = time.monotonic()
     result: Result | None = None
     replay: ReplayReport | None = None
+    study: DesignRun | None = None
     failure = _worker_problem(cell)
     if failure is None:
         got = run_guarded(cell.label, cell.spec(), timeout)
@@ -314,7 +362,9 @@ def run_cell(cell: Cell, timeout: float | None = None) -> str:
             failure = Failure.of(got)
         elif isinstance(got, ReplayReport):
             replay = got
+        elif isinstance(got, DesignRun):
+            study = got
         else:
             result = got
     return Outcome(cell, result, failure, socket.gethostname(),
-                   round(time.monotonic() - start, 6), replay).to_json()
+                   round(time.monotonic() - start, 6), replay, study).to_json()

@@ -1,9 +1,12 @@
 """Run one configuration so that a broken plugin costs only its own row.
 
 :func:`run_guarded` runs one :func:`~mmcore.experiments.runner.run_from_spec` unit (or, for
-a spec naming a ``trace``, one :func:`~mmcore.experiments.replay.replay_from_spec`) and
-returns either its :class:`~mmcore.experiments.results.Result` (its
-:class:`~mmcore.experiments.replay.ReplayReport`) or a :class:`RunFailure` naming the
+a spec naming a ``trace``, one :func:`~mmcore.experiments.replay.replay_from_spec`; for
+a spec naming a ``study``, one design's row of the mapcount study,
+:func:`~mmcore.experiments.mapcount_study.design_from_spec`) and returns either its
+:class:`~mmcore.experiments.results.Result` (its
+:class:`~mmcore.experiments.replay.ReplayReport`, its
+:class:`~mmcore.experiments.mapcount_study.DesignRun`) or a :class:`RunFailure` naming the
 plugin, its distribution and the hook that failed; it is how every command runs a
 configuration (a sweep cell, :func:`mmcore.experiments.cells.run_cell`, calls it).
 With a time budget the run happens in a child process: inside it
@@ -30,6 +33,7 @@ from dataclasses_json import DataClassJsonMixin
 from ..budget import time_budget
 from ..errors import RunTimeout
 from ..plugins import discover
+from .mapcount_study import DesignRun, design_from_spec
 from .replay import ReplayReport, replay_from_spec
 from .results import Result
 
@@ -82,8 +86,9 @@ def failure_of(label: str, exc: BaseException) -> RunFailure:
                       _distribution(plugin), hook, " ".join(text.split()))
 
 
-#: What a run gives: a workload's result or a trace's replay report.
-Ran = Result | ReplayReport
+#: What a run gives: a workload's result, a trace's replay report, or one design's run
+#: of the mapcount study.
+Ran = Result | ReplayReport | DesignRun
 
 
 def _attempt(label: str, spec: Mapping[str, Any], timeout: float | None
@@ -93,7 +98,9 @@ def _attempt(label: str, spec: Mapping[str, Any], timeout: float | None
 
     try:
         with time_budget(timeout):
-            return replay_from_spec(spec) if "trace" in spec else run_from_spec(spec)
+            if "trace" in spec:
+                return replay_from_spec(spec)
+            return design_from_spec(spec) if "study" in spec else run_from_spec(spec)
     except Exception as exc:  # the point: one configuration's failure stays its own
         if structlog.is_configured():
             log.debug("run.failed", config=label, exc_info=exc)
@@ -111,6 +118,8 @@ def _decode(kind: str, text: str) -> Ran | RunFailure:
     """What a child sent back: ``kind`` is its class name."""
     if kind == "RunFailure":
         return RunFailure.from_json(text)
+    if kind == "DesignRun":
+        return DesignRun.from_json(text)
     return ReplayReport.from_json(text) if kind == "ReplayReport" else Result.from_json(text)
 
 

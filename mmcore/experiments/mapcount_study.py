@@ -21,8 +21,11 @@ can diverge after the first differing decision; the figures are each design's ow
 
 from __future__ import annotations
 
+import json
+import random
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from rich import box
 from rich.table import Table
 
 from ..constants import MADV_DONTNEED, MADV_FREE
+from ..errors import RunTimeout
 from ..folio_truth import Accuracy, accuracy, check_core, folio_truth
 from ..machine import Machine
 from ..mapcount_audit import CowCopyObserver, DecisionAudit
@@ -135,6 +139,23 @@ class DesignRun:
         d["updates_per_split"] = self.per_split
         return d
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DesignRun:
+        """The run :meth:`to_dict` gave (its derived figures are recomputed)."""
+        kw = {f.name: d[f.name] for f in fields(cls)}
+        kw["accuracy"] = Accuracy(**kw["accuracy"])
+        kw["accuracy_exclusive"] = Accuracy(**kw["accuracy_exclusive"])
+        return cls(**kw)
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text (what crosses a process boundary)."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str) -> DesignRun:
+        """Parse :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
 
 def _updates(design: object) -> int:
     return sum(getattr(design, "updates", {}).values())
@@ -142,11 +163,12 @@ def _updates(design: object) -> int:
 
 def run_design(ops: Iterable[Op], design: str, *, thp: ThpSettings | None = None,
                ram_pages: int = DEFAULT_RAM_PAGES, swap_pages: int = DEFAULT_SWAP_PAGES,
-               strict: bool = True, plugins: Mapping[str, str | None] | None = None
-               ) -> DesignRun:
+               strict: bool = True, plugins: Mapping[str, str | None] | None = None,
+               deadline: float | None = None) -> DesignRun:
     """Replay ``ops`` on a Machine with mapcount design ``design``, sampling after each;
     ``plugins`` chooses the other plugins (``rmap``, ``mremap_policy``, ``file_rmap``,
-    ``reclaim``; the Machine's defaults otherwise)."""
+    ``reclaim``; the Machine's defaults otherwise); RunTimeout once
+    :func:`time.monotonic` passes ``deadline`` (checked between ops)."""
     chosen = dict(plugins or {})
     m = Machine(rmap=chosen.get("rmap") or "anon_vma_chain",
                 mremap_policy=chosen.get("mremap_policy"),
@@ -166,6 +188,8 @@ def run_design(ops: Iterable[Op], design: str, *, thp: ThpSettings | None = None
     m.mapcount_free = counted_free
     impl = m.mapcount_design
     for op in ops:
+        if deadline is not None and time.monotonic() > deadline:
+            raise RunTimeout(f"no result within the time budget ({run.ops} ops done)")
         before = _updates(impl) - getattr(impl, "updates", {}).get("split", 0)
         player.apply(op)
         after = _updates(impl) - getattr(impl, "updates", {}).get("split", 0)
@@ -220,18 +244,35 @@ class MapcountStudy:
                 "runs": [r.to_dict() for r in self.runs]}
 
 
+def study_design(workload: str, params: Mapping[str, Any] | None, design: str, *,
+                 seed: int = 0, plugins: Mapping[str, str | None] | None = None,
+                 deadline: float | None = None) -> DesignRun:
+    """One design's run of built-in ``workload`` (one row of :func:`study`)."""
+    w = workloads.get(workload)
+    p = workloads.make_params(workload, params)
+    ram, swap = machine_sizes(workload, p, None, None)
+    return run_design(w.generator(p, random.Random(seed)), design, thp=workload_thp(p),
+                      ram_pages=ram, swap_pages=swap, strict=w.strict, plugins=plugins,
+                      deadline=deadline)
+
+
+def design_from_spec(spec: Mapping[str, Any]) -> DesignRun:
+    """:func:`study_design` with the keyword arguments of a study cell's spec
+    (:meth:`mmcore.experiments.cells.Cell.spec`: ``workload``, ``params``, ``mapcount``,
+    ``seed``, the other plugins, and ``deadline`` under a time budget)."""
+    plugins = {k: spec.get(k) for k in ("rmap", "mremap_policy", "file_rmap", "reclaim")}
+    return study_design(spec["workload"], spec.get("params"), spec["mapcount"],
+                        seed=spec.get("seed", 0), plugins=plugins,
+                        deadline=spec.get("deadline"))
+
+
 def study(workload: str, params: Mapping[str, Any] | None = None, *, seed: int = 0,
           designs: Sequence[str] | None = None,
           plugins: Mapping[str, str | None] | None = None) -> MapcountStudy:
     """Run built-in ``workload`` once per design (default: every installed one), with
     the other ``plugins`` as :func:`run_design` takes them."""
-    import random
-
-    w = workloads.get(workload)
     p = workloads.make_params(workload, params)
-    ram, swap = machine_sizes(workload, p, None, None)
-    runs = [run_design(w.generator(p, random.Random(seed)), d, thp=workload_thp(p), ram_pages=ram,
-                       swap_pages=swap, strict=w.strict, plugins=plugins)
+    runs = [study_design(workload, params, d, seed=seed, plugins=plugins)
             for d in (designs if designs is not None else default_designs())]
     return MapcountStudy(workload, p.to_dict(), seed, runs)
 

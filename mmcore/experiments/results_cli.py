@@ -114,6 +114,8 @@ def row(o: Outcome) -> dict[str, Any]:
                                                        sorted(c.plugin_versions.items()))}
     if c.trace is not None:
         out.update({"trace": c.trace, "trace_sha256": c.trace_sha256})
+    if any(kind == "mapcount" for kind, _ in c.plugins()):  # default cells' rows unchanged
+        out.update({"mapcount": c.mapcount, "study": c.study})
     out.update({f"param.{k}": v for k, v in c.params.items()})
     if o.result is not None:
         r = o.result
@@ -122,6 +124,8 @@ def row(o: Outcome) -> dict[str, Any]:
         out.update({"ops_applied": r.ops_applied, "errors": sum(r.errors.values()),
                     "segfaults": r.segfaults, "sigbus": r.sigbus,
                     "wall_time_s": r.wall_time_s})
+    if o.study is not None:
+        _flat("study.", o.study.to_dict(), out)
     if o.replay is not None:
         rp = o.replay
         out.update({"ops_applied": rp.ops_applied, "ops_total": rp.ops_total,

@@ -111,10 +111,12 @@ def run(workload: str, params: Mapping[str, Any] | DataClassJsonMixin | None = N
         rmap: str, mremap_policy: str | None = None, seed: int = 0, arch: str = "x86_64",
         ram_pages: int | None = None, swap_pages: int | None = None,
         file_rmap: str = DEFAULT_FILE_RMAP, reclaim: str = DEFAULT_RECLAIM,
-        observers: Sequence[str] = (), deadline: float | None = None) -> Result:
+        observers: Sequence[str] = (), deadline: float | None = None,
+        mapcount: str = "per_page") -> Result:
     """Run built-in ``workload`` with ``params`` on one configuration.
 
-    ``file_rmap`` and ``reclaim`` name the file rmap and reclaim plugins, ``observers``
+    ``file_rmap``, ``reclaim`` and ``mapcount`` name the file rmap, reclaim and mapcount
+    plugins, ``observers``
     any observer plugins to register (``event_log``); ``ram_pages``
     and ``swap_pages`` size the machine (see :func:`machine_sizes`); ``deadline`` (a
     :func:`time.monotonic` instant) stops the run with :class:`RunTimeout`. Raises
@@ -128,7 +130,8 @@ def run(workload: str, params: Mapping[str, Any] | DataClassJsonMixin | None = N
                        policy=mremap_policy, arch=arch, ram_pages=ram, swap_pages=swap,
                        file_rmap=file_rmap, reclaim=reclaim)
     return execute(w.generator(p, random.Random(seed)), config, strict=w.strict,
-                   observers=observers, deadline=deadline, thp=workload_thp(p))
+                   observers=observers, deadline=deadline, thp=workload_thp(p),
+                   mapcount=mapcount)
 
 
 def run_ops(ops: Iterable[Op], *, rmap: str, mremap_policy: str | None = None,
@@ -171,16 +174,17 @@ def workload_thp(params: DataClassJsonMixin) -> ThpSettings | None:
 
 def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True,
             observers: Sequence[str] = (), deadline: float | None = None,
-            thp: ThpSettings | None = None) -> Result:
-    """Replay ``ops`` on a fresh Machine built from ``config`` (and ``observers``, and
-    the THP knobs ``thp``) and measure it; :class:`~mmcore.errors.RunTimeout` once
-    :func:`time.monotonic` passes ``deadline`` (checked between ops, so a time limit
-    works in any thread, where a signal cannot reach)."""
+            thp: ThpSettings | None = None, mapcount: str = "per_page") -> Result:
+    """Replay ``ops`` on a fresh Machine built from ``config`` (and ``observers``, the
+    THP knobs ``thp`` and the mapcount design ``mapcount``) and measure it;
+    :class:`~mmcore.errors.RunTimeout` once :func:`time.monotonic` passes ``deadline``
+    (checked between ops, so a time limit works in any thread, where a signal cannot
+    reach)."""
     start = time.perf_counter()
     machine = Machine(rmap=config.rmap, mremap_policy=config.policy, arch=config.arch,
                       ram_pages=config.ram_pages, swap_pages=config.swap_pages,
                       file_rmap=config.file_rmap, reclaim=config.reclaim,
-                      observers=observers, thp=thp)
+                      observers=observers, thp=thp, mapcount=mapcount)
     player = Player(machine, strict=strict)
     before_reclaim: Snapshot | None = None
     missed = 0
