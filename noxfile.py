@@ -2,6 +2,7 @@
 
     nox -l                          list the sessions
     nox -s tests                    the whole test suite, in parallel, on every Python found
+    nox -s tests-mypyc              the same on the compiled build (needs a C compiler)
     nox -s quick                    the quick subset (-m "not slow")
     nox -s conformance-anon_vma     the conformance kit against one configuration
     nox -t conformance              every configuration
@@ -20,9 +21,13 @@ own virtualenv with only the extra it needs; uv makes them when nox can find it
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import shutil
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nox
 from packaging.requirements import Requirement  # a dependency of nox itself
@@ -40,11 +45,16 @@ nox.options.error_on_missing_interpreters = False
 nox.options.download_python = "never"
 
 
+def pyproject() -> dict[str, Any]:
+    """This checkout's pyproject.toml."""
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        return tomllib.load(fh)
+
+
 def requirement(extra: str, name: str) -> str:
     """The requirement for ``name`` as the pyproject.toml extra ``extra`` pins it, so a
     session that needs one tool installs that tool alone at the project's pin."""
-    with open(ROOT / "pyproject.toml", "rb") as fh:
-        extras = tomllib.load(fh)["project"]["optional-dependencies"]
+    extras = pyproject()["project"]["optional-dependencies"]
     for req in extras[extra]:
         if Requirement(req).name == name:
             return str(req)
@@ -55,6 +65,52 @@ def requirement(extra: str, name: str) -> str:
 def tests(session: nox.Session) -> None:
     """The whole test suite in parallel (pytest -n auto; extra arguments go to pytest)."""
     session.install("-e", ".[test]")
+    session.run("pytest", "-n", "auto", *session.posargs)
+
+
+def c_compiler() -> str | None:
+    """The C compiler a mypyc build would find: ``$CC`` when set, else cc, gcc or clang on
+    ``PATH`` (None when there is none, and the compiled build cannot be made)."""
+    if os.environ.get("CC"):
+        return shutil.which(shlex.split(os.environ["CC"])[0])
+    return next(filter(None, map(shutil.which, ("cc", "gcc", "clang"))), None)
+
+
+def not_source(directory: str, names: list[str]) -> set[str]:
+    """What a copy of the checkout leaves out (a ``shutil.copytree`` ignore function):
+    venvs, caches, byte code, built extension modules and, at the top, version control
+    and the build, output and nox directories."""
+    top = {".git", ".nox", "build", "dist", "results", "site"} if Path(directory) == ROOT \
+        else set()
+    return {name for name in names if name in top or name.startswith(".venv")
+            or name == "__pycache__" or name.endswith((".so", ".egg-info", "_cache"))}
+
+
+@nox.session(name="tests-mypyc", python=PYTHONS, venv_backend="venv")
+def tests_mypyc(session: nox.Session) -> None:
+    """The whole test suite on the compiled build (setup.py, ``MMCORE_MYPYC=1``); skipped
+    when no C compiler is found.
+
+    The build is an editable install of a fresh copy of the checkout, and the suite runs
+    in that copy: an editable mypyc build puts its extension modules next to the sources,
+    where every pure-Python venv of the checkout would import them, while a non-editable
+    install leaves out files the suite reads from the tree (benchmarks/, examples/)."""
+    if c_compiler() is None:
+        session.skip("no C compiler ($CC, cc, gcc or clang): the compiled build cannot be "
+                     "built, so it is not tested")
+    checkout = Path(session.create_tmp()) / "checkout"
+    shutil.rmtree(checkout, ignore_errors=True)
+    shutil.copytree(ROOT, checkout, ignore=not_source)
+    session.chdir(checkout)
+    # mypyc type-checks the modules against the dependencies, so they come first (with
+    # mypy, from the test extra); the compiled build then reinstalls mmcore alone, with
+    # no build isolation: it builds with the venv's mypyc and build backend.
+    session.install(*pyproject()["build-system"]["requires"])
+    session.install("-e", ".[test]")
+    session.install("--no-build-isolation", "--no-deps", "-e", ".",
+                    env={"MMCORE_MYPYC": "1"})
+    session.run("python", "-c", "from mmcore.bench_cli import build_kind; "
+                "raise SystemExit(None if build_kind() == 'mypyc' else 'not compiled')")
     session.run("pytest", "-n", "auto", *session.posargs)
 
 

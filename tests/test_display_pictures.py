@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import types
 
 import pytest
 
@@ -41,7 +42,10 @@ def forked() -> tuple[Machine, Process, Process]:
 
 @pytest.fixture
 def no_dot(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A machine without Graphviz's dot on PATH."""
+    """A machine with the graphviz Python package (a stand-in, where the viz extra is not
+    installed) but without Graphviz's dot on PATH."""
+    monkeypatch.setitem(sys.modules, "graphviz", sys.modules.get("graphviz")
+                        or types.ModuleType("graphviz"))
     monkeypatch.setattr(shutil, "which", lambda _name: None)
 
 

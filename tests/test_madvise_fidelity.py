@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from mmcore import Machine
+from mmcore import Machine, fork, machine
 from mmcore.constants import (
     MADV_COLD,
     MADV_DONTNEED,
@@ -35,8 +35,9 @@ from mmcore.constants import (
 )
 from mmcore.errors import SegmentationFault
 from mmcore.kpageflags import flag_names
+from mmcore.mm import Mm
 from mmcore.page import PG_LAZYFREE, PG_REFERENCED
-from mmcore.pagetable import pte_young
+from mmcore.pagetable import GUARD_PTE, pte_young
 from mmcore.proc import PM_GUARD_REGION
 from mmcore.process import Process
 from mmcore.testing import ConformanceFailure, run_random_sequence
@@ -484,8 +485,21 @@ def test_random_sequences_run_the_new_madvise_ops_and_map_populate() -> None:
 def test_conformance_kit_catches_fork_losing_guard_markers(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A fork that does not copy the guard markers of vmas it does not copy page
-    tables for is caught: the child's access does not raise SIGSEGV."""
-    monkeypatch.setattr("mmcore.fork.copy_guard_markers", lambda dst, src: None)
+    tables for is caught: the child's access does not raise SIGSEGV. The bug goes in
+    where the interpreted Machine calls dup_mmap: patching fork's own call of
+    copy_guard_markers would miss the compiled build, whose fork calls it directly."""
+    real_dup_mmap = fork.dup_mmap
+
+    def dup_mmap_losing_markers(parent: Mm, child: Mm) -> None:
+        real_dup_mmap(parent, child)
+        pgtable = child.pgtable
+        for vma in child.vmas:
+            if vma.anon_vma is None:  # page tables not copied: the markers were
+                for addr, pte in list(pgtable.range(vma.start, vma.end)):
+                    if pte == GUARD_PTE:
+                        pgtable.clear(addr)
+
+    monkeypatch.setattr(machine, "dup_mmap", dup_mmap_losing_markers)
     failure = _first_failing_seed()
     assert failure is not None and "guard region" in failure
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 import nox.registry
+import pytest
 
 from mmcore.plugins import plugins_of_kind, valid_configurations
 
@@ -116,3 +117,80 @@ def test_copied_template_noxfile_leaves_mmcore_to_the_dependency(tmp_path: Path,
     copy.parent.mkdir()
     shutil.copy(ROOT / "contrib" / "plugin_template" / "noxfile.py", copy)
     assert load_noxfile(copy).mmcore_source() == []
+
+
+class SessionDouble:
+    """The part of ``nox.Session`` a session function calls, recording each call; skip()
+    raises, as nox's does, so nothing after it runs."""
+
+    class Skipped(Exception):
+        """Raised by :meth:`skip`."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp, self.calls, self.cwd = tmp, [], None
+        self.posargs: list[str] = []
+
+    def skip(self, reason: str) -> None:
+        raise self.Skipped(reason)
+
+    def create_tmp(self) -> str:
+        return str(self.tmp)
+
+    def chdir(self, path: Path) -> None:
+        self.cwd = Path(path)
+
+    def install(self, *args: str, **kwargs: object) -> None:
+        self.calls.append(("install", args, kwargs.get("env")))
+
+    def run(self, *args: str, **kwargs: object) -> None:
+        self.calls.append(("run", args, kwargs.get("env")))
+
+
+def test_nox_lists_the_compiled_builds_test_session() -> None:
+    """``nox -l`` offers tests-mypyc on the same Pythons as the pure build's tests."""
+    sessions = sessions_listed_without_mmcore("-s", "tests-mypyc", "tests")
+    by_name: dict[str, set[object]] = {}
+    for s in sessions.values():
+        by_name.setdefault(str(s["name"]), set()).add(s["python"])
+    assert by_name["tests-mypyc"] == by_name["tests"]
+
+
+def test_compiled_test_session_is_skipped_without_a_c_compiler(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no compiler on PATH and no $CC, tests-mypyc skips, saying why, before it
+    copies or installs anything."""
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    noxfile = load_noxfile(ROOT / "noxfile.py")
+    session = SessionDouble(tmp_path)
+    with pytest.raises(SessionDouble.Skipped, match="no C compiler"):
+        noxfile.tests_mypyc(session)
+    assert session.calls == [] and list(tmp_path.iterdir()) == []
+
+
+def test_compiled_test_session_builds_a_copy_of_the_checkout_and_runs_the_suite(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a compiler, tests-mypyc copies the checkout without venvs, caches or built
+    modules, installs its dependencies and mypy (the test extra) and the build backend,
+    then mmcore editable there with MMCORE_MYPYC=1 and no build isolation, and runs the
+    whole suite there in parallel."""
+    cc = tmp_path / "bin" / "cc"
+    cc.parent.mkdir()
+    cc.write_text("#!/bin/sh\n")
+    cc.chmod(0o755)
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(cc.parent))
+    noxfile = load_noxfile(ROOT / "noxfile.py")
+    session = SessionDouble(tmp_path / "tmp")
+    noxfile.tests_mypyc(session)
+    copy = tmp_path / "tmp" / "checkout"
+    assert session.cwd == copy
+    assert (copy / "mmcore" / "fault.py").is_file() and (copy / "pyproject.toml").is_file()
+    assert not any(copy.glob(".venv*")) and not (copy / ".git").exists()
+    assert not list(copy.rglob("__pycache__")) and not list(copy.rglob("*.so"))
+    (_, backend, _), (_, deps, deps_env), (_, build, env), *runs = session.calls
+    assert any(d.startswith("setuptools") for d in backend)
+    assert deps == ("-e", ".[test]") and deps_env is None
+    assert build == ("--no-build-isolation", "--no-deps", "-e", ".")
+    assert env == {"MMCORE_MYPYC": "1"}
+    assert runs[-1][1][:3] == ("pytest", "-n", "auto")
