@@ -189,6 +189,8 @@ def test_the_walk_is_drawn_on_the_picture(dot: bool, monkeypatch: pytest.MonkeyP
     probe, or without Graphviz the text outline with the same labels."""
     if dot and shutil.which("dot") is None:
         pytest.skip("Graphviz dot is not installed")
+    if dot:
+        pytest.importorskip("graphviz", reason="the SVG needs the viz extra's graphviz")
     if not dot:
         monkeypatch.setattr(shutil, "which", lambda _: None)
     frames = record(FORK_AND_COW[:7], "anon_vma", [("p", BASE)])
