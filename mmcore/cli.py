@@ -11,13 +11,13 @@
     mmsim rerun RESULT.json [--json]       run a recorded result again and diff it
     mmsim trace import|info|record|replay  traces (mmcore.experiments.trace_cli)
     mmsim reproduce [--out DIR] [--json]   measure the 2004 thread's claims, and the traces
+    mmsim bench [--pages N] [--output F]   per-page costs beside the real kernel's
+    mmsim lab list|show|template|grade     the lab kit (mmcore_contrib.labs.cli)
 
 ``compare``, ``sweep``, ``reproduce`` and ``trace replay`` run their configurations as
 cells (:mod:`mmcore.experiments.cells_cli`) and share ``--only``, ``--exclude``,
 ``--timeout``, ``--jobs``, ``--executor``, ``--scheduler`` and ``--store``: a broken or
 timed-out plugin costs only its own rows, which name the plugin and the hook.
-    mmsim bench [--pages N] [--output F]   per-page costs beside the real kernel's
-    mmsim lab list|show|template|grade     the lab kit (mmcore_contrib.labs.cli)
 
 Every option has one spelling wherever it appears (``--rmap``, ``--mremap-policy``,
 ``--file-rmap``, ``--reclaim``, ``--observe``, ``--json``), the same as the pytest
