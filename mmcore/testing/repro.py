@@ -161,6 +161,18 @@ def process_groups(ops: Sequence[Op]) -> list[set[int]]:
     return groups
 
 
+#: How many times the CPU budget of :func:`minimize` its wall time may run.
+WALL_FACTOR = 5.0
+
+
+def _budget(seconds: float) -> Callable[[], bool]:
+    """A check that says when ``seconds`` of this process's CPU time (or
+    ``WALL_FACTOR * seconds`` of wall time) have passed since the call."""
+    cpu_end = time.process_time() + seconds
+    wall_end = time.monotonic() + WALL_FACTOR * seconds
+    return lambda: time.process_time() >= cpu_end or time.monotonic() >= wall_end
+
+
 def minimize(ops: Sequence[Op], still_fails: Callable[[list[Op]], int | None], *,
              groups: Sequence[set[int]] = (), budget_seconds: float = 20.0) -> list[Op]:
     """Shrink ``ops`` while ``still_fails(candidate)`` reports a failure, within
@@ -170,13 +182,17 @@ def minimize(ops: Sequence[Op], still_fails: Callable[[list[Op]], int | None], *
 
     ``still_fails`` returns None if the candidate does not fail, else the number of ops
     that ran up to and including the failing one (the rest is cut off).
+
+    The budget is CPU time of this process, so a loaded machine shrinks as far as an idle
+    one and a reproducer does not depend on the load; wall time is bounded too, at
+    :data:`WALL_FACTOR` times the budget, for a plugin that sleeps.
     """
     current = list(ops)
-    deadline = time.monotonic() + budget_seconds
+    out_of_time = _budget(budget_seconds)
     # Group passes work on the original indices; keep a map from them to current ops.
     alive = list(range(len(current)))
     for group in sorted(groups, key=len, reverse=True):
-        if time.monotonic() >= deadline:
+        if out_of_time():
             break
         keep = [i for i in alive if i not in group]
         if len(keep) == len(alive) or not keep:
@@ -187,11 +203,11 @@ def minimize(ops: Sequence[Op], still_fails: Callable[[list[Op]], int | None], *
             alive = keep[:ran]
     current = [ops[i] for i in alive]
     n = 2
-    while len(current) >= 2 and time.monotonic() < deadline:
+    while len(current) >= 2 and not out_of_time():
         chunk = max(1, -(-len(current) // n))
         reduced = False
         for lo in range(0, len(current), chunk):
-            if time.monotonic() >= deadline:
+            if out_of_time():
                 break
             candidate = current[:lo] + current[lo + chunk:]
             ran = still_fails(candidate) if candidate else None
