@@ -330,7 +330,8 @@ class PageTable:
             hi = min(last - base, PTRS_PER_TABLE)
             part = table[lo:hi]
             # compress and filter skip the none PTEs in C: most of a table is none
-            yield from zip(compress(range(base + lo, base + hi), part), filter(None, part))
+            yield from zip(compress(range(base + lo, base + hi), part), filter(None, part),
+                           strict=True)
 
     def range(self, start: int, end: int) -> Iterator[tuple[int, int]]:
         """Yield ``(addr, pte)`` for every non-none PTE in [start, end), in address order.
@@ -349,7 +350,7 @@ class PageTable:
         for key in sorted(self.tables):
             table, base = self.tables[key], key << 9
             yield from zip(compress(range(base, base + PTRS_PER_TABLE), table),
-                           filter(None, table))
+                           filter(None, table), strict=True)
 
     def values(self) -> Iterator[int]:
         """Every populated PTE, in address order."""
