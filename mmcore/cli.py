@@ -10,7 +10,8 @@
     mmsim results list|export|report|merge STORE ...   a result store
     mmsim rerun RESULT.json [--json]       run a recorded result again and diff it
     mmsim trace import|info|record|replay  traces (mmcore.experiments.trace_cli)
-    mmsim reproduce [--out DIR] [--json]   measure the 2004 thread's claims, and the traces
+    mmsim reproduce [--out DIR] [--claims KEY,...] [--json]
+                                           measure the 2004 thread's claims, and the traces
     mmsim bench [--pages N] [--output F]   per-page costs beside the real kernel's
     mmsim lab list|show|template|grade     the lab kit (mmcore_contrib.labs.cli)
 
@@ -264,11 +265,14 @@ def build_parser() -> Parser:
     rr.add_argument("result", help="JSON file of one result")
     add_json_option(rr)
 
-    from .experiments.reproduce import DEFAULT_OUT_DIR
+    from .experiments.reproduce import DEFAULT_OUT_DIR, claim_keys
 
     rp = sub.add_parser("reproduce", help="measure the 2004 claims into results.md")
     rp.add_argument("--out", default=str(DEFAULT_OUT_DIR), metavar="DIR",
                     help="directory for results.md and img/ (created if missing)")
+    rp.add_argument("--claims", action="append", default=[], metavar="KEY[,KEY]",
+                    help="measure only these claims (repeatable; default: every claim): "
+                         + ", ".join(claim_keys()))
     add_selection_options(rp)
     add_executor_options(rp, "run")
     add_json_option(rp)
@@ -770,13 +774,23 @@ def cmd_reproduce(args: argparse.Namespace, out: Console) -> int:
     the store the options choose; a configuration whose run fails is a row marked
     ``broken`` or ``timed out`` in each claim it has no figures for, naming the plugin
     and hook, and the exit status is then 1."""
-    from .experiments.cells_cli import choose, executor_of, open_store, scheme_names
-    from .experiments.reproduce import DEFAULT_OUT_DIR, reproduce
+    from .experiments.cells_cli import (
+        choose,
+        executor_of,
+        open_store,
+        scheme_names,
+        split_names,
+    )
+    from .experiments.reproduce import DEFAULT_OUT_DIR, chosen_claims, reproduce
     from .experiments.runner import configurations
 
     matrix = configurations()
     chosen = set(choose(args, {scheme_names(*c)[1]: scheme_names(*c) for c in matrix}))
     configs = [c for c in matrix if scheme_names(*c)[1] in chosen]
+    try:
+        keys = chosen_claims(split_names(args.claims) or None)
+    except ConfigError as exc:
+        raise UsageError(f"--claims: {exc}") from None
     if Path(args.out) == DEFAULT_OUT_DIR:
         announce(f"{args.out}/results.md and {args.out}/img/", "the report",
                  "the default; --out DIR to change")
@@ -784,7 +798,8 @@ def cmd_reproduce(args: argparse.Namespace, out: Console) -> int:
     with open_store(args) as store:
         path, claims = reproduce(args.out, configs, progress=lambda name: err.print(
             f"[dim]measuring {name}[/]") if err.is_terminal else None,
-            executor=executor_of(args), store=store, timeout=args.timeout)
+            executor=executor_of(args), store=store, timeout=args.timeout,
+            claims=keys)
     failures = {f.label: f for c in claims for f in c.failures}
     if args.json:
         print_json({"report": str(path), "claims": [

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Iterator
+from itertools import compress
 
 from .constants import PAGE_SHIFT
 
@@ -327,9 +328,10 @@ class PageTable:
             base = key << 9
             lo = max(first - base, 0)
             hi = min(last - base, PTRS_PER_TABLE)
-            for i, pte in enumerate(table[lo:hi], base + lo):
-                if pte:
-                    yield i, pte
+            part = table[lo:hi]
+            # compress and filter skip the none PTEs in C: most of a table is none
+            yield from zip(compress(range(base + lo, base + hi), part), filter(None, part),
+                           strict=True)
 
     def range(self, start: int, end: int) -> Iterator[tuple[int, int]]:
         """Yield ``(addr, pte)`` for every non-none PTE in [start, end), in address order.
@@ -346,10 +348,9 @@ class PageTable:
     def items(self) -> Iterator[tuple[int, int]]:
         """``(vpn, pte)`` for every populated PTE, in address order."""
         for key in sorted(self.tables):
-            base = key << 9
-            for i, pte in enumerate(self.tables[key], base):
-                if pte:
-                    yield i, pte
+            table, base = self.tables[key], key << 9
+            yield from zip(compress(range(base, base + PTRS_PER_TABLE), table),
+                           filter(None, table), strict=True)
 
     def values(self) -> Iterator[int]:
         """Every populated PTE, in address order."""

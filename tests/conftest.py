@@ -1,4 +1,5 @@
-"""Shared fixtures: the scheme matrix comes from the installed plugins."""
+"""Shared fixtures: the scheme matrix comes from the installed plugins. And the order the
+tests run in under ``-n auto``: the slow ones first, on work-stealing workers."""
 
 from __future__ import annotations
 
@@ -28,3 +29,20 @@ def _no_inherited_terminal_size(monkeypatch: pytest.MonkeyPatch) -> None:
     honours; drop it so tables are as wide under ``-n auto`` as in a serial run."""
     monkeypatch.delenv("COLUMNS", raising=False)
     monkeypatch.delenv("LINES", raising=False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """``-n N`` without ``--dist`` distributes by work stealing, not pytest-xdist's
+    ``load``: a worker that runs out takes half of another's queue, so one long test
+    does not leave the other cores idle at the end. (This runs before pytest-xdist turns
+    a missing ``--dist`` into ``load``; an explicit ``--dist`` is kept.)"""
+    option = config.option
+    if getattr(option, "numprocesses", None) and getattr(option, "dist", None) == "no":
+        option.dist = "worksteal"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first, each group in its own order: the long ones start at once
+    and the short ones fill the gaps, instead of a long one starting last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -37,6 +37,7 @@ from mmcore.budget import time_budget
 from mmcore.cli import main
 from mmcore.errors import RunTimeout
 from mmcore.experiments.isolation import RunFailure, run_guarded
+from mmcore.experiments.reproduce import CLAIMS as REPRODUCE_CELL_CLAIMS
 from mmcore.experiments.results import Result
 from mmcore.plugins import PluginLoadWarning, discover, installed_plugins, resolve
 
@@ -658,7 +659,8 @@ def test_reproduce_measures_the_healthy_schemes_and_marks_the_broken_ones(
     it, however loaded the machine.)"""
     status = main(["reproduce", "--out", str(tmp_path), "--json", "--timeout", "60",
                    "--only", "boom,badinit,anon_vma,pte_chains", "--exclude",
-                   "boom+unshare,badinit+unshare,anon_vma+unshare,pte_chains+unshare"])
+                   "boom+unshare,badinit+unshare,anon_vma+unshare,pte_chains+unshare",
+                   "--claims", ",".join(REPRODUCE_CELL_CLAIMS)])
     out, err = capsys.readouterr()
     assert status == 1
     doc = json.loads(out)
@@ -666,8 +668,9 @@ def test_reproduce_measures_the_healthy_schemes_and_marks_the_broken_ones(
             if "/" not in f["label"]} == {
         ("boom", "broken", "boom", "rmap_walk"), ("badinit", "broken", "badinit", "__init__")}
     report = (tmp_path / "results.md").read_text()
-    # the mapcount claims study the mapcount designs on one rmap scheme, not the matrix
-    claims = sum(1 for c in doc["claims"] if not c["key"].startswith("mapcount-"))
+    # part one's claims: the mapcount ones study the designs on one scheme, not the matrix
+    claims = len(doc["claims"])
+    assert claims == len(REPRODUCE_CELL_CLAIMS)
     rows = _broken_rows(report)
     assert {k: v for k, v in rows.items() if "/" not in k} == {
         "boom": ["broken"] * claims, "badinit": ["broken"] * claims}
@@ -689,11 +692,12 @@ def test_reproduce_reports_a_looping_scheme_as_timed_out(tmp_path: Path) -> None
     naming the looping hook, in every claim."""
     from mmcore.experiments.reproduce import reproduce
 
-    _, claims = reproduce(tmp_path, [("loopy", None)], timeout=0.3, traces=[MMTOY])
+    _, claims = reproduce(tmp_path, [("loopy", None)], timeout=0.3, traces=[MMTOY],
+                          claims=list(REPRODUCE_CELL_CLAIMS))
+    assert [c.key for c in claims] == list(REPRODUCE_CELL_CLAIMS)
     assert all([(f.label, f.status, f.plugin, f.hook) for f in c.failures if "/" not in
-                f.label] == [("loopy", "timed out", "loopy", "rmap_walk")] for c in claims
-               if not c.key.startswith("mapcount-"))
-    assert all(c.verdict == "not measured" for c in claims if not c.key.startswith("mapcount-"))
+                f.label] == [("loopy", "timed out", "loopy", "rmap_walk")] for c in claims)
+    assert all(c.verdict == "not measured" for c in claims)
 
 
 TRACES = sorted((Path(__file__).parent.parent / "examples" / "traces").glob("*.jsonl"))

@@ -26,7 +26,7 @@ def fake_studies(monkeypatch: pytest.MonkeyPatch, fill: dict[str, dict[str, obje
 
 def test_no_large_folio_means_not_measured(monkeypatch: pytest.MonkeyPatch) -> None:
     s = fake_studies(monkeypatch, {})
-    assert {fn(s).verdict for fn in rm.CLAIMS} == {"not measured"}
+    assert {fn(s).verdict for fn in rm.CLAIMS.values()} == {"not measured"}
 
 
 def test_constant_size_holds_and_fails_on_the_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,9 +48,9 @@ def test_an_unsafe_reuse_fails_the_no_false_exclusive_claim(
 
 def test_part_two_renders_every_claim_with_an_anchor(monkeypatch: pytest.MonkeyPatch) -> None:
     s = fake_studies(monkeypatch, {})
-    text = rm.render_mapcount([fn(s) for fn in rm.CLAIMS], s)
+    text = rm.render_mapcount([fn(s) for fn in rm.CLAIMS.values()], s)
     assert text.startswith("# The large-folio mapcount claims, measured")
-    for fn in rm.CLAIMS:
+    for fn in rm.CLAIMS.values():
         c = fn(s)
         assert f'<a id="{c.key}"></a>' in text and f"(#{c.key})" in text
     assert "arena-alone: `mthp-allocator` (worker=False)" in text

@@ -18,6 +18,7 @@ import mmcore
 from mmcore.cli import main
 from mmcore.experiments import runner
 from mmcore.experiments.cells import Cell, Outcome, make_cell, run_cell
+from mmcore.experiments.reproduce import CLAIMS as REPRODUCE_CELL_CLAIMS
 from mmcore.experiments.store import Store, StoreError
 from mmcore.experiments.sweep import cells, run_sweep
 from mmcore.plugins import valid_configurations
@@ -380,8 +381,9 @@ def test_compare_and_reproduce_keep_their_runs_in_a_store(
                  "children=1", "--no-plot", "--store", str(store)]) == 0
     assert f"{len(CONFIGS)} run, {len(CONFIGS)} from the store" in capsys.readouterr().err
     out = tmp_path / "r"
+    # part one's claims, whose runs are cells (the mapcount study's are not)
     argv = ["reproduce", "--out", str(out), "--store", str(store), "--only", "pte_chains",
-            "--exclude", "pte_chains+unshare"]
+            "--exclude", "pte_chains+unshare", "--claims", ",".join(REPRODUCE_CELL_CLAIMS)]
     assert main(argv) == 0
     report = (out / "results.md").read_text()
     stored = len(list((store / "cells").iterdir()))

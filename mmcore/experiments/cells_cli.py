@@ -32,7 +32,8 @@ from .store import Store
 from .sweep import Sweep, run_sweep
 
 __all__ = ["add_executor_options", "add_selection_options", "choose", "executor_of",
-           "failure_line", "open_store", "run_cells", "scheme_names", "sigterm_as_interrupt"]
+           "failure_line", "open_store", "run_cells", "scheme_names", "sigterm_as_interrupt",
+           "split_names"]
 
 
 def add_executor_options(sp: argparse.ArgumentParser, what: str = "cell") -> None:
@@ -70,8 +71,8 @@ def add_selection_options(sp: argparse.ArgumentParser, names: str = "a scheme, a
                     help="leave these configurations out (repeatable)")
 
 
-def _names(values: Sequence[str]) -> list[str]:
-    """``--only a,b --only c`` as ``[a, b, c]``."""
+def split_names(values: Sequence[str]) -> list[str]:
+    """``--only a,b --only c`` (a repeatable option of comma lists) as ``[a, b, c]``."""
     return [n for v in values for n in v.split(",") if n]
 
 
@@ -80,7 +81,7 @@ def choose(args: argparse.Namespace, labels: Mapping[str, tuple[str, ...]]) -> l
     configuration's label to the names that choose it); a UsageError for a name that
     chooses nothing or a selection that leaves nothing."""
     try:
-        chosen = select(labels, _names(args.only), _names(args.exclude))
+        chosen = select(labels, split_names(args.only), split_names(args.exclude))
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     if not chosen:

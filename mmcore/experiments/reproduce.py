@@ -25,6 +25,7 @@ from typing import Any
 
 from .. import __version__
 from ..atomicfile import write_text
+from ..errors import ConfigError
 from . import plots, runner
 from .cells import Cell, Outcome, make_cell
 from .executors import Executor
@@ -585,10 +586,35 @@ def study_traces(runs: Runs, img: Path) -> Claim:
     return claim
 
 
-CLAIMS: list[Callable[[Runs, Path], Claim]] = [
-    claim_memory, claim_anonmm_probes, claim_mremap_copies, claim_split_flood,
-    claim_avc_forking_server, study_traces,
-]
+#: The claims of part one by key (each function's :attr:`Claim.key`), in report order.
+CLAIMS: dict[str, Callable[[Runs, Path], Claim]] = {
+    "memory": claim_memory, "anonmm-probes": claim_anonmm_probes,
+    "mremap-copy": claim_mremap_copies, "split-flood": claim_split_flood,
+    "avc-forking-server": claim_avc_forking_server, "trace-study": study_traces,
+}
+
+
+def claim_keys() -> list[str]:
+    """The key of every claim ``reproduce`` measures: part one's, then the mapcount
+    claims of :mod:`~mmcore.experiments.reproduce_mapcount`."""
+    from .reproduce_mapcount import CLAIMS as MAPCOUNT_CLAIMS
+
+    return [*CLAIMS, *MAPCOUNT_CLAIMS]
+
+
+def chosen_claims(claims: Sequence[str] | None) -> list[str]:
+    """The keys of :func:`claim_keys` that ``claims`` names, in report order (``None``:
+    every one); ConfigError naming the claims for an unknown key."""
+    if isinstance(claims, str):
+        raise TypeError(f"claims must be a list of claim keys, not the str {claims!r}")
+    keys = claim_keys()
+    if claims is None:
+        return keys
+    unknown = sorted(set(claims).difference(keys))
+    if unknown:
+        raise ConfigError(f"no claim is named {', '.join(map(repr, unknown))}; the "
+                          f"claims are: {', '.join(keys)}")
+    return [k for k in keys if k in claims]
 
 
 def render(claims: Sequence[Claim], configs: Sequence[Config],
@@ -649,15 +675,19 @@ def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
               configs: Sequence[Config] | None = None,
               progress: Callable[[str], None] | None = None,
               executor: Executor | None = None, store: Store | None = None,
-              timeout: float | None = None, traces: Sequence[Path] | None = None
-              ) -> tuple[Path, list[Claim]]:
+              timeout: float | None = None, traces: Sequence[Path] | None = None,
+              claims: Sequence[str] | None = None) -> tuple[Path, list[Claim]]:
     """Measure every claim (then the mapcount ones of
     :mod:`~mmcore.experiments.reproduce_mapcount`, run in this process); write
-    ``out_dir/results.md`` and ``out_dir/img/claim-*.png``.
+    ``out_dir/results.md`` and ``out_dir/img/claim-*.png``. ``claims`` (keys of
+    :func:`claim_keys`) measures only those, in report order: the report then has only
+    their sections, and part two only when a mapcount claim is chosen; ConfigError
+    names the keys for an unknown one, before anything is written.
     The runs are cells on ``executor`` (inline by default), each for at most ``timeout``
     seconds, into ``store`` (held by the caller) when given; a claim's
     :attr:`Claim.failures` are the configurations whose runs failed. The trace-scale
     study replays ``traces`` (default: those in :data:`EXAMPLE_TRACES`)."""
+    chosen = chosen_claims(claims)
     out = Path(out_dir)
     img = out / "img"
     img.mkdir(parents=True, exist_ok=True)
@@ -665,22 +695,25 @@ def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
     if traces is None:
         traces = sorted(EXAMPLE_TRACES.glob("*.jsonl"))
     runs = Runs(matrix, executor, store, timeout, traces)
-    claims = []
-    for fn in CLAIMS:
+    measured = []
+    for key, fn in CLAIMS.items():
+        if key not in chosen:
+            continue
         if progress is not None:
             progress(fn.__name__)
         began = time.monotonic()
         claim = fn(runs, img)
         claim.wall_time_s = time.monotonic() - began
         claim.mark_failures()
-        claims.append(claim)
+        measured.append(claim)
     versions = {}
     for c in matrix:
         v = runner.plugin_versions(*c)
         versions[label(c)] = "(" + ", ".join(f"{k} {x}" for k, x in v.items()) + ")"
     from .reproduce_mapcount import reproduce_mapcount
 
-    part_two, mapcount_claims = reproduce_mapcount(progress=progress)
+    part_two, mapcount_claims = reproduce_mapcount(progress=progress, claims=chosen)
     path = out / "results.md"
-    write_text(path, render(claims, matrix, versions) + "\n" + part_two + "\n")
-    return path, claims + mapcount_claims
+    write_text(path, render(measured, matrix, versions) + "\n"
+               + (part_two + "\n" if mapcount_claims else ""))
+    return path, measured + mapcount_claims
