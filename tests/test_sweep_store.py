@@ -468,3 +468,35 @@ def test_the_trace_study_tabulates_each_configuration_and_checks_the_walks(
     assert (tmp_path / "claim-trace-study.png").stat().st_size > 0
     empty = study_traces(Runs([("pte_chains", None)], traces=[]), tmp_path)
     assert empty.verdict == "not measured" and not empty.rows
+
+
+def test_run_shares_its_cell_with_compare_and_rerun_keeps_the_memory_sizes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``mmsim run --store`` keeps the cell ``compare`` builds for that configuration
+    (compare reuses it, the run's output is the same from the store); ``rerun`` of a
+    result made with other memory sizes reruns it with them."""
+    from mmcore.experiments.cells import result_cell
+    from mmcore.experiments.runner import run
+
+    store = tmp_path / "s"
+    small = ["forking-server", "--param", "pages=2", "--param", "children=1"]
+    argv = ["run", *small, "--rmap", "pte_chains", "--json", "--store", str(store)]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    [cell] = (store / "cells").iterdir()
+    inode = cell.stat().st_ino
+    assert main(argv) == 0
+    assert capsys.readouterr().out == first  # the stored result, wall time included
+    assert main(["compare", *small, "--no-plot", "--store", str(store), "--only",
+                 "pte_chains", "--exclude", "pte_chains+unshare"]) == 0
+    assert [p.stat().st_ino for p in (store / "cells").iterdir()] == [inode]
+    capsys.readouterr()
+    sized = run("forking-server", {"pages": 2, "children": 1}, rmap="pte_chains",
+                ram_pages=512, swap_pages=64)
+    assert result_cell(sized).ram_pages == 512
+    assert result_cell(sized).key != make_cell("forking-server", {"pages": 2,
+                                               "children": 1}, rmap="pte_chains").key
+    saved = tmp_path / "sized.json"
+    saved.write_text(sized.to_json())
+    assert main(["rerun", str(saved), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["identical"] is True

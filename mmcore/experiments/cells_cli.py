@@ -35,9 +35,11 @@ __all__ = ["add_executor_options", "add_selection_options", "choose", "executor_
            "failure_line", "open_store", "run_cells", "scheme_names", "sigterm_as_interrupt"]
 
 
-def add_executor_options(sp: argparse.ArgumentParser, what: str = "cell") -> None:
+def add_executor_options(sp: argparse.ArgumentParser, what: str = "cell",
+                         store: bool = True) -> None:
     """Where the cells run (``--jobs``, ``--executor``, ``--scheduler``), where their
-    results are kept (``--store``, ``--force``, ``--retry-failed``) and how long each may
+    results are kept (``--store``, ``--force``, ``--retry-failed``; not with ``store``
+    False, for a command whose point is to run again: ``rerun``) and how long each may
     take (``--timeout``); ``what`` names a cell in the help (``configuration``)."""
     sp.add_argument("--jobs", type=positive, default=1,
                     help="worker processes (local pool or Dask LocalCluster)")
@@ -46,13 +48,16 @@ def add_executor_options(sp: argparse.ArgumentParser, what: str = "cell") -> Non
                          "(pip install 'mmcore-sim[dask]')")
     sp.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                     help="run on an existing Dask cluster (implies --executor dask)")
-    sp.add_argument("--store", default=None, metavar="DIR",
-                    help="result store: one JSON file per cell; a rerun skips the cells "
-                         "already there (created if missing)")
-    sp.add_argument("--force", action="store_true",
-                    help="recompute cells already in the store")
-    sp.add_argument("--retry-failed", action="store_true",
-                    help="recompute the store's failed cells")
+    if store:
+        sp.add_argument("--store", default=None, metavar="DIR",
+                        help="result store: one JSON file per cell; a rerun skips the "
+                             "cells already there (created if missing)")
+        sp.add_argument("--force", action="store_true",
+                        help="recompute cells already in the store")
+        sp.add_argument("--retry-failed", action="store_true",
+                        help="recompute the store's failed cells")
+    else:
+        sp.set_defaults(store=None, force=False, retry_failed=False)
     sp.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
                     help=f"time budget of each {what}'s run, in a child process killed "
                          f"if its plugin ignores the budget: a run past it is a failed, "
