@@ -18,6 +18,7 @@ import mmcore
 from mmcore.cli import main
 from mmcore.experiments import runner
 from mmcore.experiments.cells import Cell, Outcome, make_cell, run_cell
+from mmcore.experiments.reproduce import WALL_TIME_PREFIX, deterministic
 from mmcore.experiments.store import Store, StoreError
 from mmcore.experiments.sweep import cells, run_sweep
 from mmcore.plugins import valid_configurations
@@ -389,7 +390,9 @@ def test_compare_and_reproduce_keep_their_runs_in_a_store(
     # 2 file rmaps x 2 reclaim policies
     assert stored == 2 * len(CONFIGS) + 10 + 4 * 2 * 2
     assert main(argv) == 0
-    assert (out / "results.md").read_text() == report
+    again = (out / "results.md").read_text()
+    assert deterministic(again) == deterministic(report)  # all but the wall-time line
+    assert f"{WALL_TIME_PREFIX} 16 cells (0 run, 16 from the store) in " in again
     assert len(list((store / "cells").iterdir())) == stored
 
 
@@ -458,11 +461,20 @@ def test_the_trace_study_tabulates_each_configuration_and_checks_the_walks(
     """One scheme, one trace: a row per file rmap (the reclaim policies, which change
     nothing without reclaim, share it), the walks checked against the page tables; with
     no traces the study is not measured."""
-    from mmcore.experiments.reproduce import Runs, study_traces
+    from mmcore.experiments.reproduce import Runs, render, study_traces
 
     claim = study_traces(Runs([("pte_chains", None)], traces=[MMTOY]), tmp_path)
     assert [row[0] for row in claim.rows] == ["pte_chains", "pte_chains/i_mmap_list"]
     assert "4 configurations): 4 cells" in claim.setup
+    assert claim.timing is not None and claim.timing.startswith(
+        "4 cells (4 run, 0 from the store) in ")
+    assert "one after another in the mmsim process" in claim.timing
+    # the wall time is one line of the report, the only one deterministic() drops
+    report = render([claim], [("pte_chains", None)], {})
+    [line] = [ln for ln in report.splitlines() if claim.timing in ln]
+    assert line == f"{WALL_TIME_PREFIX} {claim.timing}"
+    assert deterministic(report).splitlines() == [
+        ln for ln in report.splitlines() if ln != line]
     assert [c.passed for c in claim.checks] == [True, True, True]
     assert "0 mismatches" in claim.checks[1].text and claim.verdict == "held"
     assert (tmp_path / "claim-trace-study.png").stat().st_size > 0

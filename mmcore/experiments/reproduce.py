@@ -12,11 +12,15 @@ or one past the time budget) has no figures: it is a row of its claim's table ma
 ``broken`` or ``timed out``, and a check of that claim that is *not measured*, naming
 the plugin and the hook; every other configuration is measured as usual.
 
-The output (``results.md`` and ``img/*.png``) is deterministic: no dates, no wall times.
+The output (``results.md`` and ``img/*.png``) is deterministic, no dates, with one
+exception: the trace-scale study's wall time, on one line starting with
+:data:`WALL_TIME_PREFIX`. Two runs give the same :func:`deterministic` text, byte for
+byte.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,15 +31,26 @@ from .. import __version__
 from ..atomicfile import write_text
 from . import plots, runner
 from .cells import Cell, Outcome, make_cell
-from .executors import Executor
+from .executors import Executor, Inline
 from .isolation import RunFailure
 from .replay import ReplayReport
 from .report import fmt, markdown_table
 from .results import Result
 from .store import Store
-from .sweep import run_sweep
+from .sweep import Sweep, run_sweep
 
 Config = tuple[str, str | None]
+
+#: The start of the one line of the report that is not reproducible: the trace-scale
+#: study's wall time (:attr:`Claim.timing`).
+WALL_TIME_PREFIX = "**Wall time** (the one line that changes between runs):"
+
+
+def deterministic(report: str) -> str:
+    """``report`` without its wall-time line (the line starting with
+    :data:`WALL_TIME_PREFIX`): what two runs of ``mmsim reproduce`` give byte for byte."""
+    return "".join(line for line in report.splitlines(keepends=True)
+                   if not line.startswith(WALL_TIME_PREFIX))
 
 
 @dataclass
@@ -61,8 +76,11 @@ class Claim:
     image: str | None = None
     #: The configurations that have no figures here, each with why.
     failures: list[RunFailure] = field(default_factory=list)
-    #: How long measuring it took (never in the report, which is deterministic).
+    #: How long measuring it took (in ``reproduce --json``, not in the report).
     wall_time_s: float = 0.0
+    #: How long its cells took, for a claim whose report shows it (the trace-scale
+    #: study): the one line of the report after :data:`WALL_TIME_PREFIX`.
+    timing: str | None = None
 
     def mark_failures(self) -> None:
         """A row (no figures) and a not-measured check for each failed configuration."""
@@ -151,12 +169,7 @@ class Runs:
         """Run the cells of each configuration (by label; the ones not run yet, in one
         go) and return the labels all of whose cells succeeded; each other one is added
         to the claim's failures with its first failed cell."""
-        missing = {cell.key: cell for todo in cells.values() for cell in todo
-                   if cell.key not in self.outcomes}
-        if missing:
-            done = run_sweep(list(missing.values()), self.executor, self.store,
-                             timeout=self.timeout)
-            self.outcomes.update((o.key, o) for o in done.outcomes)
+        self.measure([cell for todo in cells.values() for cell in todo])
         ok = set()
         for name, todo in cells.items():
             failed = [o.failure for o in (self.outcomes[c.key] for c in todo)
@@ -166,6 +179,29 @@ class Runs:
             else:
                 ok.add(name)
         return ok
+
+    def measure(self, cells: Sequence[Cell]) -> Sweep | None:
+        """Run those of ``cells`` not run yet, in one go, on the executor (into the
+        store); None when there were none."""
+        missing = {cell.key: cell for cell in cells if cell.key not in self.outcomes}
+        if not missing:
+            return None
+        done = run_sweep(list(missing.values()), self.executor, self.store,
+                         timeout=self.timeout)
+        self.outcomes.update((o.key, o) for o in done.outcomes)
+        return done
+
+    def timing(self, sweep: Sweep | None, seconds: float) -> str:
+        """What :meth:`measure` ran in ``seconds`` of wall time, on one line: the
+        cells, how many ran and came from the store, where, and the sum of the cells'
+        own run times (a stored cell keeps the time it took when it ran)."""
+        outcomes = [] if sweep is None else sweep.outcomes
+        where = (self.executor or Inline()).description
+        return (f"{len(outcomes)} cells ({0 if sweep is None else sweep.computed} run, "
+                f"{0 if sweep is None else sweep.reused} from the store) in "
+                f"{seconds:.1f} s, {where}, mmsim on a machine with {os.cpu_count()} "
+                f"CPUs; the cells' own run times add up to "
+                f"{sum(o.wall_time_s for o in outcomes):.1f} s.")
 
     def replay(self, cell: Cell) -> ReplayReport:
         """The replay report of trace cell ``cell``, which :meth:`run` has run and found
@@ -547,6 +583,9 @@ def study_traces(runs: Runs, img: Path) -> Claim:
         cells[todo[0].label] = todo
         rows.setdefault(Cell(TRACE_WORKLOAD, {}, c[0], c[1], file_rmap=f).label,
                         []).append(todo[0].label)
+    began = time.monotonic()  # the study's cells, on the executor, then their verdicts
+    sweep = runs.measure([cell for todo in cells.values() for cell in todo])
+    claim.timing = runs.timing(sweep, time.monotonic() - began)
     ok = runs.run(claim, cells)
     reports = {name: [runs.replay(cell) for cell in todo]
                for name, todo in cells.items() if name in ok}
@@ -623,6 +662,10 @@ def render(claims: Sequence[Claim], configs: Sequence[Config],
             "",
             f"**Setup.** {c.setup}",
             "",
+        ]
+        if c.timing is not None:
+            out += [f"{WALL_TIME_PREFIX} {c.timing}", ""]
+        out += [
             markdown_table(c.headers, c.rows),
             "",
             f"**Verdict: {c.verdict}.**",
