@@ -199,8 +199,8 @@ class Runs:
         where = (self.executor or Inline()).description
         return (f"{len(outcomes)} cells ({0 if sweep is None else sweep.computed} run, "
                 f"{0 if sweep is None else sweep.reused} from the store) in "
-                f"{seconds:.1f} s, {where}, mmsim on a machine with {os.cpu_count()} "
-                f"CPUs; the cells' own run times add up to "
+                f"{seconds:.1f} s, {where} (mmsim ran on a machine with "
+                f"{os.cpu_count()} CPUs); the cells' own run times add up to "
                 f"{sum(o.wall_time_s for o in outcomes):.1f} s.")
 
     def replay(self, cell: Cell) -> ReplayReport:
