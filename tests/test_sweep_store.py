@@ -386,9 +386,11 @@ def test_compare_and_reproduce_keep_their_runs_in_a_store(
     assert main(argv) == 0
     report = (out / "results.md").read_text()
     stored = len(list((store / "cells").iterdir()))
-    # pte_chains: 3 + 2 + 1 + 2 + 2 claim runs, and the trace study's 4 traces on
-    # 2 file rmaps x 2 reclaim policies
-    assert stored == 2 * len(CONFIGS) + 10 + 4 * 2 * 2
+    from mmcore.experiments.mapcount_study import default_designs
+    from mmcore.experiments.reproduce_mapcount import RUNS
+    # pte_chains: 3 + 2 + 1 + 2 + 2 claim runs, the trace study's 4 traces on
+    # 2 file rmaps x 2 reclaim policies, and the mapcount claims' study cells
+    assert stored == 2 * len(CONFIGS) + 10 + 4 * 2 * 2 + len(RUNS) * len(default_designs())
     assert main(argv) == 0
     again = (out / "results.md").read_text()
     assert deterministic(again) == deterministic(report)  # all but the wall-time line

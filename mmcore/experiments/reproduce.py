@@ -695,7 +695,7 @@ def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
               timeout: float | None = None, traces: Sequence[Path] | None = None
               ) -> tuple[Path, list[Claim]]:
     """Measure every claim (then the mapcount ones of
-    :mod:`~mmcore.experiments.reproduce_mapcount`, run in this process); write
+    :mod:`~mmcore.experiments.reproduce_mapcount`, as study cells the same way); write
     ``out_dir/results.md`` and ``out_dir/img/claim-*.png``.
     The runs are cells on ``executor`` (inline by default), each for at most ``timeout``
     seconds, into ``store`` (held by the caller) when given; a claim's
@@ -723,7 +723,8 @@ def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
         versions[label(c)] = "(" + ", ".join(f"{k} {x}" for k, x in v.items()) + ")"
     from .reproduce_mapcount import reproduce_mapcount
 
-    part_two, mapcount_claims = reproduce_mapcount(progress=progress)
+    part_two, mapcount_claims = reproduce_mapcount(progress=progress, executor=executor,
+                                                   store=store, timeout=timeout)
     path = out / "results.md"
     write_text(path, render(claims, matrix, versions) + "\n" + part_two + "\n")
     return path, claims + mapcount_claims
