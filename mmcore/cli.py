@@ -14,10 +14,11 @@
     mmsim bench [--pages N] [--output F]   per-page costs beside the real kernel's
     mmsim lab list|show|template|grade     the lab kit (mmcore_contrib.labs.cli)
 
-``compare``, ``sweep``, ``reproduce`` and ``trace replay`` run their configurations as
-cells (:mod:`mmcore.experiments.cells_cli`) and share ``--only``, ``--exclude``,
-``--timeout``, ``--jobs``, ``--executor``, ``--scheduler`` and ``--store``: a broken or
-timed-out plugin costs only its own rows, which name the plugin and the hook.
+``run``, ``rerun``, ``compare``, ``sweep``, ``reproduce`` and ``trace replay`` run their
+configurations as cells (:mod:`mmcore.experiments.cells_cli`) and share ``--timeout``,
+``--jobs``, ``--executor``, ``--scheduler`` and (but ``rerun``) ``--store``; the
+commands that run several share ``--only`` and ``--exclude``. A broken or timed-out
+plugin costs only its own rows, which name the plugin and the hook.
 
 Every option has one spelling wherever it appears (``--rmap``, ``--mremap-policy``,
 ``--file-rmap``, ``--reclaim``, ``--observe``, ``--json``), the same as the pytest
@@ -824,7 +825,13 @@ def cmd_reproduce(args: argparse.Namespace, out: Console) -> int:
     the store the options choose; a configuration whose run fails is a row marked
     ``broken`` or ``timed out`` in each claim it has no figures for, naming the plugin
     and hook, and the exit status is then 1."""
-    from .experiments.cells_cli import choose, executor_of, open_store, scheme_names
+    from .experiments.cells_cli import (
+        ProgressBar,
+        choose,
+        executor_of,
+        open_store,
+        scheme_names,
+    )
     from .experiments.reproduce import DEFAULT_OUT_DIR, reproduce
     from .experiments.runner import configurations
 
@@ -834,11 +841,12 @@ def cmd_reproduce(args: argparse.Namespace, out: Console) -> int:
     if Path(args.out) == DEFAULT_OUT_DIR:
         announce(f"{args.out}/results.md and {args.out}/img/", "the report",
                  "the default; --out DIR to change")
-    err = Console(stderr=True)
-    with open_store(args) as store:
-        path, claims = reproduce(args.out, configs, progress=lambda name: err.print(
-            f"[dim]measuring {name}[/]") if err.is_terminal else None,
-            executor=executor_of(args), store=store, timeout=args.timeout)
+    executor = executor_of(args)
+    with open_store(args) as store, ProgressBar("reproduce") as bar:
+        path, claims = reproduce(args.out, configs,
+                                 progress=lambda name: bar.say(f"measuring {name}"),
+                                 executor=executor, store=store, timeout=args.timeout,
+                                 cell_progress=bar.update)
     failures = {f.label: f for c in claims for f in c.failures}
     if args.json:
         print_json({"report": str(path), "claims": [

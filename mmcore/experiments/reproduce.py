@@ -138,18 +138,22 @@ class Runs:
     ``configs`` is the whole matrix; ``schemes`` one configuration per scheme, which the
     claims about schemes use (an mremap policy only matters to the mremap claim). The
     cells run on ``executor`` (inline by default), each for at most ``timeout`` seconds,
-    into ``store`` when given (cells already there are not run again).
+    into ``store`` when given (cells already there are not run again);
+    ``cell_progress(done, total)`` follows each batch of cells as run_sweep's
+    ``progress``.
     """
 
     def __init__(self, configs: Sequence[Config], executor: Executor | None = None,
                  store: Store | None = None, timeout: float | None = None,
-                 traces: Sequence[Path] = ()) -> None:
+                 traces: Sequence[Path] = (),
+                 cell_progress: Callable[[int, int], None] | None = None) -> None:
         self.configs = list(configs)
         self.traces = list(traces)
         self.schemes = primary(self.configs)
         self.executor = executor
         self.store = store
         self.timeout = timeout
+        self.cell_progress = cell_progress
         self.outcomes: dict[str, Outcome] = {}
 
     def _cell(self, request: Request, c: Config) -> Cell:
@@ -187,7 +191,7 @@ class Runs:
         if not missing:
             return None
         done = run_sweep(list(missing.values()), self.executor, self.store,
-                         timeout=self.timeout)
+                         timeout=self.timeout, progress=self.cell_progress)
         self.outcomes.update((o.key, o) for o in done.outcomes)
         return done
 
@@ -692,7 +696,8 @@ def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
               configs: Sequence[Config] | None = None,
               progress: Callable[[str], None] | None = None,
               executor: Executor | None = None, store: Store | None = None,
-              timeout: float | None = None, traces: Sequence[Path] | None = None
+              timeout: float | None = None, traces: Sequence[Path] | None = None,
+              cell_progress: Callable[[int, int], None] | None = None
               ) -> tuple[Path, list[Claim]]:
     """Measure every claim (then the mapcount ones of
     :mod:`~mmcore.experiments.reproduce_mapcount`, as study cells the same way); write
@@ -700,14 +705,16 @@ def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
     The runs are cells on ``executor`` (inline by default), each for at most ``timeout``
     seconds, into ``store`` (held by the caller) when given; a claim's
     :attr:`Claim.failures` are the configurations whose runs failed. The trace-scale
-    study replays ``traces`` (default: those in :data:`EXAMPLE_TRACES`)."""
+    study replays ``traces`` (default: those in :data:`EXAMPLE_TRACES`). ``progress``
+    is called with each claim's name before it is measured, ``cell_progress(done,
+    total)`` as its cells finish."""
     out = Path(out_dir)
     img = out / "img"
     img.mkdir(parents=True, exist_ok=True)
     matrix = list(configs if configs is not None else runner.configurations())
     if traces is None:
         traces = sorted(EXAMPLE_TRACES.glob("*.jsonl"))
-    runs = Runs(matrix, executor, store, timeout, traces)
+    runs = Runs(matrix, executor, store, timeout, traces, cell_progress)
     claims = []
     for fn in CLAIMS:
         if progress is not None:
@@ -724,7 +731,8 @@ def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
     from .reproduce_mapcount import reproduce_mapcount
 
     part_two, mapcount_claims = reproduce_mapcount(progress=progress, executor=executor,
-                                                   store=store, timeout=timeout)
+                                                   store=store, timeout=timeout,
+                                                   cell_progress=cell_progress)
     path = out / "results.md"
     write_text(path, render(claims, matrix, versions) + "\n" + part_two + "\n")
     return path, claims + mapcount_claims

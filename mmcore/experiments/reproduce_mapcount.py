@@ -47,14 +47,17 @@ class Studies:
     """The mapcount study of each run: every run's designs are study cells
     (:mod:`mmcore.experiments.cells`), all run in one go on ``executor`` (inline by
     default), each for at most ``timeout`` seconds, into ``store`` when given. A design
-    whose cell fails is left out of its run's study and listed in :attr:`failures`."""
+    whose cell fails is left out of its run's study and listed in :attr:`failures`;
+    ``cell_progress(done, total)`` follows the cells as run_sweep's ``progress``."""
 
     def __init__(self, designs: Sequence[str], executor: Executor | None = None,
-                 store: Store | None = None, timeout: float | None = None) -> None:
+                 store: Store | None = None, timeout: float | None = None,
+                 cell_progress: Callable[[int, int], None] | None = None) -> None:
         self.designs = list(designs)
         self.executor = executor
         self.store = store
         self.timeout = timeout
+        self.cell_progress = cell_progress
         self._done: dict[str, MapcountStudy] = {}
         #: The failed cells, labelled ``RUN on DESIGN``.
         self.failures: list[RunFailure] = []
@@ -65,7 +68,7 @@ class Studies:
                                             mapcount=design, study=MAPCOUNT_STUDY)
                  for label, (workload, params) in RUNS.items() for design in self.designs}
         sweep = run_sweep(list(cells.values()), self.executor, self.store,
-                          timeout=self.timeout)
+                          timeout=self.timeout, progress=self.cell_progress)
         got = dict(zip(cells, sweep.outcomes, strict=True))
         for label, (workload, params) in RUNS.items():
             runs = []
@@ -426,13 +429,15 @@ def render_mapcount(claims: Sequence[Claim], s: Studies) -> str:
 def reproduce_mapcount(designs: Sequence[str] | None = None,
                        progress: Callable[[str], None] | None = None,
                        executor: Executor | None = None, store: Store | None = None,
-                       timeout: float | None = None) -> tuple[str, list[Claim]]:
+                       timeout: float | None = None,
+                       cell_progress: Callable[[int, int], None] | None = None
+                       ) -> tuple[str, list[Claim]]:
     """Measure every mapcount claim, the studies' cells on ``executor`` into ``store``
     (see :class:`Studies`); the Markdown of part two and the claims. Each claim lists
     the failed cells as its :attr:`~mmcore.experiments.reproduce.Claim.failures`
     (a row without figures and a not-measured check each)."""
     s = Studies(designs if designs is not None else default_designs(), executor, store,
-                timeout)
+                timeout, cell_progress)
     claims = []
     for fn in CLAIMS:
         if progress is not None:
