@@ -258,6 +258,21 @@ def test_seeds_show_the_median_and_the_spread(capsys: pytest.CaptureFixture[str]
     assert "differences beyond the spread:" in text
 
 
+def test_the_sweep_plot_shades_the_seeds_spread_around_the_median(tmp_path: Path) -> None:
+    """With several seeds each line is the median and a band in its colour spans the
+    seeds' smallest to largest value; one seed draws no band."""
+    from mmcore.experiments.plots import sweep_plot
+
+    def plot(seeds: range) -> str:
+        results = [runner.run("random-mix", {"steps": n}, rmap="anon_vma", seed=s)
+                   for n in (20, 40) for s in seeds]
+        return sweep_plot(results, "steps", tmp_path / f"{len(seeds)}.svg").read_text()
+
+    one, three = plot(range(1)), plot(range(3))
+    assert "fill-opacity: 0.15" in three and "band: smallest to largest" in three
+    assert "fill-opacity: 0.15" not in one and "band" not in one
+
+
 def test_beyond_spread_is_whether_seed_ranges_overlap() -> None:
     from mmcore.experiments.report import Spread, beyond_spread
 
