@@ -15,10 +15,11 @@
     mmsim bench [--pages N] [--output F]   per-page costs beside the real kernel's
     mmsim lab list|show|template|grade     the lab kit (mmcore_contrib.labs.cli)
 
-``compare``, ``sweep``, ``reproduce`` and ``trace replay`` run their configurations as
-cells (:mod:`mmcore.experiments.cells_cli`) and share ``--only``, ``--exclude``,
-``--timeout``, ``--jobs``, ``--executor``, ``--scheduler`` and ``--store``: a broken or
-timed-out plugin costs only its own rows, which name the plugin and the hook.
+``run``, ``rerun``, ``compare``, ``sweep``, ``reproduce`` and ``trace replay`` run their
+configurations as cells (:mod:`mmcore.experiments.cells_cli`) and share ``--timeout``,
+``--jobs``, ``--executor``, ``--scheduler`` and (but ``rerun``) ``--store``; the
+commands that run several share ``--only`` and ``--exclude``. A broken or timed-out
+plugin costs only its own rows, which name the plugin and the hook.
 
 Every option has one spelling wherever it appears (``--rmap``, ``--mremap-policy``,
 ``--file-rmap``, ``--reclaim``, ``--observe``, ``--json``), the same as the pytest
@@ -235,9 +236,12 @@ def build_parser() -> Parser:
                              f"written")
         sp.add_argument("--no-plot", action="store_true", help="write no plot")
 
+    from .experiments.cells_cli import add_executor_options, add_selection_options
+
     r = sub.add_parser("run", help="run a workload on one configuration")
     common(r)
     add_machine_options(r, rmap_required=True)
+    add_executor_options(r, "run")
 
     c = sub.add_parser("compare", help="run a workload on every valid configuration")
     common(c)
@@ -248,8 +252,6 @@ def build_parser() -> Parser:
                         "brute-force truth)")
     add_machine_options(c, rmap_help="with --axis file_rmap or reclaim: the rmap scheme "
                                      "(default anon_vma_chain)")
-    from .experiments.cells_cli import add_executor_options, add_selection_options
-
     add_selection_options(c, "a scheme, a scheme+policy, or on another --axis a plugin")
     add_executor_options(c, "configuration")
     plot_options(c, "results/WORKLOAD.png")
@@ -263,6 +265,7 @@ def build_parser() -> Parser:
 
     rr = sub.add_parser("rerun", help="run a recorded result (mmsim run --json) again")
     rr.add_argument("result", help="JSON file of one result")
+    add_executor_options(rr, "run", store=False)
     add_json_option(rr)
 
     from .experiments.reproduce import DEFAULT_OUT_DIR, claim_keys
@@ -474,18 +477,51 @@ def _short_labels(results: Sequence[Any]) -> None:
         r.display_label = c.rmap if c.policy is None else f"{c.rmap}+{c.policy}"
 
 
+def _run_cell(args: argparse.Namespace, cell: Any, description: str) -> Any:
+    """The :class:`~mmcore.experiments.cells.Outcome` of one cell, run as every command
+    runs its cells (:func:`~mmcore.experiments.cells_cli.run_cells`: the executor, store
+    and ``--timeout`` the options choose)."""
+    from .experiments.cells_cli import run_cells
+
+    return run_cells(args, [cell], description).outcomes[0]
+
+
+def _failed_run(out: Console, failure: Any, json_doc: dict[str, Any] | None) -> int:
+    """Report the RunFailure ``failure`` of the one run of ``run`` or ``rerun``: the
+    failed-configurations table (``json_doc`` with it as ``failures``, when given, as
+    JSON), then one error line; exit status 1."""
+    from .experiments.report import failure_table
+
+    if json_doc is not None:
+        print_json({**json_doc, "failures": [failure.to_dict()]})
+    else:
+        out.print(failure_table([failure]))
+    named = failure.plugin is not None or failure.hook is not None
+    what = (f"{failure.status} in {failure.where()}" if named else
+            "" if failure.status == "broken" else failure.status)  # no plugin to blame
+    return _error(f"the run failed: {failure.label}{f' {what}' if what else ''}: "
+                  f"{failure.reason}", EXIT_FAILURE)
+
+
 def cmd_run(args: argparse.Namespace, out: Console) -> int:
-    """Run one workload on one configuration."""
+    """Run one workload on one configuration, as a cell (the cell ``compare`` and
+    ``sweep`` build for it: one ``--store`` serves them all). A run whose plugin fails
+    (raises, or runs past ``--timeout``) is a failed row naming the plugin and hook, and
+    the exit status is 1."""
+    from .experiments.cells import make_cell
     from .experiments.report import compare_table, describe_params
-    from .experiments.runner import run
 
     params = parse_params(args.param)
     _check_workload(args.workload, params)
     check_scheme(args.rmap, args.mremap_policy, args.observe)
     plugins = machine_plugins(args)
-    result = run(args.workload, params, rmap=args.rmap, mremap_policy=args.mremap_policy,
-                 seed=args.seed, arch=args.arch, file_rmap=plugins["file_rmap"],
-                 reclaim=plugins["reclaim"], observers=args.observe)
+    cell = make_cell(args.workload, params, rmap=args.rmap, mremap_policy=args.mremap_policy,
+                     seed=args.seed, arch=args.arch, observers=args.observe, **plugins)
+    outcome = _run_cell(args, cell, f"run {args.workload}")
+    if outcome.failure is not None:
+        return _failed_run(out, outcome.failure.run_failure(cell.label),
+                           {} if args.json else None)
+    result = outcome.result
     if args.json:
         print(result.to_json(indent=1, sort_keys=True))
         return 0
@@ -743,8 +779,15 @@ def read_input(path: str) -> str:
 
 
 def cmd_rerun(args: argparse.Namespace, out: Console) -> int:
-    """Run a recorded result again; exit 1 if any reproducible number differs."""
-    from .experiments.results import ResultError, load
+    """Run a recorded result again, as the cell of its configuration
+    (:func:`~mmcore.experiments.cells.result_cell`) on the executor and under the
+    ``--timeout`` the options choose (a result made from an op list, which no cell
+    names, reruns here); exit 1 if any reproducible number differs, or if the rerun
+    fails (a row naming the plugin and hook)."""
+    import difflib
+
+    from .experiments.cells import result_cell
+    from .experiments.results import OPS_WORKLOAD, ResultError, load
     from .experiments.runner import rerun
 
     text = read_input(args.result)
@@ -752,15 +795,27 @@ def cmd_rerun(args: argparse.Namespace, out: Console) -> int:
         old = load(text)
     except ResultError as exc:
         raise Failure(f"{args.result} is not an mmsim result: {exc}") from None
-    new = rerun(text)
-    import difflib
-
+    doc = {"result": args.result, "workload": old.config.workload,
+           "configuration": old.label}
+    if old.config.workload == OPS_WORKLOAD:
+        if args.timeout is not None or args.jobs > 1 or args.executor != "local" \
+                or args.scheduler is not None:
+            raise UsageError(f"{args.result} was made from an op list, which reruns in "
+                             f"this process: no --timeout, --jobs or --executor")
+        new = rerun(text)
+    else:
+        cell = result_cell(old)
+        outcome = _run_cell(args, cell, f"rerun {old.config.workload}")
+        if outcome.failure is not None:
+            return _failed_run(out, outcome.failure.run_failure(old.label),
+                               {**doc, "identical": False, "diff": []} if args.json
+                               else None)
+        new = outcome.result
     diff = list(difflib.unified_diff(old.reproducible_json().splitlines(),
                                      new.reproducible_json().splitlines(), "recorded",
                                      "rerun", lineterm=""))
     if args.json:
-        print_json({"result": args.result, "workload": old.config.workload,
-                    "configuration": old.label, "identical": not diff, "diff": diff})
+        print_json({**doc, "identical": not diff, "diff": diff})
     elif not diff:
         out.print(f"reproduced: {old.config.workload} on {old.label}, identical")
     else:
@@ -775,6 +830,7 @@ def cmd_reproduce(args: argparse.Namespace, out: Console) -> int:
     ``broken`` or ``timed out`` in each claim it has no figures for, naming the plugin
     and hook, and the exit status is then 1."""
     from .experiments.cells_cli import (
+        ProgressBar,
         choose,
         executor_of,
         open_store,
@@ -794,12 +850,12 @@ def cmd_reproduce(args: argparse.Namespace, out: Console) -> int:
     if Path(args.out) == DEFAULT_OUT_DIR:
         announce(f"{args.out}/results.md and {args.out}/img/", "the report",
                  "the default; --out DIR to change")
-    err = Console(stderr=True)
-    with open_store(args) as store:
-        path, claims = reproduce(args.out, configs, progress=lambda name: err.print(
-            f"[dim]measuring {name}[/]") if err.is_terminal else None,
-            executor=executor_of(args), store=store, timeout=args.timeout,
-            claims=keys)
+    executor = executor_of(args)
+    with open_store(args) as store, ProgressBar("reproduce") as bar:
+        path, claims = reproduce(args.out, configs,
+                                 progress=lambda name: bar.say(f"measuring {name}"),
+                                 executor=executor, store=store, timeout=args.timeout,
+                                 claims=keys, cell_progress=bar.update)
     failures = {f.label: f for c in claims for f in c.failures}
     if args.json:
         print_json({"report": str(path), "claims": [

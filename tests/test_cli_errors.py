@@ -289,7 +289,8 @@ def test_a_syscall_a_strict_run_cannot_make_is_one_line_exit_1(
     traceback."""
     assert main(["run", "forking-server", "--rmap", "anon_vma", "--param",
                  "pages=999999999999", "--param", "children=1"]) == 1
-    assert "the run failed: mmap: Cannot allocate memory" in one_error(capsys)
+    assert "the run failed: anon_vma: OSError: [Errno 12] mmap: Cannot allocate memory" \
+        in one_error(capsys)
 
 
 def test_a_good_trace_still_reads_after_the_checks(tmp_path: Path) -> None:

@@ -100,6 +100,13 @@ def test_compare_mapcount_through_store_jobs_and_timeout(
     assert {r["mapcount"]: int(r["study.cow_copies"]) for r in rows} == \
         {d: r["cow_copies"] for d, r in runs.items()}
     assert {r["study"] for r in rows} == {MAPCOUNT_STUDY}
+    # the design and the study are axes --where filters on, as any other
+    one = runs.keys() - {"per_page"}
+    design = sorted(one)[0]
+    capsys.readouterr()
+    assert main(["results", "list", str(store), "--where", f"mapcount={design}",
+                 "--where", f"study={MAPCOUNT_STUDY}", "--json"]) == 0
+    assert [c["cell"]["mapcount"] for c in json.loads(capsys.readouterr().out)] == [design]
 
 
 BROKEN = '''\

@@ -740,3 +740,44 @@ def test_trace_replay_of_one_broken_configuration_is_a_failed_row(
     assert row[:8] == ["mmtoy.jsonl", "on", "boom", "broken", "boom", "(brokenrmap",
                        "0.3)", "rmap_walk"]
     assert err == "mmsim: error: 1 of 1 replays failed: mmtoy.jsonl on boom (broken)\n"
+
+
+# --- run and rerun: one cell each, the same isolation ---------------------------------------
+
+RUN = ["forking-server", "--param", "pages=8", "--param", "children=2"]
+
+
+@pytest.mark.usefixtures("broken_dist")
+def test_run_of_a_broken_or_looping_scheme_is_a_failed_row_naming_plugin_and_hook(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``mmsim run`` runs its configuration as a cell: a raising hook is a failed row
+    (in ``--json``, a ``failures`` list) naming plugin and hook, a looping one past
+    ``--timeout`` a timed-out one, and the exit status is 1 (it was a MachineBroken
+    message, and a loop never ended)."""
+    assert main(["run", *RUN, "--rmap", "boom"]) == 1
+    out, err = capsys.readouterr()
+    assert "failed configurations" in out and "boom (brokenrmap 0.3)" in out
+    assert err == ("mmsim: error: the run failed: boom broken in plugin 'boom' "
+                   "(brokenrmap 0.3), hook 'rmap_walk': RuntimeError: boom\n")
+    assert main(["run", *RUN, "--rmap", "loopy", "--timeout", "1", "--json"]) == 1
+    [failure] = json.loads(capsys.readouterr().out)["failures"]
+    assert (failure["label"], failure["status"], failure["plugin"], failure["hook"]) == (
+        "loopy", "timed out", "loopy", "rmap_walk")
+
+
+@pytest.mark.usefixtures("broken_dist")
+def test_rerun_of_a_result_whose_plugin_now_fails_names_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``mmsim rerun`` runs the recorded configuration as a cell: a scheme that raises
+    is a failed row naming plugin and hook, exit 1, not a traceback or a diff."""
+    assert main(["run", *RUN, "--rmap", "pte_chains", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    doc["config"]["rmap"] = "boom"  # boom is pte_chains with a walk that raises
+    saved = tmp_path / "r.json"
+    saved.write_text(json.dumps(doc))
+    assert main(["rerun", str(saved), "--json"]) == 1
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert report["identical"] is False and report["diff"] == []
+    assert [(f["plugin"], f["hook"]) for f in report["failures"]] == [("boom", "rmap_walk")]
+    assert err.startswith("mmsim: error: the run failed: boom broken in plugin 'boom'")

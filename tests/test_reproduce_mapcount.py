@@ -12,15 +12,16 @@ from mmcore.experiments.mapcount_study import DesignRun, MapcountStudy, default_
 def fake_studies(monkeypatch: pytest.MonkeyPatch, fill: dict[str, dict[str, object]]
                  ) -> rm.Studies:
     """Studies whose runs are DesignRuns with the given attributes per design."""
-    def study(workload: str, params: object, designs: list[str]) -> MapcountStudy:
-        runs = []
-        for d in designs:
-            r = DesignRun(d)
-            for k, v in fill.get(d, {}).items():
-                setattr(r, k, v)
-            runs.append(r)
-        return MapcountStudy(workload, {}, 0, runs)
-    monkeypatch.setattr(rm, "study", study)
+    def measure(self: rm.Studies) -> None:  # instead of running the study cells
+        for label, (workload, _) in rm.RUNS.items():
+            runs = []
+            for d in self.designs:
+                r = DesignRun(d)
+                for k, v in fill.get(d, {}).items():
+                    setattr(r, k, v)
+                runs.append(r)
+            self._done[label] = MapcountStudy(workload, {}, 0, runs)
+    monkeypatch.setattr(rm.Studies, "_measure", measure)
     return rm.Studies(default_designs())
 
 
@@ -54,3 +55,17 @@ def test_part_two_renders_every_claim_with_an_anchor(monkeypatch: pytest.MonkeyP
         c = fn(s)
         assert f'<a id="{c.key}"></a>' in text and f"(#{c.key})" in text
     assert "arena-alone: `mthp-allocator` (worker=False)" in text
+
+
+def test_a_design_whose_study_cell_fails_is_a_row_without_figures_in_each_claim() -> None:
+    """The mapcount claims' runs are study cells: one that fails (here every run of
+    per_page, past a budget no run can meet) leaves its design out of the study and is
+    a row and a not-measured check naming it in each claim; nothing raises."""
+    _, claims = rm.reproduce_mapcount(["per_page"], timeout=1e-6)
+    for claim in claims:
+        assert len(claim.failures) == len(rm.RUNS)
+        assert {f.label for f in claim.failures} == {f"{r} on per_page" for r in rm.RUNS}
+        assert all(f.status == "timed out" for f in claim.failures)
+        assert claim.verdict == "not measured"
+        assert any(row[:2] == ["snapshot on per_page", "**timed out**"]
+                   for row in claim.rows)

@@ -19,6 +19,7 @@ from mmcore.cli import main
 from mmcore.experiments import runner
 from mmcore.experiments.cells import Cell, Outcome, make_cell, run_cell
 from mmcore.experiments.reproduce import CLAIMS as REPRODUCE_CELL_CLAIMS
+from mmcore.experiments.reproduce import WALL_TIME_PREFIX, deterministic
 from mmcore.experiments.store import Store, StoreError
 from mmcore.experiments.sweep import cells, run_sweep
 from mmcore.plugins import valid_configurations
@@ -258,6 +259,21 @@ def test_seeds_show_the_median_and_the_spread(capsys: pytest.CaptureFixture[str]
     assert "differences beyond the spread:" in text
 
 
+def test_the_sweep_plot_shades_the_seeds_spread_around_the_median(tmp_path: Path) -> None:
+    """With several seeds each line is the median and a band in its colour spans the
+    seeds' smallest to largest value; one seed draws no band."""
+    from mmcore.experiments.plots import sweep_plot
+
+    def plot(seeds: range) -> str:
+        results = [runner.run("random-mix", {"steps": n}, rmap="anon_vma", seed=s)
+                   for n in (20, 40) for s in seeds]
+        return sweep_plot(results, "steps", tmp_path / f"{len(seeds)}.svg").read_text()
+
+    one, three = plot(range(1)), plot(range(3))
+    assert "fill-opacity: 0.15" in three and "band: smallest to largest" in three
+    assert "fill-opacity: 0.15" not in one and "band" not in one
+
+
 def test_beyond_spread_is_whether_seed_ranges_overlap() -> None:
     from mmcore.experiments.report import Spread, beyond_spread
 
@@ -381,7 +397,7 @@ def test_compare_and_reproduce_keep_their_runs_in_a_store(
                  "children=1", "--no-plot", "--store", str(store)]) == 0
     assert f"{len(CONFIGS)} run, {len(CONFIGS)} from the store" in capsys.readouterr().err
     out = tmp_path / "r"
-    # part one's claims, whose runs are cells (the mapcount study's are not)
+    # part one's claims alone (the mapcount study's cells ignore the plugin selection)
     argv = ["reproduce", "--out", str(out), "--store", str(store), "--only", "pte_chains",
             "--exclude", "pte_chains+unshare", "--claims", ",".join(REPRODUCE_CELL_CLAIMS)]
     assert main(argv) == 0
@@ -391,7 +407,9 @@ def test_compare_and_reproduce_keep_their_runs_in_a_store(
     # 2 file rmaps x 2 reclaim policies
     assert stored == 2 * len(CONFIGS) + 10 + 4 * 2 * 2
     assert main(argv) == 0
-    assert (out / "results.md").read_text() == report
+    again = (out / "results.md").read_text()
+    assert deterministic(again) == deterministic(report)  # all but the wall-time line
+    assert f"{WALL_TIME_PREFIX} 16 cells (0 run, 16 from the store) in " in again
     assert len(list((store / "cells").iterdir())) == stored
 
 
@@ -460,13 +478,54 @@ def test_the_trace_study_tabulates_each_configuration_and_checks_the_walks(
     """One scheme, one trace: a row per file rmap (the reclaim policies, which change
     nothing without reclaim, share it), the walks checked against the page tables; with
     no traces the study is not measured."""
-    from mmcore.experiments.reproduce import Runs, study_traces
+    from mmcore.experiments.reproduce import Runs, render, study_traces
 
     claim = study_traces(Runs([("pte_chains", None)], traces=[MMTOY]), tmp_path)
     assert [row[0] for row in claim.rows] == ["pte_chains", "pte_chains/i_mmap_list"]
     assert "4 configurations): 4 cells" in claim.setup
+    assert claim.timing is not None and claim.timing.startswith(
+        "4 cells (4 run, 0 from the store) in ")
+    assert "one after another in the mmsim process" in claim.timing
+    # the wall time is one line of the report, the only one deterministic() drops
+    report = render([claim], [("pte_chains", None)], {})
+    [line] = [ln for ln in report.splitlines() if claim.timing in ln]
+    assert line == f"{WALL_TIME_PREFIX} {claim.timing}"
+    assert deterministic(report).splitlines() == [
+        ln for ln in report.splitlines() if ln != line]
     assert [c.passed for c in claim.checks] == [True, True, True]
     assert "0 mismatches" in claim.checks[1].text and claim.verdict == "held"
     assert (tmp_path / "claim-trace-study.png").stat().st_size > 0
     empty = study_traces(Runs([("pte_chains", None)], traces=[]), tmp_path)
     assert empty.verdict == "not measured" and not empty.rows
+
+
+def test_run_shares_its_cell_with_compare_and_rerun_keeps_the_memory_sizes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``mmsim run --store`` keeps the cell ``compare`` builds for that configuration
+    (compare reuses it, the run's output is the same from the store); ``rerun`` of a
+    result made with other memory sizes reruns it with them."""
+    from mmcore.experiments.cells import result_cell
+    from mmcore.experiments.runner import run
+
+    store = tmp_path / "s"
+    small = ["forking-server", "--param", "pages=2", "--param", "children=1"]
+    argv = ["run", *small, "--rmap", "pte_chains", "--json", "--store", str(store)]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    [cell] = (store / "cells").iterdir()
+    inode = cell.stat().st_ino
+    assert main(argv) == 0
+    assert capsys.readouterr().out == first  # the stored result, wall time included
+    assert main(["compare", *small, "--no-plot", "--store", str(store), "--only",
+                 "pte_chains", "--exclude", "pte_chains+unshare"]) == 0
+    assert [p.stat().st_ino for p in (store / "cells").iterdir()] == [inode]
+    capsys.readouterr()
+    sized = run("forking-server", {"pages": 2, "children": 1}, rmap="pte_chains",
+                ram_pages=512, swap_pages=64)
+    assert result_cell(sized).ram_pages == 512
+    assert result_cell(sized).key != make_cell("forking-server", {"pages": 2,
+                                               "children": 1}, rmap="pte_chains").key
+    saved = tmp_path / "sized.json"
+    saved.write_text(sized.to_json())
+    assert main(["rerun", str(saved), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["identical"] is True

@@ -48,7 +48,8 @@ from . import workloads
 from .isolation import RunFailure, run_guarded
 from .mapcount_study import DesignRun
 from .replay import ReplayReport
-from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM, Result
+from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM, OPS_WORKLOAD, Result
+from .runner import machine_sizes
 
 #: The version of the cell and outcome layout (part of every key).
 CELL_FORMAT = 1
@@ -93,6 +94,11 @@ class Cell:
     #: :data:`MAPCOUNT_STUDY` for a cell that is one design's row of the mapcount study
     #: (:func:`study_cell`), None for a plain run.
     study: str | None = None
+    #: The machine's RAM frames and swap slots where they are not what the run chooses
+    #: (:func:`~mmcore.experiments.runner.machine_sizes`): only a rerun of a result made
+    #: with other sizes (:func:`result_cell`) sets them; None is left out of the data.
+    ram_pages: int | None = None
+    swap_pages: int | None = None
 
     def plugins(self) -> list[tuple[str, str]]:
         """The (kind, name) of every plugin the cell names (the mapcount design where it
@@ -116,6 +122,9 @@ class Cell:
             plugins["mapcount"] = self.mapcount
         if self.study is not None:
             plugins["study"] = self.study
+        for size in ("ram_pages", "swap_pages"):
+            if getattr(self, size) is not None:
+                plugins[size] = getattr(self, size)
         if self.trace is not None:
             return {"trace": self.trace, "trace_sha256": self.trace_sha256,
                     **dict(self.params), **plugins}
@@ -123,9 +132,9 @@ class Cell:
 
     def to_dict(self) -> dict[str, Any]:
         """The cell as plain JSON data (observers as a list; the trace fields only in a
-        trace cell, the mapcount design only where it is not the default and the study
-        only in a study cell, so a cell's data and key are what they were before traces
-        and mapcount designs were axes)."""
+        trace cell, the mapcount design only where it is not the default, the study
+        only in a study cell and the memory sizes only where set, so a cell's data and
+        key are what they were before traces, mapcount designs and sizes were axes)."""
         d = asdict(self)
         d["params"] = dict(self.params)
         d["plugin_versions"] = dict(self.plugin_versions)
@@ -136,6 +145,9 @@ class Cell:
             del d["mapcount"]
         if self.study is None:
             del d["study"]
+        for size in ("ram_pages", "swap_pages"):
+            if d[size] is None:
+                del d[size]
         return d
 
     @classmethod
@@ -213,6 +225,24 @@ def trace_cell(trace: str | Path, *, rmap: str, mremap_policy: str | None = None
                 rmap, mremap_policy, seed, arch, file_rmap, reclaim, tuple(observers),
                 trace=str(trace), trace_sha256=file_sha256(trace))
     return _versioned(cell)
+
+
+def result_cell(result: Result) -> Cell:
+    """The cell that runs the configuration recorded in ``result`` again (``mmsim
+    rerun``): the cell ``mmsim run`` builds for it, with the recorded memory sizes where
+    they are not the ones the workload's run chooses. ConfigError for a result made from
+    an op list (:func:`~mmcore.experiments.runner.run_ops`: no cell names its ops), an
+    unknown workload or parameter, or an unknown plugin."""
+    c = result.config
+    if c.workload == OPS_WORKLOAD:
+        raise ConfigError("a result made from an op list (run_ops) is no cell: rerun it "
+                          "with mmcore.experiments.runner.rerun")
+    cell = make_cell(c.workload, c.params, rmap=c.rmap, mremap_policy=c.policy,
+                     seed=c.seed, arch=c.arch, file_rmap=c.file_rmap, reclaim=c.reclaim)
+    ram, swap = machine_sizes(c.workload, workloads.make_params(c.workload, c.params),
+                              None, None)
+    return replace(cell, ram_pages=None if c.ram_pages == ram else c.ram_pages,
+                   swap_pages=None if c.swap_pages == swap else c.swap_pages)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ result store, with the same options.
 ``--store``, ``--force``, ``--retry-failed`` and ``--timeout``;
 :func:`add_selection_options` adds ``--only`` and ``--exclude`` (:func:`choose` applies
 them); :func:`run_cells` runs the cells with a progress bar on stderr (SIGTERM stops it
-as Ctrl-C does), or :func:`executor_of` and :func:`open_store` give what the options
-chose to a command that runs cells its own way (``reproduce``); :func:`failure_line` is
+as Ctrl-C does), or :func:`executor_of`, :func:`open_store` and :class:`ProgressBar` give
+what the options chose, and the bar, to a command that runs cells its own way
+(``reproduce``); :func:`failure_line` is
 the one line on stderr of a failed cell.
 """
 
@@ -31,14 +32,16 @@ from .isolation import select
 from .store import Store
 from .sweep import Sweep, run_sweep
 
-__all__ = ["add_executor_options", "add_selection_options", "choose", "executor_of",
-           "failure_line", "open_store", "run_cells", "scheme_names", "sigterm_as_interrupt",
-           "split_names"]
+__all__ = ["ProgressBar", "add_executor_options", "add_selection_options", "choose",
+           "executor_of", "failure_line", "open_store", "run_cells", "scheme_names",
+           "sigterm_as_interrupt", "split_names"]
 
 
-def add_executor_options(sp: argparse.ArgumentParser, what: str = "cell") -> None:
+def add_executor_options(sp: argparse.ArgumentParser, what: str = "cell",
+                         store: bool = True) -> None:
     """Where the cells run (``--jobs``, ``--executor``, ``--scheduler``), where their
-    results are kept (``--store``, ``--force``, ``--retry-failed``) and how long each may
+    results are kept (``--store``, ``--force``, ``--retry-failed``; not with ``store``
+    False, for a command whose point is to run again: ``rerun``) and how long each may
     take (``--timeout``); ``what`` names a cell in the help (``configuration``)."""
     sp.add_argument("--jobs", type=positive, default=1,
                     help="worker processes (local pool or Dask LocalCluster)")
@@ -47,13 +50,16 @@ def add_executor_options(sp: argparse.ArgumentParser, what: str = "cell") -> Non
                          "(pip install 'mmcore-sim[dask]')")
     sp.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                     help="run on an existing Dask cluster (implies --executor dask)")
-    sp.add_argument("--store", default=None, metavar="DIR",
-                    help="result store: one JSON file per cell; a rerun skips the cells "
-                         "already there (created if missing)")
-    sp.add_argument("--force", action="store_true",
-                    help="recompute cells already in the store")
-    sp.add_argument("--retry-failed", action="store_true",
-                    help="recompute the store's failed cells")
+    if store:
+        sp.add_argument("--store", default=None, metavar="DIR",
+                        help="result store: one JSON file per cell; a rerun skips the "
+                             "cells already there (created if missing)")
+        sp.add_argument("--force", action="store_true",
+                        help="recompute cells already in the store")
+        sp.add_argument("--retry-failed", action="store_true",
+                        help="recompute the store's failed cells")
+    else:
+        sp.set_defaults(store=None, force=False, retry_failed=False)
     sp.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
                     help=f"time budget of each {what}'s run, in a child process killed "
                          f"if its plugin ignores the budget: a run past it is a failed, "
@@ -138,23 +144,44 @@ def open_store(args: argparse.Namespace) -> Iterator[Store | None]:
         yield store
 
 
+class ProgressBar:
+    """A progress bar of cells on stderr, drawn only on a terminal (off one a bar cannot
+    move, and a transient one would leave a blank line); use as a context manager."""
+
+    def __init__(self, description: str) -> None:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())
+        self.bar = Progress(*columns, console=Console(stderr=True), transient=True,
+                            disable=not sys.stderr.isatty())
+        self.task = self.bar.add_task(description, total=None)
+
+    def __enter__(self) -> ProgressBar:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+    def update(self, done: int, total: int) -> None:
+        """``done`` of ``total`` cells have finished (run_sweep's ``progress``)."""
+        self.bar.update(self.task, completed=done, total=total)
+
+    def say(self, text: str) -> None:
+        """A dim line above the bar, on a terminal only."""
+        if sys.stderr.isatty():
+            self.bar.console.print(f"[dim]{text}[/]")
+
+
 def run_cells(args: argparse.Namespace, todo: Sequence[Cell], description: str) -> Sweep:
     """Run ``todo`` on the executor the options choose, into ``--store`` if given (held
     locked meanwhile), with a progress bar named ``description`` on stderr."""
     executor = executor_of(args)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    # Off a terminal a bar cannot move, and a transient one would leave a blank line.
-    with open_store(args) as store, Progress(
-            *columns, console=Console(stderr=True), transient=True,
-            disable=not sys.stderr.isatty()) as bar:
-        task = bar.add_task(description, total=None)
+    with open_store(args) as store, ProgressBar(description) as bar:
         try:
             with sigterm_as_interrupt():
                 return run_sweep(todo, executor, store, force=args.force,
                                  retry_failed=args.retry_failed, timeout=args.timeout,
-                                 progress=lambda n, total: bar.update(
-                                     task, completed=n, total=total))
+                                 progress=bar.update)
         except ExecutorError as exc:
             raise Failure(f"{exc}; run the same command to resume" if store is not None
                           else str(exc)) from None

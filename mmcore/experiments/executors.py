@@ -48,7 +48,12 @@ class WorkerDied(ExecutorError):
 
 
 class Executor(Protocol):
-    """Runs cells and reports each outcome's JSON to ``done``."""
+    """Runs cells and reports each outcome's JSON to ``done``; ``description`` says
+    where, for a report (``on a local pool of 2 processes``)."""
+
+    @property
+    def description(self) -> str:
+        """Where the cells run, as a phrase."""
 
     def run(self, cells: Sequence[Cell], done: Done, timeout: float | None = None
             ) -> None:
@@ -58,6 +63,8 @@ class Executor(Protocol):
 
 class Inline:
     """Every cell in this process, in order."""
+
+    description = "one after another in the mmsim process"
 
     def run(self, cells: Sequence[Cell], done: Done, timeout: float | None = None
             ) -> None:
@@ -77,6 +84,11 @@ class LocalPool:
 
     def __init__(self, processes: int) -> None:
         self.processes = processes
+
+    @property
+    def description(self) -> str:
+        """``on a local pool of N processes``."""
+        return f"on a local pool of {self.processes} processes"
 
     def run(self, cells: Sequence[Cell], done: Done, timeout: float | None = None
             ) -> None:
@@ -131,6 +143,13 @@ class Dask:
             raise ExecutorError(DASK_MISSING)
         self.workers = workers
         self.scheduler = scheduler
+
+    @property
+    def description(self) -> str:
+        """The LocalCluster's size, or the scheduler's address."""
+        if self.scheduler is not None:
+            return f"on the Dask cluster at {self.scheduler}"
+        return f"on a Dask LocalCluster of {self.workers} workers"
 
     def _client(self) -> Any:
         d = _distributed()

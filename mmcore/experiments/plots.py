@@ -84,9 +84,11 @@ def compare_plot(results: Sequence[Result], path: str | Path, title: str = "") -
 
 
 def lines(x_name: str, series: dict[str, list[tuple[float, float]]],
-          panel_title: str, ax: Any) -> None:
+          panel_title: str, ax: Any,
+          bands: dict[str, list[tuple[float, float, float]]] | None = None) -> None:
     """Draw one panel: a line per series of (x, y) points. A scheme keeps one colour;
-    its configurations with an mremap policy (``rmap+policy``) are dashed."""
+    its configurations with an mremap policy (``rmap+policy``) are dashed. ``bands``
+    gives a series (x, low, high) points, shaded in its colour (the seeds' spread)."""
     schemes: dict[str, int] = {}
     for name, points in series.items():
         scheme = name.split(" ")[0].split("+")[0]
@@ -94,6 +96,10 @@ def lines(x_name: str, series: dict[str, list[tuple[float, float]]],
         pts = sorted(points)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=colour,
                 linestyle="--" if "+" in name.split(" ")[0] else "-", label=name)
+        if bands is not None and name in bands:
+            band = sorted(bands[name])
+            ax.fill_between([b[0] for b in band], [b[1] for b in band],
+                            [b[2] for b in band], color=colour, alpha=0.15, linewidth=0)
     ax.set_xlabel(x_name, fontsize=8)
     ax.set_title(panel_title, fontsize=9)
 
@@ -102,9 +108,11 @@ def sweep_plot(results: Sequence[Result], x_param: str, path: str | Path,
                title: str = "") -> Path:
     """How each comparison metric grows with parameter ``x_param``: one line per
     configuration (and per value of the other swept parameters); where several seeds
-    ran, each point is their median."""
+    ran, each point is their median and a shaded band their spread (smallest to
+    largest), as the tables give them."""
     others = sorted({k for r in results for k in r.config.params if k != x_param
                      and len({str(q.config.params.get(k)) for q in results}) > 1})
+    seeds = len({r.config.seed for r in results}) > 1
     fig, axes = _figure(len(COMPARE_PANELS))
     for ax, (panel_title, get) in zip(axes, COMPARE_PANELS, strict=True):
         points: dict[str, dict[float, list[float]]] = {}
@@ -114,9 +122,13 @@ def sweep_plot(results: Sequence[Result], x_param: str, path: str | Path,
                                                   []).append(float(get(r)))
         series = {key: [(x, statistics.median(ys)) for x, ys in by_x.items()]
                   for key, by_x in points.items()}
-        lines(x_param, series, panel_title, ax)
+        bands = {key: [(x, min(ys), max(ys)) for x, ys in by_x.items()]
+                 for key, by_x in points.items()} if seeds else None
+        lines(x_param, series, panel_title, ax, bands)
     axes[0].legend(fontsize=7)
-    fig.suptitle(title or f"{results[0].config.workload}: sweep of {x_param}", fontsize=10)
+    what = " (median over the seeds; band: smallest to largest)" if seeds else ""
+    fig.suptitle((title or f"{results[0].config.workload}: sweep of {x_param}") + what,
+                 fontsize=10)
     return _save(fig, path)
 
 

@@ -12,11 +12,15 @@ or one past the time budget) has no figures: it is a row of its claim's table ma
 ``broken`` or ``timed out``, and a check of that claim that is *not measured*, naming
 the plugin and the hook; every other configuration is measured as usual.
 
-The output (``results.md`` and ``img/*.png``) is deterministic: no dates, no wall times.
+The output (``results.md`` and ``img/*.png``) is deterministic, no dates, with one
+exception: the trace-scale study's wall time, on one line starting with
+:data:`WALL_TIME_PREFIX`. Two runs give the same :func:`deterministic` text, byte for
+byte.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,15 +32,26 @@ from ..atomicfile import write_text
 from ..errors import ConfigError
 from . import plots, runner
 from .cells import Cell, Outcome, make_cell
-from .executors import Executor
+from .executors import Executor, Inline
 from .isolation import RunFailure
 from .replay import ReplayReport
 from .report import fmt, markdown_table
 from .results import Result
 from .store import Store
-from .sweep import run_sweep
+from .sweep import Sweep, run_sweep
 
 Config = tuple[str, str | None]
+
+#: The start of the one line of the report that is not reproducible: the trace-scale
+#: study's wall time (:attr:`Claim.timing`).
+WALL_TIME_PREFIX = "**Wall time** (the one line that changes between runs):"
+
+
+def deterministic(report: str) -> str:
+    """``report`` without its wall-time line (the line starting with
+    :data:`WALL_TIME_PREFIX`): what two runs of ``mmsim reproduce`` give byte for byte."""
+    return "".join(line for line in report.splitlines(keepends=True)
+                   if not line.startswith(WALL_TIME_PREFIX))
 
 
 @dataclass
@@ -62,8 +77,11 @@ class Claim:
     image: str | None = None
     #: The configurations that have no figures here, each with why.
     failures: list[RunFailure] = field(default_factory=list)
-    #: How long measuring it took (never in the report, which is deterministic).
+    #: How long measuring it took (in ``reproduce --json``, not in the report).
     wall_time_s: float = 0.0
+    #: How long its cells took, for a claim whose report shows it (the trace-scale
+    #: study): the one line of the report after :data:`WALL_TIME_PREFIX`.
+    timing: str | None = None
 
     def mark_failures(self) -> None:
         """A row (no figures) and a not-measured check for each failed configuration."""
@@ -121,18 +139,22 @@ class Runs:
     ``configs`` is the whole matrix; ``schemes`` one configuration per scheme, which the
     claims about schemes use (an mremap policy only matters to the mremap claim). The
     cells run on ``executor`` (inline by default), each for at most ``timeout`` seconds,
-    into ``store`` when given (cells already there are not run again).
+    into ``store`` when given (cells already there are not run again);
+    ``cell_progress(done, total)`` follows each batch of cells as run_sweep's
+    ``progress``.
     """
 
     def __init__(self, configs: Sequence[Config], executor: Executor | None = None,
                  store: Store | None = None, timeout: float | None = None,
-                 traces: Sequence[Path] = ()) -> None:
+                 traces: Sequence[Path] = (),
+                 cell_progress: Callable[[int, int], None] | None = None) -> None:
         self.configs = list(configs)
         self.traces = list(traces)
         self.schemes = primary(self.configs)
         self.executor = executor
         self.store = store
         self.timeout = timeout
+        self.cell_progress = cell_progress
         self.outcomes: dict[str, Outcome] = {}
 
     def _cell(self, request: Request, c: Config) -> Cell:
@@ -152,12 +174,7 @@ class Runs:
         """Run the cells of each configuration (by label; the ones not run yet, in one
         go) and return the labels all of whose cells succeeded; each other one is added
         to the claim's failures with its first failed cell."""
-        missing = {cell.key: cell for todo in cells.values() for cell in todo
-                   if cell.key not in self.outcomes}
-        if missing:
-            done = run_sweep(list(missing.values()), self.executor, self.store,
-                             timeout=self.timeout)
-            self.outcomes.update((o.key, o) for o in done.outcomes)
+        self.measure([cell for todo in cells.values() for cell in todo])
         ok = set()
         for name, todo in cells.items():
             failed = [o.failure for o in (self.outcomes[c.key] for c in todo)
@@ -167,6 +184,29 @@ class Runs:
             else:
                 ok.add(name)
         return ok
+
+    def measure(self, cells: Sequence[Cell]) -> Sweep | None:
+        """Run those of ``cells`` not run yet, in one go, on the executor (into the
+        store); None when there were none."""
+        missing = {cell.key: cell for cell in cells if cell.key not in self.outcomes}
+        if not missing:
+            return None
+        done = run_sweep(list(missing.values()), self.executor, self.store,
+                         timeout=self.timeout, progress=self.cell_progress)
+        self.outcomes.update((o.key, o) for o in done.outcomes)
+        return done
+
+    def timing(self, sweep: Sweep | None, seconds: float) -> str:
+        """What :meth:`measure` ran in ``seconds`` of wall time, on one line: the
+        cells, how many ran and came from the store, where, and the sum of the cells'
+        own run times (a stored cell keeps the time it took when it ran)."""
+        outcomes = [] if sweep is None else sweep.outcomes
+        where = (self.executor or Inline()).description
+        return (f"{len(outcomes)} cells ({0 if sweep is None else sweep.computed} run, "
+                f"{0 if sweep is None else sweep.reused} from the store) in "
+                f"{seconds:.1f} s, {where} (mmsim ran on a machine with "
+                f"{os.cpu_count()} CPUs); the cells' own run times add up to "
+                f"{sum(o.wall_time_s for o in outcomes):.1f} s.")
 
     def replay(self, cell: Cell) -> ReplayReport:
         """The replay report of trace cell ``cell``, which :meth:`run` has run and found
@@ -548,6 +588,9 @@ def study_traces(runs: Runs, img: Path) -> Claim:
         cells[todo[0].label] = todo
         rows.setdefault(Cell(TRACE_WORKLOAD, {}, c[0], c[1], file_rmap=f).label,
                         []).append(todo[0].label)
+    began = time.monotonic()  # the study's cells, on the executor, then their verdicts
+    sweep = runs.measure([cell for todo in cells.values() for cell in todo])
+    claim.timing = runs.timing(sweep, time.monotonic() - began)
     ok = runs.run(claim, cells)
     reports = {name: [runs.replay(cell) for cell in todo]
                for name, todo in cells.items() if name in ok}
@@ -649,6 +692,10 @@ def render(claims: Sequence[Claim], configs: Sequence[Config],
             "",
             f"**Setup.** {c.setup}",
             "",
+        ]
+        if c.timing is not None:
+            out += [f"{WALL_TIME_PREFIX} {c.timing}", ""]
+        out += [
             markdown_table(c.headers, c.rows),
             "",
             f"**Verdict: {c.verdict}.**",
@@ -676,9 +723,11 @@ def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
               progress: Callable[[str], None] | None = None,
               executor: Executor | None = None, store: Store | None = None,
               timeout: float | None = None, traces: Sequence[Path] | None = None,
-              claims: Sequence[str] | None = None) -> tuple[Path, list[Claim]]:
+              claims: Sequence[str] | None = None,
+              cell_progress: Callable[[int, int], None] | None = None
+              ) -> tuple[Path, list[Claim]]:
     """Measure every claim (then the mapcount ones of
-    :mod:`~mmcore.experiments.reproduce_mapcount`, run in this process); write
+    :mod:`~mmcore.experiments.reproduce_mapcount`, as study cells the same way); write
     ``out_dir/results.md`` and ``out_dir/img/claim-*.png``. ``claims`` (keys of
     :func:`claim_keys`) measures only those, in report order: the report then has only
     their sections, and part two only when a mapcount claim is chosen; ConfigError
@@ -686,7 +735,9 @@ def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
     The runs are cells on ``executor`` (inline by default), each for at most ``timeout``
     seconds, into ``store`` (held by the caller) when given; a claim's
     :attr:`Claim.failures` are the configurations whose runs failed. The trace-scale
-    study replays ``traces`` (default: those in :data:`EXAMPLE_TRACES`)."""
+    study replays ``traces`` (default: those in :data:`EXAMPLE_TRACES`). ``progress``
+    is called with each claim's name before it is measured, ``cell_progress(done,
+    total)`` as its cells finish."""
     chosen = chosen_claims(claims)
     out = Path(out_dir)
     img = out / "img"
@@ -694,7 +745,7 @@ def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
     matrix = list(configs if configs is not None else runner.configurations())
     if traces is None:
         traces = sorted(EXAMPLE_TRACES.glob("*.jsonl"))
-    runs = Runs(matrix, executor, store, timeout, traces)
+    runs = Runs(matrix, executor, store, timeout, traces, cell_progress)
     measured = []
     for key, fn in CLAIMS.items():
         if key not in chosen:
@@ -712,7 +763,10 @@ def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
         versions[label(c)] = "(" + ", ".join(f"{k} {x}" for k, x in v.items()) + ")"
     from .reproduce_mapcount import reproduce_mapcount
 
-    part_two, mapcount_claims = reproduce_mapcount(progress=progress, claims=chosen)
+    part_two, mapcount_claims = reproduce_mapcount(progress=progress, claims=chosen,
+                                                   executor=executor, store=store,
+                                                   timeout=timeout,
+                                                   cell_progress=cell_progress)
     path = out / "results.md"
     write_text(path, render(measured, matrix, versions) + "\n"
                + (part_two + "\n" if mapcount_claims else ""))

@@ -13,9 +13,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..folio_truth import Accuracy
-from .mapcount_study import DesignRun, MapcountStudy, default_designs, study
+from . import workloads
+from .cells import MAPCOUNT_STUDY, make_cell
+from .executors import Executor
+from .isolation import RunFailure
+from .mapcount_study import DesignRun, MapcountStudy, default_designs
 from .report import describe_params, fmt, markdown_table
 from .reproduce import Check, Claim
+from .store import Store
+from .sweep import run_sweep
 
 #: The runs the claims read: label -> (workload, parameters).
 RUNS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -38,17 +44,47 @@ AVERAGING = ("no_page_mapcount", "total_mapped_pages")
 
 
 class Studies:
-    """The mapcount study of each run, computed once."""
+    """The mapcount study of each run: every run's designs are study cells
+    (:mod:`mmcore.experiments.cells`), all run in one go on ``executor`` (inline by
+    default), each for at most ``timeout`` seconds, into ``store`` when given. A design
+    whose cell fails is left out of its run's study and listed in :attr:`failures`;
+    ``cell_progress(done, total)`` follows the cells as run_sweep's ``progress``."""
 
-    def __init__(self, designs: Sequence[str]) -> None:
+    def __init__(self, designs: Sequence[str], executor: Executor | None = None,
+                 store: Store | None = None, timeout: float | None = None,
+                 cell_progress: Callable[[int, int], None] | None = None) -> None:
         self.designs = list(designs)
+        self.executor = executor
+        self.store = store
+        self.timeout = timeout
+        self.cell_progress = cell_progress
         self._done: dict[str, MapcountStudy] = {}
+        #: The failed cells, labelled ``RUN on DESIGN``.
+        self.failures: list[RunFailure] = []
+
+    def _measure(self) -> None:
+        """Run every run's study cells (on the first :meth:`get`)."""
+        cells = {(label, design): make_cell(workload, params, rmap="anon_vma_chain",
+                                            mapcount=design, study=MAPCOUNT_STUDY)
+                 for label, (workload, params) in RUNS.items() for design in self.designs}
+        sweep = run_sweep(list(cells.values()), self.executor, self.store,
+                          timeout=self.timeout, progress=self.cell_progress)
+        got = dict(zip(cells, sweep.outcomes, strict=True))
+        for label, (workload, params) in RUNS.items():
+            runs = []
+            for design in self.designs:
+                outcome = got[label, design]
+                if outcome.study is not None:
+                    runs.append(outcome.study)
+                elif outcome.failure is not None:
+                    self.failures.append(outcome.failure.run_failure(f"{label} on {design}"))
+            self._done[label] = MapcountStudy(
+                workload, workloads.make_params(workload, params).to_dict(), 0, runs)
 
     def get(self, label: str) -> MapcountStudy:
         """The study of run ``label`` (:data:`RUNS`)."""
-        if label not in self._done:
-            workload, params = RUNS[label]
-            self._done[label] = study(workload, params, designs=self.designs)
+        if not self._done:
+            self._measure()
         return self._done[label]
 
     def run(self, label: str, design: str) -> DesignRun | None:
@@ -398,18 +434,29 @@ def render_mapcount(claims: Sequence[Claim], s: Studies) -> str:
 
 def reproduce_mapcount(designs: Sequence[str] | None = None,
                        progress: Callable[[str], None] | None = None,
-                       claims: Sequence[str] | None = None) -> tuple[str, list[Claim]]:
+                       claims: Sequence[str] | None = None,
+                       executor: Executor | None = None, store: Store | None = None,
+                       timeout: float | None = None,
+                       cell_progress: Callable[[int, int], None] | None = None
+                       ) -> tuple[str, list[Claim]]:
     """Measure every mapcount claim (or only those whose keys ``claims`` lists: none
-    studies nothing); the Markdown of part two and the claims. The part's overview
-    table studies every run whenever one claim is measured."""
-    s = Studies(designs if designs is not None else default_designs())
+    studies nothing), the studies' cells on ``executor`` into ``store`` (see
+    :class:`Studies`); the Markdown of part two and the claims. The part's overview
+    table studies every run whenever one claim is measured. Each claim lists the failed
+    cells as its :attr:`~mmcore.experiments.reproduce.Claim.failures` (a row without
+    figures and a not-measured check each)."""
+    s = Studies(designs if designs is not None else default_designs(), executor, store,
+                timeout, cell_progress)
     measured = []
     for key, fn in CLAIMS.items():
         if claims is not None and key not in claims:
             continue
         if progress is not None:
             progress(fn.__name__)
-        measured.append(fn(s))
+        claim = fn(s)
+        claim.failures = list(s.failures)
+        claim.mark_failures()
+        measured.append(claim)
     if not measured:
         return "", []
     return render_mapcount(measured, s), measured

@@ -8,7 +8,9 @@
 ``--where`` filters on any axis of a cell (``workload``, ``rmap``, ``mremap_policy``,
 ``file_rmap``, ``reclaim``, ``arch``, ``seed``, ``observers``, ``mmcore_version``,
 ``label``; ``trace`` and ``trace_sha256`` for the cells of ``mmsim trace replay``, whose
-workload is ``<trace>``) or on a workload parameter (``pages`` or ``params.pages``);
+workload is ``<trace>``; ``mapcount``, ``per_page`` unless a cell names another design,
+and ``study``, ``mapcount`` for the rows of ``compare --axis mapcount``) or on a
+workload parameter (``pages`` or ``params.pages``);
 values compare as text, and a comma list matches any of them. An export is one row per
 cell: the axes, ``param.NAME`` per parameter, ``derived.*`` and ``counters.*`` figures
 of a result (a replay's counters and totals), and ``failure.*`` of a failed cell;
@@ -40,7 +42,8 @@ __all__ = ["add_results_command", "rows", "select"]
 
 #: The axes of a cell that ``--where`` knows besides the workload's parameters.
 AXES = ("workload", "rmap", "mremap_policy", "file_rmap", "reclaim", "arch", "seed",
-        "observers", "mmcore_version", "label", "status", "trace", "trace_sha256")
+        "observers", "mmcore_version", "label", "status", "trace", "trace_sha256",
+        "mapcount", "study")
 
 
 def _axis_value(o: Entry | Outcome, axis: str) -> str | None:

@@ -78,8 +78,8 @@ def add_sweep_options(sp: argparse.ArgumentParser) -> None:
     add_selection_options(sp)
     add_executor_options(sp)
     sp.add_argument("--seeds", type=positive, default=1, metavar="N",
-                    help="run each cell with seeds SEED..SEED+N-1; tables show the median "
-                         "and the spread")
+                    help="run each cell with seeds SEED..SEED+N-1; tables and the plot "
+                         "show the median and the spread")
 
 
 def show(results: list[Result], workload: str, swept: str | None, plot: Path | None,
