@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import _reprs
 from .errors import OutOfMemory
 from .freepool import FreePool
+from .lru import LruLinks
 
 if TYPE_CHECKING:
     from .folio import Folio
@@ -129,6 +130,8 @@ class PhysMem:
         self.zero_page = zero
         #: Free frames, lowest never-used pfn first so the first allocation is pfn 1.
         self.free_list = FreePool(1, nr_frames)
+        #: The lru list_heads of every frame, shared by the reclaim policy's lists.
+        self.lru = LruLinks(nr_frames)
 
     @property
     def nr_free(self) -> int:
