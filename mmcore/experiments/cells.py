@@ -48,7 +48,7 @@ from . import workloads
 from .isolation import RunFailure, run_guarded
 from .mapcount_study import DesignRun
 from .replay import ReplayReport
-from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM, Result
+from .results import DEFAULT_FILE_RMAP, DEFAULT_MAPCOUNT, DEFAULT_RECLAIM, Result
 
 #: The version of the cell and outcome layout (part of every key).
 CELL_FORMAT = 1
@@ -56,8 +56,6 @@ CELL_FORMAT = 1
 KEY_LENGTH = 24
 #: The ``workload`` of a cell that replays a trace.
 TRACE_WORKLOAD = "<trace>"
-#: The mapcount design of a cell that names none (the kernel's CONFIG_PAGE_MAPCOUNT).
-DEFAULT_MAPCOUNT = "per_page"
 #: The ``study`` of a cell that is one design's row of the mapcount study.
 MAPCOUNT_STUDY = "mapcount"
 
