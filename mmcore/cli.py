@@ -458,14 +458,17 @@ def machine_plugins(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _machine_note(plugins: dict[str, str]) -> str:
-    """``; file rmap X; reclaim Y`` for titles, only for what is not the default."""
-    from .experiments.results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM
+    """``; file rmap X; reclaim Y; mapcount Z`` for titles, only for what is not the
+    default (a ``plugins`` without ``mapcount`` names the default design)."""
+    from .experiments.results import DEFAULT_FILE_RMAP, DEFAULT_MAPCOUNT, DEFAULT_RECLAIM
 
     note = ""
     if plugins["file_rmap"] != DEFAULT_FILE_RMAP:
         note += f"; file rmap {plugins['file_rmap']}"
     if plugins["reclaim"] != DEFAULT_RECLAIM:
         note += f"; reclaim {plugins['reclaim']}"
+    if plugins.get("mapcount", DEFAULT_MAPCOUNT) != DEFAULT_MAPCOUNT:
+        note += f"; mapcount {plugins['mapcount']}"
     return note
 
 

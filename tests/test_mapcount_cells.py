@@ -160,3 +160,41 @@ def test_a_broken_mapcount_design_is_a_failed_row_naming_plugin_and_hook(
                  "--only", "per_page,boom_mapcount", "--no-plot"]) == 1
     out = " ".join(capsys.readouterr().out.split())
     assert "mapcount_add" in out and "per_page" in out
+
+
+def test_result_config_records_the_mapcount_design_only_when_not_the_default() -> None:
+    """A default run's JSON has no ``mapcount`` key (earlier result files keep their
+    bytes); another design is recorded, labelled and rerun on that design."""
+    from mmcore.experiments.runner import rerun, run
+
+    plain = run("thp-fork-snapshot", PARAMS, rmap="anon_vma")
+    assert "mapcount" not in plain.reproducible_dict()["config"]
+    other = run("thp-fork-snapshot", PARAMS, rmap="anon_vma", mapcount="per_folio_tuple")
+    assert other.reproducible_dict()["config"]["mapcount"] == "per_folio_tuple"
+    assert other.label == "anon_vma/per_folio_tuple"
+    again = rerun(other.reproducible_json())
+    assert again.reproducible_json() == other.reproducible_json()
+
+
+def test_sweep_mapcount_runs_each_design_as_a_plain_run(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``mmsim sweep --mapcount a,b``: every grid point times every design, each
+    result's config naming its design (the default one by omission)."""
+    rc = main(["sweep", "thp-fork-snapshot", "--param", "hugepages=1,2", "--param",
+               "snapshots=1", "--mapcount", "per_page,no_page_mapcount", "--only",
+               "anon_vma", "--json", "--jobs", "1", "--no-plot"])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    seen = sorted((r["config"]["params"]["hugepages"], r["config"]["policy"] or "",
+                   r["config"].get("mapcount", "default")) for r in doc["results"])
+    assert seen == sorted((h, p, m) for h in (1, 2) for p in ("", "unshare")
+                          for m in ("default", "no_page_mapcount"))
+
+
+def test_sweep_mapcount_rejects_an_unknown_design(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown design is a usage error naming it, before any cell runs."""
+    rc = main(["sweep", "thp-fork-snapshot", "--param", "hugepages=1,2",
+               "--mapcount", "per_page,nosuch"])
+    assert rc != 0
+    assert "nosuch" in capsys.readouterr().err

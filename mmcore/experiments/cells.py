@@ -48,7 +48,7 @@ from . import workloads
 from .isolation import RunFailure, run_guarded
 from .mapcount_study import DesignRun
 from .replay import ReplayReport
-from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM, OPS_WORKLOAD, Result
+from .results import DEFAULT_FILE_RMAP, DEFAULT_MAPCOUNT, DEFAULT_RECLAIM, OPS_WORKLOAD, Result
 from .runner import machine_sizes
 
 #: The version of the cell and outcome layout (part of every key).
@@ -57,8 +57,6 @@ CELL_FORMAT = 1
 KEY_LENGTH = 24
 #: The ``workload`` of a cell that replays a trace.
 TRACE_WORKLOAD = "<trace>"
-#: The mapcount design of a cell that names none (the kernel's CONFIG_PAGE_MAPCOUNT).
-DEFAULT_MAPCOUNT = "per_page"
 #: The ``study`` of a cell that is one design's row of the mapcount study.
 MAPCOUNT_STUDY = "mapcount"
 
@@ -238,7 +236,8 @@ def result_cell(result: Result) -> Cell:
         raise ConfigError("a result made from an op list (run_ops) is no cell: rerun it "
                           "with mmcore.experiments.runner.rerun")
     cell = make_cell(c.workload, c.params, rmap=c.rmap, mremap_policy=c.policy,
-                     seed=c.seed, arch=c.arch, file_rmap=c.file_rmap, reclaim=c.reclaim)
+                     seed=c.seed, arch=c.arch, file_rmap=c.file_rmap, reclaim=c.reclaim,
+                     mapcount=c.mapcount)
     ram, swap = machine_sizes(c.workload, workloads.make_params(c.workload, c.params),
                               None, None)
     return replace(cell, ram_pages=None if c.ram_pages == ram else c.ram_pages,

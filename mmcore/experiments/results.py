@@ -1,7 +1,8 @@
 """What one run produced, with the configuration that produced it.
 
 A :class:`Result` is plain data (dataclasses-json): the full configuration (workload,
-parameters, seed, rmap, mremap policy, file rmap, reclaim policy, arch, memory sizes),
+parameters, seed, rmap, mremap policy, file rmap, reclaim policy, arch, memory sizes,
+and the mapcount design where it is not the default),
 the versions of mmcore and of
 the plugins used, the raw :class:`~mmcore.costs.Costs`, and the derived per-scheme figures
 that comparisons use. Everything except ``wall_time_s`` is deterministic: rerunning the
@@ -16,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from dataclasses_json import DataClassJsonMixin
+from dataclasses_json import DataClassJsonMixin, config
 
 from ..costs import Costs
 from .ops import Op
@@ -29,6 +30,9 @@ OPS_WORKLOAD = "<ops>"
 #: defaults: today's Linux). Results recorded before these were choices used them.
 DEFAULT_FILE_RMAP = "i_mmap_tree"
 DEFAULT_RECLAIM = "lru2"
+#: The mapcount design a run uses unless told otherwise (CONFIG_PAGE_MAPCOUNT, what 6.18
+#: runs here). Results recorded before mapcount was an axis used it.
+DEFAULT_MAPCOUNT = "per_page"
 
 
 @dataclass
@@ -45,14 +49,20 @@ class RunConfig(DataClassJsonMixin):
     swap_pages: int
     file_rmap: str = DEFAULT_FILE_RMAP
     reclaim: str = DEFAULT_RECLAIM
+    #: Serialised only when it is not the default, so every result recorded before
+    #: mapcount was an axis keeps its bytes (and a default run writes those bytes).
+    mapcount: str = field(default=DEFAULT_MAPCOUNT, metadata=config(
+        exclude=lambda name: name == DEFAULT_MAPCOUNT))
 
     @property
     def label(self) -> str:
-        """``rmap`` or ``rmap+policy``, then ``/file_rmap`` and ``/reclaim`` where they are
-        not the defaults: how tables and plots name the configuration."""
+        """``rmap`` or ``rmap+policy``, then ``/file_rmap``, ``/reclaim`` and
+        ``/mapcount`` where they are not the defaults: how tables and plots name the
+        configuration."""
         out = self.rmap if self.policy is None else f"{self.rmap}+{self.policy}"
         for value, default in ((self.file_rmap, DEFAULT_FILE_RMAP),
-                               (self.reclaim, DEFAULT_RECLAIM)):
+                               (self.reclaim, DEFAULT_RECLAIM),
+                               (self.mapcount, DEFAULT_MAPCOUNT)):
             if value != default:
                 out += f"/{value}"
         return out

@@ -41,6 +41,7 @@ from . import workloads
 from .ops import Op, Player
 from .results import (
     DEFAULT_FILE_RMAP,
+    DEFAULT_MAPCOUNT,
     DEFAULT_RECLAIM,
     OPS_WORKLOAD,
     Derived,
@@ -112,7 +113,7 @@ def run(workload: str, params: Mapping[str, Any] | DataClassJsonMixin | None = N
         ram_pages: int | None = None, swap_pages: int | None = None,
         file_rmap: str = DEFAULT_FILE_RMAP, reclaim: str = DEFAULT_RECLAIM,
         observers: Sequence[str] = (), deadline: float | None = None,
-        mapcount: str = "per_page") -> Result:
+        mapcount: str = DEFAULT_MAPCOUNT) -> Result:
     """Run built-in ``workload`` with ``params`` on one configuration.
 
     ``file_rmap``, ``reclaim`` and ``mapcount`` name the file rmap, reclaim and mapcount
@@ -128,10 +129,9 @@ def run(workload: str, params: Mapping[str, Any] | DataClassJsonMixin | None = N
     ram, swap = machine_sizes(workload, p, ram_pages, swap_pages)
     config = RunConfig(workload=workload, params=p.to_dict(), seed=seed, rmap=rmap,
                        policy=mremap_policy, arch=arch, ram_pages=ram, swap_pages=swap,
-                       file_rmap=file_rmap, reclaim=reclaim)
+                       file_rmap=file_rmap, reclaim=reclaim, mapcount=mapcount)
     return execute(w.generator(p, random.Random(seed)), config, strict=w.strict,
-                   observers=observers, deadline=deadline, thp=workload_thp(p),
-                   mapcount=mapcount)
+                   observers=observers, deadline=deadline, thp=workload_thp(p))
 
 
 def run_ops(ops: Iterable[Op], *, rmap: str, mremap_policy: str | None = None,
@@ -162,7 +162,7 @@ def rerun(result_json: str) -> Result:
                        swap_pages=c.swap_pages, file_rmap=c.file_rmap, reclaim=c.reclaim)
     return run(c.workload, c.params, rmap=c.rmap, mremap_policy=c.policy, seed=c.seed,
                arch=c.arch, ram_pages=c.ram_pages, swap_pages=c.swap_pages,
-               file_rmap=c.file_rmap, reclaim=c.reclaim)
+               file_rmap=c.file_rmap, reclaim=c.reclaim, mapcount=c.mapcount)
 
 
 def workload_thp(params: DataClassJsonMixin) -> ThpSettings | None:
@@ -174,9 +174,9 @@ def workload_thp(params: DataClassJsonMixin) -> ThpSettings | None:
 
 def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True,
             observers: Sequence[str] = (), deadline: float | None = None,
-            thp: ThpSettings | None = None, mapcount: str = "per_page") -> Result:
-    """Replay ``ops`` on a fresh Machine built from ``config`` (and ``observers``, the
-    THP knobs ``thp`` and the mapcount design ``mapcount``) and measure it;
+            thp: ThpSettings | None = None) -> Result:
+    """Replay ``ops`` on a fresh Machine built from ``config`` (its mapcount design too)
+    and ``observers`` and the THP knobs ``thp``, and measure it;
     :class:`~mmcore.errors.RunTimeout` once :func:`time.monotonic` passes ``deadline``
     (checked between ops, so a time limit works in any thread, where a signal cannot
     reach)."""
@@ -184,7 +184,7 @@ def execute(ops: Iterable[Op], config: RunConfig, strict: bool = True,
     machine = Machine(rmap=config.rmap, mremap_policy=config.policy, arch=config.arch,
                       ram_pages=config.ram_pages, swap_pages=config.swap_pages,
                       file_rmap=config.file_rmap, reclaim=config.reclaim,
-                      observers=observers, thp=thp, mapcount=mapcount)
+                      observers=observers, thp=thp, mapcount=config.mapcount)
     player = Player(machine, strict=strict)
     before_reclaim: Snapshot | None = None
     missed = 0

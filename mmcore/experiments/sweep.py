@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from . import runner
 from .cells import Cell, Outcome, make_cell
 from .executors import Executor, Inline
-from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM
+from .results import DEFAULT_FILE_RMAP, DEFAULT_MAPCOUNT, DEFAULT_RECLAIM
 from .store import Store
 
 
@@ -30,15 +30,16 @@ def cells(workload: str, values: Mapping[str, Sequence[object]], *,
           seeds: Sequence[int] = (0,), arch: str = "x86_64",
           configs: Sequence[tuple[str, str | None]] | None = None,
           file_rmaps: Sequence[str] = (DEFAULT_FILE_RMAP,),
-          reclaims: Sequence[str] = (DEFAULT_RECLAIM,)) -> list[Cell]:
+          reclaims: Sequence[str] = (DEFAULT_RECLAIM,),
+          mapcounts: Sequence[str] = (DEFAULT_MAPCOUNT,)) -> list[Cell]:
     """The cells of a sweep: the parameter grid (slowest), times the file rmap plugins,
-    the reclaim policies and the (rmap, mremap policy) matrix, times ``seeds``
-    (fastest)."""
+    the reclaim policies, the mapcount designs and the (rmap, mremap policy) matrix,
+    times ``seeds`` (fastest)."""
     matrix = configs if configs is not None else runner.configurations()
     return [make_cell(workload, params, rmap=r, mremap_policy=p, seed=s, arch=arch,
-                      file_rmap=f, reclaim=c)
+                      file_rmap=f, reclaim=c, mapcount=m)
             for params in grid(values) for f in file_rmaps for c in reclaims
-            for r, p in matrix for s in seeds]
+            for m in mapcounts for r, p in matrix for s in seeds]
 
 
 @dataclass

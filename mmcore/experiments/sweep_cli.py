@@ -41,7 +41,7 @@ from .cells_cli import (
     scheme_names,
 )
 from .isolation import RunFailure
-from .results import DEFAULT_FILE_RMAP, DEFAULT_RECLAIM, Result
+from .results import DEFAULT_FILE_RMAP, DEFAULT_MAPCOUNT, DEFAULT_RECLAIM, Result
 from .runner import configurations
 from .sweep import cells, grid
 
@@ -49,11 +49,13 @@ __all__ = ["add_sweep_options", "cmd_sweep", "show"]
 
 
 #: The plugin axes a sweep can run several plugins of, with their defaults.
-PLUGIN_AXES = {"file_rmap": DEFAULT_FILE_RMAP, "reclaim": DEFAULT_RECLAIM}
+PLUGIN_AXES = {"file_rmap": DEFAULT_FILE_RMAP, "reclaim": DEFAULT_RECLAIM,
+               "mapcount": DEFAULT_MAPCOUNT}
 
 
 def plugin_axis(given: str | None, kind: str) -> list[str]:
-    """The plugins of ``kind`` a sweep runs: ``--file-rmap``/``--reclaim`` as one name,
+    """The plugins of ``kind`` a sweep runs: ``--file-rmap``/``--reclaim``/``--mapcount``
+    as one name,
     a comma list or ``all`` (every installed one), else the default; UsageError naming
     the choices for an unknown one."""
     if given == "all":
@@ -75,6 +77,10 @@ def add_sweep_options(sp: argparse.ArgumentParser) -> None:
                     help="file rmap plugins to sweep (default: i_mmap_tree)")
     sp.add_argument("--reclaim", default=None, metavar="NAME[,NAME...]|all",
                     help="reclaim policies to sweep (default: lru2)")
+    sp.add_argument("--mapcount", default=None, metavar="NAME[,NAME...]|all",
+                    help="mapcount designs to sweep (default: per_page); each is a plain "
+                         "run on that design (compare --axis mapcount measures the "
+                         "designs' accuracy)")
     add_selection_options(sp)
     add_executor_options(sp)
     sp.add_argument("--seeds", type=positive, default=1, metavar="N",
@@ -88,15 +94,16 @@ def show(results: list[Result], workload: str, swept: str | None, plot: Path | N
     sweep's results, each with a red row per ``failed`` cell of its grid point (and a
     table of why): what ``mmsim sweep`` prints, and ``mmsim results report`` reprints
     from a store. With one file rmap and reclaim policy, rows are named by the scheme
-    and the title names the plugins; with several, rows keep their full labels."""
+    and the title names the plugins; with several, rows keep their full labels. The
+    mapcount design is such a plugin too."""
     from .plots import sweep_plot
     from .report import compare_table, describe_params, failure_table, seed_tables
 
-    combos = {(r.config.file_rmap, r.config.reclaim) for r in results}
-    combos |= {(o.cell.file_rmap, o.cell.reclaim) for o in failed}
+    combos = {(r.config.file_rmap, r.config.reclaim, r.config.mapcount) for r in results}
+    combos |= {(o.cell.file_rmap, o.cell.reclaim, o.cell.mapcount) for o in failed}
     fixed = len(combos) == 1
-    note = _machine_note(dict(zip(("file_rmap", "reclaim"), next(iter(combos)),
-                                  strict=True))) if fixed else ""
+    note = _machine_note(dict(zip(("file_rmap", "reclaim", "mapcount"),
+                                  next(iter(combos)), strict=True))) if fixed else ""
     if fixed:
         _short_labels(results)
     if plot is not None and results and swept is not None:
@@ -151,14 +158,14 @@ def cmd_sweep(args: argparse.Namespace, out: Console) -> int:
                          "e.g. --param children=4,8,16")
     for combo in grid(values):
         _check_workload(args.workload, combo)
-    axes = {kind: plugin_axis(getattr(args, kind), kind) for kind in ("file_rmap",
-                                                                      "reclaim")}
+    axes = {kind: plugin_axis(getattr(args, kind), kind) for kind in PLUGIN_AXES}
     matrix = configurations()
     labels = {scheme_names(r, p)[1]: scheme_names(r, p) for r, p in matrix}
     chosen = set(choose(args, labels))
     plot = _plot_path(args, f"{args.workload}-sweep-{swept[0]}.png")
     todo = cells(args.workload, values, seeds=range(args.seed, args.seed + args.seeds),
                  arch=args.arch, file_rmaps=axes["file_rmap"], reclaims=axes["reclaim"],
+                 mapcounts=axes["mapcount"],
                  configs=[c for c in matrix if scheme_names(*c)[1] in chosen])
     sweep = run_cells(args, todo, f"sweep {args.workload}")
     results = [o.result for o in sweep.outcomes if o.result is not None]
