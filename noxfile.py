@@ -24,6 +24,7 @@ import json
 import os
 import shlex
 import shutil
+import tempfile
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -98,8 +99,11 @@ def tests_mypyc(session: nox.Session) -> None:
     if c_compiler() is None:
         session.skip("no C compiler ($CC, cc, gcc or clang): the compiled build cannot be "
                      "built, so it is not tested")
-    checkout = Path(session.create_tmp()) / "checkout"
-    shutil.rmtree(checkout, ignore_errors=True)
+    # The copy, and the suite's temporary files, live outside this checkout: pytester's
+    # inner runs inside it (nox's session tmp is .nox/...) found this checkout's
+    # pyproject.toml above them and took its pytest options (4 tests failed in CI).
+    scratch = Path(tempfile.mkdtemp(prefix="mmcore-mypyc-"))
+    checkout = scratch / "checkout"
     shutil.copytree(ROOT, checkout, ignore=not_source)
     session.chdir(checkout)
     # mypyc type-checks the modules against the dependencies, so they come first (with
@@ -111,7 +115,10 @@ def tests_mypyc(session: nox.Session) -> None:
                     env={"MMCORE_MYPYC": "1"})
     session.run("python", "-c", "from mmcore.bench_cli import build_kind; "
                 "raise SystemExit(None if build_kind() == 'mypyc' else 'not compiled')")
-    session.run("pytest", "-n", "auto", *session.posargs)
+    try:
+        session.run("pytest", "-n", "auto", *session.posargs, env={"TMPDIR": str(scratch)})
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @nox.session
