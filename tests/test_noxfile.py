@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import nox.registry
 import pytest
@@ -181,10 +181,19 @@ def test_compiled_test_session_builds_a_copy_of_the_checkout_and_runs_the_suite(
     monkeypatch.delenv("CC", raising=False)
     monkeypatch.setenv("PATH", str(cc.parent))
     noxfile = load_noxfile(ROOT / "noxfile.py")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    removed = []
+    monkeypatch.setattr(noxfile.tempfile, "mkdtemp", lambda **kw: str(scratch))
+    monkeypatch.setattr(noxfile, "shutil", SimpleNamespace(
+        copytree=shutil.copytree, which=shutil.which,
+        rmtree=lambda path, **kw: removed.append(Path(path))))
     session = SessionDouble(tmp_path / "tmp")
     noxfile.tests_mypyc(session)
-    copy = tmp_path / "tmp" / "checkout"
-    assert session.cwd == copy
+    # the copy and the suite's temporary files are outside the checkout (pytester's
+    # inner runs must not find its pyproject.toml above them), and removed at the end
+    copy = scratch / "checkout"
+    assert session.cwd == copy and removed == [scratch]
     assert (copy / "mmcore" / "fault.py").is_file() and (copy / "pyproject.toml").is_file()
     assert not any(copy.glob(".venv*")) and not (copy / ".git").exists()
     assert not list(copy.rglob("__pycache__")) and not list(copy.rglob("*.so"))
@@ -194,3 +203,4 @@ def test_compiled_test_session_builds_a_copy_of_the_checkout_and_runs_the_suite(
     assert build == ("--no-build-isolation", "--no-deps", "-e", ".")
     assert env == {"MMCORE_MYPYC": "1"}
     assert runs[-1][1][:3] == ("pytest", "-n", "auto")
+    assert runs[-1][2] == {"TMPDIR": str(scratch)}
