@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,9 @@ CELLS = [make_cell("forking-server", {"pages": 2, "children": 1}, rmap=rmap)
 def _count_pools(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """The process pools the executors start from now on."""
     started: list[object] = []
-    real = executors.ProcessPoolExecutor
 
     def counted(*args: Any, **kwargs: Any) -> object:
-        pool = real(*args, **kwargs)
+        pool = ProcessPoolExecutor(*args, **kwargs)
         started.append(pool)
         return pool
 
