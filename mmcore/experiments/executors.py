@@ -60,6 +60,13 @@ class Executor(Protocol):
         """Run every cell (each for at most ``timeout`` seconds), calling
         ``done(index, outcome_json)`` here as each finishes."""
 
+    def __enter__(self) -> Executor:
+        """Keep the workers (a pool, a cluster) from one :meth:`run` to the next until
+        the ``with`` ends: a caller with several batches of cells starts them once."""
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop the workers kept since ``__enter__``."""
+
 
 class Inline:
     """Every cell in this process, in order."""
@@ -72,6 +79,13 @@ class Inline:
         for i, cell in enumerate(cells):
             done(i, run_cell(cell, timeout))
 
+    def __enter__(self) -> Inline:
+        """Nothing to keep: the cells run here."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Nothing to stop."""
+
 
 def _ignore_sigint() -> None:
     """Pool workers leave Ctrl-C (sent to the whole process group) to the parent, which
@@ -80,23 +94,46 @@ def _ignore_sigint() -> None:
 
 
 class LocalPool:
-    """A pool of ``processes`` spawned worker processes on this machine."""
+    """A pool of ``processes`` spawned worker processes on this machine: started by the
+    first :meth:`run`, stopped after it, or inside ``with`` at the ``with``'s end (each
+    spawned worker imports mmcore and the plugins, about a second of CPU apiece)."""
 
     def __init__(self, processes: int) -> None:
         self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+        self._others: set[multiprocessing.process.BaseProcess] = set()
+        self._held = 0
 
     @property
     def description(self) -> str:
         """``on a local pool of N processes``."""
         return f"on a local pool of {self.processes} processes"
 
+    def __enter__(self) -> LocalPool:
+        """Keep the pool from one :meth:`run` to the next."""
+        self._held += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop the pool at the end of the outermost ``with``."""
+        self._held -= 1
+        if not self._held and self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def _started(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # The children alive before the pool are not ours to stop on an interrupt.
+            self._others = set(multiprocessing.active_children())
+            self._pool = ProcessPoolExecutor(max_workers=self.processes,
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_ignore_sigint)
+        return self._pool
+
     def run(self, cells: Sequence[Cell], done: Done, timeout: float | None = None
             ) -> None:
         """Run ``cells`` on the pool; stop every worker on an interrupt."""
-        ctx = multiprocessing.get_context("spawn")
-        others = set(multiprocessing.active_children())  # not ours to stop
-        pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=ctx,
-                                   initializer=_ignore_sigint)
+        pool = self._started()
         try:
             pending = {pool.submit(run_cell, cell, timeout): i
                        for i, cell in enumerate(cells)}
@@ -105,19 +142,23 @@ class LocalPool:
                 for fut in finished:
                     done(pending.pop(fut), fut.result())
         except BrokenProcessPool:
+            self._pool = None  # a broken pool runs nothing more: the next run starts one
             pool.shutdown(wait=False, cancel_futures=True)
             raise WorkerDied("a worker process died (killed, or out of memory); the "
                              "cells finished before it are kept") from None
         except BaseException:
+            self._pool = None
             # Workers first: shutting down while they live queues the pool's stop
             # sentinels, which its feeder thread then writes into pipes the interrupted
             # shutdown has closed (a stray "Bad file descriptor" traceback). With the
             # workers gone the pool is broken, and shutdown() just cleans up.
-            for child in set(multiprocessing.active_children()) - others:  # the pool's
+            for child in set(multiprocessing.active_children()) - self._others:
                 child.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-        pool.shutdown()
+        if not self._held:
+            self._pool = None
+            pool.shutdown()
 
 
 def _worker_failure(cell: Cell, reason: str) -> str:
@@ -143,6 +184,8 @@ class Dask:
             raise ExecutorError(DASK_MISSING)
         self.workers = workers
         self.scheduler = scheduler
+        self._kept: Any = None  # the client (and its LocalCluster) kept inside ``with``
+        self._held = 0
 
     @property
     def description(self) -> str:
@@ -150,6 +193,25 @@ class Dask:
         if self.scheduler is not None:
             return f"on the Dask cluster at {self.scheduler}"
         return f"on a Dask LocalCluster of {self.workers} workers"
+
+    def __enter__(self) -> Dask:
+        """Keep the client (and the LocalCluster it started) from one :meth:`run` to the
+        next: starting a LocalCluster takes seconds."""
+        self._held += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the client at the end of the outermost ``with``."""
+        self._held -= 1
+        if not self._held and self._kept is not None:
+            self._close(self._kept)
+            self._kept = None
+
+    def _close(self, client: Any) -> None:
+        cluster = client.cluster
+        client.close()
+        if cluster is not None and self.scheduler is None:
+            cluster.close()
 
     def _client(self) -> Any:
         d = _distributed()
@@ -169,7 +231,9 @@ class Dask:
             ) -> None:
         """Run ``cells`` on the cluster; cancel what is left on an interrupt."""
         d = _distributed()
-        client = self._client()
+        client = self._kept if self._kept is not None else self._client()
+        if self._held:
+            self._kept = client
         futures: list[Any] = []
         try:
             futures = client.map(run_cell, list(cells), timeout=timeout, pure=False)
@@ -189,10 +253,8 @@ class Dask:
             client.cancel(futures)
             raise
         finally:
-            cluster = client.cluster
-            client.close()
-            if cluster is not None and self.scheduler is None:
-                cluster.close()
+            if not self._held:
+                self._close(client)
 
 
 def make_executor(kind: str, jobs: int, scheduler: str | None = None) -> Executor:

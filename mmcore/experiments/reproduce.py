@@ -745,28 +745,32 @@ def reproduce(out_dir: str | Path = DEFAULT_OUT_DIR,
     matrix = list(configs if configs is not None else runner.configurations())
     if traces is None:
         traces = sorted(EXAMPLE_TRACES.glob("*.jsonl"))
+    executor = executor or Inline()
     runs = Runs(matrix, executor, store, timeout, traces, cell_progress)
     measured = []
-    for key, fn in CLAIMS.items():
-        if key not in chosen:
-            continue
-        if progress is not None:
-            progress(fn.__name__)
-        began = time.monotonic()
-        claim = fn(runs, img)
-        claim.wall_time_s = time.monotonic() - began
-        claim.mark_failures()
-        measured.append(claim)
+    from .reproduce_mapcount import reproduce_mapcount
+
+    # Every claim's cells on the same workers: a pool (or a LocalCluster) started once,
+    # not once per claim (issue 13: --jobs 2 was slower than inline).
+    with executor:
+        for key, fn in CLAIMS.items():
+            if key not in chosen:
+                continue
+            if progress is not None:
+                progress(fn.__name__)
+            began = time.monotonic()
+            claim = fn(runs, img)
+            claim.wall_time_s = time.monotonic() - began
+            claim.mark_failures()
+            measured.append(claim)
+        part_two, mapcount_claims = reproduce_mapcount(progress=progress, claims=chosen,
+                                                       executor=executor, store=store,
+                                                       timeout=timeout,
+                                                       cell_progress=cell_progress)
     versions = {}
     for c in matrix:
         v = runner.plugin_versions(*c)
         versions[label(c)] = "(" + ", ".join(f"{k} {x}" for k, x in v.items()) + ")"
-    from .reproduce_mapcount import reproduce_mapcount
-
-    part_two, mapcount_claims = reproduce_mapcount(progress=progress, claims=chosen,
-                                                   executor=executor, store=store,
-                                                   timeout=timeout,
-                                                   cell_progress=cell_progress)
     path = out / "results.md"
     write_text(path, render(measured, matrix, versions) + "\n"
                + (part_two + "\n" if mapcount_claims else ""))
