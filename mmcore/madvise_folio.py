@@ -19,7 +19,7 @@ from .constants import PAGE_SHIFT
 from .folio_reclaim import discard_lazyfree_folio, swap_out_folio
 from .folio_rmap import folio_pte_batch
 from .folio_split import split_folio, split_folio_for_swap
-from .page import PG_DIRTY, PG_LAZYFREE, PG_REFERENCED
+from .page import PG_DIRTY, PG_LAZYFREE, PG_REFERENCED, PG_ZERO
 from .pagetable import pte_huge, pte_mkold, pte_pfn, pte_present
 
 if TYPE_CHECKING:
@@ -48,6 +48,11 @@ def split_folios_in_range(vma: Vma, start: int, end: int, whole: bool) -> None:
         if folio is None:
             continue
         nr = folio_pte_batch(pt, addr, pte, folio, end)
+        if folio.head.flags & PG_ZERO:
+            # is_huge_zero_pmd(): the huge zero PMD is left alone, neither PMD nor folio
+            # split (probed: no thp_split_pmd, no thp_split_page_failed).
+            skip = nr - 1
+            continue
         skip = nr - 1
         if m.mapcount_maybe_shared(folio):
             continue
@@ -77,10 +82,15 @@ def advise_folio(vma: Vma, addr: int, pte: int, folio: Folio, end: int,
     m = vma.mm.machine
     pt = vma.mm.pgtable
     nr = folio_pte_batch(pt, addr, pte, folio, end)
-    # Mapped only here: by all its ptes, or by this one PMD (madvise_free_huge_pmd()
-    # and the PMD case of madvise_cold_or_pageout_pte_range() skip a shared folio).
-    only = 1 if pte_huge(pte) else folio.nr_pages
-    if nr < folio.nr_pages or m.mapcount_folio(folio) != only:
+    if nr < folio.nr_pages:
+        return nr
+    if pte_huge(pte):
+        # madvise_free_huge_pmd() and the PMD case of madvise_cold_or_pageout_pte_range()
+        # skip the huge zero PMD and a folio that folio_maybe_mapped_shared() (one
+        # mapping counts as exclusive even if the mm-id shared bit stuck: probed).
+        if folio.head.flags & PG_ZERO or m.mapcount_maybe_shared(folio):
+            return nr
+    elif m.mapcount_folio(folio) != folio.nr_pages:  # mapped only here, by all its ptes
         return nr
     vpn = addr >> PAGE_SHIFT
     for v in range(vpn, vpn + nr):

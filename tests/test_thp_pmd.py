@@ -16,6 +16,7 @@ from mmcore.constants import (
     MADV_FREE,
     MADV_HUGEPAGE,
     MADV_NOHUGEPAGE,
+    MADV_PAGEOUT,
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_PRIVATE,
@@ -630,4 +631,75 @@ def test_munmap_of_one_page_splits_the_pmd_and_defers_the_folio_split(m: Machine
     assert folio_at(p, a) is folio and folio_at(p, a + 101 * P) is folio
     assert (m.vm_events.thp_split_pmd, m.vm_events.thp_deferred_split_page) == (1, 1)
     assert p.mm.rss == HPAGE_PMD_NR - 1
+    check_invariants(m)
+
+
+# --- MADV_FREE of a PMD-mapped THP (madvise_free_huge_pmd(); kernel-facts 22, probe M) --
+
+
+@pytest.mark.parametrize("advice", [MADV_FREE, MADV_COLD, MADV_PAGEOUT])
+@pytest.mark.parametrize("pages", [4, HPAGE_PMD_NR])
+def test_madvise_of_a_huge_zero_pmd_splits_nothing(m: Machine, advice: int,
+                                                   pages: int) -> None:
+    """is_huge_zero_pmd() in madvise_free_huge_pmd() and madvise_cold_or_pageout_pte_range():
+    the huge zero PMD stays, no PMD split, no failed folio split, nothing lazily free."""
+    p = m.spawn()
+    a = thp_area(p)
+    p.read(a, 1)
+    zero = p.pagemap(a).pfn
+    p.madvise(a, pages * P, advice)
+    assert pmd_mapped(p, a) and p.pagemap(a + 5 * P).pfn == zero + 5
+    assert (m.vm_events.thp_split_pmd, m.vm_events.thp_split_page_failed) == (0, 0)
+    assert smaps_of(p, a)["LazyFree"] == 0
+    check_invariants(m)
+
+
+@pytest.mark.parametrize("pages", [4, HPAGE_PMD_NR])
+def test_madv_free_skips_a_thp_a_live_child_maps(m: Machine, pages: int) -> None:
+    """folio_maybe_mapped_shared() in madvise_free_huge_pmd(): while the fork child lives
+    neither the whole THP nor part of it is freed or split; after its exit the whole
+    THP becomes LazyFree and stays PMD-mapped."""
+    p = m.spawn()
+    a = thp_area(p)
+    p.write(a, b"\1" * H)
+    c = p.fork()
+    p.madvise(a, pages * P, MADV_FREE)
+    assert pmd_mapped(p, a) and m.vm_events.thp_split_pmd == 0
+    assert smaps_of(p, a)["LazyFree"] == 0
+    c.exit(0)
+    p.waitpid(c.pid)
+    p.madvise(a, H, MADV_FREE)
+    assert pmd_mapped(p, a) and smaps_of(p, a)["LazyFree"] == 2048
+    check_invariants(m)
+
+
+def test_madv_free_of_a_thp_one_pmd_maps_despite_the_stuck_shared_bit(m: Machine) -> None:
+    """folio_maybe_mapped_shared(): a folio with one mapping is exclusive whatever the
+    mm-id shared bit says. A forks B and C (C gets no slot), B exits, A unmaps the THP:
+    C's MADV_FREE of the whole THP makes it LazyFree (probed)."""
+    a_ = m.spawn()
+    a = thp_area(a_)
+    a_.write(a, b"\1" * H)
+    b = a_.fork()
+    c = a_.fork()
+    b.exit(0)
+    a_.waitpid(b.pid)
+    a_.munmap(a, H)
+    c.madvise(a, H, MADV_FREE)
+    assert pmd_mapped(c, a) and smaps_of(c, a)["LazyFree"] == 2048
+    check_invariants(m)
+
+
+def test_madv_free_of_part_of_a_lazyfree_thp_keeps_its_pages_lazyfree(m: Machine) -> None:
+    """madvise_free_huge_pmd() of a partial range splits the folio (split_folio()); the
+    pages of a THP already lazily freed stay so: LazyFree 2048 kB, Rss 2048 kB, one
+    PMD split (probed, every page written)."""
+    p = m.spawn()
+    a = thp_area(p)
+    p.write(a, b"\1" * H)
+    p.madvise(a, H, MADV_FREE)
+    p.madvise(a, 4 * P, MADV_FREE)
+    s = smaps_of(p, a)
+    assert not pmd_mapped(p, a) and (s["LazyFree"], s["Rss"]) == (2048, 2048)
+    assert (m.vm_events.thp_split_pmd, m.vm_events.thp_split_page) == (1, 1)
     check_invariants(m)
