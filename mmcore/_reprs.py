@@ -1,9 +1,10 @@
 """The display methods' way into :mod:`mmcore.display`, imported on first use.
 
 The core classes get ``_repr_html_``, ``_repr_pretty_`` and ``__rich__`` from
-:class:`Displayed`, Machine and Process ``_repr_svg_`` too from :class:`Pictured` (the
-mypyc-compiled Page and Vma delegate to the functions here in one line each); the import
-is deferred because :mod:`mmcore.display` imports those very classes.
+:class:`Displayed`, Machine, Process and WalkResult ``_repr_svg_`` too from
+:class:`Pictured` (the mypyc-compiled Page and Vma define all four in their class bodies
+and delegate to the functions here in one line each); the import is deferred because
+:mod:`mmcore.display` imports those very classes.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ class Displayed:
 
 class Pictured(Displayed):
     """:class:`Displayed`, plus ``_repr_svg_`` for a class whose objects a picture shows
-    better than a table (Machine, Process): the picture, or None (no picture) without
-    Graphviz."""
+    better than a table (Machine, Process, WalkResult): the picture, or None (no
+    picture) without Graphviz."""
 
     def _repr_svg_(self) -> str | None:  # Jupyter
         return svg(self)

@@ -15,12 +15,18 @@ the three renderings are drawn from it, so they always say the same thing. Addre
 in hex, vm_flags and page flags by name (:mod:`mmcore.flagnames`), rmap objects by the short
 names the pictures of :mod:`mmcore.viz` use (``anon_vma#1``). ``repr()`` is untouched.
 
-Where a picture says more, Machine and Process also have ``_repr_svg_``: the graph of
-their anon objects and the vmas using them (:func:`picture`, from
-:func:`mmcore.viz.anon_vma_tree_dot`), drawn when Graphviz is installed; their HTML
-carries the same picture under the tables (a notebook shows the HTML rather than the SVG
-when an object has both). Without Graphviz, ``_repr_svg_`` is None and the HTML has the
-tables and a one-line hint.
+Where a picture says more, an object also has ``_repr_svg_`` (:func:`picture`): Machine
+and Process the graph of their anon objects and the vmas using them
+(:func:`mmcore.viz.anon_vma_tree_dot`), a Vma what it maps, its large folios PMD- or
+PTE-mapped (:func:`mmcore.viz.vma_folios_dot`), a Page how its machine's scheme reaches
+it (:func:`mmcore.viz.rmap_dot`), a WalkResult its mappings or probes
+(:func:`mmcore.viz.walk_dot`). It is drawn when Graphviz is installed; their HTML carries
+the same picture under the tables (a notebook shows the HTML rather than the SVG when an
+object has both). Without Graphviz, ``_repr_svg_`` is None and the HTML has the tables,
+the picture's text outline and a line saying what to install.
+
+A page of a large folio shows where it sits in the folio (head pfn, order, its index) and
+its mapcounts as the machine's mapcount design reports them beside the exact counts.
 
 Displaying reads the objects and changes nothing: no walk is run, no counter moves.
 
@@ -42,8 +48,9 @@ from rich.table import Table as RichTable
 
 from .costs import Costs, Counters, WalkCost
 from .flagnames import page_flags_expr, vm_flags_expr
+from .folio import Folio
 from .fs import Inode
-from .machine import Machine
+from .machine import Machine, machine_of
 from .page import Page
 from .pagetable import GUARD_PTE, is_swap_pte, pte_pfn, pte_present, swp_slot
 from .proc import vma_name
@@ -58,12 +65,19 @@ from .viz import (
     _perms,
     _pte_flags,
     anon_vma_tree_dot,
+    folio_mapped_by,
+    folio_note,
+    folio_size,
+    rmap_dot,
+    vma_folios_dot,
+    vma_runs,
+    walk_dot,
 )
 from .vma import Vma
 from .vmstat import VmEvents, Vmstat
 
-__all__ = ["MAX_PICTURE_VMAS", "Table", "View", "html", "picture", "pretty", "rich_renderable",
-           "svg", "text", "view", "view_html"]
+__all__ = ["MAX_PICTURE_VMAS", "Table", "View", "cut_table", "html", "picture", "pretty",
+           "rich_renderable", "svg", "text", "view", "view_html"]
 
 #: At most this many rows of a table are shown (a big process has many ptes); the rest
 #: are counted in a last row.
@@ -96,7 +110,8 @@ class View:
     note: str = ""
 
 
-def _table(title: str, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Table:
+def cut_table(title: str, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Table:
+    """A :class:`Table` of ``rows`` cut at :data:`MAX_ROWS`, the rest counted in ``more``."""
     return Table(title, header, list(rows[:MAX_ROWS]), max(0, len(rows) - MAX_ROWS))
 
 
@@ -158,8 +173,8 @@ def _(proc: Process) -> View:
     names = _machine_names(machine)
     ptes = list(proc.mm.pgtable.items())
     return View(f"Process {proc.pid}", facts, [
-        _table("vmas", _VMA_HEADER, _vma_rows(proc, names)),
-        _table("page table", ("address", "pfn", "rwuad", "mapcount", "page"),
+        cut_table("vmas", _VMA_HEADER, _vma_rows(proc, names)),
+        cut_table("page table", ("address", "pfn", "rwuad", "mapcount", "page"),
                [_pte_row(machine, vpn, pte) for vpn, pte in ptes]),
     ], "rwuad: present/readable, writable, user, accessed, dirty (- when clear)")
 
@@ -172,7 +187,16 @@ def _(vma: Vma) -> View:
              ("pid", str(mm.owner_pid)), ("perms", _perms(mm, vma)),
              ("vm_flags", vm_flags_expr(vma.flags)), ("pgoff", f"{vma.pgoff:#x}"),
              ("anon object", _anon_name(names, vma)), ("name", vma_name(mm, vma) or "anon")]
-    return View("Vma", facts)
+    machine = mm.machine
+    rows = [(f"{r.start:#x}", f"{r.end:#x}", str(r.folio.pfn), folio_size(r.folio),
+             ("PMD" if r.pmd else "ptes") + f", pages {r.pfn - r.folio.pfn}-"
+             f"{r.pfn - r.folio.pfn + r.nr - 1}", str(machine.mapcount_folio(r.folio)))
+            for r in vma_runs(vma) if r.folio is not None]
+    if not rows:
+        return View("Vma", facts)
+    return View("Vma", facts, [cut_table(
+        "large folios", ("start", "end", "folio pfn", "size", "mapped by",
+                         f"folio_mapcount ({machine.mapcount_name})"), rows)])
 
 
 def _mapping_name(page: Page) -> str:
@@ -196,10 +220,31 @@ def _rmap_slot(page: Page) -> str:
     return type(state).__name__
 
 
+def _folio_facts(page: Page, folio: Folio) -> list[tuple[str, str]]:
+    """A page of a large folio: where it sits in the folio, and its mapcounts as the
+    machine's mapcount design reports them (page_mapcount() for /proc/kpagecount,
+    folio_mapcount()) beside the exact counts (ptes of this page plus the folio's PMDs;
+    every mapping of the folio), which a design that is not exact gets wrong."""
+    exact = page.mapcount + folio.entire_mapcount
+    facts = [("folio", folio_note(folio, page)),
+             ("folio mapped by", folio_mapped_by(folio))]
+    machine = machine_of(page)
+    if machine is None:  # a page made alone: only the exact counts are known
+        return [("mapcount", f"{exact} (exact)"), *facts]
+    design = machine.mapcount_name
+    return [("mapcount", f"{machine.mapcount_page(folio, page)} ({design} design; "
+                         f"exact {exact})"), *facts,
+            ("folio_mapcount", f"{machine.mapcount_folio(folio)} ({design} design; exact "
+                               f"{folio.total_mapcount})")]
+
+
 @view.register
 def _(page: Page) -> View:
+    folio = page.folio
     facts = [("pfn", str(page.pfn)), ("flags", page_flags_expr(page.flags)),
-             ("refcount", str(page.refcount)), ("mapcount", str(page.mapcount)),
+             ("refcount", str(page.refcount)),
+             *([("mapcount", str(page.mapcount))] if folio is None
+               else _folio_facts(page, folio)),
              ("mapping", _mapping_name(page)), ("index", f"{page.index:#x}")]
     if page.rmap is not None:
         facts.append(("rmap slot", _rmap_slot(page)))
@@ -209,7 +254,7 @@ def _(page: Page) -> View:
 
 
 def _pairs_table(title: str, pairs: list[tuple[int, int]]) -> Table:
-    return _table(title, ("pid", "address"), [(str(pid), f"{a:#x}") for pid, a in pairs])
+    return cut_table(title, ("pid", "address"), [(str(pid), f"{a:#x}") for pid, a in pairs])
 
 
 def _counter_table(title: str, counters: object) -> Table:
@@ -220,7 +265,7 @@ def _counter_table(title: str, counters: object) -> Table:
 
 def _values_table(title: str, values: list[tuple[str, Any]]) -> Table:
     shown = values if len(values) <= MAX_ZERO_FIELDS else [kv for kv in values if kv[1]]
-    table = _table(title, ("counter", "value"), [(k, str(v)) for k, v in shown])
+    table = cut_table(title, ("counter", "value"), [(k, str(v)) for k, v in shown])
     if len(shown) < len(values):
         table.title += f" ({len(values) - len(shown)} at 0 not shown)"
     return table
@@ -239,7 +284,7 @@ def _(walk: WalkTrace) -> View:
     found = f"{len(walk.mappings)} of {walk.mapcount}"
     return View(f"walk of pfn {walk.pfn}", [("mappings found", found),
                                              ("candidates probed", str(len(walk.probes)))],
-                [_table("probes, in walk order", ("#", "pid", "vma", "address", "pte"), probes),
+                [cut_table("probes, in walk order", ("#", "pid", "vma", "address", "pte"), probes),
                  _counter_table("cost", walk.cost)])
 
 
@@ -255,7 +300,7 @@ def _(res: UnmapResult) -> View:
 @view.register
 def _(costs: Costs) -> View:
     structs = sorted(set(costs.metadata_bytes) | set(costs.metadata_peak_bytes))
-    meta = _table("rmap metadata", ("struct", "objects", "bytes", "peak bytes"),
+    meta = cut_table("rmap metadata", ("struct", "objects", "bytes", "peak bytes"),
                   [(s, str(costs.metadata_objects.get(s, 0)),
                     str(costs.metadata_bytes.get(s, 0)),
                     str(costs.metadata_peak_bytes.get(s, 0))) for s in structs])
@@ -288,7 +333,7 @@ def _(table: ProcTable) -> View:
     unit = {f.label: f.unit for f in table.TABLE}
     rows = [(label, f"{value}{unit.get(label, '')}")
             for label, value in table.values.items()]
-    return View(type(table).__name__, [], [_table("values", ("field", "value"), rows)])
+    return View(type(table).__name__, [], [cut_table("values", ("field", "value"), rows)])
 
 
 @view.register
@@ -305,8 +350,8 @@ def _(m: Machine) -> View:
     nonzero = [(f.name, getattr(m.counters, f.name)) for f in fields(m.counters)
                if getattr(m.counters, f.name)]
     return View("Machine", facts, [
-        _table("processes", ("pid", "parent", "state", "vmas", "rss pages"), procs),
-        _table("counters (non-zero)", ("counter", "value"), [(k, str(v)) for k, v in nonzero]),
+        cut_table("processes", ("pid", "parent", "state", "vmas", "rss pages"), procs),
+        cut_table("counters (non-zero)", ("counter", "value"), [(k, str(v)) for k, v in nonzero]),
     ])
 
 
@@ -315,11 +360,36 @@ def _(m: Machine) -> View:
 
 @singledispatch
 def picture(obj: object) -> DotGraph | None:
-    """The graph that says more than the tables for ``obj``, or None: Machine and Process
+    """The graph that says more than the tables for ``obj``, or None. Machine and Process
     have one (:func:`mmcore.viz.anon_vma_tree_dot`: their anon objects and the vmas that
     use them) when they have an anonymous vma and at most :data:`MAX_PICTURE_VMAS` vmas;
-    other objects have none."""
+    a Vma with present ptes, what it maps (:func:`mmcore.viz.vma_folios_dot`: its large
+    folios, PMD- or PTE-mapped, and runs of small pages); a Page in an rmap structure or
+    a page cache, how its machine's scheme reaches it (:func:`mmcore.viz.rmap_dot`); a
+    WalkResult or WalkTrace, its mappings or probes (:func:`mmcore.viz.walk_dot`).
+    Other objects have none."""
     return None
+
+
+@picture.register
+def _(vma: Vma) -> DotGraph | None:
+    machine = vma.mm.machine
+    if not any(True for _ in vma.mm.pgtable.range(vma.start, vma.end)):
+        return None
+    return vma_folios_dot(vma, machine.mapcount_folio)
+
+
+@picture.register
+def _(page: Page) -> DotGraph | None:
+    machine = machine_of(page)
+    if machine is None or (page.mapping is None and page.rmap is None):
+        return None  # unknown machine, or a page no rmap reaches (free, or the zero page)
+    return rmap_dot(machine, page.pfn)
+
+
+@picture.register
+def _(walk: WalkResult) -> DotGraph | None:
+    return walk_dot(walk) if walk.mappings or getattr(walk, "probes", None) else None
 
 
 def _anon_picture(procs: list[Process], draw: Callable[[], DotGraph]) -> DotGraph | None:
@@ -353,15 +423,12 @@ def svg(obj: object) -> str | None:
 
 
 def _picture_html(obj: object) -> str:
-    """The picture to put under ``obj``'s tables: inline SVG, or a hint without
-    Graphviz, or nothing for an object with no picture."""
+    """The picture to put under ``obj``'s tables: inline SVG, or without Graphviz its
+    text outline and what to install (:meth:`DotGraph.inline_html`), or nothing for an
+    object with no picture."""
     graph = picture(obj)
-    if graph is None:
-        return ""
-    try:
-        return f'<div class="mmcore-picture">{graph.inline_svg()}</div>'
-    except GraphvizNotFound as exc:
-        return f"<small>no picture of the anon objects: {_e(str(exc))}</small>"
+    return "" if graph is None else f'<div class="mmcore-picture">{graph.inline_html()}</div>'
+
 
 
 # --- renderings --------------------------------------------------------------------------

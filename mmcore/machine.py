@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -51,6 +52,20 @@ from .vma import Vma
 from .vmstat import VmEvents, Vmstat, vmstat
 
 T = TypeVar("T")
+
+#: Every live Machine. A Page holds no pointer to its machine (struct page has none, and
+#: a slot would cost every page 8 bytes), so a display of a page finds the machine here
+#: (:func:`machine_of`) to ask its mapcount design and draw its rmap.
+_MACHINES: weakref.WeakSet[Machine] = weakref.WeakSet()
+
+
+def machine_of(page: Page) -> Machine | None:
+    """The live machine whose physical memory holds this very ``page`` object, or None
+    (a Page made alone, or one freed since)."""
+    for m in list(_MACHINES):
+        if m.physmem.page(page.pfn) is page:
+            return m
+    return None
 
 
 class Machine(_reprs.Pictured):
@@ -186,6 +201,7 @@ class Machine(_reprs.Pictured):
         self.vma_range_update: Callable[..., Any] | None = (
             self.hook.vma_range_update if self.hook.vma_range_update.get_hookimpls()
             else None)
+        _MACHINES.add(self)
 
     def _folio_rmap_hook(self, name: str, per_page: Callable[..., Any]) -> Callable[..., Any]:
         """The scheme's folio-range hook ``name``, or, for a scheme that has only the

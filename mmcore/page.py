@@ -106,6 +106,9 @@ class Page:
     def __rich__(self) -> object:  # rich.print()
         return _reprs.rich(self)
 
+    def _repr_svg_(self) -> str | None:  # Jupyter; a method here, not _reprs.Pictured's:
+        return _reprs.svg(self)  # a mypyc-compiled class cannot inherit a Python one
+
 
 class PhysMem:
     """A fixed number of frames with a deterministic LIFO free list.

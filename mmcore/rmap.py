@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class WalkResult(DataClassJsonMixin, _reprs.Displayed):
+class WalkResult(DataClassJsonMixin, _reprs.Pictured):
     """What :meth:`Machine.rmap_walk` returns: the mappings found and the walk's cost."""
 
     pfn: int

@@ -18,6 +18,10 @@ them to a file work as on the DOT text itself; only :func:`render_png` needs ``d
   not reach in red; and, given a traced walk, the vmas it probed and what each probe found.
 * :func:`anon_vma_tree_dot`: the fork hierarchy of anon_vmas (anon_vma_chain), or the anon
   objects of another scheme and the vmas that use them.
+* :func:`vma_folios_dot`: what one vma maps, run by run: PMD-mapped THPs, PTE-mapped
+  large folios (which of their pages), and runs of small pages.
+* :func:`walk_dot`: one walk's result as a graph: the mappings found or, for a traced
+  walk, every probe in walk order with its verdict.
 
 Schemes are recognised by the shape of their objects (an anon_vma with ``avcs`` and
 ``root``, a list of ``vmas``, an anonmm with ``head`` and ``members``, a pte chain with
@@ -32,17 +36,19 @@ import itertools
 import shutil
 import string
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .constants import PAGE_SHIFT
+from .constants import PAGE_SHIFT, PAGE_SIZE
 from .fs import Inode
 from .interval_tree import IntervalTree
 from .pagetable import (
     GUARD_PTE,
     is_swap_pte,
     pte_dirty,
+    pte_huge,
     pte_pfn,
     pte_present,
     pte_protnone,
@@ -54,23 +60,37 @@ from .pagetable import (
 from .proc import maps_entry, vma_name
 
 if TYPE_CHECKING:
+    from .folio import Folio
     from .machine import Machine
     from .mm import Mm
     from .page import Page
     from .process import Process
-    from .rmap import Probe, WalkTrace
+    from .rmap import Probe, WalkResult, WalkTrace
     from .vma import Vma
 
 __all__ = [
+    "MAX_PICTURE_NODES",
     "DotGraph",
     "GraphvizNotFound",
+    "Run",
     "TextPicture",
     "anon_vma_tree_dot",
+    "folio_mapped_by",
+    "folio_note",
+    "folio_size",
     "layout",
     "render_png",
     "rmap_dot",
+    "vma_folios_dot",
+    "vma_runs",
     "vmprint",
+    "walk_dot",
 ]
+
+#: At most this many nodes stand for runs (:func:`vma_folios_dot`) or probes
+#: (:func:`walk_dot`); the rest are counted in one last node, so that a picture of a big
+#: vma or a long walk stays readable and quick to draw.
+MAX_PICTURE_NODES = 48
 
 _LETTERS = string.ascii_uppercase + string.ascii_lowercase
 _USER = 1 << 2  # _PAGE_USER
@@ -487,9 +507,11 @@ def rmap_dot(machine: Machine, pfn: int, walk: WalkTrace | None = None) -> DotGr
     pic = _RmapPicture(machine, dot, walk)
     kind = "anon" if page.is_anon else "file" if isinstance(page.mapping, Inode) else \
         "the shared zero page: no rmap" if pfn == machine.physmem.ZERO_PFN else "none"
-    pnode = dot.node(("page", pfn), f"page pfn {pfn}\nmapcount {page.mapcount}, "
-                     f"index {page.index:#x} ({kind})", style="filled",
-                     fillcolor="lightyellow", shape="box3d")
+    label = f"page pfn {pfn}\nmapcount {page.mapcount}, index {page.index:#x} ({kind})"
+    if page.folio is not None:
+        label += f"\n{folio_note(page.folio, page)}"
+    pnode = dot.node(("page", pfn), label, style="filled", fillcolor="lightyellow",
+                     shape="box3d")
     reached: set[tuple[int, int]] = set()  # (id(vma) or id(mm), address) the structure finds
     mapping = page.mapping
     if page.is_anon and page.rmap is not None:
@@ -772,6 +794,149 @@ def _anon_object_style(obj: object) -> dict[str, str]:
     return attrs
 
 
+# --- large folios and walks --------------------------------------------------------------
+
+
+def folio_size(folio: Folio) -> str:
+    """folio_size() in words: ``order 4, 64 kB``."""
+    return f"order {folio.order}, {(PAGE_SIZE << folio.order) >> 10} kB"
+
+
+def folio_note(folio: Folio, page: Page) -> str:
+    """Where ``page`` sits in its large folio (folio_page_idx(), folio_pfn(),
+    folio_order()): ``page 3 of 16 of folio pfn 16 (order 4, 64 kB)``."""
+    return (f"page {folio.page_index(page)} of {folio.nr_pages} of folio pfn {folio.pfn} "
+            f"({folio_size(folio)})")
+
+
+def folio_mapped_by(folio: Folio) -> str:
+    """How every mm together maps a large folio: its PMD mappings (_entire_mapcount) and
+    how many of its pages ptes map (_nr_pages_mapped): ``1 PMD, ptes on 5 of 512 pages``."""
+    return (f"{folio.entire_mapcount} PMD, ptes on {folio.nr_pages_mapped} of "
+            f"{folio.nr_pages} pages")
+
+
+@dataclass(frozen=True)
+class Run:
+    """Consecutive present ptes of one vma that map the same thing: one large folio by
+    one PMD (``pmd``), or one large folio by ptes, or small pages (``folio`` None)."""
+
+    start: int
+    nr: int
+    #: The pfn the run's first pte maps.
+    pfn: int
+    folio: Folio | None
+    pmd: bool
+
+    @property
+    def end(self) -> int:
+        """The address after the run."""
+        return self.start + (self.nr << PAGE_SHIFT)
+
+
+def vma_runs(vma: Vma) -> list[Run]:
+    """The present ptes of ``vma`` as :class:`Run` s, in address order. A run ends at a
+    hole (a none, swap or guard pte), where the folio changes, and where a large folio's
+    PMD mapping (pmd_trans_huge(), ``_PAGE_PSE`` on its ptes) gives way to ptes."""
+    physmem = vma.mm.machine.physmem
+    runs: list[Run] = []
+    for addr, pte in vma.mm.pgtable.range(vma.start, vma.end):
+        if not pte_present(pte):
+            continue
+        pfn = pte_pfn(pte)
+        page = physmem.page(pfn)
+        folio = None if page is None else page.folio
+        huge = pte_huge(pte)
+        last = runs[-1] if runs else None
+        if last is not None and last.end == addr and last.folio is folio \
+                and last.pmd == huge:
+            runs[-1] = Run(last.start, last.nr + 1, last.pfn, folio, huge)
+        else:
+            runs.append(Run(addr, 1, pfn, folio, huge))
+    return runs
+
+
+def _run_edge(run: Run) -> str:
+    """What a run's edge says: its addresses and, for a large folio, which of its pages."""
+    where = f"{run.start:x}-{run.end:x}"
+    if run.folio is None:
+        return where
+    first = run.pfn - run.folio.pfn
+    pages = f"page {first}" if run.nr == 1 else f"pages {first}-{first + run.nr - 1}"
+    return f"{'PMD' if run.pmd else 'ptes'} {where}\n{pages}"
+
+
+def vma_folios_dot(vma: Vma, mapcount: Callable[[Folio], int] | None = None) -> DotGraph:
+    """A Graphviz DOT graph of what ``vma`` maps (:func:`vma_runs`): one node per large
+    folio, with an edge per run of it this vma maps (``PMD`` for a PMD-mapped THP, bold
+    and salmon; ``ptes`` with the folio's page numbers for a PTE-mapped one, khaki), and
+    one node per run of small pages. ``mapcount`` (the machine's mapcount design's
+    folio_mapcount()) adds each folio's mapcount as the design counts it. At most
+    :data:`MAX_PICTURE_NODES` runs are drawn; one last node counts the rest."""
+    mm = vma.mm
+    runs = vma_runs(vma)
+    folios = {id(r.folio) for r in runs if r.folio is not None}
+    dot = _Dot(f"pid {mm.owner_pid}: vma {vma.start:x}-{vma.end:x}, {len(runs)} run"
+               f"{'s' * (len(runs) != 1)} of present ptes, {len(folios)} large folio"
+               f"{'s' * (len(folios) != 1)}")
+    vnode = dot.node(("vma", id(vma)), f"vma {vma.start:x}-{vma.end:x} {_perms(mm, vma)}\n"
+                     f"{vma.pages} pages, pgoff {vma.pgoff:#x}")
+    for run in runs[:MAX_PICTURE_NODES]:
+        folio = run.folio
+        if folio is None:
+            node = dot.node(("run", run.start), f"{run.nr} small page{'s' * (run.nr != 1)}"
+                            f"\nfirst pfn {run.pfn}", style="filled", fillcolor="lightyellow")
+            dot.edge(vnode, node, label=_run_edge(run))
+            continue
+        label = f"folio pfn {folio.pfn}\n{folio_size(folio)}\n{folio_mapped_by(folio)}"
+        if mapcount is not None:
+            label += f"\nfolio_mapcount {mapcount(folio)}"
+        node = dot.node(("folio", id(folio)), label, style="filled", shape="box3d",
+                        fillcolor="lightsalmon" if run.pmd else "khaki")
+        dot.edge(vnode, node, label=_run_edge(run), penwidth="2" if run.pmd else "")
+    if len(runs) > MAX_PICTURE_NODES:
+        dot.edge(vnode, dot.node("more", f"... {len(runs) - MAX_PICTURE_NODES} more runs",
+                                 shape="plaintext"))
+    return dot.graph()
+
+
+def walk_dot(walk: WalkResult) -> DotGraph:
+    """A Graphviz DOT graph of one walk's result, drawn from the result alone (the machine
+    may have changed since): the page, and an edge to it from each mapping found (pid and
+    address). For a traced walk (:class:`~mmcore.rmap.WalkTrace`), every probe in walk
+    order instead, chained by ``next`` edges: green where the pte mapped the page (an
+    edge to the page), orange where the probe was wasted, with its verdict. At most
+    :data:`MAX_PICTURE_NODES` mappings or probes are drawn; one last node counts the
+    rest."""
+    probes: list[Probe] | None = getattr(walk, "probes", None)
+    found = len(walk.mappings)
+    dot = _Dot(f"walk of pfn {walk.pfn}: found {found} mapping{'s' * (found != 1)}, "
+               f"{walk.cost.ptes_probed} ptes probed, {walk.cost.wasted} wasted")
+    pnode = dot.node("page", f"page pfn {walk.pfn}", style="filled", fillcolor="lightyellow",
+                     shape="box3d")
+    shown = len(walk.mappings) if probes is None else len(probes)
+    if probes is None:
+        for n, (pid, addr) in enumerate(walk.mappings[:MAX_PICTURE_NODES], 1):
+            node = dot.node(("mapping", n), f"pte of pid {pid}\n@ {addr:#x}", shape="note")
+            dot.edge(node, pnode, label="maps it", color="darkgreen", penwidth="2")
+    prev = None
+    for n, probe in enumerate((probes or [])[:MAX_PICTURE_NODES], 1):
+        hit = probe.hit
+        node = dot.node(("probe", n), f"probe {n}: pid {probe.pid}\nvma {probe.vma_start:x}"
+                        f"-{probe.vma_end:x}\n@ {probe.address:#x}: {probe.verdict}",
+                        style="filled", fillcolor="palegreen" if hit else "moccasin",
+                        color="darkgreen" if hit else "darkorange")
+        if prev is not None:
+            dot.edge(prev, node, label="next", style="dashed", color="gray")
+        if hit:
+            dot.edge(node, pnode, label="maps it", color="darkgreen", penwidth="2")
+        prev = node
+    if shown > MAX_PICTURE_NODES:
+        what = "mappings" if probes is None else "probes"
+        dot.node("more", f"... {shown - MAX_PICTURE_NODES} more {what}", shape="plaintext")
+    return dot.graph()
+
+
 # --- rendering -------------------------------------------------------------------------
 
 
@@ -821,6 +986,18 @@ class DotGraph(str):
         svg = self.svg()
         return svg[svg.index("<svg"):]
 
+    def inline_html(self) -> str:
+        """The picture as an element of an HTML page: :meth:`inline_svg`, or without
+        Graphviz the text :attr:`outline` and a line saying what to install."""
+        try:
+            return self.inline_svg()
+        except GraphvizNotFound as exc:
+            return self._outline_html(exc)
+
+    def _outline_html(self, exc: GraphvizNotFound) -> str:
+        return (f"<pre>{html.escape(self.outline)}</pre>"
+                f"<small>text outline: {html.escape(str(exc))}</small>")
+
     def _repr_svg_(self) -> str | None:  # Jupyter, when Graphviz is there
         try:
             return self.svg()
@@ -831,8 +1008,7 @@ class DotGraph(str):
         try:
             return self.svg()
         except GraphvizNotFound as exc:
-            return (f"<pre>{html.escape(self.outline)}</pre>"
-                    f"<small>text outline: {html.escape(str(exc))}</small>")
+            return self._outline_html(exc)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython terminal
         printer.text(self.outline)

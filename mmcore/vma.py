@@ -104,6 +104,9 @@ class Vma:
     def __rich__(self) -> object:  # rich.print()
         return _reprs.rich(self)
 
+    def _repr_svg_(self) -> str | None:  # Jupyter; a method here, not _reprs.Pictured's:
+        return _reprs.svg(self)  # a mypyc-compiled class cannot inherit a Python one
+
 
 def vma_pgoff_range(vma: Vma) -> tuple[int, int]:
     """vma_start_pgoff() and vma_last_pgoff(): the closed page-index range ``vma`` maps,

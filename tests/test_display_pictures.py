@@ -5,6 +5,7 @@ installed, in their HTML under the tables too; without Graphviz (no ``dot``, or 
 
 from __future__ import annotations
 
+import html
 import shutil
 import sys
 import types
@@ -114,14 +115,17 @@ def test_an_exited_process_has_no_picture(fake_dot: list[str]) -> None:
 
 
 @pytest.mark.usefixtures("no_dot")
-def test_without_dot_svg_is_none_and_html_gives_a_hint() -> None:
+def test_without_dot_svg_is_none_and_html_gives_the_text_outline() -> None:
     """No dot on PATH: _repr_svg_ is None (Jupyter then shows the HTML), and the HTML is
-    the tables plus one line saying what to install."""
+    the tables, the picture's text outline (as a DotGraph shows it) and one line saying
+    what to install."""
     m, _p, c = forked()
     assert m._repr_svg_() is None and c._repr_svg_() is None
     out = m._repr_html_()
     assert "<caption>processes</caption>" in out and "<svg" not in out
-    assert "<small>no picture of the anon objects: the Graphviz &#x27;dot&#x27; program" in out
+    outline = display.picture(m).outline  # type: ignore[union-attr]
+    assert f"<pre>{html.escape(outline)}</pre>" in out
+    assert "<small>text outline: the Graphviz &#x27;dot&#x27; program" in out
 
 
 def test_without_the_graphviz_package_svg_is_none(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -51,12 +51,13 @@ def test_lab_export_unknown_scheme_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_lab_export_watch_picks_the_pages_whose_walk_is_shown(tmp_path: Path) -> None:
-    """--watch NAME@ADDR (repeatable) lists those pages in the page's walk chooser; a
-    malformed one is exit 2 and writes nothing."""
+    """--watch NAME@ADDR (repeatable) lists those pages first in the page's walk chooser
+    (every other mapped page follows); a malformed one is exit 2 and writes nothing."""
     out = tmp_path / "w.html"
     assert main(["lab", "export", str(out), "--watch", "p@0x10001000",
                  "--watch", "c@268439552"]) == 0
     assert ('<select id="watch"><option value="0">p @ 0x10001000</option>'
-            '<option value="1">c @ 0x10001000</option></select>') in out.read_text()
+            '<option value="1">c @ 0x10001000</option><option value="2">p @ 0x10000000'
+            '</option>') in out.read_text()
     assert main(["lab", "export", str(tmp_path / "x.html"), "--watch", "p@zz"]) == 2
     assert not (tmp_path / "x.html").exists()

@@ -154,16 +154,18 @@ def watch_div(column: str, k: int) -> str:
                       column, re.S)[k]
 
 
-def test_page_lists_the_watched_pages_and_holds_each_walk(page: str) -> None:
-    """A list of the watched pages (the script shows the chosen one's walk); every
-    column of every step has one block per watched page, in the list's order."""
+def test_page_lists_the_watched_pages_then_every_other_mapped_page(page: str) -> None:
+    """A list of the watched pages, then every other frame a step maps by its first
+    mapper (c's copy of page 1; never the zero page p reads at 0x10002000); the script
+    shows the chosen one's walk. Every column of every step has one block per page of
+    the list, in its order."""
     assert ('<select id="watch"><option value="0">p @ 0x10000000</option><option '
             'value="1">p @ 0x10001000</option><option value="2">c @ 0x10000000</option>'
-            "</select>") in page
+            '<option value="3">c @ 0x10001000</option></select>') in page
     assert "watch.onchange=pick" in page
     for section in sections(page):
         for col in section.split('<div class="col">')[1:]:
-            assert re.findall(r'data-watch="(\d+)"', col) == ["0", "1", "2"]
+            assert re.findall(r'data-watch="(\d+)"', col) == ["0", "1", "2", "3"]
 
 
 def test_walk_after_the_cow_copy_shows_the_wasted_probe_under_anon_vma(page: str) -> None:
@@ -211,7 +213,7 @@ def test_main_takes_watched_pages(tmp_path: Path, capsys: pytest.CaptureFixture[
     """--watch NAME@ADDR picks the pages; a malformed one is a usage error."""
     out = tmp_path / "w.html"
     assert stepthrough.main([str(out), "--watch", "c@0x10001000"]) == 0
-    assert '<option value="0">c @ 0x10001000</option></select>' in out.read_text()
+    assert '<select id="watch"><option value="0">c @ 0x10001000</option>' in out.read_text()
     with pytest.raises(SystemExit) as exc:
         stepthrough.main([str(tmp_path / "v.html"), "--watch", "0x1000"])
     assert exc.value.code == 2 and "is not NAME@ADDRESS" in capsys.readouterr().err
@@ -224,15 +226,16 @@ def test_widget_shows_the_walk_of_the_chosen_page() -> None:
     box = stepthrough.widget(FORK_AND_COW, rmaps=("anon_vma",))
     controls, view = box.children
     *_, nxt, _slider, pick = controls.children
-    assert list(pick.options) == ["p @ 0x10000000", "p @ 0x10001000", "c @ 0x10000000"]
+    assert list(pick.options) == ["p @ 0x10000000", "p @ 0x10001000", "c @ 0x10000000",
+                                  "c @ 0x10001000"]
     for _ in range(6):
         nxt.click()
-    assert "watched page p @ 0x10000000" in view.value and "<td>maps pfn 3</td>" in view.value
+    assert "page p @ 0x10000000" in view.value and "<td>maps pfn 3</td>" in view.value
     pick.value = "c @ 0x10000000"
-    assert "watched page c @ 0x10000000" in view.value
-    assert "watched page p @" not in view.value and 'id="step-7"' in view.value
+    assert "page c @ 0x10000000" in view.value
+    assert "page p @" not in view.value and 'id="step-7"' in view.value
     nxt.click()
-    assert 'id="step-8"' in view.value and "watched page c @ 0x10000000" in view.value
+    assert 'id="step-8"' in view.value and "page c @ 0x10000000" in view.value
 
 
 #: A minimal DOM for the page's script (no browser here): the elements it looks up, and

@@ -8,23 +8,26 @@ processes they name. After each statement the page shows
 * which frame each process maps at each address, with the frame's mapcount;
 * per process, its vmas and its page table (pfn, ``rwuad`` bits and mapcount of each pte:
   the tables of :mod:`mmcore.display`), with the rows the step changed highlighted;
-* for each watched page (a process and an address), the ptes that map its frame, the
-  rmap walk of that frame run live after the step (:meth:`mmcore.Machine.trace_walk`:
-  every candidate vma and address the scheme proposed, in order, and what the probed pte
-  held: the page, another frame, nothing, or a repeat), and the scheme's structure with
-  that walk highlighted on it (:func:`mmcore.viz.rmap_dot`: probed vmas filled green
-  where the page was found and orange where the probe was wasted; an SVG when Graphviz
-  is installed, its text outline otherwise). A page is chosen from a list in the page
-  and in the widget.
+* for each page shown (the watched ones, a process and an address each, then every
+  other frame a process maps, up to :data:`MAX_PAGES`, the rest counted), the ptes that
+  map its frame, the rmap walk of that frame run live after the step
+  (:meth:`mmcore.Machine.trace_walk`: every candidate vma and address the scheme
+  proposed, in order, and what the probed pte held: the page, another frame, nothing, or
+  a repeat), and the scheme's structure with that walk highlighted on it
+  (:func:`mmcore.viz.rmap_dot`: probed vmas filled green where the page was found and
+  orange where the probe was wasted; an SVG when Graphviz is installed, its text outline
+  otherwise). A page is chosen from a list in the page and in the widget; the list holds
+  every page shown at any step (a step where the chosen page is not mapped says so).
 
 With several schemes the same scenario runs under each, side by side. The file has its
 styles and its few lines of script inline and refers to nothing outside itself: it
 opens offline, from a course page or an e-mail, without a Python kernel. Every step is in
 the page; the script only shows one at a time (Prev, Next, Play, Reset, a slider, and
-the arrow keys, the watched page), so without a script all steps and pages show in
-order. The walk is a real one (it counts into the machine's walk cost, and an anonmm
-walk migrates a page whose mm exited, as page_referenced_anon() does); it runs after each
-step, never inside one.
+the arrow keys, the chosen page), so without a script all steps and pages show in
+order. The frames table, like every table of :mod:`mmcore.display`, stops at
+:data:`mmcore.display.MAX_ROWS` rows and counts the rest. The walk is a real one (it
+counts into the machine's walk cost, and an anonmm walk migrates a page whose mm exited,
+as page_referenced_anon() does); it runs after each step, never inside one.
 
 In a notebook, :func:`show` gives the same steps as an ipywidgets :func:`widget` (Play, a
 slider, Prev, Next, Reset) or, without ipywidgets, as the page in an iframe.
@@ -51,12 +54,11 @@ from mmcore import display as mdisplay
 from mmcore.atomicfile import write_text
 from mmcore.pagetable import is_swap_pte, pte_pfn, pte_present
 from mmcore.rmap import MAPS_IT
-from mmcore.viz import GraphvizNotFound, layout, rmap_dot
+from mmcore.viz import layout, rmap_dot
 
-__all__ = ["EXTERNAL", "FORK_AND_COW", "FRAMES", "WATCH", "Frame", "Page", "Watch", "export_html",
-           "main", "parse_watch", "record", "render_html", "render_sections", "show",
-           "watch_label",
-           "widget"]
+__all__ = ["EXTERNAL", "FORK_AND_COW", "FRAMES", "MAX_PAGES", "WATCH", "Frame", "Page", "Watch",
+           "export_html", "main", "page_labels", "parse_watch", "record", "render_html",
+           "render_sections", "show", "watch_label", "widget"]
 
 #: The fork-and-COW scenario: demand paging, the zero page, fork, a COW copy, the reuse
 #: of the last mapper, a second copy, and an exit.
@@ -80,6 +82,9 @@ Watch = tuple[str, int]
 #: child, then reused by the parent), its page 1 (shared until the child copies it), and
 #: the child's page 0.
 WATCH: tuple[Watch, ...] = (("p", BASE), ("p", BASE + PAGE), ("c", BASE))
+#: At most this many pages a step does not watch get a walk and a picture (each is a real
+#: walk after the step, and a picture to draw); the rest of the step's frames are counted.
+MAX_PAGES = 24
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,11 @@ class Frame:
     #: Which frame each process maps at each address (:data:`FRAMES`), then each
     #: process's own view, by the name the scenario gave it.
     processes: list[tuple[str, mdisplay.View]]
-    #: Per watched page, by :func:`watch_label`: who maps it, its walk and its picture.
+    #: Per page shown, by :func:`watch_label`: who maps it, its walk and its picture;
+    #: the watched pages first, then every other frame mapped, by its first mapper.
     watched: dict[str, str]
+    #: The frames mapped after the step that :data:`MAX_PAGES` left out.
+    more_pages: int = 0
 
 
 #: The name of the frames table among a :class:`Frame`'s views (no scenario variable
@@ -114,8 +122,30 @@ def _frames_view(m: Machine, named: list[tuple[str, Process]]) -> mdisplay.View:
             cells.setdefault(vpn, {})[name] = cell
     rows = [(f"{vpn * PAGE:#x}", *(cells[vpn].get(name, "-") for name, _ in named))
             for vpn in sorted(cells)]
-    table = mdisplay.Table("pfn and mapcount", ("address", *(n for n, _ in named)), rows)
+    table = mdisplay.cut_table("pfn and mapcount", ("address", *(n for n, _ in named)), rows)
     return mdisplay.View("Frames", tables=[table])
+
+
+def _pages(m: Machine, named: list[tuple[str, Process]],
+           watch: Sequence[Watch]) -> tuple[list[Watch], int]:
+    """The pages a step shows: ``watch``, then one (name, address) per other frame the
+    named processes map (the first mapper in name then address order; not the zero
+    page, which no rmap reaches), at most :data:`MAX_PAGES` of those; and how many
+    frames were left out."""
+    procs = dict(named)
+    seen = set()
+    for name, addr in watch:
+        entry = procs[name].pagemap(addr) if name in procs else None
+        if entry is not None and entry.present:
+            seen.add(entry.pfn)
+    extra: list[Watch] = []
+    for name, proc in named:
+        for vpn, pte in proc.mm.pgtable.items():
+            pfn = pte_pfn(pte)
+            if pte_present(pte) and pfn != m.physmem.ZERO_PFN and pfn not in seen:
+                seen.add(pfn)
+                extra.append((name, vpn * PAGE))
+    return [*watch, *extra[:MAX_PAGES]], max(0, len(extra) - MAX_PAGES)
 
 
 def _namespace(m: Machine) -> dict[str, object]:
@@ -163,11 +193,7 @@ def _watched(m: Machine, ns: dict[str, object], watch: Watch) -> str:
         walk = m.trace_walk(pfn)
     except (MachineBroken, PluginError) as exc:  # a student's scheme: part of the lesson
         return head + f"<p>The rmap walk raised: {html.escape(str(exc))}</p>"
-    graph = rmap_dot(m, pfn, walk)
-    try:
-        picture = graph.inline_svg()
-    except GraphvizNotFound:
-        picture = f"<pre>{html.escape(graph.outline)}</pre>"
+    picture = rmap_dot(m, pfn, walk).inline_html()
     return head + mdisplay.view_html(mdisplay.view(walk), _is_hit, "hit") + picture
 
 
@@ -179,9 +205,9 @@ def _is_hit(table: mdisplay.Table, row: tuple[str, ...]) -> bool:
 def record(steps: Sequence[str] = FORK_AND_COW, rmap: str = "anon_vma_chain",
            watch: Sequence[Watch] = WATCH) -> list[Frame]:
     """Run ``steps`` one by one on a new machine with scheme ``rmap``; the state after
-    each, with the walk of each watched page ((name, address) pairs). A step
-    that raises (a segfault, an errno) is shown with its error, and the scenario goes
-    on."""
+    each, with the walk of each watched page ((name, address) pairs) and of every other
+    frame mapped (:data:`MAX_PAGES` at most). A step that raises (a segfault, an errno)
+    is shown with its error, and the scenario goes on."""
     m = Machine(rmap=rmap, mremap_policy="unshare" if rmap == "anonmm" else None)
     ns = _namespace(m)
     frames = []
@@ -194,8 +220,9 @@ def record(steps: Sequence[str] = FORK_AND_COW, rmap: str = "anon_vma_chain",
         named = [(n, p) for n, p in ns.items() if isinstance(p, Process) and p.alive]
         procs = [(FRAMES, _frames_view(m, named)), *((n, mdisplay.view(p)) for n, p in named)]
         ruler = layout(*(p for _, p in named)) if named else "no process yet\n"
+        pages, more = _pages(m, named, watch)
         frames.append(Frame(shown, str(ruler), procs,
-                            {watch_label(w): _watched(m, ns, w) for w in watch}))
+                            {watch_label(w): _watched(m, ns, w) for w in pages}, more))
     return frames
 
 
@@ -247,20 +274,32 @@ def _rows(v: mdisplay.View) -> set[tuple[str, ...]]:
     return {(t.title, *row) for t in v.tables for row in t.rows}
 
 
-def _watch_html(frame: Frame, only: str | None) -> str:
-    """The watched pages of one frame (only the one labelled ``only``, if given), each
-    in a ``div`` the page's page list shows or hides."""
-    return "".join(f'<div class="watch" data-watch="{k}"><h4>watched page '
-                   f"{html.escape(label)}</h4>{body}</div>"
-                   for k, (label, body) in enumerate(frame.watched.items())
-                   if only is None or label == only)
+def page_labels(runs: dict[str, list[Frame]]) -> list[str]:
+    """Every page any step of any run shows, by :func:`watch_label`, in the order they
+    first appear: the page list of the page and the widget."""
+    return list(dict.fromkeys(label for frames in runs.values() for f in frames
+                              for label in f.watched))
+
+
+def _watch_html(frame: Frame, labels: list[str], only: str | None) -> str:
+    """The pages of one frame (only the one labelled ``only``, if given), each in a
+    ``div`` numbered as in ``labels`` that the page's page list shows or hides; a page
+    this step does not show says so."""
+    more = (f"<p><small>... {frame.more_pages} more mapped frames have no walk here "
+            f"(at most {MAX_PAGES} besides the watched pages)</small></p>"
+            if frame.more_pages else "")
+    return "".join(f'<div class="watch" data-watch="{k}"><h4>page {html.escape(label)}</h4>'
+                   + frame.watched.get(label, f"<p>{html.escape(label)} is not mapped "
+                                              "after this step.</p>") + "</div>"
+                   for k, label in enumerate(labels) if only is None or label == only) + more
 
 
 def render_sections(runs: dict[str, list[Frame]], only: str | None = None) -> list[str]:
     """One HTML ``<section>`` per step of the recorded ``runs`` (one run per scheme, the
-    same steps), with one column per scheme; every watched page, or only the one whose
-    :func:`watch_label` is ``only``."""
+    same steps), with one column per scheme; every page of :func:`page_labels`, or only
+    the one whose :func:`watch_label` is ``only``."""
     schemes = list(runs)
+    labels = page_labels(runs)
     nsteps = len(runs[schemes[0]])
     before: dict[str, dict[str, set[tuple[str, ...]]]] = {s: {} for s in schemes}
     sections = []
@@ -274,7 +313,7 @@ def render_sections(runs: dict[str, list[Frame]], only: str | None = None) -> li
             before[scheme] = {name: _rows(v) for name, v in f.processes}
             cols.append(f'<div class="col"><h3>{html.escape(scheme)}</h3>'
                         f"<pre>{html.escape(f.ruler)}</pre>{procs}"
-                        f"{_watch_html(f, only)}</div>")
+                        f"{_watch_html(f, labels, only)}</div>")
         code = runs[schemes[0]][k].code
         sections.append(f'<section class="step" id="step-{k + 1}"><h2>Step {k + 1}: '
                         f'<code class="op">{html.escape(code)}</code></h2>'
@@ -286,7 +325,7 @@ def render_html(runs: dict[str, list[Frame]], title: str = "mmcore step-through"
     """The whole page for the recorded ``runs``: every step, the controls and their
     script, inline."""
     sections = render_sections(runs)
-    labels = runs[next(iter(runs))][0].watched
+    labels = page_labels(runs)
     options = "".join(f'<option value="{k}">{html.escape(label)}</option>'
                       for k, label in enumerate(labels))
     controls = ('<div class="controls"><button id="reset">Reset</button> '
@@ -349,7 +388,7 @@ def widget(steps: Sequence[str] = FORK_AND_COW, rmaps: Sequence[str] = ("anon_vm
         raise ImportError("the step-through widget needs ipywidgets: pip install "
                           "'mmcore-sim[notebooks]'") from None
     runs = {rmap: record(steps, rmap, watch) for rmap in rmaps}
-    labels = list(runs[rmaps[0]][0].watched)
+    labels = page_labels(runs)
     pages = {label: [f"<style>{_CSS}</style>{section}"
                      for section in render_sections(runs, label)] for label in labels}
     last = len(steps) - 1
