@@ -284,3 +284,44 @@ def test_the_page_script_steps_and_shows_the_chosen_pages_walk(tmp_path: Path) -
     assert out.stdout.split("\n") == [
         "100 0:0,1:0,2:0", "100 0:1,1:1,2:1", "010 0:1,1:1,2:1", "001 0:1,1:1,2:1",
         "001 0:1,1:1,2:1", "100 0:0,1:0,2:0", ""]
+
+
+def test_frames_table_is_cut_and_counts_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The frames table stops at display.MAX_ROWS rows, like every display table, and
+    says how many addresses it left out (it was unbounded)."""
+    from mmcore import display
+    monkeypatch.setattr(display, "MAX_ROWS", 2)
+    frames = record(FORK_AND_COW[:6], watch=())
+    [(name, view), *_] = frames[-1].processes
+    [table] = view.tables
+    assert name == stepthrough.FRAMES and len(table.rows) == 2 and table.more == 1
+    sections = stepthrough.render_sections({"anon_vma_chain": frames})
+    assert '<td colspan="3">... 1 more</td>' in sections[-1]
+
+
+def test_every_mapped_frame_gets_a_walk_up_to_max_pages(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without watched pages, each frame a step maps gets a walk, by its first mapper (the
+    zero page p read is in no rmap and has none); past MAX_PAGES the rest are counted,
+    in the frame and in the page."""
+    frames = record(FORK_AND_COW[:5], watch=())
+    assert list(frames[-1].watched) == ["p @ 0x10000000", "p @ 0x10001000"]
+    assert "p's page at 0x10001000 is pfn 2" in frames[-1].watched["p @ 0x10001000"]
+    monkeypatch.setattr(stepthrough, "MAX_PAGES", 1)
+    frames = record(FORK_AND_COW[:5], watch=())
+    assert list(frames[-1].watched) == ["p @ 0x10000000"] and frames[-1].more_pages == 1
+    last = stepthrough.render_sections({"anon_vma_chain": frames})[-1]
+    assert "... 1 more mapped frames have no walk here (at most 1 besides" in last
+
+
+def test_a_page_a_step_does_not_show_says_so() -> None:
+    """The page list holds every page shown at any step; at a step where it is not
+    shown (after fork, c's page 1 is p's frame, shown as p @ 0x10001000), its block
+    says why; once c copies the page, it has its own walk."""
+    runs = {"anon_vma_chain": record(FORK_AND_COW, watch=())}
+    assert stepthrough.page_labels(runs)[-1] == "c @ 0x10001000"
+    fork = stepthrough.render_sections(runs, only="c @ 0x10001000")[5]
+    assert ("No walk of c @ 0x10001000 after this step: no frame there, or its frame is "
+            "listed under an earlier mapper.") in fork
+    copy = stepthrough.render_sections(runs, only="c @ 0x10001000")[8]
+    assert "c's page at 0x10001000 is pfn" in copy

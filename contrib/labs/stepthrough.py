@@ -284,13 +284,15 @@ def page_labels(runs: dict[str, list[Frame]]) -> list[str]:
 def _watch_html(frame: Frame, labels: list[str], only: str | None) -> str:
     """The pages of one frame (only the one labelled ``only``, if given), each in a
     ``div`` numbered as in ``labels`` that the page's page list shows or hides; a page
-    this step does not show says so."""
+    this step does not show says why (a frame is shown once, under its first mapper)."""
     more = (f"<p><small>... {frame.more_pages} more mapped frames have no walk here "
             f"(at most {MAX_PAGES} besides the watched pages)</small></p>"
             if frame.more_pages else "")
     return "".join(f'<div class="watch" data-watch="{k}"><h4>page {html.escape(label)}</h4>'
-                   + frame.watched.get(label, f"<p>{html.escape(label)} is not mapped "
-                                              "after this step.</p>") + "</div>"
+                   + frame.watched.get(label, f"<p>No walk of {html.escape(label)} after "
+                                              "this step: no frame there, or its frame is "
+                                              "listed under an earlier mapper.</p>")
+                   + "</div>"
                    for k, label in enumerate(labels) if only is None or label == only) + more
 
 
