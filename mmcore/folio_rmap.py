@@ -17,6 +17,8 @@ from .page import PG_ANON, PG_ANON_EXCLUSIVE
 from .pagetable import PTRS_PER_TABLE
 
 if TYPE_CHECKING:
+    from array import array
+
     from .folio import Folio
     from .machine import Machine
     from .pagetable import PageTable
@@ -85,15 +87,23 @@ def folio_pte_batch(pt: PageTable, address: int, pte: int, folio: Folio, end: in
     end of the page table, map consecutive pages of the folio with the same bits but
     accessed and dirty."""
     vpn = address >> PAGE_SHIFT
+    i = vpn & (PTRS_PER_TABLE - 1)
+    limit = min(i + ((end - address) >> PAGE_SHIFT), PTRS_PER_TABLE)
+    return table_pte_batch(pt.tables[vpn >> 9], i, limit, pte, folio)
+
+
+def table_pte_batch(ptes: array[int], i: int, limit: int, pte: int, folio: Folio) -> int:
+    """:func:`folio_pte_batch` over entries of one PTE page (or a copy of some): from
+    index ``i``, whose entry is ``pte``, up to index ``limit``. copy_pte_range() and
+    zap_pte_range() call folio_pte_batch() on the PTE page they hold, as the batched
+    fork and zap do on their copy of its entries."""
     first = (pte >> 12) - folio.pfn
-    limit = min(folio.nr_pages - first, (end - address) >> PAGE_SHIFT,
-                PTRS_PER_TABLE - (vpn & (PTRS_PER_TABLE - 1)))
-    entry = pt.entry
+    limit = min(folio.nr_pages - first, limit - i)
     want = pte & ~_BATCH_IGNORED
     n = 1
     while n < limit:
         want += _PFN_STEP
-        if entry(vpn + n) & ~_BATCH_IGNORED != want:
+        if ptes[i + n] & ~_BATCH_IGNORED != want:
             break
         n += 1
     return n

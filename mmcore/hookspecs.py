@@ -442,7 +442,8 @@ def file_rmap_walk(page: Page, cost: WalkCost) -> Iterator[tuple[Vma, int]]:
 # at ``folio.pages[first]`` and mapped at ``address``, ``address + PAGE_SIZE``, ... in
 # ``vma``. A scheme that does not implement one gets the per-page hook called for each
 # page instead (the core loops), so a 2004-style scheme needs no change. Order-0 pages
-# always go through the per-page hooks.
+# always go through the per-page hooks. These are the batch hooks of fork and zap, which
+# work one PTE page at a time (mmcore.memory: copy_pte_range(), zap_pte_range()).
 
 @hookspec(firstresult=True)
 def rmap_folio_add_new_anon(folio: Folio, first: int, nr: int, vma: Vma, address: int,

@@ -2,77 +2,117 @@
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT
-from .folio_rmap import folio_dup_anon_ptes, folio_pte_batch, folio_remove_rmap_ptes
-from .huge_memory import HPAGE_PMD_MASK, copy_huge_pmd, zap_huge_pmds
-from .mm import MM_SWAPENTS
+from .folio_rmap import folio_dup_anon_ptes, folio_remove_rmap_ptes, table_pte_batch
+from .huge_memory import copy_huge_pmd, zap_huge_pmds
+from .mm import MM_ANONPAGES, MM_SWAPENTS
 from .page import PG_ANON, PG_ANON_EXCLUSIVE, PG_ZERO
 from .pagetable import (
+    _EMPTY_TABLE,
+    _PAGE_ACCESSED,
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_RW,
+    _SWP_EXCLUSIVE,
     GUARD_PTE,
-    is_swap_pte,
-    pte_huge,
-    pte_mkold,
-    pte_pfn,
-    pte_present,
-    pte_swp_clear_exclusive,
-    pte_swp_exclusive,
-    pte_wrprotect,
+    PFN_SHIFT,
+    PMD_SHIFT,
     swp_slot,
 )
 from .vma import is_cow_mapping
 
 if TYPE_CHECKING:
-    from .folio import Folio
     from .vma import Vma
+
+#: pte_present() tests both bits on x86 (a PROT_NONE pte keeps its page); tested inline
+#: here because the batched loops below test every pte of a PTE page.
+_PRESENT_OR_PROTNONE = _PAGE_PRESENT | _PAGE_PROTNONE
 
 
 def zap_pte_range(vma: Vma, start: int, end: int, drop_markers: bool = False) -> int:
-    """zap_pte_range(): remove every pte in [start, end) of ``vma``.
+    """zap_pte_range(): remove every pte in [start, end) of ``vma``, one PTE page at a time.
 
     Present pages lose a mapping (folio_remove_rmap_pte + put); swap ptes release their
     slot reference (free_swap_and_cache). Guard markers stay unless ``drop_markers``
     (zap_nonpresent_ptes() keeps them for MADV_DONTNEED and truncation; munmap and exit
     free the page tables). Huge PMDs are zapped whole or split first
     (:func:`~mmcore.huge_memory.zap_huge_pmds`). Returns the number of ptes removed.
+
+    As zap_pte_range() does under one PTE lock, each PTE page's entries are cleared in
+    place and its populated count updated once; the anonymous and swap rss counters drop
+    once for the range (the kernel's add_mm_rss_vec() once per PTE page). A large
+    folio's run goes to the scheme as one range (folio_remove_rmap_ptes(), batched by
+    folio_pte_batch()); an order-0 page is a run of one, which reaches the scheme
+    through the per-page ``rmap_page_remove``. Every page is unmapped and released in
+    address order, so frames are freed in the order the per-pte walk freed them.
     """
     mm = vma.mm
     m = mm.machine
     pt = mm.pgtable
     if pt.huge_pmds:
         zap_huge_pmds(vma, start, end)
-    n = 0
-    skip = 0
-    for addr, pte in list(pt.range(start, end)):
-        if skip:  # a pte of the folio run just zapped
-            skip -= 1
-            continue
-        if pte == GUARD_PTE and not drop_markers:
-            continue
-        if pte_present(pte):
-            page = m.physmem.pages[pte_pfn(pte)]
+    pages = m.physmem.pages
+    remove, put_page = m.rmap_page_remove, m.put_page
+    n = nr_anon = nr_swap = 0
+    anon_page = None  # an order-0 anonymous page zapped: names the rss counter at the end
+    for key, lo, hi in pt.spans(start, end):
+        table = pt.tables[key]
+        seg = table[lo:hi]  # the entries as the walk found them
+        base = key << PMD_SHIFT
+        cleared = skip = 0
+        for i, pte in enumerate(seg, lo):
+            if not pte:
+                continue
+            if skip:  # a pte of the folio run just zapped
+                skip -= 1
+                continue
+            if not pte & _PRESENT_OR_PROTNONE:
+                if pte == GUARD_PTE:
+                    if drop_markers:
+                        table[i] = 0
+                        cleared += 1
+                    continue
+                table[i] = 0
+                cleared += 1
+                m.swap.free_entry(swp_slot(pte))
+                nr_swap += 1
+                continue
+            page = pages[pte >> PFN_SHIFT]
             assert page is not None
+            addr = base + (i << PAGE_SHIFT)
             folio = page.folio
             if folio is not None:
-                nr = folio_pte_batch(pt, addr, pte, folio, end)
-                pt.clear_run(addr, nr)
-                n += nr
+                nr = table_pte_batch(seg, i - lo, hi - lo, pte, folio)
+                table[i:i + nr] = _EMPTY_TABLE[:nr]
+                cleared += nr
                 skip = nr - 1
                 mm.add_rss(page, -nr)
                 folio_remove_rmap_ptes(m, folio, folio.page_index(page), nr, vma, addr)
                 continue
-            pt.clear(addr)
-            n += 1
-            if not page.flags & PG_ZERO:
+            table[i] = 0
+            cleared += 1
+            flags = page.flags
+            if flags & PG_ZERO:
+                continue
+            page.mapcount -= 1
+            if flags & PG_ANON:
+                nr_anon += 1
+                anon_page = page
+                remove(page, vma, addr)
+            else:
                 mm.add_rss(page, -1)
-                m.unmap_page_pte(page, vma, addr)
-            continue
-        pt.clear(addr)
-        n += 1
-        if is_swap_pte(pte):
-            m.swap.free_entry(swp_slot(pte))
-            mm.rss_stat[MM_SWAPENTS] -= 1
+            put_page(page)
+        if cleared:
+            n += cleared
+            pt.release(key, cleared)
+    if anon_page is not None:
+        # The peak (update_hiwater_rss()) is the rss before the zap's first decrease,
+        # whichever decrease comes first, and nothing reads rss during the walk.
+        mm.add_rss(anon_page, -nr_anon)
+    mm.rss_stat[MM_SWAPENTS] -= nr_swap
     if n:
         m.counters.tlb_flushes += 1
     return n
@@ -88,77 +128,82 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
     Guard markers are copied as they are (copy_nonpresent_pte). A huge PMD is copied as
     one (:func:`~mmcore.huge_memory.copy_huge_pmd`), counted as one entry.
     Returns the number of ptes copied.
+
+    As copy_pte_range() does, one PTE page is copied at a time: the parent's entries are
+    rewritten in one pass (write-protect, clear the swap exclusive bit) and the child's
+    written in one (the same, made old), then the pages are accounted in address order.
+    A large folio's run is one range for the scheme (folio_try_dup_anon_rmap_ptes(),
+    batched by folio_pte_batch()); an order-0 page is a run of one, which reaches the
+    scheme through the per-page ``rmap_page_dup``. The child's anonymous and swap rss
+    counters are raised once, at the end.
     """
     m = src.mm.machine
     spt, dpt = src.mm.pgtable, dst.mm.pgtable
     cow = is_cow_mapping(src.flags)
-    n = 0
-    skip = 0
-    for addr, pte in list(spt.range(src.start, src.end)):
-        if skip:  # a pte of the folio run just copied
-            skip -= 1
-            continue
-        if pte == GUARD_PTE:
-            dpt.set(addr, pte)
-            n += 1
-            continue
-        if is_swap_pte(pte):
-            m.swap.dup(swp_slot(pte))
-            if pte_swp_exclusive(pte):
-                pte = pte_swp_clear_exclusive(pte)
-                spt.update(addr >> PAGE_SHIFT, pte)
-            dpt.set(addr, pte)
-            dst.mm.rss_stat[MM_SWAPENTS] += 1
-            n += 1
-            continue
-        if pte_huge(pte):
-            if not addr & ~HPAGE_PMD_MASK:
-                copy_huge_pmd(dst, src, addr)
+    pages = m.physmem.pages
+    dup = m.rmap_page_dup
+    n = nr_anon = nr_swap = 0
+    for key, lo, hi in spt.spans(src.start, src.end):
+        base = key << PMD_SHIFT
+        if key in spt.huge_pmds:
+            if not lo:
+                copy_huge_pmd(dst, src, base)
                 n += 1
             continue
-        page = m.physmem.pages[pte_pfn(pte)]
-        assert page is not None
-        folio = page.folio
-        if folio is not None:
-            nr = _copy_folio_ptes(dst, src, addr, pte, folio, cow)
-            n += nr
-            skip = nr - 1
+        table = spt.tables[key]
+        seg = table[lo:hi]
+        nr_ptes = len(seg) - seg.count(0)
+        if not nr_ptes:
             continue
-        if cow:
-            pte = pte_wrprotect(pte)
-            spt.update(addr >> PAGE_SHIFT, pte)
-        dpt.set(addr, pte_mkold(pte))
-        n += 1
-        if page.flags & PG_ZERO:
-            continue
-        page.mapcount += 1
-        page.refcount += 1
-        dst.mm.add_rss(page, 1)
-        if page.flags & PG_ANON:
-            page.flags &= ~PG_ANON_EXCLUSIVE
-            m.rmap_page_dup(page, dst, addr)
+        n += nr_ptes
+        if cow:  # the swap exclusive bit is the write bit: one mask does both
+            parent = array("Q", [pte & ~_PAGE_RW for pte in seg])
+            child = array("Q", [pte & ~_PAGE_ACCESSED for pte in parent])
+        else:
+            parent = array("Q", [pte if pte & _PRESENT_OR_PROTNONE or pte == GUARD_PTE
+                                 else pte & ~_SWP_EXCLUSIVE for pte in seg])
+            child = array("Q", [pte & ~_PAGE_ACCESSED if pte & _PRESENT_OR_PROTNONE
+                                else pte for pte in parent])
+        table[lo:hi] = parent
+        dpt.write_span(key, lo, child)
+        skip = 0
+        for i, pte in enumerate(seg):
+            if not pte:
+                continue
+            if skip:  # a pte of the folio run just copied
+                skip -= 1
+                continue
+            if not pte & _PRESENT_OR_PROTNONE:
+                if pte != GUARD_PTE:
+                    m.swap.dup(swp_slot(pte))
+                    nr_swap += 1
+                continue
+            page = pages[pte >> PFN_SHIFT]
+            assert page is not None
+            addr = base + ((lo + i) << PAGE_SHIFT)
+            folio = page.folio
+            if folio is not None:
+                nr = table_pte_batch(seg, i, len(seg), pte, folio)
+                skip = nr - 1
+                first = (pte >> PFN_SHIFT) - folio.pfn
+                dst.mm.add_rss(folio.pages[first], nr)
+                folio_dup_anon_ptes(folio, first, nr, dst, addr)
+                continue
+            flags = page.flags
+            if flags & PG_ZERO:
+                continue
+            page.mapcount += 1
+            page.refcount += 1
+            if flags & PG_ANON:
+                page.flags = flags & ~PG_ANON_EXCLUSIVE
+                nr_anon += 1
+                dup(page, dst, addr)
+            else:
+                dst.mm.add_rss(page, 1)
+    dst.mm.rss_stat[MM_ANONPAGES] += nr_anon
+    dst.mm.rss_stat[MM_SWAPENTS] += nr_swap
     m.counters.fork_ptes_copied += n
     return n
-
-
-def _copy_folio_ptes(dst: Vma, src: Vma, addr: int, pte: int, folio: Folio,
-                     cow: bool) -> int:
-    """copy_present_ptes() for a run of ptes of one large anonymous folio
-    (folio_pte_batch()): each pte copied as copy_page_range() copies one, the rmap and
-    mapcount updated once for the run (folio_try_dup_anon_rmap_ptes()). Returns the
-    run's length."""
-    spt, dpt = src.mm.pgtable, dst.mm.pgtable
-    nr = folio_pte_batch(spt, addr, pte, folio, src.end)
-    vpn = addr >> PAGE_SHIFT
-    run = [spt.entry(v) for v in range(vpn, vpn + nr)]
-    if cow:
-        run = [pte_wrprotect(p) for p in run]
-        spt.set_run(addr, run)
-    dpt.set_run(addr, [pte_mkold(p) for p in run])
-    first = (pte >> 12) - folio.pfn
-    dst.mm.add_rss(folio.pages[first], nr)
-    folio_dup_anon_ptes(folio, first, nr, dst, addr)
-    return nr
 
 
 def copy_guard_markers(dst: Vma, src: Vma) -> None:

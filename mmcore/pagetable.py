@@ -221,8 +221,10 @@ class PageTable:
             self._populated[key] = 0
         return table
 
-    def _release(self, key: int, nr: int) -> None:
-        """Account ``nr`` ptes of PTE page ``key`` cleared; free the page once empty."""
+    def release(self, key: int, nr: int) -> None:
+        """Account ``nr`` ptes of PTE page ``key`` cleared; free the page once empty.
+        The batched zap clears a PTE page's entries in place and accounts them here once
+        per page, as zap_pte_range() drops the PTE lock once per page."""
         count = self._populated[key] - nr
         if count:
             self._populated[key] = count
@@ -254,7 +256,7 @@ class PageTable:
         pte = table[i]
         if pte:
             table[i] = 0
-            self._release(key, 1)
+            self.release(key, 1)
         return pte
 
     def set_run(self, addr: int, ptes: list[int]) -> None:
@@ -277,7 +279,7 @@ class PageTable:
         key = vpn >> 9
         lo = vpn & _INDEX_MASK
         self.tables[key][lo:lo + nr] = _EMPTY_TABLE[:nr]
-        self._release(key, nr)
+        self.release(key, nr)
 
     def set_huge_pmd(self, haddr: int, ptes: list[int]) -> None:
         """set_pmd_at() of a huge PMD at the 2 MiB-aligned ``haddr``: the 512 ``ptes``
@@ -311,17 +313,44 @@ class PageTable:
         entry = self.entry
         return any(entry(v) for v in range(vpn, vpn + nr))
 
+    def _keys(self, first: int, last: int) -> Iterable[int]:
+        """The keys of the PTE pages that may hold ptes of virtual pages first..last - 1,
+        in order: every key in the span when that is shorter than the table dict (the
+        caller skips the missing ones), else the dict's keys in the span, sorted."""
+        tables = self.tables
+        lo_key, hi_key = first >> 9, (last - 1) >> 9
+        if hi_key - lo_key < len(tables):
+            return range(lo_key, hi_key + 1)
+        return sorted(k for k in tables if lo_key <= k <= hi_key)
+
+    def spans(self, start: int, end: int) -> list[tuple[int, int, int]]:
+        """``(key, lo, hi)`` for every populated PTE page that intersects [start, end),
+        in address order: its entries ``lo..hi - 1`` lie in the range. The batched walks
+        (copy_pte_range(), zap_pte_range()) work on one PTE page at a time, as the kernel
+        maps one PTE page and loops over its entries under one lock."""
+        first, last = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+        if last <= first:
+            return []
+        tables = self.tables
+        return [(key, max(first - (key << 9), 0), min(last - (key << 9), PTRS_PER_TABLE))
+                for key in self._keys(first, last) if key in tables]
+
+    def write_span(self, key: int, lo: int, ptes: array[int]) -> None:
+        """set_ptes() over a span that was empty: install ``ptes`` (zeros included, which
+        stay none) in PTE page ``key`` from index ``lo``, allocating the page; fork's
+        copy_pte_range() fills the child's PTE page this way. At least one entry of
+        ``ptes`` is non-zero."""
+        table = self._table(key)
+        hi = lo + len(ptes)
+        assert not any(table[lo:hi]), "write_span over populated ptes"
+        table[lo:hi] = ptes
+        self._populated[key] += len(ptes) - ptes.count(0)
+
     def _vpn_range(self, first: int, last: int) -> Iterator[tuple[int, int]]:
         """``(vpn, pte)`` for every non-none PTE with first <= vpn < last, in address
         order: the populated PTE pages that intersect it, each read as it is reached."""
         tables = self.tables
-        lo_key, hi_key = first >> 9, (last - 1) >> 9
-        keys: Iterable[int]
-        if hi_key - lo_key < len(tables):
-            keys = range(lo_key, hi_key + 1)
-        else:
-            keys = sorted(k for k in tables if lo_key <= k <= hi_key)
-        for key in keys:
+        for key in self._keys(first, last):
             table = tables.get(key)
             if table is None:
                 continue
