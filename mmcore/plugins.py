@@ -316,10 +316,21 @@ class PluginManager(pluggy.PluginManager):
             argnames = list(impls[0].argnames)
             if argnames == spec_args:
                 return fn  # type: ignore[no-any-return]
-            index = [spec_args.index(a) for a in argnames]
+            # A per-pte hook is called for every page fork copies or zap removes, so the
+            # usual shapes get an adapter without a per-call list: no argument at all (a
+            # scheme with nothing to do per pte), or the spec's first arguments.
+            k = len(argnames)
+            if not k:
+                def adapter(*args: Any) -> Any:
+                    return fn()
+            elif argnames == spec_args[:k]:
+                def adapter(*args: Any) -> Any:
+                    return fn(*args[:k])
+            else:
+                index = [spec_args.index(a) for a in argnames]
 
-            def adapter(*args: Any) -> Any:
-                return fn(*[args[i] for i in index])
+                def adapter(*args: Any) -> Any:
+                    return fn(*[args[i] for i in index])
 
             adapter.__wrapped__ = fn  # type: ignore[attr-defined]
             return adapter
