@@ -4,10 +4,17 @@ A :class:`Page` mirrors the fields of the kernel's struct page/folio that revers
 uses: ``_refcount``, ``_mapcount``, ``mapping`` and ``index``, the page flags, and one slot
 (``rmap``) that belongs to the rmap plugin (pte_chains keeps its chain there). A small
 content payload lets tests prove that no byte is lost or leaked across COW, mremap and swap.
+
+The fields every fault touches (counts, flags, mapping, content) are slots of the Page.
+``index``, ``rmap``, ``folio`` and ``swap_slot`` live in :class:`FrameColumns`, arrays
+indexed by pfn that the allocator owns, behind properties of the same names (issue 12
+item 4): a Python int index above 2**30 costs 36 B of heap where an array entry costs 8,
+and the other three are unset on most pages, so their columns cost nothing until used.
 """
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING, Any
 
 from . import _reprs
@@ -31,46 +38,144 @@ PG_ACTIVE = 1 << 7
 PG_LAZYFREE = 1 << 8
 
 
+class FrameColumns:
+    """The rarely set or large-valued struct page fields of every frame of one machine,
+    indexed by pfn: ``index`` (page->index), ``rmap`` (the rmap plugin's slot),
+    ``folio`` (page_folio() of a large folio's page) and ``swap_slot`` (page->private).
+
+    Each column is created on the first non-default value and grows to the highest pfn
+    given one, so a machine whose pages keep a field at its default pays nothing for it.
+    """
+
+    __slots__ = ("folio", "index", "rmap", "swap_slot")
+
+    def __init__(self) -> None:
+        self.index = array("q")
+        self.rmap: list[object | None] = []
+        self.folio: list[Folio | None] = []
+        #: Swap slots by pfn, only for pages in the swap cache.
+        self.swap_slot: dict[int, int] = {}
+
+    def grow_index(self, pfn: int) -> None:
+        """Make room for ``pfn`` in the index column (amortized: a sixteenth more each
+        time, as :class:`~mmcore.lru.LruLinks` grows)."""
+        size = len(self.index)
+        extra = max(pfn + 1, size + (size >> 4) + 64) - size
+        self.index.frombytes(bytes(extra * self.index.itemsize))
+
+    def clear(self, pfn: int) -> None:
+        """Reset every column of ``pfn`` to its default, for a fresh page at that frame
+        (the kernel reinitializes the reused struct page the same way)."""
+        if pfn < len(self.index):
+            self.index[pfn] = 0
+        if pfn < len(self.rmap):
+            self.rmap[pfn] = None
+        if pfn < len(self.folio):
+            self.folio[pfn] = None
+        if self.swap_slot:
+            self.swap_slot.pop(pfn, None)
+
+
+def _grow_refs(column: list[Any], pfn: int) -> None:
+    """Extend an object column with None up to ``pfn``."""
+    column.extend([None] * (pfn + 1 - len(column)))
+
+
 class Page:
     """One physical frame (struct page).
 
     ``refcount`` counts every reference: one per pte mapping, one for the swap cache, one
     for a page cache. ``mapcount`` counts pte mappings only (page_mapcount()); the zero page
     keeps mapcount 0 however often it is mapped, as in Linux.
+
+    ``cols`` is the allocator's :class:`FrameColumns`; a page made on its own gets a
+    private one.
     """
 
     __slots__ = (
+        "_cols",
         "data",
         "flags",
-        "folio",
-        "index",
         "mapcount",
         "mapping",
         "pfn",
         "refcount",
-        "rmap",
-        "swap_slot",
     )
 
-    def __init__(self, pfn: int) -> None:
+    def __init__(self, pfn: int, cols: FrameColumns | None = None) -> None:
         self.pfn = pfn
         self.flags = 0
         self.refcount = 0
         self.mapcount = 0
         #: page->mapping: the scheme's anon object (anon_vma, anonmm...) or an AddressSpace.
         self.mapping: object | None = None
-        #: page->index: linear page index (anon_vma schemes), virtual address (anonmm) or
-        #: file offset in pages (page cache).
-        self.index = 0
-        #: The rmap plugin's per-page slot (pte_chains: the direct pointer or chain).
-        self.rmap: object | None = None
         #: Content; trailing zero bytes are implicit so a page costs only what was written.
         self.data = b""
-        #: Swap slot while PG_SWAPCACHE is set (page->private).
-        self.swap_slot = -1
-        #: The large folio this page is part of (page_folio()); None for an order-0 page,
-        #: which is its own folio and keeps every count in the fields above.
-        self.folio: Folio | None = None
+        if cols is None:
+            cols = FrameColumns()
+        else:
+            cols.clear(pfn)
+        self._cols = cols
+
+    @property
+    def index(self) -> int:
+        """page->index: linear page index (anon_vma schemes), virtual address (anonmm) or
+        file offset in pages (page cache)."""
+        column = self._cols.index
+        pfn = self.pfn
+        return column[pfn] if pfn < len(column) else 0
+
+    @index.setter
+    def index(self, value: int) -> None:
+        cols = self._cols
+        if self.pfn >= len(cols.index):
+            cols.grow_index(self.pfn)
+        cols.index[self.pfn] = value
+
+    @property
+    def rmap(self) -> object | None:
+        """The rmap plugin's per-page slot (pte_chains: the direct pointer or chain)."""
+        column = self._cols.rmap
+        pfn = self.pfn
+        return column[pfn] if pfn < len(column) else None
+
+    @rmap.setter
+    def rmap(self, value: object | None) -> None:
+        column = self._cols.rmap
+        if self.pfn >= len(column):
+            if value is None:
+                return
+            _grow_refs(column, self.pfn)
+        column[self.pfn] = value
+
+    @property
+    def folio(self) -> Folio | None:
+        """The large folio this page is part of (page_folio()); None for an order-0 page,
+        which is its own folio and keeps every count in the Page's own fields."""
+        column = self._cols.folio
+        pfn = self.pfn
+        return column[pfn] if pfn < len(column) else None
+
+    @folio.setter
+    def folio(self, value: Folio | None) -> None:
+        column = self._cols.folio
+        if self.pfn >= len(column):
+            if value is None:
+                return
+            _grow_refs(column, self.pfn)
+        column[self.pfn] = value
+
+    @property
+    def swap_slot(self) -> int:
+        """Swap slot while PG_SWAPCACHE is set (page->private), else -1."""
+        return self._cols.swap_slot.get(self.pfn, -1)
+
+    @swap_slot.setter
+    def swap_slot(self, value: int) -> None:
+        if value == -1:
+            self._cols.swap_slot.pop(self.pfn, None)
+        else:
+            self._cols.swap_slot[self.pfn] = value
 
     @property
     def is_anon(self) -> bool:
@@ -125,7 +230,9 @@ class PhysMem:
         if nr_frames < 2:
             raise ValueError("physical memory needs at least 2 frames")
         self.nr_frames = nr_frames
-        zero = Page(self.ZERO_PFN)
+        #: index, rmap, folio and swap_slot of every frame (see :class:`FrameColumns`).
+        self.cols = FrameColumns()
+        zero = Page(self.ZERO_PFN, self.cols)
         zero.flags = PG_ZERO
         zero.refcount = 1
         #: Frames by pfn up to the highest ever allocated (None: free).
@@ -152,7 +259,7 @@ class PhysMem:
             pfn = self.free_list.pop()
         except IndexError:
             raise OutOfMemory("no free page frame") from None
-        page = Page(pfn)
+        page = Page(pfn, self.cols)
         if pfn == len(self.pages):  # a never-used frame: the mem_map grows by one
             self.pages.append(page)
         else:
@@ -167,7 +274,7 @@ class PhysMem:
         first = self.free_list.pop_block(1 << order)
         if first is None:
             return None
-        pages = [Page(pfn) for pfn in range(first, first + (1 << order))]
+        pages = [Page(pfn, self.cols) for pfn in range(first, first + (1 << order))]
         grow = first + len(pages) - len(self.pages)
         if grow > 0:
             self.pages.extend([None] * grow)
