@@ -55,6 +55,7 @@ def zap_pte_range(vma: Vma, start: int, end: int, drop_markers: bool = False) ->
     if pt.huge_pmds:
         zap_huge_pmds(vma, start, end)
     pages = m.physmem.pages
+    folios = m.physmem.cols.folio  # page.folio without a property call per pte
     remove, put_page = m.rmap_page_remove, m.put_page
     n = nr_anon = nr_swap = 0
     anon_page = None  # an order-0 anonymous page zapped: names the rss counter at the end
@@ -80,10 +81,11 @@ def zap_pte_range(vma: Vma, start: int, end: int, drop_markers: bool = False) ->
                 m.swap.free_entry(swp_slot(pte))
                 nr_swap += 1
                 continue
-            page = pages[pte >> PFN_SHIFT]
+            pfn = pte >> PFN_SHIFT
+            page = pages[pfn]
             assert page is not None
             addr = base + (i << PAGE_SHIFT)
-            folio = page.folio
+            folio = folios[pfn] if pfn < len(folios) else None
             if folio is not None:
                 nr = table_pte_batch(seg, i - lo, hi - lo, pte, folio)
                 table[i:i + nr] = _EMPTY_TABLE[:nr]
@@ -141,6 +143,7 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
     spt, dpt = src.mm.pgtable, dst.mm.pgtable
     cow = is_cow_mapping(src.flags)
     pages = m.physmem.pages
+    folios = m.physmem.cols.folio  # page.folio without a property call per pte
     dup = m.rmap_page_dup
     n = nr_anon = nr_swap = 0
     for key, lo, hi in spt.spans(src.start, src.end):
@@ -178,14 +181,15 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
                     m.swap.dup(swp_slot(pte))
                     nr_swap += 1
                 continue
-            page = pages[pte >> PFN_SHIFT]
+            pfn = pte >> PFN_SHIFT
+            page = pages[pfn]
             assert page is not None
             addr = base + ((lo + i) << PAGE_SHIFT)
-            folio = page.folio
+            folio = folios[pfn] if pfn < len(folios) else None
             if folio is not None:
                 nr = table_pte_batch(seg, i, len(seg), pte, folio)
                 skip = nr - 1
-                first = (pte >> PFN_SHIFT) - folio.pfn
+                first = pfn - folio.pfn
                 dst.mm.add_rss(folio.pages[first], nr)
                 folio_dup_anon_ptes(folio, first, nr, dst, addr)
                 continue
