@@ -92,9 +92,10 @@ def read(m: Machine, path: str) -> str:
 
 def write(m: Machine, path: str, text: str) -> None:
     """Store ``text`` into a knob (enabled_store(), anon_enabled_store(),
-    use_zero_page_store(), the khugepaged/ knobs' stores): a trailing newline is ignored, as sysfs_streq() does; a value
-    the knob does not take raises OSError EINVAL and changes nothing; a read-only file
-    PermissionError (EACCES), a missing one FileNotFoundError (ENOENT)."""
+    use_zero_page_store(), the khugepaged/ knobs' stores): a trailing newline is
+    ignored, as sysfs_streq() and kstrtoul() do; a value the knob does not take raises
+    OSError EINVAL and changes nothing; a read-only file PermissionError (EACCES), a
+    missing one FileNotFoundError (ENOENT)."""
     if not isinstance(path, str):
         raise TypeError(f"path must be a str, not {type(path).__name__}")
     if not isinstance(text, str):
