@@ -270,6 +270,11 @@ def do_swap_page(vma: Vma, addr: int, pte: int, write: bool) -> int:
     unless the scheme asks for a private copy (``rmap_swapin_copy``); otherwise a new page
     is read from the slot (a major fault) and set up with folio_add_new_anon_rmap(),
     exclusive only if the swap pte was exclusive.
+
+    The page read is always order 0, whatever the mTHP knobs and however the slots lie:
+    6.18 swaps in a large folio (alloc_swap_folio()) only from a SWP_SYNCHRONOUS_IO
+    device (zram, pmem) that skips the swap cache, and mmcore's device, which keeps the
+    swap cache, is not one (swapin_readahead() allocates order-0 folios).
     """
     mm = vma.mm
     m = mm.machine

@@ -57,6 +57,12 @@ class Khugepaged:
     max_ptes_swap: int = 64
     max_ptes_shared: int = 256
     pages_to_scan: int = 4096
+    #: scan_sleep_millisecs, alloc_sleep_millisecs, defrag: stored and shown only, since
+    #: mmcore has no clock and khugepaged runs when Machine.khugepaged_scan() is called
+    #: (its THP allocation never reclaims, as with defrag 0).
+    scan_sleep_millisecs: int = 10000
+    alloc_sleep_millisecs: int = 60000
+    defrag: int = 1
     #: full_scans: passes over every mm completed.
     full_scans: int = 0
     #: pages_collapsed: THPs khugepaged made (MADV_COLLAPSE does not count here).

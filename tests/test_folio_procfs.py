@@ -407,3 +407,68 @@ def test_thp_sysfs_matches_this_machines_real_files() -> None:
     assert real("hugepages-64kB/enabled").replace("[", "").replace("]", "").split() \
         == list(MTHP_MODES)
     assert sorted(os.listdir(f"{REAL}/hugepages-64kB/stats")) == sorted(MTHP_STAT_NAMES)
+    assert sorted(os.listdir(f"{REAL}/khugepaged")) == sorted(
+        f.split("/")[1] for f in thp_sysfs.files() if f.startswith("khugepaged/"))
+
+
+# --- khugepaged/ (mm/khugepaged.c khugepaged_attr; kernel-facts 22, branch thp-gaps) ----
+
+HPAGE = 2 << 20
+KHUGEPAGED_DEFAULTS = {"alloc_sleep_millisecs": 60000, "defrag": 1, "full_scans": 0,
+                       "max_ptes_none": 511, "max_ptes_shared": 256, "max_ptes_swap": 64,
+                       "pages_collapsed": 0, "pages_to_scan": 4096,
+                       "scan_sleep_millisecs": 10000}
+
+
+def test_khugepaged_sysfs_lists_the_kernels_files_with_the_probed_defaults() -> None:
+    """The directory has the nine files of 6.18, each a decimal number and a newline."""
+    m = Machine()
+    names = [f.split("/")[1] for f in thp_sysfs.files() if f.startswith("khugepaged/")]
+    assert names == sorted(KHUGEPAGED_DEFAULTS)
+    for name, value in KHUGEPAGED_DEFAULTS.items():
+        assert thp_sysfs.read(m, f"khugepaged/{name}") == f"{value}\n"
+
+
+def test_khugepaged_sysfs_stores_take_what_kstrtoul_takes_within_range() -> None:
+    """max_ptes_*_store(): at most HPAGE_PMD_NR - 1; pages_to_scan_store(): not 0;
+    defrag a 0/1 flag; '+N' and a trailing newline are taken; '512', '-1', ' N', '0x1'
+    are EINVAL and change nothing; full_scans and pages_collapsed are read-only (EACCES)
+    (probed by tools/kernel_probe/khugepaged_sysfs.sh)."""
+    m = Machine()
+    thp_sysfs.write(m, "khugepaged/max_ptes_none", "+0\n")
+    thp_sysfs.write(m, f"{thp_sysfs.THP_SYSFS}/khugepaged/pages_to_scan", "512")
+    assert (m.khugepaged.max_ptes_none, m.khugepaged.pages_to_scan) == (0, 512)
+    for name, value in [("max_ptes_none", "512"), ("max_ptes_swap", "-1"),
+                        ("max_ptes_shared", " 1"), ("max_ptes_none", "0x1"),
+                        ("pages_to_scan", "0"), ("scan_sleep_millisecs", "4294967296"),
+                        ("alloc_sleep_millisecs", "abc"), ("defrag", "2"),
+                        ("max_ptes_none", "1\n\n")]:
+        with pytest.raises(OSError) as e:
+            thp_sysfs.write(m, f"khugepaged/{name}", value)
+        assert e.value.errno == errno.EINVAL, (name, value)
+    assert thp_sysfs.read(m, "khugepaged/max_ptes_none") == "0\n"
+    for name in ("full_scans", "pages_collapsed"):
+        with pytest.raises(PermissionError):
+            thp_sysfs.write(m, f"khugepaged/{name}", "0")
+    with pytest.raises(FileNotFoundError):
+        thp_sysfs.read(m, "khugepaged/cursor")
+
+
+def test_khugepaged_knob_written_through_sysfs_bounds_the_scan() -> None:
+    """hpage_collapse_scan_pmd() honours max_ptes_none as stored through sysfs: 10
+    written pages of a 2 MiB range exceed a limit of 0 (thp_scan_exceed_none_pte), then
+    collapse with 511; pages_collapsed and full_scans show the scans."""
+    m = Machine(ram_pages=1 << 12)
+    p = m.spawn()
+    base = p.mmap(0, 3 * HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    a = (base + HPAGE - 1) & ~(HPAGE - 1)
+    for i in range(10):
+        p.write(a + i * 4096, b"k")
+    p.madvise(a, HPAGE, MADV_HUGEPAGE)
+    thp_sysfs.write(m, "khugepaged/max_ptes_none", "0")
+    assert m.khugepaged_scan() == 0 and m.vm_events.thp_scan_exceed_none_pte == 1
+    thp_sysfs.write(m, "khugepaged/max_ptes_none", "511")
+    assert m.khugepaged_scan() == 1
+    assert thp_sysfs.read(m, "khugepaged/pages_collapsed") == "1\n"
+    assert thp_sysfs.read(m, "khugepaged/full_scans") == "2\n"
+    assert p.read(a + 9 * 4096, 1) == b"k"

@@ -441,6 +441,30 @@ def test_pageout_swaps_a_folio_out_whole(config: tuple[str, str | None]) -> None
     check_invariants(m)
 
 
+def test_swapin_is_order0_as_6_18_does_from_a_device_without_synchronous_io(
+        config: tuple[str, str | None]) -> None:
+    """alloc_swap_folio() (mm/memory.c) tries a large folio only for a SWP_SYNCHRONOUS_IO
+    device (zram, pmem) whose entry has one reference; mmcore's swap device is not one,
+    so do_swap_page() takes the swap-cache path: a read of page 5 of a folio swapped out
+    whole, into 16 aligned consecutive slots with the 64 kB size ``always``, swaps in one
+    order-0 page (no ``swpin`` or ``swpin_fallback`` for any size) and leaves the other
+    15 ptes swap entries."""
+    m = machine(config)
+    p = m.spawn()
+    a = aligned(p, K64)
+    for i in range(16):
+        p.write(a + i * P, bytes([65 + i]))
+    p.madvise(a, K64, MADV_PAGEOUT)
+    assert stat(m, "swpout") == 1
+    assert p.read(a + 5 * P, 1) == b"F"
+    page = m.physmem.pages[pfns(p, a)[5] or 0]
+    assert page is not None and page.folio is None
+    assert pfns(p, a).count(None) == 15 and m.swap.reads == 1
+    assert all(m.mthp_stats.stats[o][name] == 0 for o in m.mthp_stats.stats
+               for name in ("swpin", "swpin_fallback"))
+    check_invariants(m)
+
+
 def test_no_aligned_swap_run_splits_the_folio_first(config: tuple[str, str | None]) -> None:
     """folio_alloc_swap() fails (no aligned run of 16 free slots): split_folio_to_list()
     and the pages go one slot each (``swpout_fallback``)."""
