@@ -307,6 +307,32 @@ class Process(_reprs.Pictured):
             pos += k
         return b"".join(out)
 
+    def touch_range(self, addr: int, length: int, data: bytes | None = None) -> None:
+        """Touch every page of [addr, addr + length), as a program's loop over a buffer
+        does: store ``data`` at each page's start address (``addr``, ``addr`` + 4096,
+        ...), or without ``data`` load one byte there.
+
+        The same faults, in the same order, as a :meth:`write` (or :meth:`read`) per
+        page, with the arguments checked once for the range: a fault raises at the page
+        where it happens, the pages before it touched. The workloads' write ops use it.
+        """
+        addr, length = ulong("touch_range", "addr", addr), ulong("touch_range", "length",
+                                                                 length)
+        if data is not None:
+            data = buffer("touch_range", "data", data)
+        self._check_alive("touch_range")
+        self.machine.run(self, self._touch_range, addr, length, data)
+
+    def _touch_range(self, addr: int, length: int, data: bytes | None) -> None:
+        if data is None:
+            mm = self.mm
+            for a in range(addr, addr + length, PAGE_SIZE):
+                access_page(mm, a, False)
+            return
+        write = self._write
+        for a in range(addr, addr + length, PAGE_SIZE):
+            write(a, data)
+
     def touch(self, addr: int, write: bool = False) -> None:
         """Access one byte at ``addr`` (a read, or a write of the byte already there)."""
         if write:

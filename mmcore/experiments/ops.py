@@ -193,8 +193,7 @@ class Player:
             return p.brk(op.addr)
         elif name == "write":
             payload = op.data.encode() if op.data else b"\x01"
-            for a in range(op.addr, op.addr + max(op.length, 1), PAGE_SIZE):
-                p.write(a, payload)
+            p.touch_range(op.addr, max(op.length, 1), payload)
         elif name == "read":
             if op.data:
                 return self._check(p, op)
