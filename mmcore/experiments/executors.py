@@ -130,6 +130,17 @@ class LocalPool:
                                              initializer=_ignore_sigint)
         return self._pool
 
+    def _stop(self, pool: ProcessPoolExecutor) -> None:
+        """Stop an interrupted or broken pool: it runs nothing more (the next run starts
+        another). Workers first: shutting down while they live queues the pool's stop
+        sentinels, which its feeder thread then writes into pipes the shutdown has closed
+        (a stray "Bad file descriptor" traceback, seen after a worker was SIGKILLed too).
+        With the workers gone the pool is broken, and shutdown() just cleans up."""
+        self._pool = None
+        for child in set(multiprocessing.active_children()) - self._others:
+            child.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+
     def run(self, cells: Sequence[Cell], done: Done, timeout: float | None = None
             ) -> None:
         """Run ``cells`` on the pool; stop every worker on an interrupt."""
@@ -142,19 +153,11 @@ class LocalPool:
                 for fut in finished:
                     done(pending.pop(fut), fut.result())
         except BrokenProcessPool:
-            self._pool = None  # a broken pool runs nothing more: the next run starts one
-            pool.shutdown(wait=False, cancel_futures=True)
+            self._stop(pool)
             raise WorkerDied("a worker process died (killed, or out of memory); the "
                              "cells finished before it are kept") from None
         except BaseException:
-            self._pool = None
-            # Workers first: shutting down while they live queues the pool's stop
-            # sentinels, which its feeder thread then writes into pipes the interrupted
-            # shutdown has closed (a stray "Bad file descriptor" traceback). With the
-            # workers gone the pool is broken, and shutdown() just cleans up.
-            for child in set(multiprocessing.active_children()) - self._others:
-                child.terminate()
-            pool.shutdown(wait=True, cancel_futures=True)
+            self._stop(pool)
             raise
         if not self._held:
             self._pool = None
