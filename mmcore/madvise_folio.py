@@ -48,13 +48,10 @@ def split_folios_in_range(vma: Vma, start: int, end: int, whole: bool) -> None:
         if folio is None:
             continue
         nr = folio_pte_batch(pt, addr, pte, folio, end)
-        if folio.head.flags & PG_ZERO:
-            # is_huge_zero_pmd(): the huge zero PMD is left alone, neither PMD nor folio
-            # split (probed: no thp_split_pmd, no thp_split_page_failed).
-            skip = nr - 1
-            continue
         skip = nr - 1
-        if m.mapcount_maybe_shared(folio):
+        # is_huge_zero_pmd(): the huge zero PMD is left alone, neither PMD nor folio split
+        # (probed: no thp_split_pmd, no thp_split_page_failed); so is a shared folio.
+        if folio.head.flags & PG_ZERO or m.mapcount_maybe_shared(folio):
             continue
         if nr < folio.nr_pages:
             split_folio(m, folio)
