@@ -64,8 +64,10 @@ class FrameColumns:
         self.index.frombytes(bytes(extra * self.index.itemsize))
 
     def clear(self, pfn: int) -> None:
-        """Reset every column of ``pfn`` to its default, for a fresh page at that frame
-        (the kernel reinitializes the reused struct page the same way)."""
+        """Reset every column of ``pfn`` to its default, for a fresh page at that frame:
+        the page allocator hands out a reused struct page with ->mapping cleared
+        (free_pages_prepare()) and ->private cleared (prep_new_page() ->
+        post_alloc_hook()); its old index and folio must not leak either."""
         if pfn < len(self.index):
             self.index[pfn] = 0
         if pfn < len(self.rmap):
