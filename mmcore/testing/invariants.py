@@ -51,6 +51,7 @@ from ..constants import (
 )
 from ..errors import MachineBroken
 from ..huge_memory import page_mapcount
+from ..mm import MM_SWAPENTS
 from ..page import PG_ANON_EXCLUSIVE, PG_CACHE, PG_SWAPCACHE, PG_ZERO
 from ..pagetable import (
     GUARD_PTE,
@@ -65,7 +66,7 @@ from ..pagetable import (
     pte_write,
     swp_slot,
 )
-from .recount import recount_problems
+from .recount import MmRecount, count_mapped, finish_recount, recount_problems
 
 if TYPE_CHECKING:
     from ..folio import Folio
@@ -222,10 +223,14 @@ def find_violations(machine: Machine,
     swap_refs: Counter[int] = Counter()
     exclusive_slots: list[tuple[int, int, int]] = []
     huge: Counter[int] = Counter()
+    counts: dict[int, MmRecount] = {}
     for proc in machine.live_processes():
-        _check_vmas(proc.pid, proc.mm, problems)
-        _scan_mm(machine, proc.pid, proc.mm, truth, swap_refs, exclusive_slots, problems)
-        _check_huge_pmds(machine, proc.pid, proc.mm, huge, problems)
+        vmas = list(proc.mm.vmas)
+        _check_vmas(proc.pid, proc.mm, vmas, problems)
+        counts[proc.pid] = rc = MmRecount(total_vm=sum(v.pages for v in vmas))
+        stray = _scan_mm(machine, proc.pid, proc.mm, vmas, truth, swap_refs, exclusive_slots,
+                         rc, problems)
+        _check_huge_pmds(machine, proc.pid, proc.mm, huge, stray, problems)
 
     inodes = _live_inodes(machine)
     cached_pfns: set[int] = set()
@@ -269,7 +274,8 @@ def find_violations(machine: Machine,
         if cached is not None and cached.mapcount:
             problems.append(f"pid {pid} @ {addr:#x}: swap pte (slot {slot}) marked exclusive but "
                             f"its page (pfn {cached.pfn}) is mapped {cached.mapcount} time(s)")
-    problems += recount_problems(machine)  # the /proc counters against a recount
+    # the /proc counters against a recount from the ptes the scan counted
+    problems += recount_problems(machine, finish_recount(machine, counts))
     if not machine.live_processes():
         problems += _leaks(machine)
     if expected:
@@ -277,11 +283,12 @@ def find_violations(machine: Machine,
     return problems
 
 
-def _check_huge_pmds(machine: Machine, pid: int, mm: Mm, huge: Counter[int],
+def _check_huge_pmds(machine: Machine, pid: int, mm: Mm, huge: Counter[int], stray: list[int],
                      problems: list[str]) -> None:
     """Every recorded huge PMD is 512 ``_PAGE_PSE`` ptes mapping one whole order-9 folio
     (or the huge zero folio) in order, inside one vma; every ``_PAGE_PSE`` pte belongs to
-    a recorded PMD. Counts in ``huge`` the PMD mappings of each pfn."""
+    a recorded PMD (``stray`` lists, in order, the vpns of those that do not, as the scan
+    found them). Counts in ``huge`` the PMD mappings of each pfn."""
     pt = mm.pgtable
     for key in sorted(pt.huge_pmds):
         haddr = key << PMD_SHIFT
@@ -301,38 +308,58 @@ def _check_huge_pmds(machine: Machine, pid: int, mm: Mm, huge: Counter[int],
                             "(vma_adjust_trans_huge() must split it)")
         for i in range(PTRS_PER_TABLE):
             huge[folio.pfn + i] += 1
-    stray = sorted(v for v, pte in pt.items()
-                   if pte_huge(pte) and v >> (PMD_SHIFT - PAGE_SHIFT) not in pt.huge_pmds)
     if stray:
         problems.append(f"pid {pid}: {len(stray)} pte(s) with _PAGE_PSE outside any recorded "
                         f"huge PMD, first @ {stray[0] << PAGE_SHIFT:#x}")
 
 
-def _check_vmas(pid: int, mm: Mm, problems: list[str]) -> None:
-    """The vma tree is a set of disjoint, page-aligned, non-empty user ranges."""
+def _check_vmas(pid: int, mm: Mm, vmas: list[Vma], problems: list[str]) -> None:
+    """The vma tree (``vmas``, in order) is a set of disjoint, page-aligned, non-empty
+    user ranges."""
     prev_end = 0
-    for vma in mm.vmas:
-        where = f"pid {pid}: {describe_vma(vma)}"
+    for vma in vmas:
+        found = []
         if offset_in_page(vma.start) or offset_in_page(vma.end):
-            problems.append(f"{where} is not page aligned")
+            found.append("is not page aligned")
         if not 0 <= vma.start < vma.end <= TASK_SIZE:
-            problems.append(f"{where} is empty, reversed or outside [0, TASK_SIZE)")
+            found.append("is empty, reversed or outside [0, TASK_SIZE)")
         if vma.start < prev_end:
-            problems.append(f"{where} overlaps the vma before it (ending {prev_end:#x})")
+            found.append(f"overlaps the vma before it (ending {prev_end:#x})")
         if vma.mm is not mm:
-            problems.append(f"{where} belongs to another mm")
+            found.append("belongs to another mm")
+        if found:  # the vma described only for a message: most steps have none
+            problems += [f"pid {pid}: {describe_vma(vma)} {what}" for what in found]
         prev_end = max(prev_end, vma.end)
 
 
-def _scan_mm(machine: Machine, pid: int, mm: Mm, truth: dict[int, list[tuple[int, int]]],
-             swap_refs: Counter[int], exclusive_slots: list[tuple[int, int, int]],
-             problems: list[str]) -> None:
-    """One pass over a page table: collect the truth, check each pte against its vma."""
+def _scan_mm(machine: Machine, pid: int, mm: Mm, vmas: list[Vma],
+             truth: dict[int, list[tuple[int, int]]], swap_refs: Counter[int],
+             exclusive_slots: list[tuple[int, int, int]], rc: MmRecount,
+             problems: list[str]) -> list[int]:
+    """The one pass over a page table: collect the truth, check each pte against its vma,
+    count in ``rc`` what the /proc recount needs (:func:`count_mapped`, swap entries).
+    Returns the vpns of the ``_PAGE_PSE`` ptes outside any recorded huge PMD."""
     physmem = machine.physmem
+    huge_pmds = mm.pgtable.huge_pmds
+    stray: list[int] = []
     rss = 0
+    # The vma of each pte by walking the vmas alongside the ptes (both in address order)
+    # instead of a lookup per pte: vmas[i] is the last vma starting at or below the pte,
+    # which contains it if it ends above it (vma_lookup()).
+    i, nr_vmas = -1, len(vmas)
+    next_start = vmas[0].start if vmas else TASK_SIZE
+    vma: Vma | None = None
     for vpn, pte in mm.pgtable.items():
         addr = vpn << PAGE_SHIFT
-        vma = mm.vmas.lookup(addr)
+        if addr >= next_start:
+            while i + 1 < nr_vmas and vmas[i + 1].start <= addr:
+                i += 1
+            next_start = vmas[i + 1].start if i + 1 < nr_vmas else TASK_SIZE
+            vma = vmas[i]
+        if vma is not None and vma.end <= addr:
+            vma = None
+        if pte_huge(pte) and vpn >> (PMD_SHIFT - PAGE_SHIFT) not in huge_pmds:
+            stray.append(vpn)
         if pte_present(pte):
             pfn = pte_pfn(pte)
             page = physmem.page(pfn)
@@ -348,10 +375,12 @@ def _scan_mm(machine: Machine, pid: int, mm: Mm, truth: dict[int, list[tuple[int
                     problems.append(f"pid {pid} @ {addr:#x}: the zero page is mapped writable")
                 continue
             truth[pfn].append((pid, addr))
+            count_mapped(rc, page)
             rss += 1
             if vma is not None:
                 _check_pte(pid, addr, pte, page, vma, problems)
         elif is_swap_pte(pte):
+            rc.rss_stat[MM_SWAPENTS] += 1
             swap_refs[swp_slot(pte)] += 1
             if pte_swp_exclusive(pte):
                 exclusive_slots.append((pid, addr, swp_slot(pte)))
@@ -366,34 +395,38 @@ def _scan_mm(machine: Machine, pid: int, mm: Mm, truth: dict[int, list[tuple[int
             problems.append(f"pid {pid} @ {addr:#x}: pte {pte:#x} is neither present nor swap")
     if mm.rss != rss:
         problems.append(f"pid {pid}: rss is {mm.rss} but {rss} present pte(s) map pages")
+    return stray
 
 
 def _check_pte(pid: int, addr: int, pte: int, page: Page, vma: Vma,
                problems: list[str]) -> None:
-    where = f"pid {pid} @ {addr:#x} (pfn {page.pfn}, {describe_vma(vma)})"
+    found = []
     if pte_write(pte) and not vma.flags & VM_WRITE:
-        problems.append(f"{where}: writable pte in a vma without VM_WRITE")
+        found.append("writable pte in a vma without VM_WRITE")
     if pte_protnone(pte) != (not vma.flags & VM_ACCESS_FLAGS):
-        problems.append(f"{where}: pte is {'' if pte_protnone(pte) else 'not '}PROT_NONE "
-                        "but the vma disagrees (change_pte_range)")
+        found.append(f"pte is {'' if pte_protnone(pte) else 'not '}PROT_NONE "
+                     "but the vma disagrees (change_pte_range)")
     if page.is_anon:
         if vma.anon_vma is None:
-            problems.append(f"{where}: anonymous page mapped in a vma with no anon_vma")
+            found.append("anonymous page mapped in a vma with no anon_vma")
         if vma.flags & VM_SHARED:
-            problems.append(f"{where}: anonymous page mapped in a shared vma")
+            found.append("anonymous page mapped in a shared vma")
         if pte_write(pte) and (page_mapcount(page) != 1
                                or not page.flags & PG_ANON_EXCLUSIVE):
-            problems.append(f"{where}: writable pte to a page that is not exclusive "
-                            f"(mapcount {page_mapcount(page)}): copy-on-write is broken")
+            found.append(f"writable pte to a page that is not exclusive "
+                         f"(mapcount {page_mapcount(page)}): copy-on-write is broken")
     elif page.flags & PG_CACHE:
         inode = vma.file.inode if vma.file is not None else None
         if inode is None or page.mapping is not inode:
-            problems.append(f"{where}: page-cache page of another file mapped here")
+            found.append("page-cache page of another file mapped here")
         elif vma.linear_page_index(addr) != page.index:
-            problems.append(f"{where}: page-cache page index {page.index:#x} mapped at file "
-                            f"index {vma.linear_page_index(addr):#x}")
+            found.append(f"page-cache page index {page.index:#x} mapped at file "
+                         f"index {vma.linear_page_index(addr):#x}")
         elif pte_write(pte) and not vma.flags & VM_SHARED:
-            problems.append(f"{where}: page-cache page mapped writable in a private vma")
+            found.append("page-cache page mapped writable in a private vma")
+    if found:  # the location described only for a message: most ptes have none
+        where = f"pid {pid} @ {addr:#x} (pfn {page.pfn}, {describe_vma(vma)})"
+        problems += [f"{where}: {what}" for what in found]
 
 
 def _check_page(machine: Machine, page: Page, maps: list[tuple[int, int]], in_cache: bool,

@@ -28,8 +28,10 @@ from ..smaps import PSS_SHIFT, smaps_rollup
 
 if TYPE_CHECKING:
     from ..machine import Machine
+    from ..page import Page
 
-__all__ = ["MmRecount", "Recount", "recount", "recount_problems"]
+__all__ = ["MmRecount", "Recount", "count_mapped", "finish_recount", "recount",
+           "recount_problems"]
 
 _NAMES = {MM_FILEPAGES: "RssFile", MM_ANONPAGES: "RssAnon", MM_SWAPENTS: "VmSwap",
           MM_SHMEMPAGES: "RssShmem"}
@@ -55,10 +57,21 @@ class Recount:
     file_mapped: int = 0
 
 
+def count_mapped(rc: MmRecount, page: Page) -> None:
+    """Count in ``rc`` one present pte that maps ``page`` (an allocated frame other than
+    the zero page), by the kind mm_counter() files it under."""
+    if page.flags & PG_ANON:
+        rc.rss_stat[MM_ANONPAGES] += 1
+    elif page.flags & PG_CACHE and getattr(page.mapping, "shmem", False):
+        rc.rss_stat[MM_SHMEMPAGES] += 1
+    else:
+        rc.rss_stat[MM_FILEPAGES] += 1
+    rc.ptes_per_pfn[page.pfn] += 1
+
+
 def recount(m: Machine) -> Recount:
     """Scan every live page table once and rebuild the counters."""
-    out = Recount()
-    total: Counter[int] = Counter()
+    mms: dict[int, MmRecount] = {}
     for proc in m.live_processes():
         rc = MmRecount(total_vm=sum(v.pages for v in proc.mm.vmas))
         for pte in proc.mm.pgtable.values():
@@ -66,19 +79,22 @@ def recount(m: Machine) -> Recount:
                 rc.rss_stat[MM_SWAPENTS] += 1
             elif pte_present(pte):
                 page = m.physmem.pages[pte_pfn(pte)]
-                if page is None or page.flags & PG_ZERO:
-                    continue
-                if page.flags & PG_ANON:
-                    rc.rss_stat[MM_ANONPAGES] += 1
-                elif page.flags & PG_CACHE and getattr(page.mapping, "shmem", False):
-                    rc.rss_stat[MM_SHMEMPAGES] += 1
-                else:
-                    rc.rss_stat[MM_FILEPAGES] += 1
-                rc.ptes_per_pfn[page.pfn] += 1
+                if page is not None and not page.flags & PG_ZERO:
+                    count_mapped(rc, page)
+        mms[proc.pid] = rc
+    return finish_recount(m, mms)
+
+
+def finish_recount(m: Machine, mms: dict[int, MmRecount]) -> Recount:
+    """The machine-wide part of the recount, from each process's counts (its rss_stat,
+    total_vm and ptes per pfn, as :func:`recount` or one pass of the invariants' scan
+    took them): every Pss, and the frames mapped anywhere by kind."""
+    out = Recount(mms)
+    total: Counter[int] = Counter()
+    for rc in mms.values():
         total.update(rc.ptes_per_pfn)
-        out.mms[proc.pid] = rc
     full = PAGE_SIZE << PSS_SHIFT
-    for rc in out.mms.values():
+    for rc in mms.values():
         for pfn, n in rc.ptes_per_pfn.items():
             page = m.physmem.pages[pfn]
             assert page is not None
@@ -94,9 +110,11 @@ def recount(m: Machine) -> Recount:
     return out
 
 
-def recount_problems(m: Machine) -> list[str]:
-    """Every counter that differs from its recount, one line each."""
-    rc = recount(m)
+def recount_problems(m: Machine, rc: Recount | None = None) -> list[str]:
+    """Every counter that differs from its recount, one line each; ``rc`` is the recount
+    when the caller already took it (:func:`finish_recount`), else it is taken here."""
+    if rc is None:
+        rc = recount(m)
     problems = []
     for proc in m.live_processes():
         mm, want = proc.mm, rc.mms[proc.pid]
