@@ -76,15 +76,18 @@ class PagemapEntry(DataClassJsonMixin):
     guard: bool = False
 
 
-def vma_name(mm: Mm, vma: Vma) -> str:
-    """The name column: the file, [heap] for the brk area, or [anon:NAME].
+def vma_is_initial_heap(mm: Mm, vma: Vma) -> bool:
+    """vma_is_initial_heap(): ``vm_start < brk && vm_end > start_brk``, so a vma that
+    merely touches the heap (starts at brk, ends at start_brk) is not the heap."""
+    return vma.start < mm.brk and vma.end > mm.start_brk
 
-    [heap] is vma_is_initial_heap(): ``vm_start < brk && vm_end > start_brk``, so a vma
-    that merely touches the heap (starts at brk, ends at start_brk) is not named.
-    """
+
+def vma_name(mm: Mm, vma: Vma) -> str:
+    """The name column: the file, [heap] for the brk area (:func:`vma_is_initial_heap`),
+    or [anon:NAME]."""
     if vma.file is not None:
         return vma.file.path
-    if vma.start < mm.brk and vma.end > mm.start_brk:
+    if vma_is_initial_heap(mm, vma):
         return "[heap]"
     if vma.anon_name is not None:
         return f"[anon:{vma.anon_name}]"

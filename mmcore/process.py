@@ -24,6 +24,7 @@ from .mm import Mm
 from .mmap import do_brk, do_mmap, do_msync, do_munmap
 from .mprotect import do_mprotect
 from .mremap import do_mremap
+from .numa_maps import NumaMapsEntry, numa_maps
 from .pagecache import file_read, file_write, truncate_pages, write_inode
 from .proc import MapsEntry, PagemapEntry, maps_entry, pagemap_entry
 from .proc_status import ProcStatus, task_mem
@@ -415,6 +416,15 @@ class Process(_reprs.Pictured):
     def smaps_rollup_text(self) -> str:
         """/proc/PID/smaps_rollup as text."""
         return self.smaps_rollup().text()
+
+    def numa_maps(self) -> list[NumaMapsEntry]:
+        """/proc/PID/numa_maps, one entry per vma (mapmax as the mapcount design has
+        kpagecount read it)."""
+        return numa_maps(self.mm)
+
+    def numa_maps_text(self) -> str:
+        """/proc/PID/numa_maps as text."""
+        return "".join(e.text() for e in self.numa_maps())
 
     def status(self) -> ProcStatus:
         """The memory lines of /proc/PID/status (VmRSS, RssAnon, VmSwap...)."""
