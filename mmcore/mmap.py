@@ -66,10 +66,10 @@ from .errors import (
     syscall_error,
 )
 from .fault import handle_pte_fault
-from .memory import zap_pte_range
+from .memory import _PRESENT_OR_PROTNONE, zap_pte_range
 from .mlock import can_do_mlock, mlock_future_ok
 from .overcommit import OVERCOMMIT_NEVER, accounted_in_range, vm_enough_memory
-from .pagetable import pte_present, pte_write
+from .pagetable import _PAGE_RW, PTRS_PER_TABLE
 from .vma import Vma
 from .vma_ops import (
     MergeRange,
@@ -274,18 +274,34 @@ def populate_range(mm: Mm, start: int, end: int, write: bool | None = None,
     vmas (FOLL_WRITE breaks COW) and as a read otherwise; ``write`` forces the kind
     (MADV_POPULATE_READ/WRITE). A page whose fault would be SIGSEGV (a guard region) or
     SIGBUS (past EOF) raises that fault, unless ``ignore_errors`` (mm_populate() for
-    MAP_POPULATE and MAP_LOCKED), which goes on with the next vma."""
+    MAP_POPULATE and MAP_LOCKED), which goes on with the next vma.
+
+    As __get_user_pages() does, a page whose pte follow_page_pte() accepts (present and,
+    for FOLL_WRITE, writable) is skipped, and every other page (none, swap, or read-only
+    under a write) takes its own faultin_page() -> handle_mm_fault(), one at a time in
+    address order. The ptes are read one PTE page at a time, each after the faults before
+    it, since a fault may fill ptes ahead (a huge PMD, fault-around) or empty them (the
+    reclaim it runs)."""
+    tables = mm.pgtable.tables
+    events = mm.machine.vm_events
     for vma in mm.vmas.intersecting(start, end):
         if not vma.flags & (VM_READ | VM_WRITE | VM_EXEC):
             continue
         w = (vma.flags & (VM_WRITE | VM_SHARED)) == VM_WRITE if write is None else write
+        first = max(start, vma.start) >> PAGE_SHIFT
+        last = min(end, vma.end) >> PAGE_SHIFT
         try:
-            for addr in range(max(start, vma.start), min(end, vma.end), PAGE_SIZE):
-                pte = mm.pgtable.lookup(addr)
-                if pte_present(pte) and (not w or pte_write(pte)):
-                    continue
-                mm.machine.vm_events.pgfault += 1  # faultin_page() -> handle_mm_fault()
-                handle_pte_fault(vma, addr, w)
+            for key in range(first >> 9, ((last - 1) >> 9) + 1):
+                base = key << 9
+                table = tables.get(key)
+                for vpn in range(max(first, base), min(last, base + PTRS_PER_TABLE)):
+                    pte = table[vpn - base] if table is not None else 0
+                    if pte & _PRESENT_OR_PROTNONE and (not w or pte & _PAGE_RW):
+                        continue
+                    events.pgfault += 1  # faultin_page() -> handle_mm_fault()
+                    handle_pte_fault(vma, vpn << PAGE_SHIFT, w, pte)
+                    # the fault may have allocated this PTE page or replaced it
+                    table = tables.get(key)
         except (SegmentationFault, BusError):
             if not ignore_errors:
                 raise
