@@ -94,13 +94,22 @@ def handle_mm_fault(mm: Mm, addr: int, write: bool) -> int:
     addr &= ~0xFFF
     pte = mm.pgtable.lookup(addr)
     if pte == 0 and vma.file is None:
-        if mm.pgtable.pmd_none(addr) and thp_pmd_allowed(vma):
-            huge = do_huge_pmd_anonymous_page(vma, addr, write)  # create_huge_pmd()
-            if huge:
-                return huge
+        huge = create_huge_pmd(vma, addr, write)
+        if huge:
+            return huge
         if write:
             return do_anonymous_write(vma, addr)
     return handle_pte_fault(vma, addr, write, pte)
+
+
+def create_huge_pmd(vma: Vma, addr: int, write: bool) -> int:
+    """__handle_mm_fault()'s create_huge_pmd() for an anonymous vma whose pte at ``addr``
+    is none: when the PMD is none and THP allows a PMD folio here, map one
+    (do_huge_pmd_anonymous_page(): a THP, or the huge zero page on a read) and return
+    the pte at ``addr``; 0 when the fault goes on at the pte level."""
+    if vma.mm.pgtable.pmd_none(addr) and thp_pmd_allowed(vma):
+        return do_huge_pmd_anonymous_page(vma, addr, write)
+    return 0
 
 
 def handle_pte_fault(vma: Vma, addr: int, write: bool, pte: int | None = None) -> int:

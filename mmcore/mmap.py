@@ -65,7 +65,7 @@ from .errors import (
     SegmentationFault,
     syscall_error,
 )
-from .fault import handle_pte_fault
+from .fault import create_huge_pmd, handle_pte_fault
 from .memory import _PRESENT_OR_PROTNONE, zap_pte_range
 from .mlock import can_do_mlock, mlock_future_ok
 from .overcommit import OVERCOMMIT_NEVER, accounted_in_range, vm_enough_memory
@@ -279,9 +279,11 @@ def populate_range(mm: Mm, start: int, end: int, write: bool | None = None,
     As __get_user_pages() does, a page whose pte follow_page_pte() accepts (present and,
     for FOLL_WRITE, writable) is skipped, and every other page (none, swap, or read-only
     under a write) takes its own faultin_page() -> handle_mm_fault(), one at a time in
-    address order. The ptes are read one PTE page at a time, each after the faults before
-    it, since a fault may fill ptes ahead (a huge PMD, fault-around) or empty them (the
-    reclaim it runs)."""
+    address order. A none pte of an anonymous vma goes through create_huge_pmd() first,
+    as in __handle_mm_fault(), so a THP-enabled range populates as PMD folios (the huge
+    zero page on a read). The ptes are read one PTE page at a time, each after the
+    faults before it, since a fault may fill ptes ahead (a huge PMD, fault-around) or
+    empty them (the reclaim it runs)."""
     tables = mm.pgtable.tables
     events = mm.machine.vm_events
     for vma in mm.vmas.intersecting(start, end):
@@ -299,7 +301,9 @@ def populate_range(mm: Mm, start: int, end: int, write: bool | None = None,
                     if pte & _PRESENT_OR_PROTNONE and (not w or pte & _PAGE_RW):
                         continue
                     events.pgfault += 1  # faultin_page() -> handle_mm_fault()
-                    handle_pte_fault(vma, vpn << PAGE_SHIFT, w, pte)
+                    addr = vpn << PAGE_SHIFT
+                    if pte or vma.file is not None or not create_huge_pmd(vma, addr, w):
+                        handle_pte_fault(vma, addr, w, pte)
                     # the fault may have allocated this PTE page or replaced it
                     table = tables.get(key)
         except (SegmentationFault, BusError):

@@ -17,6 +17,8 @@ from mmcore.constants import (
     MADV_HUGEPAGE,
     MADV_NOHUGEPAGE,
     MADV_PAGEOUT,
+    MADV_POPULATE_READ,
+    MADV_POPULATE_WRITE,
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_PRIVATE,
@@ -81,6 +83,25 @@ def folio_at(p: Process, addr: int) -> Folio | None:
 def pmd_mapped(p: Process, addr: int) -> bool:
     """Whether a huge PMD maps ``addr``."""
     return (addr >> 21) in p.mm.pgtable.huge_pmds
+
+
+def test_populate_faults_in_pmd_thps_as_accesses_do(m: Machine) -> None:
+    """Probed (tools/kernel_probe/populate_thp.c, kernel-facts 22 N): MADV_POPULATE_WRITE
+    of a 2 MiB-aligned MADV_HUGEPAGE range maps one PMD THP (AnonHugePages 2048 kB) with
+    one fault, as faultin_page() -> handle_mm_fault() -> create_huge_pmd() does;
+    MADV_POPULATE_READ maps the huge zero page (AnonHugePages 0)."""
+    p = m.spawn()
+    a = thp_area(p, size=2 * H)
+    faults = m.vm_events.pgfault
+    p.madvise(a, H, MADV_POPULATE_WRITE)
+    assert pmd_mapped(p, a) and m.vm_events.pgfault == faults + 1
+    assert smaps_of(p, a)["AnonHugePages"] == 2048 and p.mm.rss == HPAGE_PMD_NR
+    p.madvise(a + H, H, MADV_POPULATE_READ)
+    assert pmd_mapped(p, a + H) and m.vm_events.thp_zero_page_alloc == 1
+    assert m.kpagecount(p.pagemap(a + H).pfn) == 0
+    assert smaps_of(p, a)["AnonHugePages"] == 2048 and p.mm.rss == HPAGE_PMD_NR
+    assert m.vm_events.pgfault == faults + 2
+    check_invariants(m)
 
 
 def test_write_fault_maps_a_whole_pmd_thp(m: Machine) -> None:
