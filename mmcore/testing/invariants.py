@@ -54,7 +54,6 @@ from ..huge_memory import page_mapcount
 from ..mm import MM_SWAPENTS
 from ..page import PG_ANON_EXCLUSIVE, PG_CACHE, PG_SWAPCACHE, PG_ZERO
 from ..pagetable import (
-    GUARD_PTE,
     PMD_SHIFT,
     PTRS_PER_TABLE,
     is_swap_pte,
@@ -387,12 +386,11 @@ def _scan_mm(machine: Machine, pid: int, mm: Mm, vmas: list[Vma],
             if vma is None:
                 problems.append(f"pid {pid} @ {addr:#x}: a swap pte (slot {swp_slot(pte)}) "
                                 "lies in no vma")
-        elif pte == GUARD_PTE:
-            if vma is None:
-                problems.append(f"pid {pid} @ {addr:#x}: a guard marker lies in no vma "
-                                "(munmap must drop markers)")
-        else:
-            problems.append(f"pid {pid} @ {addr:#x}: pte {pte:#x} is neither present nor swap")
+        # items() skips none ptes, and is_swap_pte() is every other non-present pte but
+        # the marker: what is left is a guard marker.
+        elif vma is None:
+            problems.append(f"pid {pid} @ {addr:#x}: a guard marker lies in no vma "
+                            "(munmap must drop markers)")
     if mm.rss != rss:
         problems.append(f"pid {pid}: rss is {mm.rss} but {rss} present pte(s) map pages")
     return stray
