@@ -7,7 +7,8 @@ it and how often. From that it derives what an exact kernel would report: each p
 mapcount (/proc/kpagecount), PM_MMAP_EXCLUSIVE (the page is mapped exactly once), each
 mm's Pss and Uss over its large-folio pages, and AnonPages/Mapped (pages mapped at least
 once). :func:`accuracy` asks the machine's mapcount design the same questions the kernel
-asks its counters and compares the answers with those. Order-0 pages are left out on
+asks its counters and compares the answers with those (:func:`accuracies` does so over
+every folio and over the exclusive ones at once). Order-0 pages are left out on
 both sides: every design counts them exactly.
 
 None of this runs in a simulation's normal path; the mapcount study
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from itertools import chain, compress, groupby
-from operator import attrgetter, countOf, itemgetter
+from operator import attrgetter, countOf
 from typing import TYPE_CHECKING
 
 from .constants import PAGE_SIZE
@@ -115,11 +116,12 @@ def folio_truth(m: Machine) -> dict[Folio, FolioTruth]:
         for key in sorted(tables):
             table = tables[key]
             present = list(compress(table, map(PTE_PRESENT_BITS.__and__, table)))
-            runs = groupby(zip(map(owner.get, _pfns(present)), present, strict=True),
-                           key=itemgetter(0))
-            for i, run in runs:
+            start = 0  # where the run starts in ``present``
+            for i, run in groupby(map(owner.get, _pfns(present))):
+                end = start + len(list(run))
                 if i is not None:
-                    found[i].ptes.setdefault(mm, []).extend(map(itemgetter(1), run))
+                    found[i].ptes.setdefault(mm, []).extend(present[start:end])
+                start = end
     for f, t in truth.items():
         t.page_mapcount = dict.fromkeys(map(attrgetter("pfn"), f.pages), 0)
         t.page_mapcount.update(Counter(_pfns(t.all_ptes())))  # only the folio's pfns
