@@ -13,23 +13,18 @@ from .page import PG_ANON, PG_ANON_EXCLUSIVE, PG_ZERO
 from .pagetable import (
     _EMPTY_TABLE,
     _PAGE_ACCESSED,
-    _PAGE_PRESENT,
-    _PAGE_PROTNONE,
     _PAGE_RW,
     _SWP_EXCLUSIVE,
     GUARD_PTE,
     PFN_SHIFT,
     PMD_SHIFT,
+    PTE_PRESENT_BITS,
     swp_slot,
 )
 from .vma import is_cow_mapping
 
 if TYPE_CHECKING:
     from .vma import Vma
-
-#: pte_present() tests both bits on x86 (a PROT_NONE pte keeps its page); tested inline
-#: here because the batched loops below test every pte of a PTE page.
-_PRESENT_OR_PROTNONE = _PAGE_PRESENT | _PAGE_PROTNONE
 
 
 def zap_pte_range(vma: Vma, start: int, end: int, drop_markers: bool = False) -> int:
@@ -70,7 +65,7 @@ def zap_pte_range(vma: Vma, start: int, end: int, drop_markers: bool = False) ->
             if skip:  # a pte of the folio run just zapped
                 skip -= 1
                 continue
-            if not pte & _PRESENT_OR_PROTNONE:
+            if not pte & PTE_PRESENT_BITS:
                 if pte == GUARD_PTE:
                     if drop_markers:
                         table[i] = 0
@@ -163,9 +158,9 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
             parent = array("Q", [pte & ~_PAGE_RW for pte in seg])
             child = array("Q", [pte & ~_PAGE_ACCESSED for pte in parent])
         else:
-            parent = array("Q", [pte if pte & _PRESENT_OR_PROTNONE or pte == GUARD_PTE
+            parent = array("Q", [pte if pte & PTE_PRESENT_BITS or pte == GUARD_PTE
                                  else pte & ~_SWP_EXCLUSIVE for pte in seg])
-            child = array("Q", [pte & ~_PAGE_ACCESSED if pte & _PRESENT_OR_PROTNONE
+            child = array("Q", [pte & ~_PAGE_ACCESSED if pte & PTE_PRESENT_BITS
                                 else pte for pte in parent])
         table[lo:hi] = parent
         dpt.write_span(key, lo, child)
@@ -176,7 +171,7 @@ def copy_page_range(dst: Vma, src: Vma) -> int:
             if skip:  # a pte of the folio run just copied
                 skip -= 1
                 continue
-            if not pte & _PRESENT_OR_PROTNONE:
+            if not pte & PTE_PRESENT_BITS:
                 if pte != GUARD_PTE:
                     m.swap.dup(swp_slot(pte))
                     nr_swap += 1

@@ -66,10 +66,10 @@ from .errors import (
     syscall_error,
 )
 from .fault import create_huge_pmd, handle_pte_fault
-from .memory import _PRESENT_OR_PROTNONE, zap_pte_range
+from .memory import zap_pte_range
 from .mlock import can_do_mlock, mlock_future_ok
 from .overcommit import OVERCOMMIT_NEVER, accounted_in_range, vm_enough_memory
-from .pagetable import _PAGE_RW, PTRS_PER_TABLE
+from .pagetable import _PAGE_RW, PTE_PRESENT_BITS, PTRS_PER_TABLE
 from .vma import Vma
 from .vma_ops import (
     MergeRange,
@@ -298,7 +298,7 @@ def populate_range(mm: Mm, start: int, end: int, write: bool | None = None,
                 table = tables.get(key)
                 for vpn in range(max(first, base), min(last, base + PTRS_PER_TABLE)):
                     pte = table[vpn - base] if table is not None else 0
-                    if pte & _PRESENT_OR_PROTNONE and (not w or pte & _PAGE_RW):
+                    if pte & PTE_PRESENT_BITS and (not w or pte & _PAGE_RW):
                         continue
                     events.pgfault += 1  # faultin_page() -> handle_mm_fault()
                     addr = vpn << PAGE_SHIFT

@@ -36,6 +36,9 @@ _PAGE_PSE = 1 << 7
 #: _PAGE_PROTNONE is _PAGE_GLOBAL reused (arch/x86/include/asm/pgtable_types.h).
 _PAGE_PROTNONE = 1 << 8
 PFN_SHIFT = 12
+#: What pte_present() tests: x86 takes a PROT_NONE pte (which keeps its page) as present.
+#: Loops over every pte of a PTE page test it inline, without a call per pte.
+PTE_PRESENT_BITS = _PAGE_PRESENT | _PAGE_PROTNONE
 _FLAGS_MASK = (1 << PFN_SHIFT) - 1
 
 # Swap PTE layout (non-present): bit 1 = exclusive, slot in the pfn field.
@@ -69,7 +72,7 @@ def mk_pte(pfn: int, writable: bool, dirty: bool = False, accessed: bool = True)
 
 def pte_present(pte: int) -> bool:
     """pte_present(): mapped, including a PROT_NONE pte (x86 tests both bits)."""
-    return bool(pte & (_PAGE_PRESENT | _PAGE_PROTNONE))
+    return bool(pte & PTE_PRESENT_BITS)
 
 
 def pte_huge(pte: int) -> bool:
@@ -149,7 +152,7 @@ def swp_entry_to_pte(slot: int, exclusive: bool) -> int:
 def is_swap_pte(pte: int) -> bool:
     """is_swap_pte() for a swap entry proper: not pte_none, not present (nor PROT_NONE)
     and not a guard marker (mmcore keeps markers apart from swap entries)."""
-    return pte != 0 and not pte & (_PAGE_PRESENT | _PAGE_PROTNONE) and pte != GUARD_PTE
+    return pte != 0 and not pte & PTE_PRESENT_BITS and pte != GUARD_PTE
 
 
 def swp_slot(pte: int) -> int:

@@ -4,7 +4,7 @@ For each installed ``mapcount`` plugin, :func:`run_design` replays the workload'
 fresh Machine using that design, with a :class:`~mmcore.mapcount_audit.DecisionAudit`
 installed, and after every op takes a sample: the brute-force truth
 (:func:`~mmcore.folio_truth.folio_truth`), the error of every /proc value the design
-computes (:func:`~mmcore.folio_truth.accuracy`), the core's own counters checked against
+computes (:func:`~mmcore.folio_truth.accuracies`), the core's own counters checked against
 the page tables, and the design's metadata bytes over the live large folios. Counter
 updates are attributed to the kind of op that made them (:data:`OP_KINDS`) and to folio
 splits.
@@ -34,7 +34,7 @@ from rich.table import Table
 
 from ..constants import MADV_DONTNEED, MADV_FREE
 from ..errors import RunTimeout
-from ..folio_truth import Accuracy, accuracy, check_core, folio_truth
+from ..folio_truth import Accuracy, accuracies, check_core, folio_truth
 from ..machine import Machine
 from ..mapcount_audit import CowCopyObserver, DecisionAudit
 from ..plugins import plugins_of_kind
@@ -215,9 +215,9 @@ def sample(m: Machine, audit: DecisionAudit, run: DesignRun) -> None:
     audit.paused = True
     try:
         truth = folio_truth(m)
-        run.accuracy.add(accuracy(m, truth))
-        run.accuracy_exclusive.add(accuracy(m, {f: t for f, t in truth.items()
-                                                if len(t.by_mm) == 1}))
+        every, exclusive = accuracies(m, truth)
+        run.accuracy.add(every)
+        run.accuracy_exclusive.add(exclusive)
         run.core_problems += len(check_core(m, truth))
         for folio in truth:
             run.metadata_bytes += m.mapcount_metadata_bytes(folio)
