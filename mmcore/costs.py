@@ -136,9 +136,13 @@ class WalkCost(DataClassJsonMixin, _reprs.Displayed):
     wasted: int = 0
 
     def add(self, other: WalkCost) -> None:
-        """Accumulate ``other`` into this counter."""
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        """Accumulate ``other`` into this counter (every rmap walk does: the field names
+        are taken once, not by fields() per call)."""
+        for name in _WALK_COST_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+_WALK_COST_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(WalkCost))
 
 
 @dataclass

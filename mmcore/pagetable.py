@@ -173,6 +173,10 @@ def pte_swp_clear_exclusive(pte: int) -> int:
 #: An empty PTE page: what a new table is copied from (pte_alloc() zeroes the page).
 _EMPTY_TABLE = array("Q", bytes(8 * PTRS_PER_TABLE))
 _INDEX_MASK = PTRS_PER_TABLE - 1
+#: Bytes of one PTE in a PTE page's array.
+_PTE_BYTES = _EMPTY_TABLE.itemsize
+#: bytes.translate() table: 0 stays 0, every other byte becomes 1.
+_NONZERO_BYTES = bytes([0] + [1] * 255)
 
 
 class PageTable:
@@ -378,11 +382,22 @@ class PageTable:
             yield vpn << PAGE_SHIFT, pte
 
     def items(self) -> Iterator[tuple[int, int]]:
-        """``(vpn, pte)`` for every populated PTE, in address order."""
+        """``(vpn, pte)`` for every populated PTE, in address order, each PTE page read
+        as it is reached (as :meth:`range` reads them)."""
         for key in sorted(self.tables):
             table, base = self.tables[key], key << 9
-            yield from zip(compress(range(base, base + PTRS_PER_TABLE), table),
-                           filter(None, table), strict=True)
+            # Only the entries from the first populated one to the last: compress and
+            # filter make an int of every entry they pass (most of a PTE page is none),
+            # while marking the page's non-zero bytes and finding the first and last
+            # mark run in C (memchr).
+            marks = table.tobytes().translate(_NONZERO_BYTES)
+            first = marks.find(1)
+            if first < 0:
+                continue
+            lo, hi = first // _PTE_BYTES, marks.rfind(1) // _PTE_BYTES + 1
+            part = table[lo:hi]
+            yield from zip(compress(range(base + lo, base + hi), part), filter(None, part),
+                           strict=True)
 
     def values(self) -> Iterator[int]:
         """Every populated PTE, in address order."""

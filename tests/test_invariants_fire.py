@@ -232,3 +232,24 @@ def test_content_checks_fire() -> None:
     assert any(f"content: pid {p.pid} @ {a:#x} holds b'x', expected b'y' (present pte"
                in line for line in problems), problems
     assert f"content: expected b'z' but pid {p.pid} @ {NO_VMA:#x} is not mapped" in problems
+
+
+def test_content_checks_fire_without_a_pte() -> None:
+    """The content check's other lookups: an untouched page of an anonymous vma reads
+    zeros, a shared file page its page cache, a swapped-out page its slot; a pid that is
+    not live cannot be read."""
+    m = Machine()
+    p, a = _written(m)
+    assert m.try_to_unmap(p.pagemap(a).pfn).success
+    untouched = p.mmap(0, PAGE_SIZE, RW, PA)
+    q, f = _file(m, MAP_SHARED)
+    problems = find_violations(m, {(p.pid, a): b"s", (p.pid, untouched): b"u",
+                                   (q.pid, f + PAGE_SIZE): b"file", (999, a): b"z"})
+    assert any(f"content: pid {p.pid} @ {a:#x} holds b'x', expected b's' (swap pte, slot "
+               in line for line in problems), problems
+    assert any(f"content: pid {p.pid} @ {untouched:#x} holds b'\\x00', expected b'u' "
+               f"(no pte, vma {untouched:#x}-" in line for line in problems), problems
+    assert any(f"content: pid {q.pid} @ {f + PAGE_SIZE:#x} holds b'data', expected b'file' "
+               "(no pte, vma "
+               in line for line in problems), problems
+    assert "content: expected b'z' but pid 999 is not a live process" in problems

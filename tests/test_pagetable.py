@@ -53,6 +53,20 @@ def test_items_are_in_address_order_whatever_the_insertion_order() -> None:
     assert list(pt.range(8 * PAGE, 8 * PAGE)) == []
 
 
+def test_items_finds_every_pte_whatever_its_bytes() -> None:
+    """items() reads only the span from a PTE page's first non-zero byte to its last:
+    ptes at either end of a page, ptes with zero bytes inside (a pfn-less swap entry, a
+    pte with only its top bit set) and a page whose ptes are all cleared in place."""
+    pt = PageTable()
+    ptes = {0: 1, 5: 1 << 63, 511: mk_pte(3, True), 512 + 1: 0x100, 512 + 511: 1 << 40,
+            3 * PTRS_PER_TABLE + 200: mk_pte(9, False)}
+    for vpn, pte in ptes.items():
+        pt.set(vpn * PAGE, pte)
+    assert list(pt.items()) == sorted(ptes.items())
+    pt.tables[3][200] = 0  # a PTE page left all none (not through clear())
+    assert list(pt.items()) == sorted(ptes.items())[:-1]
+
+
 def test_range_over_a_wide_sparse_span_visits_only_populated_tables() -> None:
     pt = PageTable()
     pt.set(1 << 40, mk_pte(1, True))

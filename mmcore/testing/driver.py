@@ -315,13 +315,8 @@ class Driver:
 
     def expectations(self) -> dict[tuple[int, int], bytes]:
         """The model's content expectations keyed by the machine's (pid, address)."""
-        out: dict[tuple[int, int], bytes] = {}
-        for pid, proc in self.player.procs.items():
-            for page in self.model.pages(pid):
-                want = self.model.expected(pid, page)
-                if want is not None and self.model.resident(pid, page):
-                    out[(proc.pid, page)] = want
-        return out
+        return {(proc.pid, page): want for pid, proc in self.player.procs.items()
+                for page, want in self.model.resident_expectations(pid)}
 
     def layout_problems(self) -> list[str]:
         """Pages the machine maps but the model does not, and the reverse."""

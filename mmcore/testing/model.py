@@ -11,6 +11,7 @@ window, token length, file paths, machine size).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -333,7 +334,22 @@ class ContentModel:
     def expected(self, pid: int, addr: int) -> bytes | None:
         """What ``pid`` must read at page ``addr`` (None: unknown, lazily freed or past a
         shared EOF)."""
-        cell = self.procs.get(pid, {}).get(addr)
+        return self._content(self.procs.get(pid, {}).get(addr))
+
+    def resident_expectations(self, pid: int) -> Iterator[tuple[int, bytes]]:
+        """``(page, bytes)`` for every page of ``pid`` with an :meth:`expected` content,
+        but private file pages not yet written (what they read is the file's, which
+        :func:`~mmcore.testing.invariants.peek` does not look up): in one pass over its
+        cells, as the checks after every op ask for all of them."""
+        for addr, cell in self.procs.get(pid, {}).items():
+            if isinstance(cell, PrivFile) and cell.data is None:
+                continue
+            want = self._content(cell)
+            if want is not None:
+                yield addr, want
+
+    def _content(self, cell: Cell) -> bytes | None:
+        """What a page holding ``cell`` reads (see :meth:`expected`)."""
         if isinstance(cell, PrivFile):
             if cell.index >= self.obj_pages[cell.obj]:
                 return None
@@ -345,12 +361,6 @@ class ContentModel:
                 return None
             return self.objs[obj].get(index, ZERO)
         return None if isinstance(cell, LazyFree) else cell
-
-    def resident(self, pid: int, addr: int) -> bool:
-        """False for a private file page not yet written (what it reads is the file's,
-        which :func:`~mmcore.testing.invariants.peek` does not look up)."""
-        cell = self.procs.get(pid, {}).get(addr)
-        return not (isinstance(cell, PrivFile) and cell.data is None)
 
     def pages(self, pid: int) -> set[int]:
         """The pages ``pid`` maps according to the model."""
