@@ -193,9 +193,9 @@ class Accuracy:
         }
 
 
-
 #: Accuracy's field names (add() runs for every folio of every sample; fields() is slow).
 _ACCURACY_FIELDS = tuple(f.name for f in fields(Accuracy))
+
 
 def _pss(mapcount: int) -> int:
     """One page's share of Pss in PSS_SHIFT fixed point (smaps_page_accumulate())."""
@@ -303,7 +303,10 @@ def accuracy(m: Machine, truth: dict[Folio, FolioTruth]) -> Accuracy:
     mapcount_page_exclusive for a pte-mapped one (pte_to_pagemap_entry(),
     pagemap_pmd_range_thp()), Uss counts pages mapcount_page_exclusive calls private
     (smaps_account()), AnonPages/Mapped add mapcount_mapped_pages (__folio_mod_stat())."""
-    return accuracies(m, truth)[0]
+    total = _Sample()
+    for t in truth.values():
+        total.add(_folio_sample(m, t))
+    return total.accuracy()
 
 
 def accuracies(m: Machine, truth: dict[Folio, FolioTruth]) -> tuple[Accuracy, Accuracy]:

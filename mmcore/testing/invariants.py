@@ -34,9 +34,8 @@ when it moves a page to the anonmm of a mapper it found).
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
@@ -175,14 +174,12 @@ def peek(machine: Machine, pid: int, addr: int, n: int) -> bytes:
     proc = machine.processes.get(pid)
     if proc is None or not proc.alive:
         raise LookupError(f"pid {pid} is not a live process")
-    return _peek_mm(machine, proc.mm, proc.mm.vmas.lookup, pid, addr, n)
+    return _peek_mm(machine, proc.mm, pid, addr, n)
 
 
-def _peek_mm(machine: Machine, mm: Mm, vma_at: Callable[[int], Vma | None], pid: int,
-             addr: int, n: int) -> bytes:
-    """:func:`peek` once the live process ``pid`` and its ``mm`` are found; ``vma_at`` is
-    vma_lookup() in ``mm`` (the content check looks all of them up once per pid, not once
-    per address)."""
+def _peek_mm(machine: Machine, mm: Mm, pid: int, addr: int, n: int) -> bytes:
+    """:func:`peek` once the live process ``pid`` and its ``mm`` are found (the content
+    check looks the mms up once, not once per address)."""
     off = addr & (PAGE_SIZE - 1)
     pte = mm.pgtable.entry(addr >> PAGE_SHIFT)
     if pte_present(pte):
@@ -200,7 +197,7 @@ def _peek_mm(machine: Machine, mm: Mm, vma_at: Callable[[int], Vma | None], pid:
             raise LookupError(f"pid {pid} @ {addr:#x}: swap pte names free slot {slot}")
         chunk = data[off:off + n]
         return chunk + bytes(n - len(chunk))
-    vma = vma_at(addr)
+    vma = mm.vmas.lookup(addr)
     if vma is None:
         raise LookupError(f"pid {pid} @ {addr:#x} is not mapped")
     if vma.file is not None and vma.flags & VM_SHARED:
@@ -565,32 +562,17 @@ def _leaks(machine: Machine) -> list[str]:
     return problems
 
 
-def _vma_lookup(vmas: list[Vma]) -> Callable[[int], Vma | None]:
-    """vma_lookup() over ``vmas`` (an mm's vmas in address order, as the vma tree held
-    them): the last vma starting at or below the address, if it ends above it. A bisect
-    of a list taken once per check costs less per address than the tree's lookup."""
-    starts = [vma.start for vma in vmas]
-
-    def vma_at(addr: int) -> Vma | None:
-        i = bisect_right(starts, addr) - 1
-        return vmas[i] if i >= 0 and vmas[i].end > addr else None
-    return vma_at
-
-
 def _check_content(machine: Machine, expected: Mapping[tuple[int, int], bytes],
                    problems: list[str]) -> None:
     """Each expected ``(pid, address) -> bytes`` against what :func:`peek` reads there,
     in (pid, address) order."""
     mms = {proc.pid: proc.mm for proc in machine.live_processes()}
-    cur_pid, vma_at = None, None
     for (pid, addr), want in sorted(expected.items()):
         mm = mms.get(pid)
-        if mm is not None and pid != cur_pid:
-            cur_pid, vma_at = pid, _vma_lookup(list(mm.vmas))
         try:
             # peek() itself only for a pid that is not live: it raises the LookupError
-            got = peek(machine, pid, addr, len(want)) if mm is None or vma_at is None else \
-                _peek_mm(machine, mm, vma_at, pid, addr, len(want))
+            got = peek(machine, pid, addr, len(want)) if mm is None else \
+                _peek_mm(machine, mm, pid, addr, len(want))
         except LookupError as exc:
             problems.append(f"content: expected {want!r} but {exc}")
             continue
