@@ -76,6 +76,10 @@ _TAIL = (Field("Private_Hugetlb", pad=17, width=7), *fields(("Swap", "SwapPss", 
 #: One vma of /proc/PID/smaps (show_smap()), between the maps line and VmFlags.
 SMAPS_FIELDS = (fields(("Size", "KernelPageSize", "MMUPageSize", "Rss", "Pss", "Pss_Dirty"))
                 + fields(_MIDDLE) + _TAIL + (Field("THPeligible", unit=""),))
+#: The same on a machine where ``arch_pkeys_enabled()`` (x86 with PKU): __show_smap()
+#: prints "ProtectionKey:" after THPeligible. The simulated machine models no protection
+#: keys, so its own smaps never shows the line; a real file may.
+SMAPS_PKEY_FIELDS = (*SMAPS_FIELDS, Field("ProtectionKey", unit=""))
 #: /proc/PID/smaps_rollup after its header line (__show_smap(m, mss, true)).
 ROLLUP_FIELDS = (fields(("Rss", "Pss", "Pss_Dirty", "Pss_Anon", "Pss_File", "Pss_Shmem"))
                  + fields(_MIDDLE) + _TAIL)
@@ -136,7 +140,13 @@ class SmapsEntry(DataClassJsonMixin):
     def text(self) -> str:
         """The vma's block exactly as Linux prints it."""
         flags = "".join(f"{name} " for name in self.maps.vm_flags.split())
-        return f"{self.maps}\n{render(SMAPS_FIELDS, self.values)}VmFlags: {flags}\n"
+        counters = render(_smaps_table(self.values), self.values)
+        return f"{self.maps}\n{counters}VmFlags: {flags}\n"
+
+
+def _smaps_table(values: dict[str, int]) -> tuple[Field, ...]:
+    """The lines of one smaps block: with ProtectionKey when the values have it."""
+    return SMAPS_PKEY_FIELDS if "ProtectionKey" in values else SMAPS_FIELDS
 
 
 @dataclass(frozen=True)
@@ -384,7 +394,7 @@ def parse_smaps(text: str, source: str = "smaps") -> list[SmapsEntry]:
             raise ValueError(f"{source}:{lineno}: vma block without a VmFlags line")
         flags = block[-1][1][len("VmFlags:"):].split()
         values = parse_lines(block[:-1], source)
-        check_labels(values, SMAPS_FIELDS, f"{source}:{lineno}")
+        check_labels(values, _smaps_table(values), f"{source}:{lineno}")
         out.append(SmapsEntry(dataclasses.replace(header, vm_flags=" ".join(flags)), values))
 
     lines = numbered(text)

@@ -66,6 +66,23 @@ def test_real_proc_files_parse_and_render_back_byte_for_byte(path: str) -> None:
     assert parse(text) == text
 
 
+def test_smaps_protection_key_line_of_a_pku_machine_round_trips() -> None:
+    """__show_smap() prints "ProtectionKey:" after THPeligible where arch_pkeys_enabled()
+    (x86 with PKU), and not elsewhere: both forms parse and render back unchanged, the
+    simulator's own smaps (no pkeys modelled) has no such line."""
+    m = Machine()
+    p = m.spawn()
+    p.mmap(0, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    plain = p.smaps_text()
+    assert "ProtectionKey" not in plain
+    keyed = plain.replace("THPeligible:           0\n",
+                          "THPeligible:           0\nProtectionKey:         0\n")
+    assert keyed != plain
+    for text in (plain, keyed):
+        assert "".join(e.text() for e in parse_smaps(text)) == text
+    assert parse_smaps(keyed)[0]["ProtectionKey"] == 0
+
+
 def test_real_status_memory_lines_parse_and_render_back() -> None:
     """The task_mem() lines of the real /proc/self/status come back unchanged (the other
     status lines are not memory counters and are skipped)."""
