@@ -12,8 +12,8 @@ invariants hold (vma bounds, mapcount = ptes, rss = mapped pages, no freed page 
 swap counts, file sizes: :func:`mmcore.testing.find_violations`).
 
 The CI run is bounded (``max_examples`` sequences of ``STEPS`` steps, well under 20 s);
-``pytest -m slow`` runs a longer one (1000 sequences, in ten chunks). Both print the number of sequences run and of
-distinct calls tried.
+``pytest -m slow`` runs a longer one (1000 sequences, in ten chunks). Both print the
+number of sequences run and of distinct calls tried.
 """
 
 from __future__ import annotations

@@ -59,6 +59,39 @@ def test_per_page_hooks_are_bound_to_the_scheme_without_pluggy() -> None:
             assert getattr(bound, "__wrapped__", bound) == getattr(scheme, hook)
 
 
+def test_a_hook_redefined_on_a_used_class_is_the_one_the_next_machine_binds() -> None:
+    """The plugin manager remembers pluggy's parse of each plugin class (every Machine
+    builds one) only while the class attribute is the same object: a hook redefined on
+    the class after a Machine used it (a notebook cell run again) is bound by the next
+    Machine, and an attribute that is no longer a hookimpl is no longer registered."""
+
+    class Edited(PteChains):
+        info: ClassVar[PluginInfo] = PluginInfo(name="edited", kind="rmap", summary="x")
+
+    first = Machine(rmap=Edited)
+    assert getattr(first.rmap_page_remove, "__wrapped__", first.rmap_page_remove) == \
+        first.plugins[0].rmap_page_remove
+
+    @hookimpl
+    def rmap_page_remove(self: Any, page: Any, vma: Any, address: Any) -> None:
+        """The redefinition."""
+
+    Edited.rmap_page_remove = rmap_page_remove  # type: ignore[method-assign]
+    second = Machine(rmap=Edited)
+    assert getattr(second.rmap_page_remove, "__wrapped__", second.rmap_page_remove) \
+        .__func__ is rmap_page_remove
+
+    @hookimpl
+    def rmap_page_new_anonn(self: Any, page: Any) -> None:
+        """A misspelt hook added later is found too (check_pending fails on it)."""
+
+    Edited.rmap_page_new_anonn = rmap_page_new_anonn  # type: ignore[attr-defined]
+    with pytest.raises(PluginError, match="rmap_page_new_anonn"):
+        Machine(rmap=Edited)
+    Edited.rmap_page_new_anonn = lambda self, page: None  # type: ignore[attr-defined]
+    Machine(rmap=Edited)  # no longer a hookimpl: not registered, nothing pending
+
+
 def test_two_machines_with_different_schemes_coexist() -> None:
     """One PluginManager per Machine: no global state leaks between machines."""
     a, b = Machine(rmap="pte_chains"), Machine(rmap="anon_vma_chain")
